@@ -1,0 +1,33 @@
+//! patchsweep's model runtime: a LLaMA-family transformer on candle with TransformerLens
+//! hook points. It knows nothing of gRPC, SQL or the CLI.
+//!
+//! # Layout
+//! - [`config`]: `config.json` mirror and the normalized [`ModelConfig`].
+//! - [`weights`]: the weight tensors under Hugging Face names, loaded from a [`TensorSource`].
+//! - [`transformer`]: [`HookedTransformer::forward`], the one forward pass (hooks, start
+//!   layer, stop layer, cached keys/values, last-position unembedding).
+//! - [`hooks`]: [`HookPoint`] names and shapes, [`ActivationCache`], [`Patch`]/[`Patcher`].
+//! - [`grad`]: metric gradients at hook points ([`HookedTransformer::gradients`]).
+//! - [`load`]: the model-spec string and the folder, Hub and GGUF loaders.
+//! - [`tokenizer`]: BOS handling on top of `tokenizers`.
+//! - [`rope`], [`ops`]: numerics shared by the forward pass.
+
+pub mod config;
+pub mod error;
+pub mod grad;
+pub mod hooks;
+pub mod load;
+pub mod ops;
+pub mod rope;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+pub use config::{Architecture, ModelConfig};
+pub use error::{ModelError, Result};
+pub use grad::Gradients;
+pub use hooks::{ActivationCache, Hook, HookPoint, NoHook, Patch, PatchTarget, Patcher};
+pub use load::{load, LoadOptions, LoadedModel, ModelSpec};
+pub use tokenizer::Tokenizer;
+pub use transformer::{Forward, ForwardOutput, HookedTransformer, Input, LayerKv, Unembed};
+pub use weights::{TensorSource, Weights};

@@ -1,0 +1,107 @@
+//! Hugging Face Hub repositories through hf-hub: the standard cache (`HF_HOME`, default
+//! `~/.cache/huggingface/hub`), `HF_TOKEN`, `HF_ENDPOINT`, revision pinning, and
+//! `HF_HUB_OFFLINE=1`, under which only the cache is read, so a model downloaded once loads
+//! without a network.
+
+use std::path::PathBuf;
+
+use hf_hub::api::sync::{Api, ApiBuilder};
+use hf_hub::{Cache, Repo, RepoType};
+
+use super::folder::{weight_files, FolderFiles};
+use crate::error::{ModelError, Result};
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+enum Fetcher {
+    Online(Api, Repo),
+    /// The cache folder of the repo and the snapshot (commit) to read.
+    Offline { snapshot: PathBuf },
+}
+
+impl Fetcher {
+    fn new(repo_id: &str, revision: &str) -> Result<Self> {
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+        let hub_err = |reason: String| ModelError::Hub {
+            repo: repo_id.to_string(),
+            reason,
+        };
+        let cache = Cache::from_env();
+        if offline() {
+            let repo_dir = cache.path().join(repo.folder_name());
+            let commit = std::fs::read_to_string(repo_dir.join("refs").join(revision))
+                .map(|s| s.trim().to_string())
+                .ok()
+                .or_else(|| {
+                    // A pinned commit hash has no ref file; its snapshot folder is enough.
+                    let is_hash = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
+                    is_hash.then(|| revision.to_string())
+                })
+                .ok_or_else(|| {
+                    hub_err(format!(
+                        "HF_HUB_OFFLINE is set and revision {revision:?} is not in the cache at {}",
+                        cache.path().display()
+                    ))
+                })?;
+            return Ok(Self::Offline {
+                snapshot: repo_dir.join("snapshots").join(commit),
+            });
+        }
+        let mut builder = ApiBuilder::from_env().with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        if let Ok(token) = std::env::var("HF_TOKEN") {
+            if !token.trim().is_empty() {
+                builder = builder.with_token(Some(token.trim().to_string()));
+            }
+        }
+        let api = builder.build().map_err(|e| hub_err(e.to_string()))?;
+        Ok(Self::Online(api, repo))
+    }
+
+    /// The local path of `file`, downloading it when online and absent from the cache.
+    fn get(&self, repo_id: &str, file: &str) -> Result<PathBuf> {
+        match self {
+            Self::Offline { snapshot } => {
+                let path = snapshot.join(file);
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(ModelError::Hub {
+                        repo: repo_id.to_string(),
+                        reason: format!("HF_HUB_OFFLINE is set and {file} is not in the cache ({})", path.display()),
+                    })
+                }
+            }
+            Self::Online(api, repo) => api.repo(repo.clone()).get(file).map_err(|e| ModelError::Hub {
+                repo: repo_id.to_string(),
+                reason: format!("cannot fetch {file}: {e}"),
+            }),
+        }
+    }
+
+    fn try_get(&self, repo_id: &str, file: &str) -> Option<PathBuf> {
+        self.get(repo_id, file).ok()
+    }
+}
+
+/// Resolves (downloading if needed) the files of a Hub model.
+pub fn hub_files(repo_id: &str, revision: Option<&str>) -> Result<FolderFiles> {
+    let revision = revision.unwrap_or("main");
+    let fetch = Fetcher::new(repo_id, revision)?;
+    let config = fetch.get(repo_id, "config.json")?;
+    let tokenizer = fetch.get(repo_id, "tokenizer.json")?;
+    let index = fetch.try_get(repo_id, "model.safetensors.index.json");
+    let weights = weight_files(
+        index.as_deref(),
+        || fetch.get(repo_id, "model.safetensors"),
+        |name| fetch.get(repo_id, name),
+    )?;
+    Ok(FolderFiles {
+        config,
+        tokenizer,
+        weights,
+    })
+}

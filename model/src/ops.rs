@@ -1,0 +1,79 @@
+//! Numerical building blocks with two paths: fused kernels for plain forwards, and
+//! compositions of differentiable ops when gradients are needed (candle's fused kernels
+//! have no backward). Norm and softmax statistics are taken in f32, as transformers does.
+
+use candle_core::{DType, Tensor, D};
+
+use crate::error::Result;
+
+/// `x / sqrt(mean(x^2) + eps)`, without the weight (TransformerLens' `hook_normalized`).
+pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(normed.to_dtype(dtype)?)
+}
+
+/// RMSNorm with weight: `weight * x / rms(x)`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, differentiable: bool) -> Result<Tensor> {
+    if !differentiable && x.dtype() == DType::F32 {
+        return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?);
+    }
+    Ok(rms_normalize(x, eps)?.broadcast_mul(weight)?)
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last(x: &Tensor, differentiable: bool) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let out = if differentiable {
+        let max = xf.max_keepdim(D::Minus1)?.detach();
+        let e = xf.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&xf.contiguous()?)?
+    };
+    Ok(out.to_dtype(dtype)?)
+}
+
+/// SiLU gate: `silu(gate) * up`.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    Ok((gate.silu()? * up)?)
+}
+
+/// `x @ w^T (+ b)` for `x` of shape `[..., in]` and `w` of shape `[out, in]`.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims();
+    let (lead, inner) = dims.split_at(dims.len() - 1);
+    let rows: usize = lead.iter().product();
+    let x2 = x.reshape((rows, inner[0]))?;
+    let y = x2.matmul(&w.t()?)?;
+    let y = match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    let mut out_shape = lead.to_vec();
+    out_shape.push(w.dim(0)?);
+    Ok(y.reshape(out_shape)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn fused_and_composed_paths_agree() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 2.0, (2, 5, 16), &dev)?;
+        let w = Tensor::randn(1f32, 0.3, 16, &dev)?;
+        assert!(max_diff(&rms_norm(&x, &w, 1e-5, false)?, &rms_norm(&x, &w, 1e-5, true)?) < 1e-5);
+        assert!(max_diff(&softmax_last(&x, false)?, &softmax_last(&x, true)?) < 1e-6);
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! `patchsweep logits`: a prompt's token ids and the top-k next-token logits.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patchsweep_model::{load, Forward, Input, LoadOptions, ModelSpec, NoHook, Unembed};
+use serde::Serialize;
+
+#[derive(Args)]
+pub struct LogitsArgs {
+    /// Model: gguf:PATH, hf:ORG/NAME[@REV], or a model folder.
+    #[arg(long, env = "PATCHSWEEP_MODEL")]
+    model: String,
+    /// The prompt to run.
+    #[arg(long)]
+    prompt: String,
+    /// How many of the largest logits to print.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Prepend BOS (true/false); by default the model tokenizer's own behaviour.
+    #[arg(long)]
+    prepend_bos: Option<bool>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", env = "PATCHSWEEP_DEVICE")]
+    device: String,
+    /// f32, or f16/bf16 on CUDA.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Print JSON: {"tokens":[{"id","text"}],"top":[{"id","text","logit"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct TokenOut {
+    id: u32,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct TopOut {
+    id: u32,
+    text: String,
+    logit: f32,
+}
+
+#[derive(Serialize)]
+struct LogitsOut {
+    tokens: Vec<TokenOut>,
+    top: Vec<TopOut>,
+}
+
+pub fn run(args: LogitsArgs) -> Result<()> {
+    let spec: ModelSpec = args.model.parse()?;
+    let opts = LoadOptions::parse(&args.device, &args.dtype)?;
+    let loaded = load(&spec, &opts).with_context(|| format!("loading model {spec}"))?;
+    let ids = loaded.tokenizer.encode(&args.prompt, args.prepend_bos)?;
+    let tokens = loaded.model.tokens_tensor(&[ids.clone()])?;
+    let out = loaded.model.forward(
+        Input::Tokens(&tokens),
+        &mut NoHook,
+        Forward {
+            unembed: Unembed::Last,
+            ..Forward::default()
+        },
+    )?;
+    let logits: Vec<f32> = out
+        .logits
+        .context("the forward pass returned no logits")?
+        .flatten_all()?
+        .to_vec1()?;
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let tok = &loaded.tokenizer;
+    let result = LogitsOut {
+        tokens: ids.iter().map(|&id| TokenOut { id, text: tok.token_text(id) }).collect(),
+        top: order
+            .iter()
+            .take(args.top_k)
+            .map(|&i| TopOut {
+                id: i as u32,
+                text: tok.token_text(i as u32),
+                logit: logits[i],
+            })
+            .collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
+    println!("model {spec}: {} tokens", result.tokens.len());
+    for (i, t) in result.tokens.iter().enumerate() {
+        println!("  {i:>3} {:>7} {:?}", t.id, t.text);
+    }
+    println!("top {} next-token logits:", result.top.len());
+    for t in &result.top {
+        println!("  {:>7} {:>10.4} {:?}", t.id, t.logit, t.text);
+    }
+    Ok(())
+}
