@@ -140,6 +140,8 @@ pub struct HfConfig {
     #[serde(default)]
     pub hidden_act: Option<String>,
     #[serde(default)]
+    pub mlp_bias: Option<bool>,
+    #[serde(default)]
     pub bos_token_id: Option<serde_json::Value>,
 }
 
@@ -173,6 +175,12 @@ impl HfConfig {
                     reason: format!("hidden_act {act:?} is not supported (only \"silu\")"),
                 });
             }
+        }
+        if self.mlp_bias == Some(true) {
+            return Err(ModelError::Config {
+                origin: origin.to_string(),
+                reason: "mlp_bias = true is not supported".into(),
+            });
         }
         let rope = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
         let rope_theta = self
@@ -275,6 +283,17 @@ mod tests {
         assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 8.0));
         assert_eq!(cfg.bos_token_id, Some(128000));
         assert!(!cfg.qkv_bias && !cfg.tie_word_embeddings);
+    }
+
+    #[test]
+    fn transformers5_rope_parameters_are_read() {
+        let text = r#"{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,
+          "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,
+          "rope_parameters":{"rope_theta":500000.0,"rope_type":"llama3","factor":8.0,
+          "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":16}}"#;
+        let cfg = HfConfig::from_json(text, "t").unwrap().to_model_config("t").unwrap();
+        assert_eq!(cfg.rope_theta, 500000.0);
+        assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Llama3 { original_max_position_embeddings: 16, .. })));
     }
 
     #[test]

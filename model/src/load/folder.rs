@@ -8,7 +8,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{Device, Tensor};
 
 use crate::config::{HfConfig, ModelConfig};
-use crate::error::{ModelError, Result};
+use crate::error::{candle_message, ModelError, Result};
 use crate::weights::TensorSource;
 
 pub(crate) fn require(path: PathBuf) -> Result<PathBuf> {
@@ -63,7 +63,7 @@ impl SafetensorsSource {
         // caller's problem, as with every memory-mapped checkpoint loader.
         let files = unsafe { MmapedSafetensors::multi(paths) }.map_err(|e| ModelError::CorruptFile {
             path: paths.first().cloned().unwrap_or_default(),
-            reason: format!("not a valid safetensors file (truncated or damaged?): {e}"),
+            reason: format!("not a valid safetensors file (truncated or damaged?): {}", candle_message(&e)),
         })?;
         let names = files.tensors().into_iter().map(|(n, _)| n).collect();
         let origin = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
@@ -78,7 +78,7 @@ impl TensorSource for SafetensorsSource {
         }
         self.files.load(name, device).map(Some).map_err(|e| ModelError::CorruptFile {
             path: PathBuf::from(&self.origin),
-            reason: format!("tensor {name}: {e}"),
+            reason: format!("tensor {name}: {}", candle_message(&e)),
         })
     }
 

@@ -16,7 +16,7 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::{AddedToken, decoders, pre_tokenizers, processors};
 
 use crate::config::{Architecture, ModelConfig};
-use crate::error::{ModelError, Result};
+use crate::error::{candle_message, ModelError, Result};
 use crate::tokenizer::Tokenizer;
 use crate::weights::TensorSource;
 
@@ -40,7 +40,7 @@ impl GgufSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|_| ModelError::MissingFile { path: path.to_path_buf() })?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| corrupt(path, format!("not a readable GGUF file: {e}")))?;
+        let content = Content::read(&mut reader).map_err(|e| corrupt(path, format!("not a readable GGUF file: {}", candle_message(&e))))?;
         let file_len = std::fs::metadata(path).map_err(|e| corrupt(path, e))?.len();
         // A truncated download keeps a valid header; check every tensor lies inside the file.
         for (name, info) in &content.tensor_infos {
@@ -197,7 +197,7 @@ impl TensorSource for GgufSource {
         let q = self
             .content
             .tensor(&mut self.reader, &gguf, device)
-            .map_err(|e| corrupt(&self.path, format!("tensor {gguf}: {e}")))?;
+            .map_err(|e| corrupt(&self.path, format!("tensor {gguf}: {}", candle_message(&e))))?;
         let t = q.dequantize(device)?;
         Ok(Some(match heads {
             Some(h) => unpermute(&t, h)?,

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command of README.md (and of CI): fetches the demo model if absent, then runs
+# every test of the workspace, the real-model ones included.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/fetch-demo-model.sh
+cargo test --workspace "$@"
