@@ -10,7 +10,8 @@
 //! - [`grad`]: metric gradients at hook points ([`HookedTransformer::gradients`]).
 //! - [`load`]: the model-spec string and the folder, Hub and GGUF loaders.
 //! - [`tokenizer`]: BOS handling on top of `tokenizers`.
-//! - [`rope`], [`ops`]: numerics shared by the forward pass.
+//! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
+//!   for products with few rows (batch-1 forwards), where GEMM is bound by packing.
 
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod hooks;
 pub mod load;
 pub mod ops;
 pub mod rope;
+mod small_matmul;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;

@@ -5,6 +5,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::small_matmul;
 
 /// `x / sqrt(mean(x^2) + eps)`, without the weight (TransformerLens' `hook_normalized`).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -48,7 +49,17 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let (lead, inner) = dims.split_at(dims.len() - 1);
     let rows: usize = lead.iter().product();
     let x2 = x.reshape((rows, inner[0]))?;
-    let y = x2.matmul(&w.t()?)?;
+    let small = rows <= small_matmul::MAX_ROWS
+        && x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && !x.track_op()
+        && !w.track_op();
+    let y = if small {
+        x2.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &small_matmul::SmallMatmul)?
+    } else {
+        x2.matmul(&w.t()?)?
+    };
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
