@@ -54,7 +54,7 @@ pub fn run(args: LogitsArgs) -> Result<()> {
     let opts = LoadOptions::parse(&args.device, &args.dtype)?;
     let loaded = load(&spec, &opts).with_context(|| format!("loading model {spec}"))?;
     let ids = loaded.tokenizer.encode(&args.prompt, args.prepend_bos)?;
-    let tokens = loaded.model.tokens_tensor(&[ids.clone()])?;
+    let tokens = loaded.model.tokens_tensor(std::slice::from_ref(&ids))?;
     let out = loaded.model.forward(
         Input::Tokens(&tokens),
         &mut NoHook,
@@ -72,7 +72,13 @@ pub fn run(args: LogitsArgs) -> Result<()> {
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let tok = &loaded.tokenizer;
     let result = LogitsOut {
-        tokens: ids.iter().map(|&id| TokenOut { id, text: tok.token_text(id) }).collect(),
+        tokens: ids
+            .iter()
+            .map(|&id| TokenOut {
+                id,
+                text: tok.token_text(id),
+            })
+            .collect(),
         top: order
             .iter()
             .take(args.top_k)

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "patchsweep", version, about = "Locate and remove social bias inside language models")]
+#[command(
+    name = "patchsweep",
+    version,
+    about = "Locate and remove social bias inside language models"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PATCHSWEEP_LOG_JSON", global = true)]
@@ -28,7 +32,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_json {
         logs.json().init();
     } else {

@@ -22,17 +22,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = load(&spec, &LoadOptions::default())?;
     let load_s = t0.elapsed().as_secs_f64();
     let ids = m.tokenizer.encode(&args[2], None)?;
-    let tokens = m.model.tokens_tensor(&[ids.clone()])?;
+    let tokens = m.model.tokens_tensor(std::slice::from_ref(&ids))?;
     let mut result = serde_json::Map::new();
-    for (name, unembed) in [("all_positions", Unembed::All), ("last_position", Unembed::Last)] {
-        let opts = Forward { unembed, ..Forward::default() };
+    for (name, unembed) in [
+        ("all_positions", Unembed::All),
+        ("last_position", Unembed::Last),
+    ] {
+        let opts = Forward {
+            unembed,
+            ..Forward::default()
+        };
         for _ in 0..3 {
             m.model.forward(Input::Tokens(&tokens), &mut NoHook, opts)?;
         }
         let times: Vec<f64> = (0..iters)
             .map(|_| {
                 let t = Instant::now();
-                m.model.forward(Input::Tokens(&tokens), &mut NoHook, opts).map(|_| t.elapsed().as_secs_f64() * 1e3)
+                m.model
+                    .forward(Input::Tokens(&tokens), &mut NoHook, opts)
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         result.insert(format!("{name}_ms"), median(times).into());

@@ -88,14 +88,17 @@ impl ModelConfig {
         if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.vocab_size == 0 {
             return fail("num_hidden_layers, hidden_size, num_attention_heads and vocab_size must be positive".into());
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return fail(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if self.d_head == 0 || self.d_head % 2 != 0 {
-            return fail(format!("head_dim {} must be even and positive", self.d_head));
+        if self.d_head == 0 || !self.d_head.is_multiple_of(2) {
+            return fail(format!(
+                "head_dim {} must be even and positive",
+                self.d_head
+            ));
         }
         if self.sliding_window == Some(0) {
             return fail("sliding_window must be positive".into());
@@ -231,7 +234,10 @@ impl HfConfig {
     }
 }
 
-fn parse_rope_scaling(value: Option<&serde_json::Value>, origin: &str) -> Result<Option<RopeScaling>> {
+fn parse_rope_scaling(
+    value: Option<&serde_json::Value>,
+    origin: &str,
+) -> Result<Option<RopeScaling>> {
     let Some(v) = value.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -241,10 +247,12 @@ fn parse_rope_scaling(value: Option<&serde_json::Value>, origin: &str) -> Result
         .and_then(|t| t.as_str())
         .unwrap_or("default");
     let num = |key: &str| -> Result<f64> {
-        v.get(key).and_then(|x| x.as_f64()).ok_or_else(|| ModelError::Config {
-            origin: origin.to_string(),
-            reason: format!("rope_scaling of type {kind} lacks numeric field {key}"),
-        })
+        v.get(key)
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| ModelError::Config {
+                origin: origin.to_string(),
+                reason: format!("rope_scaling of type {kind} lacks numeric field {key}"),
+            })
     };
     match kind {
         "default" => Ok(None),
@@ -259,7 +267,9 @@ fn parse_rope_scaling(value: Option<&serde_json::Value>, origin: &str) -> Result
         })),
         other => Err(ModelError::Config {
             origin: origin.to_string(),
-            reason: format!("rope_scaling type {other:?} is not supported (default, linear, llama3)"),
+            reason: format!(
+                "rope_scaling type {other:?} is not supported (default, linear, llama3)"
+            ),
         }),
     }
 }
@@ -276,11 +286,16 @@ mod tests {
 
     #[test]
     fn llama3_config_normalizes() {
-        let cfg = HfConfig::from_json(LLAMA3, "test").unwrap().to_model_config("test").unwrap();
+        let cfg = HfConfig::from_json(LLAMA3, "test")
+            .unwrap()
+            .to_model_config("test")
+            .unwrap();
         assert_eq!(cfg.d_head, 128);
         assert_eq!(cfg.gqa_group(), 4);
         assert_eq!(cfg.rope_theta, 500000.0);
-        assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 8.0));
+        assert!(
+            matches!(cfg.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 8.0)
+        );
         assert_eq!(cfg.bos_token_id, Some(128000));
         assert!(!cfg.qkv_bias && !cfg.tie_word_embeddings);
     }
@@ -291,15 +306,27 @@ mod tests {
           "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,
           "rope_parameters":{"rope_theta":500000.0,"rope_type":"llama3","factor":8.0,
           "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":16}}"#;
-        let cfg = HfConfig::from_json(text, "t").unwrap().to_model_config("t").unwrap();
+        let cfg = HfConfig::from_json(text, "t")
+            .unwrap()
+            .to_model_config("t")
+            .unwrap();
         assert_eq!(cfg.rope_theta, 500000.0);
-        assert!(matches!(cfg.rope_scaling, Some(RopeScaling::Llama3 { original_max_position_embeddings: 16, .. })));
+        assert!(matches!(
+            cfg.rope_scaling,
+            Some(RopeScaling::Llama3 {
+                original_max_position_embeddings: 16,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn unknown_architecture_is_named_with_the_supported_list() {
         let text = LLAMA3.replace("LlamaForCausalLM", "GPTNeoXForCausalLM");
-        let err = HfConfig::from_json(&text, "t").unwrap().to_model_config("t").unwrap_err();
+        let err = HfConfig::from_json(&text, "t")
+            .unwrap()
+            .to_model_config("t")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("GPTNeoXForCausalLM"), "{msg}");
         assert!(msg.contains("MistralForCausalLM"), "{msg}");
@@ -308,14 +335,20 @@ mod tests {
     #[test]
     fn unsupported_rope_type_is_an_error() {
         let text = LLAMA3.replace("\"llama3\"", "\"yarn\"");
-        let err = HfConfig::from_json(&text, "t").unwrap().to_model_config("t").unwrap_err();
+        let err = HfConfig::from_json(&text, "t")
+            .unwrap()
+            .to_model_config("t")
+            .unwrap_err();
         assert!(err.to_string().contains("yarn"));
     }
 
     #[test]
     fn heads_must_divide() {
         let text = LLAMA3.replace("\"num_key_value_heads\":8", "\"num_key_value_heads\":7");
-        let err = HfConfig::from_json(&text, "t").unwrap().to_model_config("t").unwrap_err();
+        let err = HfConfig::from_json(&text, "t")
+            .unwrap()
+            .to_model_config("t")
+            .unwrap_err();
         assert!(err.to_string().contains("num_key_value_heads"));
     }
 }

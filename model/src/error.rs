@@ -61,7 +61,9 @@ pub type Result<T> = std::result::Result<T, ModelError>;
 pub fn candle_message(e: &candle_core::Error) -> String {
     match e {
         candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
-        candle_core::Error::WithPath { inner, path } => format!("{}: {}", path.display(), candle_message(inner)),
+        candle_core::Error::WithPath { inner, path } => {
+            format!("{}: {}", path.display(), candle_message(inner))
+        }
         other => other.to_string(),
     }
 }

@@ -67,7 +67,9 @@ impl HookedTransformer {
             ..Forward::default()
         };
         let out = self.forward(Input::Tokens(tokens), &mut gh, opts)?;
-        let logits = out.logits.ok_or_else(|| ModelError::BadInput("no logits".into()))?;
+        let logits = out
+            .logits
+            .ok_or_else(|| ModelError::BadInput("no logits".into()))?;
         let value = metric(&logits)?;
         if value.elem_count() != 1 {
             return Err(ModelError::BadInput(format!(
@@ -75,7 +77,10 @@ impl HookedTransformer {
                 value.dims()
             )));
         }
-        let metric_value = value.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?[0];
+        let metric_value = value
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?[0];
         let store = value.backward()?;
         let mut grads = HashMap::new();
         for (point, var) in &gh.vars {

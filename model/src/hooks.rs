@@ -60,7 +60,10 @@ impl HookPoint {
 
     /// Whether dimension 2 of the hook's value indexes heads (`[b, p, heads, d_head]`).
     pub fn has_head_dim(&self) -> bool {
-        matches!(self, HookPoint::Q(_) | HookPoint::K(_) | HookPoint::V(_) | HookPoint::Z(_))
+        matches!(
+            self,
+            HookPoint::Q(_) | HookPoint::K(_) | HookPoint::V(_) | HookPoint::Z(_)
+        )
     }
 
     /// Which dimension indexes positions (the query position for the pattern).
@@ -130,9 +133,9 @@ impl FromStr for HookPoint {
             "ln_final.hook_normalized" => return Ok(LnFinalNormalized),
             _ => {}
         }
-        let rest = s
-            .strip_prefix("blocks.")
-            .ok_or_else(|| bad("expected hook_embed, ln_final.hook_normalized or blocks.L.<hook>"))?;
+        let rest = s.strip_prefix("blocks.").ok_or_else(|| {
+            bad("expected hook_embed, ln_final.hook_normalized or blocks.L.<hook>")
+        })?;
         let (layer, name) = rest
             .split_once('.')
             .ok_or_else(|| bad("expected blocks.L.<hook>"))?;
@@ -282,14 +285,23 @@ impl Hook for Patcher<'_> {
 }
 
 /// `old` with the entries selected by `target` replaced by `new` (exactly, not by arithmetic).
-pub fn apply_patch(point: HookPoint, old: &Tensor, target: &PatchTarget, new: &Tensor) -> Result<Tensor> {
+pub fn apply_patch(
+    point: HookPoint,
+    old: &Tensor,
+    target: &PatchTarget,
+    new: &Tensor,
+) -> Result<Tensor> {
     let dims = old.dims().to_vec();
     let new = new
         .to_dtype(old.dtype())?
         .broadcast_as(dims.as_slice())
         .map_err(|e| ModelError::BadHook {
             hook: point.to_string(),
-            reason: format!("patch value of shape {:?} does not fit {:?}: {e}", new.dims(), dims),
+            reason: format!(
+                "patch value of shape {:?} does not fit {:?}: {e}",
+                new.dims(),
+                dims
+            ),
         })?;
     if target.heads.is_some() && !point.has_head_dim() {
         return Err(ModelError::BadHook {
@@ -377,7 +389,12 @@ mod tests {
         };
         let out = apply_patch(HookPoint::Z(0), &old, &target, &new)?;
         let v: Vec<f32> = out.flatten_all()?.to_vec1()?;
-        let ones: Vec<usize> = v.iter().enumerate().filter(|(_, x)| **x == 1.0).map(|(i, _)| i).collect();
+        let ones: Vec<usize> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x == 1.0)
+            .map(|(i, _)| i)
+            .collect();
         // row 1, positions 0 and 2, head 3, both d entries.
         let expect: Vec<usize> = [0usize, 2]
             .iter()

@@ -19,7 +19,11 @@ pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 /// RMSNorm with weight: `weight * x / rms(x)`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, differentiable: bool) -> Result<Tensor> {
     if !differentiable && x.dtype() == DType::F32 {
-        return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?);
+        return Ok(candle_nn::ops::rms_norm(
+            &x.contiguous()?,
+            weight,
+            eps as f32,
+        )?);
     }
     Ok(rms_normalize(x, eps)?.broadcast_mul(weight)?)
 }
@@ -56,7 +60,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         && !x.track_op()
         && !w.track_op();
     let y = if small {
-        x2.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &small_matmul::SmallMatmul)?
+        x2.contiguous()?
+            .apply_op2_no_bwd(&w.contiguous()?, &small_matmul::SmallMatmul)?
     } else {
         x2.matmul(&w.t()?)?
     };
@@ -75,7 +80,16 @@ mod tests {
     use candle_core::Device;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     #[test]
@@ -83,7 +97,12 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 2.0, (2, 5, 16), &dev)?;
         let w = Tensor::randn(1f32, 0.3, 16, &dev)?;
-        assert!(max_diff(&rms_norm(&x, &w, 1e-5, false)?, &rms_norm(&x, &w, 1e-5, true)?) < 1e-5);
+        assert!(
+            max_diff(
+                &rms_norm(&x, &w, 1e-5, false)?,
+                &rms_norm(&x, &w, 1e-5, true)?
+            ) < 1e-5
+        );
         assert!(max_diff(&softmax_last(&x, false)?, &softmax_last(&x, true)?) < 1e-6);
         Ok(())
     }

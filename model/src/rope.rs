@@ -26,10 +26,15 @@ pub fn inv_freq(cfg: &ModelConfig) -> Vec<f32> {
         let high_wavelen = old_len / high_freq_factor;
         for f in freqs.iter_mut() {
             let wavelen = 2.0 * std::f32::consts::PI / *f;
-            let scaled = if wavelen > low_wavelen { *f / factor } else { *f };
-            let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+            let scaled = if wavelen > low_wavelen {
+                *f / factor
+            } else {
+                *f
+            };
+            let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
             *f = if medium {
-                let smooth = (old_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                let smooth =
+                    (old_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                 (1.0 - smooth) * scaled / factor + smooth * scaled
             } else {
                 scaled
@@ -65,7 +70,13 @@ impl Rope {
         }
     }
 
-    pub fn tables(&self, offset: usize, len: usize, dtype: DType, device: &Device) -> Result<RopeTables> {
+    pub fn tables(
+        &self,
+        offset: usize,
+        len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<RopeTables> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
@@ -88,7 +99,11 @@ impl Rope {
 /// The fused kernel has no backward, so the differentiable path composes basic ops.
 pub fn apply(x: &Tensor, t: &RopeTables, differentiable: bool) -> Result<Tensor> {
     if !differentiable {
-        return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, &t.cos, &t.sin)?);
+        return Ok(candle_nn::rotary_emb::rope(
+            &x.contiguous()?,
+            &t.cos,
+            &t.sin,
+        )?);
     }
     let half = x.dim(D::Minus1)? / 2;
     let cos = Tensor::cat(&[&t.cos, &t.cos], D::Minus1)?;

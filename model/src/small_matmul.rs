@@ -21,13 +21,20 @@ impl CustomOp2 for SmallMatmul {
         "small-m-matmul-xwt"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, k) = l1.shape().dims2()?;
         let (n, k2) = l2.shape().dims2()?;
         if k != k2 {
             candle_core::bail!("small matmul: inner dimensions {k} and {k2} differ");
         }
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             candle_core::bail!("small matmul: operands must be contiguous");
         };
         let x = &s1.as_slice::<f32>()?[x0..x1];
@@ -57,14 +64,19 @@ impl CustomOp2 for SmallMatmul {
 fn dot_rows(x: &[f32], m: usize, k: usize, w_row: &[f32], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // Safety: the features were just detected; slices are bounds-checked below.
             unsafe { dot_rows_avx2(x, m, k, w_row, dst) };
             return;
         }
     }
     for (i, d) in dst.iter_mut().enumerate().take(m) {
-        *d = x[i * k..(i + 1) * k].iter().zip(w_row).map(|(a, b)| a * b).sum();
+        *d = x[i * k..(i + 1) * k]
+            .iter()
+            .zip(w_row)
+            .map(|(a, b)| a * b)
+            .sum();
     }
 }
 

@@ -33,15 +33,22 @@ impl Tokenizer {
             origin: origin.clone(),
             reason: e.to_string(),
         })?;
-        let bos = bos.or_else(|| ["<s>", "<|begin_of_text|>", "<|endoftext|>"].iter().find_map(|t| inner.token_to_id(t)));
+        let bos = bos.or_else(|| {
+            ["<s>", "<|begin_of_text|>", "<|endoftext|>"]
+                .iter()
+                .find_map(|t| inner.token_to_id(t))
+        });
         Self::new(inner, bos, &origin)
     }
 
     fn raw_encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, special).map_err(|e| ModelError::Tokenizer {
-            origin: self.origin.clone(),
-            reason: format!("cannot encode {text:?}: {e}"),
-        })?;
+        let enc = self
+            .inner
+            .encode(text, special)
+            .map_err(|e| ModelError::Tokenizer {
+                origin: self.origin.clone(),
+                reason: format!("cannot encode {text:?}: {e}"),
+            })?;
         Ok(enc.get_ids().to_vec())
     }
 

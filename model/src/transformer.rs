@@ -124,7 +124,12 @@ impl HookedTransformer {
     }
 
     /// The forward pass. `hook` sees (and may replace) every hook point's value.
-    pub fn forward(&self, input: Input, hook: &mut dyn Hook, opts: Forward) -> Result<ForwardOutput> {
+    pub fn forward(
+        &self,
+        input: Input,
+        hook: &mut dyn Hook,
+        opts: Forward,
+    ) -> Result<ForwardOutput> {
         let (mut x, first_layer) = match input {
             Input::Tokens(tokens) => {
                 let (b, p) = tokens.dims2()?;
@@ -157,9 +162,14 @@ impl HookedTransformer {
             }
             None => 0,
         };
-        let tables = self.rope.tables(past_len, new_len, self.dtype, &self.device)?;
+        let tables = self
+            .rope
+            .tables(past_len, new_len, self.dtype, &self.device)?;
         let mask = self.attention_mask(past_len, new_len)?;
-        let last_layer = opts.stop_at_layer.unwrap_or(self.cfg.n_layers).min(self.cfg.n_layers);
+        let last_layer = opts
+            .stop_at_layer
+            .unwrap_or(self.cfg.n_layers)
+            .min(self.cfg.n_layers);
         let mut kv_out = Vec::new();
         for l in first_layer..last_layer {
             let ctx = BlockContext {
@@ -200,30 +210,62 @@ impl HookedTransformer {
         }
         let data: Vec<f32> = (0..new_len)
             .flat_map(|i| (0..total).map(move |j| (i, j)))
-            .map(|(i, j)| if allowed(i, j) { 0.0 } else { f32::NEG_INFINITY })
+            .map(|(i, j)| {
+                if allowed(i, j) {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
             .collect();
         Ok(Some(
             Tensor::from_vec(data, (new_len, total), &self.device)?.to_dtype(self.dtype)?,
         ))
     }
 
-    fn block(&self, l: usize, resid_pre: Tensor, ctx: &BlockContext, hook: &mut dyn Hook) -> Result<(Tensor, LayerKv)> {
+    fn block(
+        &self,
+        l: usize,
+        resid_pre: Tensor,
+        ctx: &BlockContext,
+        hook: &mut dyn Hook,
+    ) -> Result<(Tensor, LayerKv)> {
         let w = &self.weights.layers[l];
         let resid_pre = hook.on(HookPoint::ResidPre(l), resid_pre)?;
-        let normed = ops::rms_norm(&resid_pre, &w.input_layernorm, self.cfg.rms_norm_eps, ctx.differentiable)?;
+        let normed = ops::rms_norm(
+            &resid_pre,
+            &w.input_layernorm,
+            self.cfg.rms_norm_eps,
+            ctx.differentiable,
+        )?;
         let (attn_out, kv) = self.attention(l, w, &normed, ctx, hook)?;
         let attn_out = hook.on(HookPoint::AttnOut(l), attn_out)?;
         let resid_mid = hook.on(HookPoint::ResidMid(l), (&resid_pre + &attn_out)?)?;
-        let normed = ops::rms_norm(&resid_mid, &w.post_attention_layernorm, self.cfg.rms_norm_eps, ctx.differentiable)?;
+        let normed = ops::rms_norm(
+            &resid_mid,
+            &w.post_attention_layernorm,
+            self.cfg.rms_norm_eps,
+            ctx.differentiable,
+        )?;
         let gate = ops::linear(&normed, &w.gate_proj, None)?;
         let up = ops::linear(&normed, &w.up_proj, None)?;
         let post = hook.on(HookPoint::MlpPost(l), ops::swiglu(&gate, &up)?)?;
-        let mlp_out = hook.on(HookPoint::MlpOut(l), ops::linear(&post, &w.down_proj, None)?)?;
+        let mlp_out = hook.on(
+            HookPoint::MlpOut(l),
+            ops::linear(&post, &w.down_proj, None)?,
+        )?;
         let resid_post = hook.on(HookPoint::ResidPost(l), (&resid_mid + &mlp_out)?)?;
         Ok((resid_post, kv))
     }
 
-    fn attention(&self, l: usize, w: &LayerWeights, x: &Tensor, ctx: &BlockContext, hook: &mut dyn Hook) -> Result<(Tensor, LayerKv)> {
+    fn attention(
+        &self,
+        l: usize,
+        w: &LayerWeights,
+        x: &Tensor,
+        ctx: &BlockContext,
+        hook: &mut dyn Hook,
+    ) -> Result<(Tensor, LayerKv)> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
         let (h, g, dh) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
@@ -233,13 +275,39 @@ impl HookedTransformer {
         let q = hook.on(HookPoint::Q(l), q)?;
         let k = hook.on(HookPoint::K(l), k)?;
         let v = hook.on(HookPoint::V(l), v)?;
-        let q = rope::apply(&q.transpose(1, 2)?.contiguous()?, ctx.tables, ctx.differentiable)?;
-        let k = rope::apply(&k.transpose(1, 2)?.contiguous()?, ctx.tables, ctx.differentiable)?;
+        let q = rope::apply(
+            &q.transpose(1, 2)?.contiguous()?,
+            ctx.tables,
+            ctx.differentiable,
+        )?;
+        let k = rope::apply(
+            &k.transpose(1, 2)?.contiguous()?,
+            ctx.tables,
+            ctx.differentiable,
+        )?;
         let v = v.transpose(1, 2)?.contiguous()?;
         let (k, v) = match ctx.past {
             Some(past) => (
-                Tensor::cat(&[&past.k.broadcast_as((b, g, past.k.dim(2)?, dh))?.contiguous()?, &k], 2)?,
-                Tensor::cat(&[&past.v.broadcast_as((b, g, past.v.dim(2)?, dh))?.contiguous()?, &v], 2)?,
+                Tensor::cat(
+                    &[
+                        &past
+                            .k
+                            .broadcast_as((b, g, past.k.dim(2)?, dh))?
+                            .contiguous()?,
+                        &k,
+                    ],
+                    2,
+                )?,
+                Tensor::cat(
+                    &[
+                        &past
+                            .v
+                            .broadcast_as((b, g, past.v.dim(2)?, dh))?
+                            .contiguous()?,
+                        &v,
+                    ],
+                    2,
+                )?,
             ),
             None => (k, v),
         };
@@ -256,13 +324,21 @@ impl HookedTransformer {
         };
         let pattern = ops::softmax_last(&scores, ctx.differentiable)?;
         let pattern = hook.on(HookPoint::Pattern(l), pattern)?;
-        let z = pattern.reshape((b, g, rep * t, total))?.matmul(&v)?.reshape((b, h, t, dh))?;
+        let z = pattern
+            .reshape((b, g, rep * t, total))?
+            .matmul(&v)?
+            .reshape((b, h, t, dh))?;
         let z = hook.on(HookPoint::Z(l), z.transpose(1, 2)?.contiguous()?)?;
         let attn_out = ops::linear(&z.reshape((b, t, h * dh))?, &w.o_proj, None)?;
         Ok((attn_out, LayerKv { k, v }))
     }
 
-    fn unembed(&self, resid: &Tensor, mode: Unembed, hook: &mut dyn Hook) -> Result<Option<Tensor>> {
+    fn unembed(
+        &self,
+        resid: &Tensor,
+        mode: Unembed,
+        hook: &mut dyn Hook,
+    ) -> Result<Option<Tensor>> {
         let x = match mode {
             Unembed::None => return Ok(None),
             Unembed::All => resid.clone(),
@@ -271,7 +347,10 @@ impl HookedTransformer {
                 resid.narrow(1, p - 1, 1)?
             }
         };
-        let normalized = hook.on(HookPoint::LnFinalNormalized, ops::rms_normalize(&x, self.cfg.rms_norm_eps)?)?;
+        let normalized = hook.on(
+            HookPoint::LnFinalNormalized,
+            ops::rms_normalize(&x, self.cfg.rms_norm_eps)?,
+        )?;
         let normed = normalized.broadcast_mul(&self.weights.norm)?;
         let logits = ops::linear(&normed, &self.weights.lm_head, None)?;
         Ok(Some(logits.to_dtype(DType::F32)?))
@@ -283,10 +362,17 @@ impl HookedTransformer {
         let (b, t, h, dh) = z.dims4()?;
         let d = self.cfg.d_model;
         // o_proj [d, h*dh] -> [h, dh, d]
-        let wo = self.weights.layers[layer].o_proj.reshape((d, h, dh))?.permute((1, 2, 0))?.contiguous()?;
+        let wo = self.weights.layers[layer]
+            .o_proj
+            .reshape((d, h, dh))?
+            .permute((1, 2, 0))?
+            .contiguous()?;
         let zt = z.permute((2, 0, 1, 3))?.reshape((h, b * t, dh))?;
         let out = zt.matmul(&wo)?; // [h, b*t, d]
-        Ok(out.reshape((h, b, t, d))?.permute((1, 2, 0, 3))?.contiguous()?)
+        Ok(out
+            .reshape((h, b, t, d))?
+            .permute((1, 2, 0, 3))?
+            .contiguous()?)
     }
 }
 

@@ -62,17 +62,27 @@ impl Loader<'_> {
     }
 
     fn required(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.optional(name, shape)?.ok_or_else(|| ModelError::MissingTensor {
-            tensor: name.to_string(),
-            origin: self.source.origin(),
-        })
+        self.optional(name, shape)?
+            .ok_or_else(|| ModelError::MissingTensor {
+                tensor: name.to_string(),
+                origin: self.source.origin(),
+            })
     }
 }
 
 impl Weights {
     /// Loads every tensor the config calls for, checking each shape.
-    pub fn load(cfg: &ModelConfig, source: &mut dyn TensorSource, device: &Device, dtype: DType) -> Result<Self> {
-        let mut ld = Loader { source, device, dtype };
+    pub fn load(
+        cfg: &ModelConfig,
+        source: &mut dyn TensorSource,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let mut ld = Loader {
+            source,
+            device,
+            dtype,
+        };
         let (d, dh, v) = (cfg.d_model, cfg.d_head, cfg.vocab_size);
         let (q_out, kv_out) = (cfg.n_heads * dh, cfg.n_kv_heads * dh);
         let embed_tokens = ld.required("model.embed_tokens.weight", &[v, d])?;
@@ -81,7 +91,8 @@ impl Weights {
             let p = format!("model.layers.{l}");
             let bias = |ld: &mut Loader, name: &str, n: usize| -> Result<Option<Tensor>> {
                 if cfg.qkv_bias {
-                    ld.required(&format!("{p}.self_attn.{name}.bias"), &[n]).map(Some)
+                    ld.required(&format!("{p}.self_attn.{name}.bias"), &[n])
+                        .map(Some)
                 } else {
                     Ok(None)
                 }
@@ -95,7 +106,8 @@ impl Weights {
                 q_bias: bias(&mut ld, "q_proj", q_out)?,
                 k_bias: bias(&mut ld, "k_proj", kv_out)?,
                 v_bias: bias(&mut ld, "v_proj", kv_out)?,
-                post_attention_layernorm: ld.required(&format!("{p}.post_attention_layernorm.weight"), &[d])?,
+                post_attention_layernorm: ld
+                    .required(&format!("{p}.post_attention_layernorm.weight"), &[d])?,
                 gate_proj: ld.required(&format!("{p}.mlp.gate_proj.weight"), &[cfg.d_mlp, d])?,
                 up_proj: ld.required(&format!("{p}.mlp.up_proj.weight"), &[cfg.d_mlp, d])?,
                 down_proj: ld.required(&format!("{p}.mlp.down_proj.weight"), &[d, cfg.d_mlp])?,

@@ -25,21 +25,40 @@ fn check(name: &str) -> Errors {
         demo_model_path();
     }
     let loaded = load(&spec, &LoadOptions::default()).unwrap();
-    let mut worst = Errors { logits: 0.0, hook_rel: 0.0 };
+    let mut worst = Errors {
+        logits: 0.0,
+        hook_rel: 0.0,
+    };
     for p in &g.prompts {
         let ids = loaded.tokenizer.encode(&p.text, None).unwrap();
         assert_eq!(ids, p.token_ids, "{name}: tokens of {:?}", p.text);
         let tokens = loaded.model.tokens_tensor(&[ids]).unwrap();
         let points: Vec<HookPoint> = p.hooks.keys().map(|k| k.parse().unwrap()).collect();
         let mut cache = ActivationCache::only(points.clone());
-        let out = loaded.model.forward(Input::Tokens(&tokens), &mut cache, Forward::default()).unwrap();
+        let out = loaded
+            .model
+            .forward(Input::Tokens(&tokens), &mut cache, Forward::default())
+            .unwrap();
         let logits = out.logits.unwrap();
         let n = logits.dim(1).unwrap();
-        let last: Vec<f32> = logits.narrow(1, n - 1, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let last: Vec<f32> = logits
+            .narrow(1, n - 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (rank, gl) in p.top_logits.iter().enumerate() {
             let err = (last[gl.id as usize] - gl.logit).abs();
             worst.logits = worst.logits.max(err);
-            assert!(err <= LOGIT_TOL, "{name} {:?}: logit of id {} (rank {rank}) is {} vs HF {}", p.text, gl.id, last[gl.id as usize], gl.logit);
+            assert!(
+                err <= LOGIT_TOL,
+                "{name} {:?}: logit of id {} (rank {rank}) is {} vs HF {}",
+                p.text,
+                gl.id,
+                last[gl.id as usize],
+                gl.logit
+            );
         }
         let mut order: Vec<usize> = (0..last.len()).collect();
         order.sort_by(|&a, &b| last[b].total_cmp(&last[a]));
@@ -50,21 +69,45 @@ fn check(name: &str) -> Errors {
             let point: HookPoint = hook_name.parse().unwrap();
             let act = cache.get(point).unwrap().squeeze(0).unwrap();
             let flat = act.flatten_from(1).unwrap();
-            let norms: Vec<f32> = flat.sqr().unwrap().sum(1).unwrap().sqrt().unwrap().to_vec1().unwrap();
+            let norms: Vec<f32> = flat
+                .sqr()
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             assert_eq!(norms.len(), gh.norms.len(), "{name} {hook_name}: positions");
             for (ours, theirs) in norms.iter().zip(&gh.norms) {
                 let rel = (*ours as f64 - theirs).abs() / theirs.abs().max(1e-3);
                 worst.hook_rel = worst.hook_rel.max(rel);
-                assert!(rel < 1e-4, "{name} {:?} {hook_name}: norm {ours} vs HF {theirs}", p.text);
+                assert!(
+                    rel < 1e-4,
+                    "{name} {:?} {hook_name}: norm {ours} vs HF {theirs}",
+                    p.text
+                );
             }
-            let last_row: Vec<f32> = flat.get(flat.dim(0).unwrap() - 1).unwrap().to_vec1().unwrap();
+            let last_row: Vec<f32> = flat
+                .get(flat.dim(0).unwrap() - 1)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let scale = gh.norms.last().copied().unwrap_or(1.0).max(1.0) as f32;
             for (i, (a, b)) in last_row.iter().zip(&gh.last_slice).enumerate() {
-                assert!((a - b).abs() <= 1e-4 * scale, "{name} {hook_name}: last_slice[{i}] {a} vs HF {b}");
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale,
+                    "{name} {hook_name}: last_slice[{i}] {a} vs HF {b}"
+                );
             }
         }
     }
-    println!("{name}: {} prompts, max |logit error| {:.2e}, max relative hook-norm error {:.2e}", g.prompts.len(), worst.logits, worst.hook_rel);
+    println!(
+        "{name}: {} prompts, max |logit error| {:.2e}, max relative hook-norm error {:.2e}",
+        g.prompts.len(),
+        worst.logits,
+        worst.hook_rel
+    );
     worst
 }
 

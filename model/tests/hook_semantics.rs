@@ -10,12 +10,22 @@ use patchsweep_model::{
 
 const PROMPT: &str = "The engineer said that she would come back";
 
-fn run_cache(name: &str) -> (patchsweep_model::LoadedModel, Tensor, ActivationCache, Tensor) {
+fn run_cache(
+    name: &str,
+) -> (
+    patchsweep_model::LoadedModel,
+    Tensor,
+    ActivationCache,
+    Tensor,
+) {
     let m = load_tiny(name);
     let ids = m.tokenizer.encode(PROMPT, None).unwrap();
     let tokens = m.model.tokens_tensor(&[ids]).unwrap();
     let mut cache = ActivationCache::all();
-    let out = m.model.forward(Input::Tokens(&tokens), &mut cache, Forward::default()).unwrap();
+    let out = m
+        .model
+        .forward(Input::Tokens(&tokens), &mut cache, Forward::default())
+        .unwrap();
     let logits = out.logits.unwrap();
     (m, tokens, cache, logits)
 }
@@ -31,13 +41,32 @@ fn residual_stream_hooks_chain() {
             let post = cache.get(HookPoint::ResidPost(l)).unwrap();
             let attn = cache.get(HookPoint::AttnOut(l)).unwrap();
             let mlp = cache.get(HookPoint::MlpOut(l)).unwrap();
-            assert_eq!(max_abs_diff(&(pre + attn).unwrap(), mid), 0.0, "{name} L{l}: pre + attn_out = mid");
-            assert_eq!(max_abs_diff(&(mid + mlp).unwrap(), post), 0.0, "{name} L{l}: mid + mlp_out = post");
+            assert_eq!(
+                max_abs_diff(&(pre + attn).unwrap(), mid),
+                0.0,
+                "{name} L{l}: pre + attn_out = mid"
+            );
+            assert_eq!(
+                max_abs_diff(&(mid + mlp).unwrap(), post),
+                0.0,
+                "{name} L{l}: mid + mlp_out = post"
+            );
             if l + 1 < n {
-                assert_eq!(max_abs_diff(post, cache.get(HookPoint::ResidPre(l + 1)).unwrap()), 0.0, "{name}: post({l}) = pre({})", l + 1);
+                assert_eq!(
+                    max_abs_diff(post, cache.get(HookPoint::ResidPre(l + 1)).unwrap()),
+                    0.0,
+                    "{name}: post({l}) = pre({})",
+                    l + 1
+                );
             }
         }
-        assert_eq!(max_abs_diff(cache.get(HookPoint::Embed).unwrap(), cache.get(HookPoint::ResidPre(0)).unwrap()), 0.0);
+        assert_eq!(
+            max_abs_diff(
+                cache.get(HookPoint::Embed).unwrap(),
+                cache.get(HookPoint::ResidPre(0)).unwrap()
+            ),
+            0.0
+        );
     }
 }
 
@@ -52,7 +81,10 @@ fn head_results_sum_to_attn_out() {
             let summed = per_head.sum(2).unwrap();
             let attn = cache.get(HookPoint::AttnOut(l)).unwrap();
             let err = max_abs_diff(&summed, attn);
-            assert!(err < 1e-5 * max_abs(attn).max(1.0), "{name} L{l}: sum of heads vs attn_out {err}");
+            assert!(
+                err < 1e-5 * max_abs(attn).max(1.0),
+                "{name} L{l}: sum of heads vs attn_out {err}"
+            );
         }
     }
 }
@@ -62,17 +94,43 @@ fn hook_shapes_are_documented_ones() {
     let (m, tokens, cache, _) = run_cache("tiny-llama3");
     let c = &m.model.cfg;
     let p = tokens.dim(1).unwrap();
-    assert_eq!(cache.get(HookPoint::Q(0)).unwrap().dims(), &[1, p, c.n_heads, c.d_head]);
-    assert_eq!(cache.get(HookPoint::K(0)).unwrap().dims(), &[1, p, c.n_kv_heads, c.d_head]);
-    assert_eq!(cache.get(HookPoint::V(1)).unwrap().dims(), &[1, p, c.n_kv_heads, c.d_head]);
-    assert_eq!(cache.get(HookPoint::Pattern(0)).unwrap().dims(), &[1, c.n_heads, p, p]);
-    assert_eq!(cache.get(HookPoint::MlpPost(0)).unwrap().dims(), &[1, p, c.d_mlp]);
-    assert_eq!(cache.get(HookPoint::LnFinalNormalized).unwrap().dims(), &[1, p, c.d_model]);
+    assert_eq!(
+        cache.get(HookPoint::Q(0)).unwrap().dims(),
+        &[1, p, c.n_heads, c.d_head]
+    );
+    assert_eq!(
+        cache.get(HookPoint::K(0)).unwrap().dims(),
+        &[1, p, c.n_kv_heads, c.d_head]
+    );
+    assert_eq!(
+        cache.get(HookPoint::V(1)).unwrap().dims(),
+        &[1, p, c.n_kv_heads, c.d_head]
+    );
+    assert_eq!(
+        cache.get(HookPoint::Pattern(0)).unwrap().dims(),
+        &[1, c.n_heads, p, p]
+    );
+    assert_eq!(
+        cache.get(HookPoint::MlpPost(0)).unwrap().dims(),
+        &[1, p, c.d_mlp]
+    );
+    assert_eq!(
+        cache.get(HookPoint::LnFinalNormalized).unwrap().dims(),
+        &[1, p, c.d_model]
+    );
     // Attention rows sum to one and never look ahead.
     let pat = cache.get(HookPoint::Pattern(1)).unwrap();
     let sums = pat.sum(D::Minus1).unwrap();
     assert!(max_abs_diff(&sums, &sums.ones_like().unwrap()) < 1e-5);
-    let row0: Vec<f32> = pat.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
+    let row0: Vec<f32> = pat
+        .get(0)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(row0[0], 1.0);
     assert!(row0[1..].iter().all(|&x| x == 0.0));
 }
@@ -81,7 +139,13 @@ fn hook_shapes_are_documented_ones() {
 fn mistral_sliding_window_limits_attention() {
     let (m, _, cache, _) = run_cache("tiny-mistral");
     let w = m.model.cfg.sliding_window.unwrap();
-    let pat = cache.get(HookPoint::Pattern(0)).unwrap().get(0).unwrap().get(0).unwrap();
+    let pat = cache
+        .get(HookPoint::Pattern(0))
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .get(0)
+        .unwrap();
     let rows: Vec<Vec<f32>> = pat.to_vec2().unwrap();
     for (i, row) in rows.iter().enumerate() {
         for (j, &x) in row.iter().enumerate() {
@@ -103,7 +167,14 @@ fn patching_a_hook_with_its_own_value_changes_nothing() {
                 value: cache.get(point).unwrap().clone(),
             })
             .collect();
-        let out = m.model.forward(Input::Tokens(&tokens), &mut Patcher::new(&patches), Forward::default()).unwrap();
+        let out = m
+            .model
+            .forward(
+                Input::Tokens(&tokens),
+                &mut Patcher::new(&patches),
+                Forward::default(),
+            )
+            .unwrap();
         assert_eq!(max_abs_diff(&out.logits.unwrap(), &logits), 0.0, "{name}");
     }
 }
@@ -124,8 +195,18 @@ fn patching_from_another_run_moves_the_output() {
     let ta = m.model.tokens_tensor(&[a]).unwrap();
     let tb = m.model.tokens_tensor(&[b]).unwrap();
     let mut clean = ActivationCache::all();
-    let clean_logits = m.model.forward(Input::Tokens(&ta), &mut clean, Forward::default()).unwrap().logits.unwrap();
-    let corrupt_logits = m.model.forward(Input::Tokens(&tb), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
+    let clean_logits = m
+        .model
+        .forward(Input::Tokens(&ta), &mut clean, Forward::default())
+        .unwrap()
+        .logits
+        .unwrap();
+    let corrupt_logits = m
+        .model
+        .forward(Input::Tokens(&tb), &mut NoHook, Forward::default())
+        .unwrap()
+        .logits
+        .unwrap();
     // Patching the whole residual entering the last block restores the clean logits exactly.
     let l = m.model.cfg.n_layers - 1;
     let patch = [Patch {
@@ -133,15 +214,35 @@ fn patching_from_another_run_moves_the_output() {
         target: PatchTarget::default(),
         value: clean.get(HookPoint::ResidPre(l)).unwrap().clone(),
     }];
-    let out = m.model.forward(Input::Tokens(&tb), &mut Patcher::new(&patch), Forward::default()).unwrap();
+    let out = m
+        .model
+        .forward(
+            Input::Tokens(&tb),
+            &mut Patcher::new(&patch),
+            Forward::default(),
+        )
+        .unwrap();
     assert!(max_abs_diff(&out.logits.unwrap(), &clean_logits) < 1e-5);
     // One head at one position: the output moves, but is neither run.
     let patch = [Patch {
         point: HookPoint::Z(0),
-        target: PatchTarget { positions: Some(vec![1, 2]), heads: Some(vec![3]), rows: None },
+        target: PatchTarget {
+            positions: Some(vec![1, 2]),
+            heads: Some(vec![3]),
+            rows: None,
+        },
         value: clean.get(HookPoint::Z(0)).unwrap().clone(),
     }];
-    let out = m.model.forward(Input::Tokens(&tb), &mut Patcher::new(&patch), Forward::default()).unwrap().logits.unwrap();
+    let out = m
+        .model
+        .forward(
+            Input::Tokens(&tb),
+            &mut Patcher::new(&patch),
+            Forward::default(),
+        )
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&out, &corrupt_logits) > 1e-4);
     assert!(max_abs_diff(&out, &clean_logits) > 1e-4);
 }
@@ -153,19 +254,42 @@ fn start_and_stop_at_a_layer_compose_to_the_full_forward() {
         for l in 0..=m.model.cfg.n_layers {
             let stopped = m
                 .model
-                .forward(Input::Tokens(&tokens), &mut NoHook, Forward { stop_at_layer: Some(l), unembed: Unembed::None, ..Forward::default() })
+                .forward(
+                    Input::Tokens(&tokens),
+                    &mut NoHook,
+                    Forward {
+                        stop_at_layer: Some(l),
+                        unembed: Unembed::None,
+                        ..Forward::default()
+                    },
+                )
                 .unwrap();
             let expect = if l == 0 {
                 cache.get(HookPoint::Embed).unwrap()
             } else {
                 cache.get(HookPoint::ResidPost(l - 1)).unwrap()
             };
-            assert_eq!(max_abs_diff(&stopped.residual, expect), 0.0, "{name} stop at {l}");
+            assert_eq!(
+                max_abs_diff(&stopped.residual, expect),
+                0.0,
+                "{name} stop at {l}"
+            );
             let resumed = m
                 .model
-                .forward(Input::Residual { layer: l, resid_pre: &stopped.residual }, &mut NoHook, Forward::default())
+                .forward(
+                    Input::Residual {
+                        layer: l,
+                        resid_pre: &stopped.residual,
+                    },
+                    &mut NoHook,
+                    Forward::default(),
+                )
                 .unwrap();
-            assert_eq!(max_abs_diff(&resumed.logits.unwrap(), &logits), 0.0, "{name} start at {l}");
+            assert_eq!(
+                max_abs_diff(&resumed.logits.unwrap(), &logits),
+                0.0,
+                "{name} start at {l}"
+            );
         }
     }
 }
@@ -178,10 +302,27 @@ fn cached_keys_and_values_reproduce_later_positions() {
         let split = p - 3;
         let prefix = tokens.narrow(1, 0, split).unwrap();
         let rest = tokens.narrow(1, split, p - split).unwrap();
-        let first = m.model.forward(Input::Tokens(&prefix), &mut NoHook, Forward { record_kv: true, ..Forward::default() }).unwrap();
+        let first = m
+            .model
+            .forward(
+                Input::Tokens(&prefix),
+                &mut NoHook,
+                Forward {
+                    record_kv: true,
+                    ..Forward::default()
+                },
+            )
+            .unwrap();
         let second = m
             .model
-            .forward(Input::Tokens(&rest), &mut NoHook, Forward { past: Some(&first.kv), ..Forward::default() })
+            .forward(
+                Input::Tokens(&rest),
+                &mut NoHook,
+                Forward {
+                    past: Some(&first.kv),
+                    ..Forward::default()
+                },
+            )
             .unwrap()
             .logits
             .unwrap();
@@ -197,12 +338,32 @@ fn batches_equal_single_runs_and_last_only_unembedding_agrees() {
         let m = load_tiny(name);
         let (a, b) = pair(&m);
         let batch = m.model.tokens_tensor(&[a.clone(), b.clone()]).unwrap();
-        let both = m.model.forward(Input::Tokens(&batch), &mut NoHook, Forward { unembed: Unembed::Last, ..Forward::default() }).unwrap().logits.unwrap();
+        let both = m
+            .model
+            .forward(
+                Input::Tokens(&batch),
+                &mut NoHook,
+                Forward {
+                    unembed: Unembed::Last,
+                    ..Forward::default()
+                },
+            )
+            .unwrap()
+            .logits
+            .unwrap();
         for (row, ids) in [a, b].into_iter().enumerate() {
             let t = m.model.tokens_tensor(&[ids]).unwrap();
-            let full = m.model.forward(Input::Tokens(&t), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
+            let full = m
+                .model
+                .forward(Input::Tokens(&t), &mut NoHook, Forward::default())
+                .unwrap()
+                .logits
+                .unwrap();
             let n = full.dim(1).unwrap();
-            let err = max_abs_diff(&both.get(row).unwrap(), &full.get(0).unwrap().narrow(0, n - 1, 1).unwrap());
+            let err = max_abs_diff(
+                &both.get(row).unwrap(),
+                &full.get(0).unwrap().narrow(0, n - 1, 1).unwrap(),
+            );
             assert!(err < 1e-5, "{name} row {row}: {err}");
         }
     }
@@ -220,29 +381,75 @@ fn gradients_match_finite_differences() {
         let m = load_tiny(name);
         let ids = m.tokenizer.encode(PROMPT, None).unwrap();
         let tokens = m.model.tokens_tensor(&[ids]).unwrap();
-        let points = [HookPoint::ResidPre(0), HookPoint::Z(0), HookPoint::MlpOut(1), HookPoint::Pattern(1), HookPoint::V(0)];
+        let points = [
+            HookPoint::ResidPre(0),
+            HookPoint::Z(0),
+            HookPoint::MlpOut(1),
+            HookPoint::Pattern(1),
+            HookPoint::V(0),
+        ];
         let metric = |l: &Tensor| logit_diff(l, 5, 7);
-        let g = m.model.gradients(&tokens, &points, &mut NoHook, &metric).unwrap();
+        let g = m
+            .model
+            .gradients(&tokens, &points, &mut NoHook, &metric)
+            .unwrap();
         for point in points {
             let act = g.activations[&point].clone();
             let grad = g.grads[&point].clone();
             assert_eq!(grad.dims(), act.dims());
             // Directional derivative along a random direction, by central differences in f64-ish steps.
             let dir = Tensor::randn(0f32, 1.0, act.dims(), act.device()).unwrap();
-            let analytic: f32 = (&grad * &dir).unwrap().sum_all().unwrap().to_scalar().unwrap();
+            let analytic: f32 = (&grad * &dir)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
             let eps = 1e-3f32;
             let eval = |sign: f32| -> f32 {
                 let value = (&act + (&dir * (sign * eps) as f64).unwrap()).unwrap();
-                let patch = [Patch { point, target: PatchTarget::default(), value }];
-                let out = m.model.forward(Input::Tokens(&tokens), &mut Patcher::new(&patch), Forward { unembed: Unembed::Last, ..Forward::default() }).unwrap();
-                metric(&out.logits.unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_scalar().unwrap()
+                let patch = [Patch {
+                    point,
+                    target: PatchTarget::default(),
+                    value,
+                }];
+                let out = m
+                    .model
+                    .forward(
+                        Input::Tokens(&tokens),
+                        &mut Patcher::new(&patch),
+                        Forward {
+                            unembed: Unembed::Last,
+                            ..Forward::default()
+                        },
+                    )
+                    .unwrap();
+                metric(&out.logits.unwrap())
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
             };
             let numeric = (eval(1.0) - eval(-1.0)) / (2.0 * eps);
             let tol = 2e-2 * analytic.abs().max(numeric.abs()).max(0.1);
-            assert!((analytic - numeric).abs() <= tol, "{name} {point}: analytic {analytic} vs numeric {numeric}");
+            assert!(
+                (analytic - numeric).abs() <= tol,
+                "{name} {point}: analytic {analytic} vs numeric {numeric}"
+            );
         }
         // The metric value from the gradient run equals a plain forward's.
-        let plain = m.model.forward(Input::Tokens(&tokens), &mut NoHook, Forward { unembed: Unembed::Last, ..Forward::default() }).unwrap();
+        let plain = m
+            .model
+            .forward(
+                Input::Tokens(&tokens),
+                &mut NoHook,
+                Forward {
+                    unembed: Unembed::Last,
+                    ..Forward::default()
+                },
+            )
+            .unwrap();
         let v: f32 = metric(&plain.logits.unwrap()).unwrap().to_scalar().unwrap();
         assert!((v - g.metric).abs() < 1e-4, "{name}: {v} vs {}", g.metric);
     }

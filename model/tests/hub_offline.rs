@@ -25,22 +25,63 @@ fn offline_hub_cache_loads_and_misses_are_named() {
     std::env::set_var("HF_HUB_OFFLINE", "1");
 
     let reference = load_tiny("tiny-llama2");
-    let ids = reference.tokenizer.encode("The nurse said that", None).unwrap();
+    let ids = reference
+        .tokenizer
+        .encode("The nurse said that", None)
+        .unwrap();
     let t = reference.model.tokens_tensor(&[ids]).unwrap();
-    let expect = reference.model.forward(Input::Tokens(&t), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
-    for spec in ["hf:tiny-org/tiny-llama2", "tiny-org/tiny-llama2@main", &format!("hf:tiny-org/tiny-llama2@{COMMIT}")] {
+    let expect = reference
+        .model
+        .forward(Input::Tokens(&t), &mut NoHook, Forward::default())
+        .unwrap()
+        .logits
+        .unwrap();
+    for spec in [
+        "hf:tiny-org/tiny-llama2",
+        "tiny-org/tiny-llama2@main",
+        &format!("hf:tiny-org/tiny-llama2@{COMMIT}"),
+    ] {
         let spec: ModelSpec = spec.parse().unwrap();
         let m = load(&spec, &LoadOptions::default()).unwrap_or_else(|e| panic!("{spec}: {e}"));
-        let got = m.model.forward(Input::Tokens(&t), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
+        let got = m
+            .model
+            .forward(Input::Tokens(&t), &mut NoHook, Forward::default())
+            .unwrap()
+            .logits
+            .unwrap();
         assert_eq!(max_abs_diff(&got, &expect), 0.0, "{spec}");
     }
 
-    let err = load(&"hf:tiny-org/absent-model".parse().unwrap(), &LoadOptions::default()).err().unwrap().to_string();
-    assert!(err.contains("tiny-org/absent-model") && err.contains("HF_HUB_OFFLINE"), "{err}");
-    let err = load(&"hf:tiny-org/tiny-llama2@v9".parse().unwrap(), &LoadOptions::default()).err().unwrap().to_string();
-    assert!(err.contains("\"v9\"") && err.contains("not in the cache"), "{err}");
+    let err = load(
+        &"hf:tiny-org/absent-model".parse().unwrap(),
+        &LoadOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("tiny-org/absent-model") && err.contains("HF_HUB_OFFLINE"),
+        "{err}"
+    );
+    let err = load(
+        &"hf:tiny-org/tiny-llama2@v9".parse().unwrap(),
+        &LoadOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("\"v9\"") && err.contains("not in the cache"),
+        "{err}"
+    );
     std::fs::remove_file(snapshot.join("tokenizer.json")).unwrap();
-    let err = load(&"hf:tiny-org/tiny-llama2".parse().unwrap(), &LoadOptions::default()).err().unwrap().to_string();
+    let err = load(
+        &"hf:tiny-org/tiny-llama2".parse().unwrap(),
+        &LoadOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -43,18 +43,30 @@ fn missing_files_are_named() {
     let dir = copy_tiny("tiny-llama2", "nocfg");
     std::fs::remove_file(dir.join("config.json")).unwrap();
     let msg = load_err(ModelSpec::Folder(dir.clone()));
-    assert!(msg.starts_with("missing file") && msg.contains("config.json"), "{msg}");
+    assert!(
+        msg.starts_with("missing file") && msg.contains("config.json"),
+        "{msg}"
+    );
 
     let dir = copy_tiny("tiny-llama2", "noweights");
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("missing file") && msg.contains("model.safetensors"), "{msg}");
+    assert!(
+        msg.contains("missing file") && msg.contains("model.safetensors"),
+        "{msg}"
+    );
 
     let msg = load_err(ModelSpec::Folder("/nonexistent/model/dir".into()));
-    assert!(msg.contains("missing file") && msg.contains("/nonexistent/model/dir"), "{msg}");
+    assert!(
+        msg.contains("missing file") && msg.contains("/nonexistent/model/dir"),
+        "{msg}"
+    );
 
     let msg = load_err(ModelSpec::Gguf("/nonexistent/model.gguf".into()));
-    assert!(msg.contains("missing file") && msg.contains("/nonexistent/model.gguf"), "{msg}");
+    assert!(
+        msg.contains("missing file") && msg.contains("/nonexistent/model.gguf"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -64,7 +76,10 @@ fn truncated_safetensors_is_reported() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("corrupt or truncated") && msg.contains("model.safetensors"), "{msg}");
+    assert!(
+        msg.contains("corrupt or truncated") && msg.contains("model.safetensors"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -76,12 +91,18 @@ fn truncated_and_corrupt_gguf_are_reported() {
     let half = dir.join("half.gguf");
     std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
     let msg = load_err(ModelSpec::Gguf(half));
-    assert!(msg.contains("truncated") && msg.contains("half.gguf") && msg.contains("tensor"), "{msg}");
+    assert!(
+        msg.contains("truncated") && msg.contains("half.gguf") && msg.contains("tensor"),
+        "{msg}"
+    );
     // Cut inside the metadata.
     let head = dir.join("head.gguf");
     std::fs::write(&head, &bytes[..4096]).unwrap();
     let msg = load_err(ModelSpec::Gguf(head));
-    assert!(msg.contains("corrupt or truncated") && msg.contains("head.gguf"), "{msg}");
+    assert!(
+        msg.contains("corrupt or truncated") && msg.contains("head.gguf"),
+        "{msg}"
+    );
     // Not a GGUF at all.
     let text = dir.join("text.gguf");
     std::fs::write(&text, "this is not a model\n").unwrap();
@@ -103,9 +124,18 @@ fn unsupported_architecture_is_named_with_the_supported_ones() {
 #[test]
 fn shape_mismatch_names_the_tensor() {
     let dir = copy_tiny("tiny-llama2", "shape");
-    edit_config(&dir, "\"intermediate_size\": 64", "\"intermediate_size\": 48");
+    edit_config(
+        &dir,
+        "\"intermediate_size\": 64",
+        "\"intermediate_size\": 48",
+    );
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("model.layers.0.mlp.gate_proj.weight") && msg.contains("[64, 32]") && msg.contains("[48, 32]"), "{msg}");
+    assert!(
+        msg.contains("model.layers.0.mlp.gate_proj.weight")
+            && msg.contains("[64, 32]")
+            && msg.contains("[48, 32]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -113,7 +143,10 @@ fn missing_tensor_is_named() {
     let dir = copy_tiny("tiny-llama2", "layers");
     edit_config(&dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("model.layers.2.input_layernorm.weight") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("model.layers.2.input_layernorm.weight") && msg.contains("missing"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -121,7 +154,10 @@ fn malformed_config_is_reported() {
     let dir = copy_tiny("tiny-llama2", "json");
     std::fs::write(dir.join("config.json"), "{\"hidden_size\": 32,").unwrap();
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("invalid model config") && msg.contains("config.json"), "{msg}");
+    assert!(
+        msg.contains("invalid model config") && msg.contains("config.json"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -143,8 +179,14 @@ fn sharded_checkpoints_load_through_the_index() {
     names.sort();
     let (first, second) = names.split_at(names.len() / 2);
     let mut map = serde_json::Map::new();
-    for (shard, part) in [("model-00001-of-00002.safetensors", first), ("model-00002-of-00002.safetensors", second)] {
-        let tensors: std::collections::HashMap<String, Tensor> = part.iter().map(|n| ((*n).clone(), all[*n].clone())).collect();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let tensors: std::collections::HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), all[*n].clone()))
+            .collect();
         candle_core::safetensors::save(&tensors, dir.join(shard)).unwrap();
         for n in part {
             map.insert((*n).clone(), serde_json::Value::String(shard.into()));
@@ -155,10 +197,23 @@ fn sharded_checkpoints_load_through_the_index() {
 
     let sharded = load(&ModelSpec::Folder(dir), &LoadOptions::default()).unwrap();
     let single = load_tiny("tiny-llama3");
-    let ids = single.tokenizer.encode("The nurse said that", None).unwrap();
+    let ids = single
+        .tokenizer
+        .encode("The nurse said that", None)
+        .unwrap();
     let t = single.model.tokens_tensor(&[ids]).unwrap();
-    let a = single.model.forward(Input::Tokens(&t), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
-    let b = sharded.model.forward(Input::Tokens(&t), &mut NoHook, Forward::default()).unwrap().logits.unwrap();
+    let a = single
+        .model
+        .forward(Input::Tokens(&t), &mut NoHook, Forward::default())
+        .unwrap()
+        .logits
+        .unwrap();
+    let b = sharded
+        .model
+        .forward(Input::Tokens(&t), &mut NoHook, Forward::default())
+        .unwrap()
+        .logits
+        .unwrap();
     assert_eq!(max_abs_diff(&a, &b), 0.0);
 }
 
@@ -171,5 +226,8 @@ fn a_shard_named_by_the_index_but_absent_is_named() {
     )
     .unwrap();
     let msg = load_err(ModelSpec::Folder(dir));
-    assert!(msg.contains("missing file") && msg.contains("model-00009-of-00009.safetensors"), "{msg}");
+    assert!(
+        msg.contains("missing file") && msg.contains("model-00009-of-00009.safetensors"),
+        "{msg}"
+    );
 }

@@ -20,16 +20,22 @@ pub(crate) fn require(path: PathBuf) -> Result<PathBuf> {
 }
 
 pub(crate) fn read_config(path: &Path) -> Result<ModelConfig> {
-    let text = std::fs::read_to_string(require(path.to_path_buf())?).map_err(|e| ModelError::CorruptFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    let text = std::fs::read_to_string(require(path.to_path_buf())?).map_err(|e| {
+        ModelError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     })?;
     let origin = path.display().to_string();
     HfConfig::from_json(&text, &origin)?.to_model_config(&origin)
 }
 
 /// The safetensors files of a checkpoint: the shards named by the index, else the single file.
-pub(crate) fn weight_files(index: Option<&Path>, single: impl FnOnce() -> Result<PathBuf>, shard: impl Fn(&str) -> Result<PathBuf>) -> Result<Vec<PathBuf>> {
+pub(crate) fn weight_files(
+    index: Option<&Path>,
+    single: impl FnOnce() -> Result<PathBuf>,
+    shard: impl Fn(&str) -> Result<PathBuf>,
+) -> Result<Vec<PathBuf>> {
     let Some(index) = index else {
         return Ok(vec![single()?]);
     };
@@ -38,7 +44,8 @@ pub(crate) fn weight_files(index: Option<&Path>, single: impl FnOnce() -> Result
         reason,
     };
     let text = std::fs::read_to_string(index).map_err(|e| corrupt(e.to_string()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -61,13 +68,25 @@ impl SafetensorsSource {
         }
         // Safety: the files are mapped read-only; a file changed on disk while mapped is the
         // caller's problem, as with every memory-mapped checkpoint loader.
-        let files = unsafe { MmapedSafetensors::multi(paths) }.map_err(|e| ModelError::CorruptFile {
-            path: paths.first().cloned().unwrap_or_default(),
-            reason: format!("not a valid safetensors file (truncated or damaged?): {}", candle_message(&e)),
-        })?;
+        let files =
+            unsafe { MmapedSafetensors::multi(paths) }.map_err(|e| ModelError::CorruptFile {
+                path: paths.first().cloned().unwrap_or_default(),
+                reason: format!(
+                    "not a valid safetensors file (truncated or damaged?): {}",
+                    candle_message(&e)
+                ),
+            })?;
         let names = files.tensors().into_iter().map(|(n, _)| n).collect();
-        let origin = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        Ok(Self { files, names, origin })
+        let origin = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Self {
+            files,
+            names,
+            origin,
+        })
     }
 }
 
@@ -76,10 +95,13 @@ impl TensorSource for SafetensorsSource {
         if !self.names.contains(name) {
             return Ok(None);
         }
-        self.files.load(name, device).map(Some).map_err(|e| ModelError::CorruptFile {
-            path: PathBuf::from(&self.origin),
-            reason: format!("tensor {name}: {}", candle_message(&e)),
-        })
+        self.files
+            .load(name, device)
+            .map(Some)
+            .map_err(|e| ModelError::CorruptFile {
+                path: PathBuf::from(&self.origin),
+                reason: format!("tensor {name}: {}", candle_message(&e)),
+            })
     }
 
     fn origin(&self) -> String {
@@ -96,7 +118,9 @@ pub struct FolderFiles {
 
 pub fn folder_files(dir: &Path) -> Result<FolderFiles> {
     if !dir.is_dir() {
-        return Err(ModelError::MissingFile { path: dir.to_path_buf() });
+        return Err(ModelError::MissingFile {
+            path: dir.to_path_buf(),
+        });
     }
     let index = dir.join("model.safetensors.index.json");
     let weights = weight_files(

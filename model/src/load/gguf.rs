@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::{AddedToken, decoders, pre_tokenizers, processors};
+use tokenizers::{decoders, pre_tokenizers, processors, AddedToken};
 
 use crate::config::{Architecture, ModelConfig};
 use crate::error::{candle_message, ModelError, Result};
@@ -38,13 +38,21 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> ModelError {
 
 impl GgufSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|_| ModelError::MissingFile { path: path.to_path_buf() })?;
+        let file = File::open(path).map_err(|_| ModelError::MissingFile {
+            path: path.to_path_buf(),
+        })?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| corrupt(path, format!("not a readable GGUF file: {}", candle_message(&e))))?;
+        let content = Content::read(&mut reader).map_err(|e| {
+            corrupt(
+                path,
+                format!("not a readable GGUF file: {}", candle_message(&e)),
+            )
+        })?;
         let file_len = std::fs::metadata(path).map_err(|e| corrupt(path, e))?.len();
         // A truncated download keeps a valid header; check every tensor lies inside the file.
         for (name, info) in &content.tensor_infos {
-            let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+            let bytes = info.shape.elem_count() / info.ggml_dtype.block_size()
+                * info.ggml_dtype.type_size();
             let end = content.tensor_data_offset + info.offset + bytes as u64;
             if end > file_len {
                 return Err(corrupt(
@@ -53,7 +61,9 @@ impl GgufSource {
                 ));
             }
         }
-        let arch = meta_str(&content, "general.architecture").map_err(|e| corrupt(path, e))?.to_string();
+        let arch = meta_str(&content, "general.architecture")
+            .map_err(|e| corrupt(path, e))?
+            .to_string();
         let mut src = Self {
             path: path.to_path_buf(),
             reader,
@@ -63,7 +73,9 @@ impl GgufSource {
             n_kv_heads: 0,
         };
         src.n_heads = src.meta_usize("attention.head_count")?;
-        src.n_kv_heads = src.meta_usize("attention.head_count_kv").unwrap_or(src.n_heads);
+        src.n_kv_heads = src
+            .meta_usize("attention.head_count_kv")
+            .unwrap_or(src.n_heads);
         Ok(src)
     }
 
@@ -73,7 +85,9 @@ impl GgufSource {
 
     fn meta_usize(&self, key: &str) -> Result<usize> {
         let full = format!("{}.{key}", self.arch);
-        let v = self.meta(key).ok_or_else(|| corrupt(&self.path, format!("metadata {full} is missing")))?;
+        let v = self
+            .meta(key)
+            .ok_or_else(|| corrupt(&self.path, format!("metadata {full} is missing")))?;
         v.to_u64()
             .map(|x| x as usize)
             .or_else(|_| v.to_u32().map(|x| x as usize))
@@ -108,10 +122,12 @@ impl GgufSource {
         let d_model = self.meta_usize("embedding_length")?;
         let vocab_size = match self.content.tensor_infos.get("token_embd.weight") {
             Some(info) => info.shape.dims()[0],
-            None => return Err(ModelError::MissingTensor {
-                tensor: "token_embd.weight".into(),
-                origin: self.path.display().to_string(),
-            }),
+            None => {
+                return Err(ModelError::MissingTensor {
+                    tensor: "token_embd.weight".into(),
+                    origin: self.path.display().to_string(),
+                })
+            }
         };
         let cfg = ModelConfig {
             architecture,
@@ -119,10 +135,14 @@ impl GgufSource {
             d_model,
             n_heads: self.n_heads,
             n_kv_heads: self.n_kv_heads,
-            d_head: self.meta_usize("attention.key_length").unwrap_or(d_model / self.n_heads.max(1)),
+            d_head: self
+                .meta_usize("attention.key_length")
+                .unwrap_or(d_model / self.n_heads.max(1)),
             d_mlp: self.meta_usize("feed_forward_length")?,
             vocab_size,
-            rms_norm_eps: self.meta_f64("attention.layer_norm_rms_epsilon").unwrap_or(1e-6),
+            rms_norm_eps: self
+                .meta_f64("attention.layer_norm_rms_epsilon")
+                .unwrap_or(1e-6),
             rope_theta: self.meta_f64("rope.freq_base").unwrap_or(10_000.0) as f32,
             rope_scaling: None,
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
@@ -183,7 +203,10 @@ fn unpermute(t: &Tensor, heads: usize) -> Result<Tensor> {
     let half = rows / heads / 2;
     let mut shape = vec![heads, half, 2];
     shape.extend_from_slice(&dims[1..]);
-    Ok(t.reshape(shape)?.transpose(1, 2)?.contiguous()?.reshape(dims)?)
+    Ok(t.reshape(shape)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
 }
 
 impl TensorSource for GgufSource {
@@ -218,11 +241,20 @@ fn meta_str<'a>(content: &'a Content, key: &str) -> std::result::Result<&'a str,
     }
 }
 
-fn meta_strings(meta: &HashMap<String, Value>, key: &str) -> std::result::Result<Vec<String>, String> {
-    let v = meta.get(key).ok_or_else(|| format!("metadata {key} is missing"))?;
+fn meta_strings(
+    meta: &HashMap<String, Value>,
+    key: &str,
+) -> std::result::Result<Vec<String>, String> {
+    let v = meta
+        .get(key)
+        .ok_or_else(|| format!("metadata {key} is missing"))?;
     let list = v.to_vec().map_err(|e| format!("metadata {key}: {e}"))?;
     list.iter()
-        .map(|x| x.to_string().cloned().map_err(|e| format!("metadata {key}: {e}")))
+        .map(|x| {
+            x.to_string()
+                .cloned()
+                .map_err(|e| format!("metadata {key}: {e}"))
+        })
         .collect()
 }
 
@@ -247,21 +279,36 @@ fn build_tokenizer(meta: &HashMap<String, Value>, path: &Path) -> Result<Tokeniz
     let merges: Vec<(String, String)> = meta_strings(meta, "tokenizer.ggml.merges")
         .map_err(err)?
         .into_iter()
-        .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect();
-    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
         .map_err(|e| err(format!("cannot build BPE: {e}")))?;
     let mut tk = tokenizers::Tokenizer::new(bpe);
-    tk.with_pre_tokenizer(Some(pre_tokenizers::byte_level::ByteLevel::new(false, true, true)));
+    tk.with_pre_tokenizer(Some(pre_tokenizers::byte_level::ByteLevel::new(
+        false, true, true,
+    )));
     tk.with_decoder(Some(decoders::byte_level::ByteLevel::default()));
-    tk.with_post_processor(Some(processors::byte_level::ByteLevel::new(true, false, true)));
+    tk.with_post_processor(Some(processors::byte_level::ByteLevel::new(
+        true, false, true,
+    )));
     let types: Vec<i64> = meta
         .get("tokenizer.ggml.token_type")
         .and_then(|v| v.to_vec().ok())
-        .map(|l| l.iter().map(|x| x.to_i32().map(i64::from).unwrap_or(1)).collect())
+        .map(|l| {
+            l.iter()
+                .map(|x| x.to_i32().map(i64::from).unwrap_or(1))
+                .collect()
+        })
         .unwrap_or_default();
     // Control (3) and user-defined (4) tokens match as whole special tokens.
     let special: Vec<AddedToken> = types
@@ -271,14 +318,23 @@ fn build_tokenizer(meta: &HashMap<String, Value>, path: &Path) -> Result<Tokeniz
         .map(|(i, _)| AddedToken::from(tokens[i].clone(), true))
         .collect();
     tk.add_special_tokens(&special);
-    let bos = meta.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok());
-    let add_bos = matches!(meta.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
+    let bos = meta
+        .get("tokenizer.ggml.bos_token_id")
+        .and_then(|v| v.to_u32().ok());
+    let add_bos = matches!(
+        meta.get("tokenizer.ggml.add_bos_token"),
+        Some(Value::Bool(true))
+    );
     if add_bos {
         if let Some(b) = bos {
             let bos_text = tokens.get(b as usize).cloned().unwrap_or_default();
             let template = processors::template::TemplateProcessing::builder()
                 .try_single(format!("{bos_text} $A"))
-                .and_then(|t| t.special_tokens(vec![(bos_text.clone(), b)]).build().map_err(|e| e.to_string()))
+                .and_then(|t| {
+                    t.special_tokens(vec![(bos_text.clone(), b)])
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
                 .map_err(|e| err(format!("BOS template: {e}")))?;
             tk.with_post_processor(Some(template));
         }

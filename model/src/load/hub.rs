@@ -13,14 +13,21 @@ use crate::error::{ModelError, Result};
 
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
 enum Fetcher {
-    Online(Api, Repo),
+    Online(Box<Api>, Repo),
     /// The cache folder of the repo and the snapshot (commit) to read.
-    Offline { snapshot: PathBuf },
+    Offline {
+        snapshot: PathBuf,
+    },
 }
 
 impl Fetcher {
@@ -38,7 +45,8 @@ impl Fetcher {
                 .ok()
                 .or_else(|| {
                     // A pinned commit hash has no ref file; its snapshot folder is enough.
-                    let is_hash = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
+                    let is_hash =
+                        revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
                     is_hash.then(|| revision.to_string())
                 })
                 .ok_or_else(|| {
@@ -51,14 +59,15 @@ impl Fetcher {
                 snapshot: repo_dir.join("snapshots").join(commit),
             });
         }
-        let mut builder = ApiBuilder::from_env().with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let mut builder = ApiBuilder::from_env()
+            .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
         if let Ok(token) = std::env::var("HF_TOKEN") {
             if !token.trim().is_empty() {
                 builder = builder.with_token(Some(token.trim().to_string()));
             }
         }
         let api = builder.build().map_err(|e| hub_err(e.to_string()))?;
-        Ok(Self::Online(api, repo))
+        Ok(Self::Online(Box::new(api), repo))
     }
 
     /// The local path of `file`, downloading it when online and absent from the cache.
@@ -71,14 +80,21 @@ impl Fetcher {
                 } else {
                     Err(ModelError::Hub {
                         repo: repo_id.to_string(),
-                        reason: format!("HF_HUB_OFFLINE is set and {file} is not in the cache ({})", path.display()),
+                        reason: format!(
+                            "HF_HUB_OFFLINE is set and {file} is not in the cache ({})",
+                            path.display()
+                        ),
                     })
                 }
             }
-            Self::Online(api, repo) => api.repo(repo.clone()).get(file).map_err(|e| ModelError::Hub {
-                repo: repo_id.to_string(),
-                reason: format!("cannot fetch {file}: {e}"),
-            }),
+            Self::Online(api, repo) => {
+                api.repo(repo.clone())
+                    .get(file)
+                    .map_err(|e| ModelError::Hub {
+                        repo: repo_id.to_string(),
+                        reason: format!("cannot fetch {file}: {e}"),
+                    })
+            }
         }
     }
 

@@ -75,7 +75,9 @@ fn parse_device(s: &str) -> Result<Device> {
                 None => return Err(err("expected cpu, cuda or cuda:N".into())),
             };
             if !candle_core::utils::cuda_is_available() {
-                return Err(err("this build has no CUDA support (build with --features cuda)".into()));
+                return Err(err(
+                    "this build has no CUDA support (build with --features cuda)".into(),
+                ));
             }
             Device::new_cuda(ordinal).map_err(|e| err(e.to_string()))
         }
@@ -100,7 +102,9 @@ pub fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LoadedModel> {
             (cfg, weights, tokenizer)
         }
         ModelSpec::Folder(dir) => load_files(&folder_files(dir)?, opts)?,
-        ModelSpec::Hub { repo, revision } => load_files(&hub_files(repo, revision.as_deref())?, opts)?,
+        ModelSpec::Hub { repo, revision } => {
+            load_files(&hub_files(repo, revision.as_deref())?, opts)?
+        }
     };
     Ok(LoadedModel {
         spec: spec.clone(),
@@ -109,7 +113,10 @@ pub fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LoadedModel> {
     })
 }
 
-fn load_files(files: &FolderFiles, opts: &LoadOptions) -> Result<(crate::ModelConfig, Weights, Tokenizer)> {
+fn load_files(
+    files: &FolderFiles,
+    opts: &LoadOptions,
+) -> Result<(crate::ModelConfig, Weights, Tokenizer)> {
     let cfg = folder::read_config(&files.config)?;
     let tokenizer = Tokenizer::from_file(&files.tokenizer, cfg.bos_token_id)?;
     let mut src = SafetensorsSource::open(&files.weights)?;

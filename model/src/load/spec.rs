@@ -14,7 +14,10 @@ pub enum ModelSpec {
     /// A GGUF file (dequantized on load; tokenizer from its metadata).
     Gguf(PathBuf),
     /// A Hugging Face Hub repository, optionally pinned to a branch, tag or commit.
-    Hub { repo: String, revision: Option<String> },
+    Hub {
+        repo: String,
+        revision: Option<String>,
+    },
 }
 
 impl FromStr for ModelSpec {
@@ -26,19 +29,25 @@ impl FromStr for ModelSpec {
             reason: reason.to_string(),
         };
         if s.trim().is_empty() {
-            return Err(bad("empty; expected gguf:PATH, hf:ORG/NAME[@REV] or a folder path"));
+            return Err(bad(
+                "empty; expected gguf:PATH, hf:ORG/NAME[@REV] or a folder path",
+            ));
         }
         if let Some(path) = s.strip_prefix("gguf:") {
             return Ok(Self::Gguf(PathBuf::from(path)));
         }
         if let Some(rest) = s.strip_prefix("hf:") {
-            return parse_hub(rest).ok_or_else(|| bad("expected hf:ORG/NAME or hf:ORG/NAME@REVISION"));
+            return parse_hub(rest)
+                .ok_or_else(|| bad("expected hf:ORG/NAME or hf:ORG/NAME@REVISION"));
         }
         if let Some(path) = s.strip_prefix("dir:") {
             return Ok(Self::Folder(PathBuf::from(path)));
         }
         let path = Path::new(s);
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
             return Ok(Self::Gguf(path.to_path_buf()));
         }
         if path.exists() || s.starts_with('.') || s.starts_with('/') {
@@ -55,7 +64,10 @@ fn parse_hub(s: &str) -> Option<ModelSpec> {
         None => (s, None),
     };
     let parts: Vec<&str> = repo.split('/').collect();
-    let ok = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
+    let ok = parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
     ok.then(|| ModelSpec::Hub {
         repo: repo.to_string(),
         revision,
@@ -67,8 +79,14 @@ impl fmt::Display for ModelSpec {
         match self {
             Self::Folder(p) => write!(f, "{}", p.display()),
             Self::Gguf(p) => write!(f, "gguf:{}", p.display()),
-            Self::Hub { repo, revision: Some(r) } => write!(f, "hf:{repo}@{r}"),
-            Self::Hub { repo, revision: None } => write!(f, "hf:{repo}"),
+            Self::Hub {
+                repo,
+                revision: Some(r),
+            } => write!(f, "hf:{repo}@{r}"),
+            Self::Hub {
+                repo,
+                revision: None,
+            } => write!(f, "hf:{repo}"),
         }
     }
 }
@@ -79,10 +97,18 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!("gguf:m.gguf".parse::<ModelSpec>().unwrap(), ModelSpec::Gguf("m.gguf".into()));
-        assert_eq!("x/y.gguf".parse::<ModelSpec>().unwrap(), ModelSpec::Gguf("x/y.gguf".into()));
         assert_eq!(
-            "hf:meta-llama/Llama-2-7b-hf@main".parse::<ModelSpec>().unwrap(),
+            "gguf:m.gguf".parse::<ModelSpec>().unwrap(),
+            ModelSpec::Gguf("m.gguf".into())
+        );
+        assert_eq!(
+            "x/y.gguf".parse::<ModelSpec>().unwrap(),
+            ModelSpec::Gguf("x/y.gguf".into())
+        );
+        assert_eq!(
+            "hf:meta-llama/Llama-2-7b-hf@main"
+                .parse::<ModelSpec>()
+                .unwrap(),
             ModelSpec::Hub {
                 repo: "meta-llama/Llama-2-7b-hf".into(),
                 revision: Some("main".into())
@@ -95,7 +121,10 @@ mod tests {
                 revision: None
             }
         );
-        assert_eq!("./some/dir".parse::<ModelSpec>().unwrap(), ModelSpec::Folder("./some/dir".into()));
+        assert_eq!(
+            "./some/dir".parse::<ModelSpec>().unwrap(),
+            ModelSpec::Folder("./some/dir".into())
+        );
     }
 
     #[test]

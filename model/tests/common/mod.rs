@@ -10,7 +10,10 @@ use serde::Deserialize;
 pub const TINY_MODELS: &[&str] = &["tiny-llama2", "tiny-llama3", "tiny-mistral", "tiny-qwen2"];
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn demo_model_path() -> PathBuf {
@@ -59,7 +62,9 @@ pub struct GoldenHook {
 }
 
 pub fn golden(name: &str) -> Golden {
-    let path = repo_root().join("model/tests/golden").join(format!("{name}.json"));
+    let path = repo_root()
+        .join("model/tests/golden")
+        .join(format!("{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -77,5 +82,12 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 pub fn max_abs(a: &Tensor) -> f32 {
-    a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    a.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
