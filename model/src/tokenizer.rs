@@ -63,27 +63,43 @@ impl Tokenizer {
 
     /// Token ids of `text`. `prepend_bos: None` follows the tokenizer's own behaviour.
     pub fn encode(&self, text: &str, prepend_bos: Option<bool>) -> Result<Vec<u32>> {
+        Ok(self.encode_with_offsets(text, prepend_bos)?.0)
+    }
+
+    /// Token ids with each token's byte span in `text` (`(0, 0)` for an added BOS).
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+        prepend_bos: Option<bool>,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| ModelError::Tokenizer {
+                origin: self.origin.clone(),
+                reason: format!("cannot encode {text:?}: {e}"),
+            })?;
+        let mut ids = enc.get_ids().to_vec();
+        let mut offsets = enc.get_offsets().to_vec();
+        let has_bos = self.adds_bos && ids.first() == self.bos.as_ref();
         match prepend_bos {
-            None => self.raw_encode(text, true),
-            Some(false) => {
-                let mut ids = self.raw_encode(text, true)?;
-                if self.adds_bos && ids.first() == self.bos.as_ref() {
-                    ids.remove(0);
-                }
-                Ok(ids)
+            None => {}
+            Some(false) if has_bos => {
+                ids.remove(0);
+                offsets.remove(0);
             }
+            Some(false) => {}
+            Some(true) if has_bos => {}
             Some(true) => {
                 let bos = self.bos.ok_or_else(|| ModelError::Tokenizer {
                     origin: self.origin.clone(),
                     reason: "prepend_bos is set but the model has no BOS token".into(),
                 })?;
-                let mut ids = self.raw_encode(text, true)?;
-                if !(self.adds_bos && ids.first() == Some(&bos)) {
-                    ids.insert(0, bos);
-                }
-                Ok(ids)
+                ids.insert(0, bos);
+                offsets.insert(0, (0, 0));
             }
         }
+        Ok((ids, offsets))
     }
 
     /// The text of one token as it reads in context (byte-level pieces decoded).

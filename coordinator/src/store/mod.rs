@@ -1,0 +1,1 @@
+//! The SQL store (filled in by the store work).

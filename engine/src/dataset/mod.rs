@@ -1,0 +1,1 @@
+//! Prompt-pair datasets (filled in by the dataset work).
