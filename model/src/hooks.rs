@@ -235,6 +235,8 @@ pub struct PatchTarget {
     pub positions: Option<Vec<usize>>,
     /// Heads, for hooks shaped `[b, p, heads, d_head]`.
     pub heads: Option<Vec<usize>>,
+    /// Entries of the last axis (neurons of `mlp.hook_post`, dimensions of the residual).
+    pub features: Option<Vec<usize>>,
 }
 
 /// Replace part of a hook's value with `value` (same shape as the hook, or broadcastable).
@@ -245,9 +247,20 @@ pub struct Patch {
     pub value: Tensor,
 }
 
+/// A patch given by an explicit mask: entries where `mask` (u8, broadcastable to the hook's
+/// shape) is non-zero take `value`'s. For many different patches in one batch (one per row),
+/// one mask and one stacked value replace the whole set at the cost of a single select.
+#[derive(Debug, Clone)]
+pub struct MaskedPatch {
+    pub point: HookPoint,
+    pub mask: Tensor,
+    pub value: Tensor,
+}
+
 /// Applies patches during a forward pass, optionally caching too.
 pub struct Patcher<'a> {
     patches: HashMap<HookPoint, Vec<&'a Patch>>,
+    masked: HashMap<HookPoint, Vec<&'a MaskedPatch>>,
     pub cache: Option<ActivationCache>,
 }
 
@@ -259,8 +272,17 @@ impl<'a> Patcher<'a> {
         }
         Self {
             patches: map,
+            masked: HashMap::new(),
             cache: None,
         }
+    }
+
+    /// Adds masked patches (applied after the targeted ones at the same hook).
+    pub fn with_masked(mut self, patches: &'a [MaskedPatch]) -> Self {
+        for p in patches {
+            self.masked.entry(p.point).or_default().push(p);
+        }
+        self
     }
 
     pub fn with_cache(mut self, cache: ActivationCache) -> Self {
@@ -277,11 +299,30 @@ impl Hook for Patcher<'_> {
                 value = apply_patch(point, &value, &patch.target, &patch.value)?;
             }
         }
+        if let Some(list) = self.masked.get(&point) {
+            for patch in list {
+                value = apply_mask(point, &value, &patch.mask, &patch.value)?;
+            }
+        }
         match &mut self.cache {
             Some(cache) => cache.on(point, value),
             None => Ok(value),
         }
     }
+}
+
+/// `old` with the entries where `mask` is non-zero replaced by `new`'s.
+pub fn apply_mask(point: HookPoint, old: &Tensor, mask: &Tensor, new: &Tensor) -> Result<Tensor> {
+    let dims = old.dims();
+    let fit = |t: &Tensor, what: &str| {
+        t.broadcast_as(dims).map_err(|e| ModelError::BadHook {
+            hook: point.to_string(),
+            reason: format!("patch {what} of shape {:?} does not fit {dims:?}: {e}", t.dims()),
+        })
+    };
+    let new = fit(&new.to_dtype(old.dtype())?, "value")?;
+    let mask = fit(mask, "mask")?;
+    Ok(mask.where_cond(&new, old)?)
 }
 
 /// `old` with the entries selected by `target` replaced by `new` (exactly, not by arithmetic).
@@ -313,6 +354,7 @@ pub fn apply_patch(
         (0usize, &target.rows),
         (point.position_dim(), &target.positions),
         (2usize, &target.heads),
+        (dims.len() - 1, &target.features),
     ];
     // A mask shaped like `old` with size 1 on untouched axes, built on the CPU then moved.
     let mut mask_shape = vec![1usize; dims.len()];
@@ -386,6 +428,7 @@ mod tests {
             rows: Some(vec![1]),
             positions: Some(vec![0, 2]),
             heads: Some(vec![3]),
+            features: None,
         };
         let out = apply_patch(HookPoint::Z(0), &old, &target, &new)?;
         let v: Vec<f32> = out.flatten_all()?.to_vec1()?;

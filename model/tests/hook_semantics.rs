@@ -230,6 +230,7 @@ fn patching_from_another_run_moves_the_output() {
             positions: Some(vec![1, 2]),
             heads: Some(vec![3]),
             rows: None,
+            features: None,
         },
         value: clean.get(HookPoint::Z(0)).unwrap().clone(),
     }];

@@ -1,0 +1,141 @@
+//! Activation patching, fast path. A cell patched at layer `L` and position `p` cannot
+//! change anything below `L` nor any position before `p` (causal attention), so its forward
+//! starts at block `L` from the cached residual, runs only positions `p..`, and reads the
+//! earlier positions' keys and values from the cache. Cells that start at the same
+//! `(length, L, p)` — across pairs and components — share one batched forward, each row
+//! carrying its own patch through one mask; only the last position is unembedded.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{DType, Tensor};
+use patchsweep_model::{Forward, HookPoint, HookedTransformer, Input, LayerKv, MaskedPatch, Patcher, Unembed};
+
+use crate::error::Result;
+use crate::grid::{Cell, Site};
+use crate::metric::{values_per_row, Metric};
+use crate::runs::RunCache;
+
+/// The cells of one pair: patch `source` values into the `base` run.
+pub struct PairJob<'a> {
+    pub base: &'a RunCache,
+    pub source: &'a RunCache,
+    pub metric: &'a Metric,
+    pub n_tokens: usize,
+    pub cells: &'a [Cell],
+}
+
+/// The metric of the patched run for every cell: `values[job][cell]`.
+pub fn patch_values(model: &HookedTransformer, jobs: &[PairJob], max_batch: usize, progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    let mut groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (c, cell) in job.cells.iter().enumerate() {
+            groups.entry((job.n_tokens, cell.start_layer(), cell.start_position())).or_default().push((j, c));
+        }
+    }
+    let mut values: Vec<Vec<f32>> = jobs.iter().map(|j| vec![f32::NAN; j.cells.len()]).collect();
+    for ((n, layer, start), items) in groups {
+        for chunk in items.chunks(max_batch.max(1)) {
+            let out = run_chunk(model, jobs, chunk, n, layer, start)?;
+            for (&(j, c), v) in chunk.iter().zip(out) {
+                values[j][c] = v;
+            }
+            progress(chunk.len());
+        }
+    }
+    Ok(values)
+}
+
+fn run_chunk(model: &HookedTransformer, jobs: &[PairJob], chunk: &[(usize, usize)], n: usize, layer: usize, start: usize) -> Result<Vec<f32>> {
+    let len = n - start;
+    let rows = chunk.len();
+    let residual = Tensor::cat(
+        &chunk.iter().map(|&(j, _)| jobs[j].base.resid_pre[layer].narrow(1, start, len)).collect::<candle_core::Result<Vec<_>>>()?,
+        0,
+    )?;
+    let past: Option<Vec<LayerKv>> = if start > 0 {
+        let stack = |pick: &dyn Fn(&LayerKv) -> &Tensor, l: usize| -> candle_core::Result<Tensor> {
+            let parts = chunk.iter().map(|&(j, _)| pick(&jobs[j].base.kv[l]).narrow(2, 0, start)).collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&parts, 0)
+        };
+        Some(
+            (0..model.cfg.n_layers)
+                .map(|l| {
+                    if l < layer {
+                        // Blocks below the start are never run; any tensor of the right length will do.
+                        let kv = &jobs[chunk[0].0].base.kv[l];
+                        Ok(LayerKv { k: kv.k.narrow(2, 0, start)?, v: kv.v.narrow(2, 0, start)? })
+                    } else {
+                        Ok(LayerKv { k: stack(&|kv| &kv.k, l)?, v: stack(&|kv| &kv.v, l)? })
+                    }
+                })
+                .collect::<candle_core::Result<_>>()?,
+        )
+    } else {
+        None
+    };
+    let patches = masked_patches(jobs, chunk, start, len, rows)?;
+    let mut patcher = Patcher::new(&[]).with_masked(&patches);
+    let out = model.forward(
+        Input::Residual { layer, resid_pre: &residual },
+        &mut patcher,
+        Forward {
+            unembed: Unembed::Last,
+            past: past.as_deref(),
+            ..Forward::default()
+        },
+    )?;
+    let logits = out.logits.expect("unembed requested");
+    let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
+    Ok(values_per_row(&logits, &metrics)?.to_vec1()?)
+}
+
+/// One masked patch per hook point touched by the chunk: row `r` takes its pair's source
+/// values where its cell's sites select.
+fn masked_patches(jobs: &[PairJob], chunk: &[(usize, usize)], start: usize, len: usize, rows: usize) -> Result<Vec<MaskedPatch>> {
+    let mut by_hook: HashMap<HookPoint, Vec<(usize, &Site)>> = HashMap::new();
+    for (r, &(j, c)) in chunk.iter().enumerate() {
+        for site in &jobs[j].cells[c].sites {
+            by_hook.entry(site.hook()).or_default().push((r, site));
+        }
+    }
+    let mut patches = Vec::new();
+    for (point, sites) in by_hook {
+        let sample = &jobs[chunk[0].0].source.hooks[&point];
+        let dims = sample.dims().to_vec();
+        // Mask shape: [rows, len, heads?, ...] with the trailing axis kept only for neurons.
+        let has_heads = point.has_head_dim();
+        let uses_features = sites.iter().any(|(_, s)| s.neuron.is_some());
+        let mut mask_dims = vec![rows, len];
+        if has_heads {
+            mask_dims.push(dims[2]);
+        }
+        mask_dims.push(if uses_features { dims[dims.len() - 1] } else { 1 });
+        let inner: usize = mask_dims[2..].iter().product();
+        let heads = if has_heads { dims[2] } else { 1 };
+        let feat = *mask_dims.last().unwrap_or(&1);
+        let mut mask = vec![0u8; rows * len * inner];
+        for (r, site) in &sites {
+            let positions: Vec<usize> = match site.position {
+                Some(p) => vec![p - start],
+                None => (0..len).collect(),
+            };
+            let hs: Vec<usize> = site.head.map(|h| vec![h]).unwrap_or_else(|| (0..heads).collect());
+            let fs: Vec<usize> = site.neuron.map(|f| vec![f]).unwrap_or_else(|| (0..feat).collect());
+            for &p in &positions {
+                for &h in &hs {
+                    for &f in &fs {
+                        mask[((r * len + p) * heads + h) * feat + f] = 1;
+                    }
+                }
+            }
+        }
+        let device = sample.device();
+        let mask = Tensor::from_vec(mask, mask_dims, device)?.to_dtype(DType::U8)?;
+        let value = Tensor::cat(
+            &chunk.iter().map(|&(j, _)| jobs[j].source.hooks[&point].narrow(1, start, len)).collect::<candle_core::Result<Vec<_>>>()?,
+            0,
+        )?;
+        patches.push(MaskedPatch { point, mask, value });
+    }
+    Ok(patches)
+}

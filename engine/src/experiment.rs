@@ -1,0 +1,199 @@
+//! One experiment (method × direction × grid) over many prompt pairs: baselines, patched
+//! values, effects and normalized effects.
+
+use std::collections::{BTreeMap, HashSet};
+
+use patchsweep_model::{HookPoint, HookedTransformer};
+use serde::{Deserialize, Serialize};
+
+use crate::activation::{patch_values, PairJob};
+use crate::attribution::{estimate_values, AttributionJob};
+use crate::error::Result;
+use crate::grid::{Cell, EffectKey, Grid, Site};
+use crate::metric::{normalized, Metric};
+use crate::runs::{cache_runs, RunCache};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Exact: one patched forward per cell.
+    Activation,
+    /// First-order estimate from one backward pass per pair.
+    Attribution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Run the corrupted prompt, patch in clean values.
+    Denoise,
+    /// Run the clean prompt, patch in corrupted values.
+    Noise,
+}
+
+impl Method {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Activation => "activation",
+            Method::Attribution => "attribution",
+        }
+    }
+}
+
+impl Direction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Direction::Denoise => "denoise",
+            Direction::Noise => "noise",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub name: String,
+    pub method: Method,
+    pub direction: Direction,
+    pub grid: Grid,
+}
+
+/// A tokenized pair with its metric.
+#[derive(Debug, Clone)]
+pub struct PairInput {
+    pub id: String,
+    pub clean_ids: Vec<u32>,
+    pub corrupt_ids: Vec<u32>,
+    pub position_labels: Vec<String>,
+    pub metric: Metric,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    pub clean: f32,
+    pub corrupt: f32,
+}
+
+/// One measured effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    /// Index into the pairs given to [`Engine::run`].
+    pub pair: usize,
+    pub key: EffectKey,
+    /// The metric of the patched run (attribution: base metric plus the estimate).
+    pub value: f64,
+    /// `value - metric of the unpatched base run`.
+    pub effect: f64,
+    /// `(value - corrupt) / (clean - corrupt)`.
+    pub normalized: Option<f64>,
+}
+
+/// Runs experiments on one model.
+pub struct Engine<'m> {
+    pub model: &'m HookedTransformer,
+    /// Rows per batched forward.
+    pub max_batch: usize,
+    /// Pairs whose runs are cached at once.
+    pub pairs_per_chunk: usize,
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(model: &'m HookedTransformer) -> Self {
+        Self { model, max_batch: 64, pairs_per_chunk: 16 }
+    }
+
+    /// Chunks of pair indices with equal token counts, in order.
+    fn chunks(&self, pairs: &[PairInput], size: usize) -> Vec<Vec<usize>> {
+        let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, p) in pairs.iter().enumerate() {
+            by_len.entry(p.clean_ids.len()).or_default().push(i);
+        }
+        by_len.into_values().flat_map(|v| v.chunks(size.max(1)).map(|c| c.to_vec()).collect::<Vec<_>>()).collect()
+    }
+
+    /// Clean and corrupted metric of every pair.
+    pub fn baselines(&self, pairs: &[PairInput]) -> Result<Vec<Baseline>> {
+        let mut out = vec![Baseline { clean: 0.0, corrupt: 0.0 }; pairs.len()];
+        for chunk in self.chunks(pairs, self.max_batch) {
+            let metrics: Vec<&Metric> = chunk.iter().map(|&i| &pairs[i].metric).collect();
+            let clean: Vec<&[u32]> = chunk.iter().map(|&i| pairs[i].clean_ids.as_slice()).collect();
+            let corrupt: Vec<&[u32]> = chunk.iter().map(|&i| pairs[i].corrupt_ids.as_slice()).collect();
+            let c = cache_runs(self.model, &clean, &metrics, &HashSet::new())?;
+            let k = cache_runs(self.model, &corrupt, &metrics, &HashSet::new())?;
+            for (n, &i) in chunk.iter().enumerate() {
+                out[i] = Baseline { clean: c[n].metric, corrupt: k[n].metric };
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cells of every pair (validated against the model).
+    pub fn cells(&self, exp: &Experiment, pairs: &[PairInput]) -> Result<Vec<Vec<Cell>>> {
+        exp.grid.validate(&self.model.cfg)?;
+        pairs.iter().map(|p| exp.grid.cells(&self.model.cfg, p.clean_ids.len(), &p.position_labels)).collect()
+    }
+
+    /// Runs `exp` on `pairs`; `progress` is told how many cells each step finished.
+    pub fn run(&self, exp: &Experiment, pairs: &[PairInput], baselines: &[Baseline], progress: &mut dyn FnMut(usize)) -> Result<Vec<Effect>> {
+        let cells = self.cells(exp, pairs)?;
+        let mut effects = Vec::new();
+        for chunk in self.chunks(pairs, self.pairs_per_chunk) {
+            let hooks: HashSet<HookPoint> = chunk.iter().flat_map(|&i| cells[i].iter().flat_map(|c| c.sites.iter().map(Site::hook))).collect();
+            let metrics: Vec<&Metric> = chunk.iter().map(|&i| &pairs[i].metric).collect();
+            let (base_ids, source_ids): (Vec<&[u32]>, Vec<&[u32]>) = chunk
+                .iter()
+                .map(|&i| match exp.direction {
+                    Direction::Denoise => (pairs[i].corrupt_ids.as_slice(), pairs[i].clean_ids.as_slice()),
+                    Direction::Noise => (pairs[i].clean_ids.as_slice(), pairs[i].corrupt_ids.as_slice()),
+                })
+                .unzip();
+            let sources = cache_runs(self.model, &source_ids, &metrics, &hooks)?;
+            let values = match exp.method {
+                Method::Activation => {
+                    let bases = cache_runs(self.model, &base_ids, &metrics, &HashSet::new())?;
+                    let jobs: Vec<PairJob> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(n, &i)| PairJob { base: &bases[n], source: &sources[n], metric: &pairs[i].metric, n_tokens: pairs[i].clean_ids.len(), cells: &cells[i] })
+                        .collect();
+                    patch_values(self.model, &jobs, self.max_batch, progress)?
+                }
+                Method::Attribution => {
+                    let mut all = Vec::new();
+                    for sub in (0..chunk.len()).collect::<Vec<_>>().chunks(8) {
+                        let jobs: Vec<AttributionJob> = sub
+                            .iter()
+                            .map(|&n| AttributionJob { base_ids: base_ids[n], source: &sources[n], metric: &pairs[chunk[n]].metric, cells: &cells[chunk[n]] })
+                            .collect();
+                        let (v, _) = estimate_values(self.model, &jobs)?;
+                        progress(jobs.iter().map(|j| j.cells.len()).sum());
+                        all.extend(v);
+                    }
+                    all
+                }
+            };
+            for (n, &i) in chunk.iter().enumerate() {
+                let b = baselines[i];
+                let base = match exp.direction {
+                    Direction::Denoise => b.corrupt,
+                    Direction::Noise => b.clean,
+                } as f64;
+                for (cell, &v) in cells[i].iter().zip(&values[n]) {
+                    let value = v as f64;
+                    effects.push(Effect {
+                        pair: i,
+                        key: cell.key.clone(),
+                        value,
+                        effect: value - base,
+                        normalized: normalized(value, b.clean as f64, b.corrupt as f64),
+                    });
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    /// The cached run of one prompt (for callers that need hook values, e.g. the oracle).
+    pub fn cache(&self, ids: &[u32], metric: &Metric, hooks: &HashSet<HookPoint>) -> Result<RunCache> {
+        Ok(cache_runs(self.model, &[ids], &[metric], hooks)?.remove(0))
+    }
+}

@@ -1,0 +1,172 @@
+//! Bias metrics on the next-token logits at the last position: logit difference and
+//! log-probability difference between two answer sets, and Vig et al.'s odds ratio; plus the
+//! normalized effect. All are differentiable (attribution patching takes their gradient).
+
+use candle_core::{DType, Tensor, D};
+use patchsweep_model::Tokenizer;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// `reduce(logit[positive]) - reduce(logit[negative])`.
+    LogitDiff,
+    /// The same on log-probabilities (log-softmax over the vocabulary).
+    LogprobDiff,
+    /// Vig et al.: `p(positive) / p(negative)` (probabilities reduced over each set).
+    OddsRatio,
+}
+
+/// How several answer tokens of one set combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    #[default]
+    Mean,
+    Sum,
+}
+
+/// A metric with its answer sets resolved to token ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub kind: MetricKind,
+    pub reduce: Reduce,
+    pub positive: Vec<u32>,
+    pub negative: Vec<u32>,
+}
+
+/// The id of an answer word, which must be exactly one token.
+pub fn answer_token(tok: &Tokenizer, word: &str) -> Result<u32> {
+    tok.single_token(word).map_err(|pieces| EngineError::MultiTokenAnswer {
+        word: word.to_string(),
+        tokens: if pieces.is_empty() {
+            "nothing".to_string()
+        } else {
+            pieces.iter().map(|(id, text)| format!("{id} {text:?}")).collect::<Vec<_>>().join(", ")
+        },
+    })
+}
+
+impl Metric {
+    pub fn from_words(kind: MetricKind, reduce: Reduce, positive: &[String], negative: &[String], tok: &Tokenizer) -> Result<Self> {
+        if positive.is_empty() || negative.is_empty() {
+            return Err(EngineError::Metric("positive and negative answer sets must each hold at least one word".into()));
+        }
+        let ids = |words: &[String]| words.iter().map(|w| answer_token(tok, w)).collect::<Result<Vec<_>>>();
+        Ok(Self {
+            kind,
+            reduce,
+            positive: ids(positive)?,
+            negative: ids(negative)?,
+        })
+    }
+
+    /// Metric values `[rows]` from last-position logits `[rows, vocab]` (or `[rows, 1, vocab]`).
+    pub fn values(&self, logits: &Tensor) -> Result<Tensor> {
+        let logits = flat_rows(logits)?;
+        let take = |ids: &[u32]| -> Result<Tensor> {
+            let idx = Tensor::new(ids, logits.device())?;
+            Ok(logits.index_select(&idx, 1)?)
+        };
+        let reduce = |t: Tensor| -> Result<Tensor> {
+            Ok(match self.reduce {
+                Reduce::Mean => t.mean(1)?,
+                Reduce::Sum => t.sum(1)?,
+            })
+        };
+        Ok(match self.kind {
+            MetricKind::LogitDiff => (reduce(take(&self.positive)?)? - reduce(take(&self.negative)?)?)?,
+            MetricKind::LogprobDiff => {
+                let lse = logsumexp(&logits)?.unsqueeze(1)?;
+                let pos = take(&self.positive)?.broadcast_sub(&lse)?;
+                let neg = take(&self.negative)?.broadcast_sub(&lse)?;
+                (reduce(pos)? - reduce(neg)?)?
+            }
+            MetricKind::OddsRatio => {
+                // p(pos)/p(neg): the softmax normalizer cancels.
+                let log_ratio = (logsumexp(&take(&self.positive)?)? - logsumexp(&take(&self.negative)?)?)?;
+                let scale = match self.reduce {
+                    Reduce::Sum => 1.0,
+                    Reduce::Mean => self.negative.len() as f64 / self.positive.len() as f64,
+                };
+                (log_ratio.exp()? * scale)?
+            }
+        })
+    }
+}
+
+/// `[rows, vocab]` in f32 from `[rows, vocab]` or `[rows, 1, vocab]`.
+fn flat_rows(logits: &Tensor) -> Result<Tensor> {
+    let l = match logits.rank() {
+        2 => logits.clone(),
+        3 => logits.squeeze(1)?,
+        r => return Err(EngineError::Metric(format!("logits of rank {r}; expected [rows, vocab]"))),
+    };
+    Ok(l.to_dtype(DType::F32)?)
+}
+
+/// `log(sum(exp(x)))` over the last axis, stable and differentiable.
+fn logsumexp(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let s = x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok((s + max)?.squeeze(D::Minus1)?)
+}
+
+/// Metric values for rows that may each have their own metric.
+pub fn values_per_row(logits: &Tensor, metrics: &[&Metric]) -> Result<Tensor> {
+    let logits = flat_rows(logits)?;
+    if metrics.len() != logits.dim(0)? {
+        return Err(EngineError::Metric(format!("{} metrics for {} rows", metrics.len(), logits.dim(0)?)));
+    }
+    if metrics.windows(2).all(|w| w[0] == w[1]) {
+        return metrics[0].values(&logits);
+    }
+    let rows = metrics
+        .iter()
+        .enumerate()
+        .map(|(r, m)| m.values(&logits.narrow(0, r, 1)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&rows, 0)?)
+}
+
+/// `(value - corrupt) / (clean - corrupt)`: 1 when the patch restores the clean behaviour
+/// fully, 0 when it does nothing; `None` when clean and corrupt do not differ.
+pub fn normalized(value: f64, clean: f64, corrupt: f64) -> Option<f64> {
+    let span = clean - corrupt;
+    (span.abs() > 1e-9).then(|| (value - corrupt) / span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn metric(kind: MetricKind, reduce: Reduce) -> Metric {
+        Metric { kind, reduce, positive: vec![0, 1], negative: vec![2] }
+    }
+
+    #[test]
+    fn values_follow_their_definitions() -> Result<()> {
+        let l = Tensor::new(&[[1.0f32, 3.0, 0.5, -1.0]], &Device::Cpu)?;
+        let v = |m: Metric| -> f32 { m.values(&l).unwrap().to_vec1::<f32>().unwrap()[0] };
+        assert!((v(metric(MetricKind::LogitDiff, Reduce::Mean)) - 1.5).abs() < 1e-6);
+        assert!((v(metric(MetricKind::LogitDiff, Reduce::Sum)) - 3.5).abs() < 1e-6);
+        let z: f32 = [1.0f32, 3.0, 0.5, -1.0].iter().map(|x| x.exp()).sum();
+        let p = |x: f32| x.exp() / z;
+        let lp = ((p(1.0).ln() + p(3.0).ln()) / 2.0) - p(0.5).ln();
+        assert!((v(metric(MetricKind::LogprobDiff, Reduce::Mean)) - lp).abs() < 1e-5);
+        let odds = (p(1.0) + p(3.0)) / p(0.5);
+        assert!((v(metric(MetricKind::OddsRatio, Reduce::Sum)) - odds).abs() < 1e-4);
+        assert!((v(metric(MetricKind::OddsRatio, Reduce::Mean)) - odds / 2.0).abs() < 1e-4);
+        Ok(())
+    }
+
+    #[test]
+    fn normalized_effect() {
+        assert_eq!(normalized(3.0, 3.0, 1.0), Some(1.0));
+        assert_eq!(normalized(1.0, 3.0, 1.0), Some(0.0));
+        assert_eq!(normalized(2.0, 1.0, 1.0), None);
+    }
+}

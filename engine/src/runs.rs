@@ -1,0 +1,61 @@
+//! The clean and corrupted runs of each pair, computed once and cached: the metric, the
+//! residual entering every block (where patched forwards start), every block's keys and
+//! values (reused for the positions a patch cannot change), and the hook values patches
+//! take their replacements from.
+
+use std::collections::{HashMap, HashSet};
+
+use candle_core::Tensor;
+use patchsweep_model::{ActivationCache, Forward, HookPoint, HookedTransformer, Input, LayerKv, Unembed};
+
+use crate::error::Result;
+use crate::metric::{values_per_row, Metric};
+
+/// One run of one prompt (batch dimension 1 everywhere).
+#[derive(Debug, Clone)]
+pub struct RunCache {
+    pub metric: f32,
+    /// Residual entering block `l`, `[1, positions, d_model]`.
+    pub resid_pre: Vec<Tensor>,
+    /// Post-RoPE keys and values of every block, `[1, kv_heads, positions, d_head]`.
+    pub kv: Vec<LayerKv>,
+    /// Values of the requested hook points, `[1, positions, ...]`.
+    pub hooks: HashMap<HookPoint, Tensor>,
+}
+
+/// Runs prompts of equal length as one batch and splits the results per prompt.
+pub fn cache_runs(model: &HookedTransformer, prompts: &[&[u32]], metrics: &[&Metric], hooks: &HashSet<HookPoint>) -> Result<Vec<RunCache>> {
+    let rows: Vec<Vec<u32>> = prompts.iter().map(|p| p.to_vec()).collect();
+    let tokens = model.tokens_tensor(&rows)?;
+    let n_layers = model.cfg.n_layers;
+    let mut wanted: HashSet<HookPoint> = hooks.clone();
+    wanted.extend((0..n_layers).map(HookPoint::ResidPre));
+    let mut cache = ActivationCache::only(wanted.iter().copied());
+    let out = model.forward(
+        Input::Tokens(&tokens),
+        &mut cache,
+        Forward {
+            unembed: Unembed::Last,
+            record_kv: true,
+            ..Forward::default()
+        },
+    )?;
+    let logits = out.logits.expect("unembed requested");
+    let values: Vec<f32> = values_per_row(&logits, metrics)?.to_vec1()?;
+    let cached = cache.into_map();
+    let mut runs = Vec::with_capacity(rows.len());
+    for (r, metric) in values.into_iter().enumerate() {
+        let row = |t: &Tensor| t.narrow(0, r, 1).and_then(|x| x.contiguous());
+        runs.push(RunCache {
+            metric,
+            resid_pre: (0..n_layers).map(|l| row(&cached[&HookPoint::ResidPre(l)])).collect::<candle_core::Result<_>>()?,
+            kv: out
+                .kv
+                .iter()
+                .map(|kv| Ok(LayerKv { k: row(&kv.k)?, v: row(&kv.v)? }))
+                .collect::<candle_core::Result<_>>()?,
+            hooks: hooks.iter().map(|h| Ok((*h, row(&cached[h])?))).collect::<candle_core::Result<_>>()?,
+        });
+    }
+    Ok(runs)
+}
