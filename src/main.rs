@@ -3,8 +3,13 @@
 //! # Layout
 //! - `main.rs`: argument parsing, logging setup, dispatch.
 //! - `logits.rs`: `patchsweep logits`, for checking a model by hand.
+//! - `run.rs`: `patchsweep run`, a whole sweep on this machine; `progress.rs` its progress.
+//! - `query.rs`: `patchsweep query`, read-only SQL over the results.
 
 mod logits;
+mod progress;
+mod query;
+mod run;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -27,6 +32,10 @@ struct Cli {
 enum Command {
     /// Print a prompt's tokens and the top next-token logits.
     Logits(logits::LogitsArgs),
+    /// Run a sweep spec on this machine and store its effects.
+    Run(run::RunArgs),
+    /// Answer read-only SQL over the results (views effects_v, pairs_v).
+    Query(query::QueryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +51,8 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Logits(args) => logits::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Query(args) => query::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Tensor};
-use patchsweep_model::{Forward, HookPoint, HookedTransformer, Input, LayerKv, MaskedPatch, Patcher, Unembed};
+use patchsweep_model::{
+    Forward, HookPoint, HookedTransformer, Input, LayerKv, MaskedPatch, Patcher, Unembed,
+};
 
 use crate::error::Result;
 use crate::grid::{Cell, Site};
@@ -25,11 +27,19 @@ pub struct PairJob<'a> {
 }
 
 /// The metric of the patched run for every cell: `values[job][cell]`.
-pub fn patch_values(model: &HookedTransformer, jobs: &[PairJob], max_batch: usize, progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+pub fn patch_values(
+    model: &HookedTransformer,
+    jobs: &[PairJob],
+    max_batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f32>>> {
     let mut groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
     for (j, job) in jobs.iter().enumerate() {
         for (c, cell) in job.cells.iter().enumerate() {
-            groups.entry((job.n_tokens, cell.start_layer(), cell.start_position())).or_default().push((j, c));
+            groups
+                .entry((job.n_tokens, cell.start_layer(), cell.start_position()))
+                .or_default()
+                .push((j, c));
         }
     }
     let mut values: Vec<Vec<f32>> = jobs.iter().map(|j| vec![f32::NAN; j.cells.len()]).collect();
@@ -45,16 +55,29 @@ pub fn patch_values(model: &HookedTransformer, jobs: &[PairJob], max_batch: usiz
     Ok(values)
 }
 
-fn run_chunk(model: &HookedTransformer, jobs: &[PairJob], chunk: &[(usize, usize)], n: usize, layer: usize, start: usize) -> Result<Vec<f32>> {
+fn run_chunk(
+    model: &HookedTransformer,
+    jobs: &[PairJob],
+    chunk: &[(usize, usize)],
+    n: usize,
+    layer: usize,
+    start: usize,
+) -> Result<Vec<f32>> {
     let len = n - start;
     let rows = chunk.len();
     let residual = Tensor::cat(
-        &chunk.iter().map(|&(j, _)| jobs[j].base.resid_pre[layer].narrow(1, start, len)).collect::<candle_core::Result<Vec<_>>>()?,
+        &chunk
+            .iter()
+            .map(|&(j, _)| jobs[j].base.resid_pre[layer].narrow(1, start, len))
+            .collect::<candle_core::Result<Vec<_>>>()?,
         0,
     )?;
     let past: Option<Vec<LayerKv>> = if start > 0 {
         let stack = |pick: &dyn Fn(&LayerKv) -> &Tensor, l: usize| -> candle_core::Result<Tensor> {
-            let parts = chunk.iter().map(|&(j, _)| pick(&jobs[j].base.kv[l]).narrow(2, 0, start)).collect::<candle_core::Result<Vec<_>>>()?;
+            let parts = chunk
+                .iter()
+                .map(|&(j, _)| pick(&jobs[j].base.kv[l]).narrow(2, 0, start))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             Tensor::cat(&parts, 0)
         };
         Some(
@@ -63,9 +86,15 @@ fn run_chunk(model: &HookedTransformer, jobs: &[PairJob], chunk: &[(usize, usize
                     if l < layer {
                         // Blocks below the start are never run; any tensor of the right length will do.
                         let kv = &jobs[chunk[0].0].base.kv[l];
-                        Ok(LayerKv { k: kv.k.narrow(2, 0, start)?, v: kv.v.narrow(2, 0, start)? })
+                        Ok(LayerKv {
+                            k: kv.k.narrow(2, 0, start)?,
+                            v: kv.v.narrow(2, 0, start)?,
+                        })
                     } else {
-                        Ok(LayerKv { k: stack(&|kv| &kv.k, l)?, v: stack(&|kv| &kv.v, l)? })
+                        Ok(LayerKv {
+                            k: stack(&|kv| &kv.k, l)?,
+                            v: stack(&|kv| &kv.v, l)?,
+                        })
                     }
                 })
                 .collect::<candle_core::Result<_>>()?,
@@ -76,7 +105,10 @@ fn run_chunk(model: &HookedTransformer, jobs: &[PairJob], chunk: &[(usize, usize
     let patches = masked_patches(jobs, chunk, start, len, rows)?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
     let out = model.forward(
-        Input::Residual { layer, resid_pre: &residual },
+        Input::Residual {
+            layer,
+            resid_pre: &residual,
+        },
         &mut patcher,
         Forward {
             unembed: Unembed::Last,
@@ -91,7 +123,13 @@ fn run_chunk(model: &HookedTransformer, jobs: &[PairJob], chunk: &[(usize, usize
 
 /// One masked patch per hook point touched by the chunk: row `r` takes its pair's source
 /// values where its cell's sites select.
-fn masked_patches(jobs: &[PairJob], chunk: &[(usize, usize)], start: usize, len: usize, rows: usize) -> Result<Vec<MaskedPatch>> {
+fn masked_patches(
+    jobs: &[PairJob],
+    chunk: &[(usize, usize)],
+    start: usize,
+    len: usize,
+    rows: usize,
+) -> Result<Vec<MaskedPatch>> {
     let mut by_hook: HashMap<HookPoint, Vec<(usize, &Site)>> = HashMap::new();
     for (r, &(j, c)) in chunk.iter().enumerate() {
         for site in &jobs[j].cells[c].sites {
@@ -109,7 +147,11 @@ fn masked_patches(jobs: &[PairJob], chunk: &[(usize, usize)], start: usize, len:
         if has_heads {
             mask_dims.push(dims[2]);
         }
-        mask_dims.push(if uses_features { dims[dims.len() - 1] } else { 1 });
+        mask_dims.push(if uses_features {
+            dims[dims.len() - 1]
+        } else {
+            1
+        });
         let inner: usize = mask_dims[2..].iter().product();
         let heads = if has_heads { dims[2] } else { 1 };
         let feat = *mask_dims.last().unwrap_or(&1);
@@ -119,8 +161,14 @@ fn masked_patches(jobs: &[PairJob], chunk: &[(usize, usize)], start: usize, len:
                 Some(p) => vec![p - start],
                 None => (0..len).collect(),
             };
-            let hs: Vec<usize> = site.head.map(|h| vec![h]).unwrap_or_else(|| (0..heads).collect());
-            let fs: Vec<usize> = site.neuron.map(|f| vec![f]).unwrap_or_else(|| (0..feat).collect());
+            let hs: Vec<usize> = site
+                .head
+                .map(|h| vec![h])
+                .unwrap_or_else(|| (0..heads).collect());
+            let fs: Vec<usize> = site
+                .neuron
+                .map(|f| vec![f])
+                .unwrap_or_else(|| (0..feat).collect());
             for &p in &positions {
                 for &h in &hs {
                     for &f in &fs {
@@ -132,7 +180,10 @@ fn masked_patches(jobs: &[PairJob], chunk: &[(usize, usize)], start: usize, len:
         let device = sample.device();
         let mask = Tensor::from_vec(mask, mask_dims, device)?.to_dtype(DType::U8)?;
         let value = Tensor::cat(
-            &chunk.iter().map(|&(j, _)| jobs[j].source.hooks[&point].narrow(1, start, len)).collect::<candle_core::Result<Vec<_>>>()?,
+            &chunk
+                .iter()
+                .map(|&(j, _)| jobs[j].source.hooks[&point].narrow(1, start, len))
+                .collect::<candle_core::Result<Vec<_>>>()?,
             0,
         )?;
         patches.push(MaskedPatch { point, mask, value });

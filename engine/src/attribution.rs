@@ -23,8 +23,14 @@ pub struct AttributionJob<'a> {
 
 /// Estimated patched metric values (`base metric + estimate`) per job and cell, and the base
 /// metric of each job.
-pub fn estimate_values(model: &HookedTransformer, jobs: &[AttributionJob]) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
-    let points: HashSet<HookPoint> = jobs.iter().flat_map(|j| j.cells.iter().flat_map(|c| c.sites.iter().map(Site::hook))).collect();
+pub fn estimate_values(
+    model: &HookedTransformer,
+    jobs: &[AttributionJob],
+) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let points: HashSet<HookPoint> = jobs
+        .iter()
+        .flat_map(|j| j.cells.iter().flat_map(|c| c.sites.iter().map(Site::hook)))
+        .collect();
     let points: Vec<HookPoint> = points.into_iter().collect();
     let rows: Vec<Vec<u32>> = jobs.iter().map(|j| j.base_ids.to_vec()).collect();
     let tokens = model.tokens_tensor(&rows)?;
@@ -32,7 +38,8 @@ pub fn estimate_values(model: &HookedTransformer, jobs: &[AttributionJob]) -> Re
     let per_row = std::cell::RefCell::new(Vec::new());
     // Rows are independent, so the gradient of the sum is each row's own gradient.
     let metric = |logits: &Tensor| -> patchsweep_model::Result<Tensor> {
-        let v = values_per_row(logits, &metrics).map_err(|e| patchsweep_model::ModelError::BadInput(e.to_string()))?;
+        let v = values_per_row(logits, &metrics)
+            .map_err(|e| patchsweep_model::ModelError::BadInput(e.to_string()))?;
         per_row.replace(v.detach().to_vec1::<f32>()?);
         Ok(v.sum_all()?)
     };
@@ -42,15 +49,28 @@ pub fn estimate_values(model: &HookedTransformer, jobs: &[AttributionJob]) -> Re
     let mut products: HashMap<HookPoint, (Vec<f32>, Vec<usize>)> = HashMap::new();
     for &point in &points {
         let base = &g.activations[&point];
-        let source = Tensor::cat(&jobs.iter().map(|j| j.source.hooks[&point].clone()).collect::<Vec<_>>(), 0)?;
+        let source = Tensor::cat(
+            &jobs
+                .iter()
+                .map(|j| j.source.hooks[&point].clone())
+                .collect::<Vec<_>>(),
+            0,
+        )?;
         let prod = ((source - base)? * &g.grads[&point])?;
-        products.insert(point, (prod.flatten_all()?.to_vec1()?, prod.dims().to_vec()));
+        products.insert(
+            point,
+            (prod.flatten_all()?.to_vec1()?, prod.dims().to_vec()),
+        );
     }
     let mut values = Vec::with_capacity(jobs.len());
     for (r, job) in jobs.iter().enumerate() {
         let mut row = Vec::with_capacity(job.cells.len());
         for cell in job.cells {
-            let estimate: f32 = cell.sites.iter().map(|s| site_sum(&products[&s.hook()], r, s)).sum();
+            let estimate: f32 = cell
+                .sites
+                .iter()
+                .map(|s| site_sum(&products[&s.hook()], r, s))
+                .sum();
             row.push(base_metrics[r] + estimate);
         }
         values.push(row);
@@ -61,9 +81,19 @@ pub fn estimate_values(model: &HookedTransformer, jobs: &[AttributionJob]) -> Re
 /// Sum of the product tensor over the entries a site selects in row `r`.
 fn site_sum((data, dims): &(Vec<f32>, Vec<usize>), r: usize, site: &Site) -> f32 {
     let n = dims[1];
-    let (heads, width) = if site.hook().has_head_dim() { (dims[2], dims[3]) } else { (1, dims[2]) };
-    let positions: Vec<usize> = site.position.map(|p| vec![p]).unwrap_or_else(|| (0..n).collect());
-    let hs: Vec<usize> = site.head.map(|h| vec![h]).unwrap_or_else(|| (0..heads).collect());
+    let (heads, width) = if site.hook().has_head_dim() {
+        (dims[2], dims[3])
+    } else {
+        (1, dims[2])
+    };
+    let positions: Vec<usize> = site
+        .position
+        .map(|p| vec![p])
+        .unwrap_or_else(|| (0..n).collect());
+    let hs: Vec<usize> = site
+        .head
+        .map(|h| vec![h])
+        .unwrap_or_else(|| (0..heads).collect());
     let mut total = 0f32;
     for p in positions {
         for &h in &hs {

@@ -98,7 +98,11 @@ pub struct Engine<'m> {
 
 impl<'m> Engine<'m> {
     pub fn new(model: &'m HookedTransformer) -> Self {
-        Self { model, max_batch: 64, pairs_per_chunk: 16 }
+        Self {
+            model,
+            max_batch: 64,
+            pairs_per_chunk: 16,
+        }
     }
 
     /// Chunks of pair indices with equal token counts, in order.
@@ -107,20 +111,42 @@ impl<'m> Engine<'m> {
         for (i, p) in pairs.iter().enumerate() {
             by_len.entry(p.clean_ids.len()).or_default().push(i);
         }
-        by_len.into_values().flat_map(|v| v.chunks(size.max(1)).map(|c| c.to_vec()).collect::<Vec<_>>()).collect()
+        by_len
+            .into_values()
+            .flat_map(|v| {
+                v.chunks(size.max(1))
+                    .map(|c| c.to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Clean and corrupted metric of every pair.
     pub fn baselines(&self, pairs: &[PairInput]) -> Result<Vec<Baseline>> {
-        let mut out = vec![Baseline { clean: 0.0, corrupt: 0.0 }; pairs.len()];
+        let mut out = vec![
+            Baseline {
+                clean: 0.0,
+                corrupt: 0.0
+            };
+            pairs.len()
+        ];
         for chunk in self.chunks(pairs, self.max_batch) {
             let metrics: Vec<&Metric> = chunk.iter().map(|&i| &pairs[i].metric).collect();
-            let clean: Vec<&[u32]> = chunk.iter().map(|&i| pairs[i].clean_ids.as_slice()).collect();
-            let corrupt: Vec<&[u32]> = chunk.iter().map(|&i| pairs[i].corrupt_ids.as_slice()).collect();
+            let clean: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&i| pairs[i].clean_ids.as_slice())
+                .collect();
+            let corrupt: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&i| pairs[i].corrupt_ids.as_slice())
+                .collect();
             let c = cache_runs(self.model, &clean, &metrics, &HashSet::new())?;
             let k = cache_runs(self.model, &corrupt, &metrics, &HashSet::new())?;
             for (n, &i) in chunk.iter().enumerate() {
-                out[i] = Baseline { clean: c[n].metric, corrupt: k[n].metric };
+                out[i] = Baseline {
+                    clean: c[n].metric,
+                    corrupt: k[n].metric,
+                };
             }
         }
         Ok(out)
@@ -129,21 +155,42 @@ impl<'m> Engine<'m> {
     /// The cells of every pair (validated against the model).
     pub fn cells(&self, exp: &Experiment, pairs: &[PairInput]) -> Result<Vec<Vec<Cell>>> {
         exp.grid.validate(&self.model.cfg)?;
-        pairs.iter().map(|p| exp.grid.cells(&self.model.cfg, p.clean_ids.len(), &p.position_labels)).collect()
+        pairs
+            .iter()
+            .map(|p| {
+                exp.grid
+                    .cells(&self.model.cfg, p.clean_ids.len(), &p.position_labels)
+            })
+            .collect()
     }
 
     /// Runs `exp` on `pairs`; `progress` is told how many cells each step finished.
-    pub fn run(&self, exp: &Experiment, pairs: &[PairInput], baselines: &[Baseline], progress: &mut dyn FnMut(usize)) -> Result<Vec<Effect>> {
+    pub fn run(
+        &self,
+        exp: &Experiment,
+        pairs: &[PairInput],
+        baselines: &[Baseline],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Effect>> {
         let cells = self.cells(exp, pairs)?;
         let mut effects = Vec::new();
         for chunk in self.chunks(pairs, self.pairs_per_chunk) {
-            let hooks: HashSet<HookPoint> = chunk.iter().flat_map(|&i| cells[i].iter().flat_map(|c| c.sites.iter().map(Site::hook))).collect();
+            let hooks: HashSet<HookPoint> = chunk
+                .iter()
+                .flat_map(|&i| cells[i].iter().flat_map(|c| c.sites.iter().map(Site::hook)))
+                .collect();
             let metrics: Vec<&Metric> = chunk.iter().map(|&i| &pairs[i].metric).collect();
             let (base_ids, source_ids): (Vec<&[u32]>, Vec<&[u32]>) = chunk
                 .iter()
                 .map(|&i| match exp.direction {
-                    Direction::Denoise => (pairs[i].corrupt_ids.as_slice(), pairs[i].clean_ids.as_slice()),
-                    Direction::Noise => (pairs[i].clean_ids.as_slice(), pairs[i].corrupt_ids.as_slice()),
+                    Direction::Denoise => (
+                        pairs[i].corrupt_ids.as_slice(),
+                        pairs[i].clean_ids.as_slice(),
+                    ),
+                    Direction::Noise => (
+                        pairs[i].clean_ids.as_slice(),
+                        pairs[i].corrupt_ids.as_slice(),
+                    ),
                 })
                 .unzip();
             let sources = cache_runs(self.model, &source_ids, &metrics, &hooks)?;
@@ -153,7 +200,13 @@ impl<'m> Engine<'m> {
                     let jobs: Vec<PairJob> = chunk
                         .iter()
                         .enumerate()
-                        .map(|(n, &i)| PairJob { base: &bases[n], source: &sources[n], metric: &pairs[i].metric, n_tokens: pairs[i].clean_ids.len(), cells: &cells[i] })
+                        .map(|(n, &i)| PairJob {
+                            base: &bases[n],
+                            source: &sources[n],
+                            metric: &pairs[i].metric,
+                            n_tokens: pairs[i].clean_ids.len(),
+                            cells: &cells[i],
+                        })
                         .collect();
                     patch_values(self.model, &jobs, self.max_batch, progress)?
                 }
@@ -162,7 +215,12 @@ impl<'m> Engine<'m> {
                     for sub in (0..chunk.len()).collect::<Vec<_>>().chunks(8) {
                         let jobs: Vec<AttributionJob> = sub
                             .iter()
-                            .map(|&n| AttributionJob { base_ids: base_ids[n], source: &sources[n], metric: &pairs[chunk[n]].metric, cells: &cells[chunk[n]] })
+                            .map(|&n| AttributionJob {
+                                base_ids: base_ids[n],
+                                source: &sources[n],
+                                metric: &pairs[chunk[n]].metric,
+                                cells: &cells[chunk[n]],
+                            })
                             .collect();
                         let (v, _) = estimate_values(self.model, &jobs)?;
                         progress(jobs.iter().map(|j| j.cells.len()).sum());
@@ -193,7 +251,12 @@ impl<'m> Engine<'m> {
     }
 
     /// The cached run of one prompt (for callers that need hook values, e.g. the oracle).
-    pub fn cache(&self, ids: &[u32], metric: &Metric, hooks: &HashSet<HookPoint>) -> Result<RunCache> {
+    pub fn cache(
+        &self,
+        ids: &[u32],
+        metric: &Metric,
+        hooks: &HashSet<HookPoint>,
+    ) -> Result<RunCache> {
         Ok(cache_runs(self.model, &[ids], &[metric], hooks)?.remove(0))
     }
 }

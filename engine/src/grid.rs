@@ -91,10 +91,17 @@ impl fmt::Display for Component {
 impl FromStr for Component {
     type Err = EngineError;
     fn from_str(s: &str) -> Result<Self> {
-        ALL_COMPONENTS.iter().copied().find(|c| c.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = ALL_COMPONENTS.iter().map(|c| c.name()).collect();
-            EngineError::Grid(format!("unknown component {s:?}; known: {}", names.join(", ")))
-        })
+        ALL_COMPONENTS
+            .iter()
+            .copied()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALL_COMPONENTS.iter().map(|c| c.name()).collect();
+                EngineError::Grid(format!(
+                    "unknown component {s:?}; known: {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -162,7 +169,11 @@ impl Cell {
 
     /// The earliest position any site touches (0 when a site spans every position).
     pub fn start_position(&self) -> usize {
-        self.sites.iter().map(|s| s.position.unwrap_or(0)).min().unwrap_or(0)
+        self.sites
+            .iter()
+            .map(|s| s.position.unwrap_or(0))
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -222,14 +233,24 @@ pub fn resolve_position(r: &PositionRef, n: usize, labels: &[String]) -> Result<
         PositionRef::Index(i) => {
             let p = if *i < 0 { n as i64 + i } else { *i };
             if p < 0 || p >= n as i64 {
-                return Err(EngineError::Grid(format!("position {i} is outside a prompt of {n} tokens")));
+                return Err(EngineError::Grid(format!(
+                    "position {i} is outside a prompt of {n} tokens"
+                )));
             }
             Ok(vec![p as usize])
         }
         PositionRef::Label(l) => {
-            let ps: Vec<usize> = labels.iter().enumerate().filter(|(_, x)| *x == l).map(|(i, _)| i).collect();
+            let ps: Vec<usize> = labels
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| *x == l)
+                .map(|(i, _)| i)
+                .collect();
             if ps.is_empty() {
-                return Err(EngineError::Grid(format!("no position labelled {l:?} (labels: {})", labels.join(", "))));
+                return Err(EngineError::Grid(format!(
+                    "no position labelled {l:?} (labels: {})",
+                    labels.join(", ")
+                )));
             }
             Ok(ps)
         }
@@ -241,7 +262,10 @@ impl Grid {
     pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
         let layer_ok = |l: usize| -> Result<()> {
             if l >= cfg.n_layers {
-                return Err(EngineError::Grid(format!("layer {l} does not exist (the model has {})", cfg.n_layers)));
+                return Err(EngineError::Grid(format!(
+                    "layer {l} does not exist (the model has {})",
+                    cfg.n_layers
+                )));
             }
             Ok(())
         };
@@ -250,25 +274,54 @@ impl Grid {
         }
         for c in &self.components {
             if let Some(heads) = &self.heads {
-                if let Some(&h) = heads.iter().find(|&&h| c.heads(cfg) > 0 && h >= c.heads(cfg)) {
-                    return Err(EngineError::Grid(format!("{c}: head {h} does not exist (it has {})", c.heads(cfg))));
+                if let Some(&h) = heads
+                    .iter()
+                    .find(|&&h| c.heads(cfg) > 0 && h >= c.heads(cfg))
+                {
+                    return Err(EngineError::Grid(format!(
+                        "{c}: head {h} does not exist (it has {})",
+                        c.heads(cfg)
+                    )));
                 }
             }
         }
         if let Some(&n) = self.neurons.iter().flatten().find(|&&n| n >= cfg.d_mlp) {
-            return Err(EngineError::Grid(format!("neuron {n} does not exist (d_mlp is {})", cfg.d_mlp)));
+            return Err(EngineError::Grid(format!(
+                "neuron {n} does not exist (d_mlp is {})",
+                cfg.d_mlp
+            )));
         }
-        if self.components.contains(&Component::MlpNeuron) && matches!(self.positions, Positions::All) {
-            return Err(EngineError::Grid("mlp_neuron needs chosen positions (a list) or \"joint\", not every position".into()));
+        if self.components.contains(&Component::MlpNeuron)
+            && matches!(self.positions, Positions::All)
+        {
+            return Err(EngineError::Grid(
+                "mlp_neuron needs chosen positions (a list) or \"joint\", not every position"
+                    .into(),
+            ));
         }
         for p in &self.pathways {
             for s in &p.sites {
                 layer_ok(s.layer)?;
                 let heads = s.component.heads(cfg);
                 match s.head {
-                    Some(_) if heads == 0 => return Err(EngineError::Grid(format!("pathway {}: {} has no heads", p.name, s.component))),
-                    Some(h) if h >= heads => return Err(EngineError::Grid(format!("pathway {}: {} head {h} does not exist", p.name, s.component))),
-                    None if heads > 0 => return Err(EngineError::Grid(format!("pathway {}: {} needs a head", p.name, s.component))),
+                    Some(_) if heads == 0 => {
+                        return Err(EngineError::Grid(format!(
+                            "pathway {}: {} has no heads",
+                            p.name, s.component
+                        )))
+                    }
+                    Some(h) if h >= heads => {
+                        return Err(EngineError::Grid(format!(
+                            "pathway {}: {} head {h} does not exist",
+                            p.name, s.component
+                        )))
+                    }
+                    None if heads > 0 => {
+                        return Err(EngineError::Grid(format!(
+                            "pathway {}: {} needs a head",
+                            p.name, s.component
+                        )))
+                    }
                     _ => {}
                 }
             }
@@ -278,7 +331,10 @@ impl Grid {
 
     /// The cells of this grid for one prompt of `n` tokens with these position labels.
     pub fn cells(&self, cfg: &ModelConfig, n: usize, labels: &[String]) -> Result<Vec<Cell>> {
-        let layers: Vec<usize> = self.layers.clone().unwrap_or_else(|| (0..cfg.n_layers).collect());
+        let layers: Vec<usize> = self
+            .layers
+            .clone()
+            .unwrap_or_else(|| (0..cfg.n_layers).collect());
         let positions: Vec<Option<usize>> = match &self.positions {
             Positions::All => (0..n).map(Some).collect(),
             Positions::Joint => vec![None],
@@ -298,17 +354,35 @@ impl Grid {
         for &component in &self.components {
             let heads: Vec<Option<usize>> = match component.heads(cfg) {
                 0 => vec![None],
-                h => self.heads.clone().unwrap_or_else(|| (0..h).collect()).into_iter().map(Some).collect(),
+                h => self
+                    .heads
+                    .clone()
+                    .unwrap_or_else(|| (0..h).collect())
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
             };
             let neurons: Vec<Option<usize>> = match component {
-                Component::MlpNeuron => self.neurons.clone().unwrap_or_else(|| (0..cfg.d_mlp).collect()).into_iter().map(Some).collect(),
+                Component::MlpNeuron => self
+                    .neurons
+                    .clone()
+                    .unwrap_or_else(|| (0..cfg.d_mlp).collect())
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
                 _ => vec![None],
             };
             for &layer in &layers {
                 for &head in &heads {
                     for &position in &positions {
                         for &neuron in &neurons {
-                            cells.push(Cell::single(Site { component, layer, head, position, neuron }));
+                            cells.push(Cell::single(Site {
+                                component,
+                                layer,
+                                head,
+                                position,
+                                neuron,
+                            }));
                         }
                     }
                 }
@@ -319,14 +393,29 @@ impl Grid {
             for s in &p.sites {
                 let ps: Vec<Option<usize>> = match &s.position {
                     None => vec![None],
-                    Some(r) => resolve_position(r, n, labels)?.into_iter().map(Some).collect(),
+                    Some(r) => resolve_position(r, n, labels)?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
                 };
                 for position in ps {
-                    sites.push(Site { component: s.component, layer: s.layer, head: s.head, position, neuron: s.neuron });
+                    sites.push(Site {
+                        component: s.component,
+                        layer: s.layer,
+                        head: s.head,
+                        position,
+                        neuron: s.neuron,
+                    });
                 }
             }
             cells.push(Cell {
-                key: EffectKey { component: format!("pathway:{}", p.name), layer: None, head: None, position: None, neuron: None },
+                key: EffectKey {
+                    component: format!("pathway:{}", p.name),
+                    layer: None,
+                    head: None,
+                    position: None,
+                    neuron: None,
+                },
                 sites,
             });
         }

@@ -4,5 +4,21 @@
 //!
 //! # Layout
 //! - [`dataset`]: built-in and custom prompt-pair datasets, tokenization, position labels.
+//! - [`metric`]: logit/log-prob differences, odds ratio, normalized effect.
+//! - [`grid`]: components, sites, cells (one measurement each) and the grid that expands to them.
+//! - [`runs`]: the cached clean/corrupted runs of each pair.
+//! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
+//! - [`attribution`]: attribution patching from one backward pass.
+//! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
 
+pub mod activation;
+pub mod attribution;
 pub mod dataset;
+pub mod error;
+pub mod experiment;
+pub mod grid;
+pub mod metric;
+pub mod oracle;
+pub mod runs;
+
+pub use error::{EngineError, Result};

@@ -39,22 +39,40 @@ pub struct Metric {
 
 /// The id of an answer word, which must be exactly one token.
 pub fn answer_token(tok: &Tokenizer, word: &str) -> Result<u32> {
-    tok.single_token(word).map_err(|pieces| EngineError::MultiTokenAnswer {
-        word: word.to_string(),
-        tokens: if pieces.is_empty() {
-            "nothing".to_string()
-        } else {
-            pieces.iter().map(|(id, text)| format!("{id} {text:?}")).collect::<Vec<_>>().join(", ")
-        },
-    })
+    tok.single_token(word)
+        .map_err(|pieces| EngineError::MultiTokenAnswer {
+            word: word.to_string(),
+            tokens: if pieces.is_empty() {
+                "nothing".to_string()
+            } else {
+                pieces
+                    .iter()
+                    .map(|(id, text)| format!("{id} {text:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
 }
 
 impl Metric {
-    pub fn from_words(kind: MetricKind, reduce: Reduce, positive: &[String], negative: &[String], tok: &Tokenizer) -> Result<Self> {
+    pub fn from_words(
+        kind: MetricKind,
+        reduce: Reduce,
+        positive: &[String],
+        negative: &[String],
+        tok: &Tokenizer,
+    ) -> Result<Self> {
         if positive.is_empty() || negative.is_empty() {
-            return Err(EngineError::Metric("positive and negative answer sets must each hold at least one word".into()));
+            return Err(EngineError::Metric(
+                "positive and negative answer sets must each hold at least one word".into(),
+            ));
         }
-        let ids = |words: &[String]| words.iter().map(|w| answer_token(tok, w)).collect::<Result<Vec<_>>>();
+        let ids = |words: &[String]| {
+            words
+                .iter()
+                .map(|w| answer_token(tok, w))
+                .collect::<Result<Vec<_>>>()
+        };
         Ok(Self {
             kind,
             reduce,
@@ -77,7 +95,9 @@ impl Metric {
             })
         };
         Ok(match self.kind {
-            MetricKind::LogitDiff => (reduce(take(&self.positive)?)? - reduce(take(&self.negative)?)?)?,
+            MetricKind::LogitDiff => {
+                (reduce(take(&self.positive)?)? - reduce(take(&self.negative)?)?)?
+            }
             MetricKind::LogprobDiff => {
                 let lse = logsumexp(&logits)?.unsqueeze(1)?;
                 let pos = take(&self.positive)?.broadcast_sub(&lse)?;
@@ -86,7 +106,8 @@ impl Metric {
             }
             MetricKind::OddsRatio => {
                 // p(pos)/p(neg): the softmax normalizer cancels.
-                let log_ratio = (logsumexp(&take(&self.positive)?)? - logsumexp(&take(&self.negative)?)?)?;
+                let log_ratio =
+                    (logsumexp(&take(&self.positive)?)? - logsumexp(&take(&self.negative)?)?)?;
                 let scale = match self.reduce {
                     Reduce::Sum => 1.0,
                     Reduce::Mean => self.negative.len() as f64 / self.positive.len() as f64,
@@ -102,7 +123,11 @@ fn flat_rows(logits: &Tensor) -> Result<Tensor> {
     let l = match logits.rank() {
         2 => logits.clone(),
         3 => logits.squeeze(1)?,
-        r => return Err(EngineError::Metric(format!("logits of rank {r}; expected [rows, vocab]"))),
+        r => {
+            return Err(EngineError::Metric(format!(
+                "logits of rank {r}; expected [rows, vocab]"
+            )))
+        }
     };
     Ok(l.to_dtype(DType::F32)?)
 }
@@ -110,7 +135,11 @@ fn flat_rows(logits: &Tensor) -> Result<Tensor> {
 /// `log(sum(exp(x)))` over the last axis, stable and differentiable.
 fn logsumexp(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
-    let s = x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let s = x
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?;
     Ok((s + max)?.squeeze(D::Minus1)?)
 }
 
@@ -118,7 +147,11 @@ fn logsumexp(x: &Tensor) -> Result<Tensor> {
 pub fn values_per_row(logits: &Tensor, metrics: &[&Metric]) -> Result<Tensor> {
     let logits = flat_rows(logits)?;
     if metrics.len() != logits.dim(0)? {
-        return Err(EngineError::Metric(format!("{} metrics for {} rows", metrics.len(), logits.dim(0)?)));
+        return Err(EngineError::Metric(format!(
+            "{} metrics for {} rows",
+            metrics.len(),
+            logits.dim(0)?
+        )));
     }
     if metrics.windows(2).all(|w| w[0] == w[1]) {
         return metrics[0].values(&logits);
@@ -144,7 +177,12 @@ mod tests {
     use candle_core::Device;
 
     fn metric(kind: MetricKind, reduce: Reduce) -> Metric {
-        Metric { kind, reduce, positive: vec![0, 1], negative: vec![2] }
+        Metric {
+            kind,
+            reduce,
+            positive: vec![0, 1],
+            negative: vec![2],
+        }
     }
 
     #[test]

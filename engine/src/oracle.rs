@@ -10,17 +10,34 @@ use crate::metric::Metric;
 use crate::runs::RunCache;
 
 /// The patched metric of each cell, for one pair.
-pub fn patch_values_naive(model: &HookedTransformer, base_ids: &[u32], source: &RunCache, metric: &Metric, cells: &[Cell]) -> Result<Vec<f32>> {
+pub fn patch_values_naive(
+    model: &HookedTransformer,
+    base_ids: &[u32],
+    source: &RunCache,
+    metric: &Metric,
+    cells: &[Cell],
+) -> Result<Vec<f32>> {
     let tokens = model.tokens_tensor(&[base_ids.to_vec()])?;
     let mut out = Vec::with_capacity(cells.len());
     for cell in cells {
         let patches: Vec<Patch> = cell
             .sites
             .iter()
-            .map(|s| Patch { point: s.hook(), target: s.target(), value: source.hooks[&s.hook()].clone() })
+            .map(|s| Patch {
+                point: s.hook(),
+                target: s.target(),
+                value: source.hooks[&s.hook()].clone(),
+            })
             .collect();
         let logits = model
-            .forward(Input::Tokens(&tokens), &mut Patcher::new(&patches), Forward { unembed: Unembed::All, ..Forward::default() })?
+            .forward(
+                Input::Tokens(&tokens),
+                &mut Patcher::new(&patches),
+                Forward {
+                    unembed: Unembed::All,
+                    ..Forward::default()
+                },
+            )?
             .logits
             .expect("unembed requested");
         let n = logits.dim(1)?;

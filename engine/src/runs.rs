@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
-use patchsweep_model::{ActivationCache, Forward, HookPoint, HookedTransformer, Input, LayerKv, Unembed};
+use patchsweep_model::{
+    ActivationCache, Forward, HookPoint, HookedTransformer, Input, LayerKv, Unembed,
+};
 
 use crate::error::Result;
 use crate::metric::{values_per_row, Metric};
@@ -24,7 +26,12 @@ pub struct RunCache {
 }
 
 /// Runs prompts of equal length as one batch and splits the results per prompt.
-pub fn cache_runs(model: &HookedTransformer, prompts: &[&[u32]], metrics: &[&Metric], hooks: &HashSet<HookPoint>) -> Result<Vec<RunCache>> {
+pub fn cache_runs(
+    model: &HookedTransformer,
+    prompts: &[&[u32]],
+    metrics: &[&Metric],
+    hooks: &HashSet<HookPoint>,
+) -> Result<Vec<RunCache>> {
     let rows: Vec<Vec<u32>> = prompts.iter().map(|p| p.to_vec()).collect();
     let tokens = model.tokens_tensor(&rows)?;
     let n_layers = model.cfg.n_layers;
@@ -48,13 +55,23 @@ pub fn cache_runs(model: &HookedTransformer, prompts: &[&[u32]], metrics: &[&Met
         let row = |t: &Tensor| t.narrow(0, r, 1).and_then(|x| x.contiguous());
         runs.push(RunCache {
             metric,
-            resid_pre: (0..n_layers).map(|l| row(&cached[&HookPoint::ResidPre(l)])).collect::<candle_core::Result<_>>()?,
+            resid_pre: (0..n_layers)
+                .map(|l| row(&cached[&HookPoint::ResidPre(l)]))
+                .collect::<candle_core::Result<_>>()?,
             kv: out
                 .kv
                 .iter()
-                .map(|kv| Ok(LayerKv { k: row(&kv.k)?, v: row(&kv.v)? }))
+                .map(|kv| {
+                    Ok(LayerKv {
+                        k: row(&kv.k)?,
+                        v: row(&kv.v)?,
+                    })
+                })
                 .collect::<candle_core::Result<_>>()?,
-            hooks: hooks.iter().map(|h| Ok((*h, row(&cached[h])?))).collect::<candle_core::Result<_>>()?,
+            hooks: hooks
+                .iter()
+                .map(|h| Ok((*h, row(&cached[h])?)))
+                .collect::<candle_core::Result<_>>()?,
         });
     }
     Ok(runs)

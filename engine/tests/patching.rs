@@ -7,23 +7,40 @@ use std::path::PathBuf;
 
 use candle_core::Tensor;
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
-use patchsweep_engine::grid::{Component, Grid, Pathway, PathwaySite, PositionRef, Positions, ALL_COMPONENTS};
+use patchsweep_engine::grid::{
+    Component, Grid, Pathway, PathwaySite, PositionRef, Positions, ALL_COMPONENTS,
+};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_engine::oracle::patch_values_naive;
 use patchsweep_model::{load, HookedTransformer, LoadOptions, ModelSpec};
 
 fn tiny(name: &str) -> HookedTransformer {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("model/tests/data").join(name);
-    load(&ModelSpec::Folder(dir), &LoadOptions::default()).unwrap().model
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("model/tests/data")
+        .join(name);
+    load(&ModelSpec::Folder(dir), &LoadOptions::default())
+        .unwrap()
+        .model
 }
 
 fn metric() -> Metric {
-    Metric { kind: MetricKind::LogitDiff, reduce: Reduce::Mean, positive: vec![5, 9], negative: vec![7] }
+    Metric {
+        kind: MetricKind::LogitDiff,
+        reduce: Reduce::Mean,
+        positive: vec![5, 9],
+        negative: vec![7],
+    }
 }
 
 /// Pairs of several lengths; the corrupted prompt differs at one or two positions.
 fn pairs(vocab: usize) -> Vec<PairInput> {
-    let base: [&[u32]; 3] = [&[0, 40, 77, 120, 33, 210], &[0, 12, 99, 250, 4, 61], &[3, 18, 200, 7, 91, 150, 42, 11]];
+    let base: [&[u32]; 3] = [
+        &[0, 40, 77, 120, 33, 210],
+        &[0, 12, 99, 250, 4, 61],
+        &[3, 18, 200, 7, 91, 150, 42, 11],
+    ];
     base.iter()
         .enumerate()
         .map(|(i, ids)| {
@@ -36,7 +53,15 @@ fn pairs(vocab: usize) -> Vec<PairInput> {
                 id: format!("p{i}"),
                 clean_ids: ids.to_vec(),
                 corrupt_ids: corrupt,
-                position_labels: (0..ids.len()).map(|p| if p == 2 { "subject".into() } else { format!("t{p}") }).collect(),
+                position_labels: (0..ids.len())
+                    .map(|p| {
+                        if p == 2 {
+                            "subject".into()
+                        } else {
+                            format!("t{p}")
+                        }
+                    })
+                    .collect(),
                 metric: metric(),
             }
         })
@@ -44,15 +69,34 @@ fn pairs(vocab: usize) -> Vec<PairInput> {
 }
 
 fn grid(components: Vec<Component>, positions: Positions) -> Grid {
-    Grid { components, layers: None, positions, heads: None, neurons: Some(vec![0, 5, 63]), pathways: vec![] }
+    Grid {
+        components,
+        layers: None,
+        positions,
+        heads: None,
+        neurons: Some(vec![0, 5, 63]),
+        pathways: vec![],
+    }
 }
 
 fn pathway() -> Pathway {
     Pathway {
         name: "mlp0-subject+head1.2-last".into(),
         sites: vec![
-            PathwaySite { component: Component::MlpOut, layer: 0, head: None, position: Some(PositionRef::Label("subject".into())), neuron: None },
-            PathwaySite { component: Component::HeadOut, layer: 1, head: Some(2), position: Some(PositionRef::Index(-1)), neuron: None },
+            PathwaySite {
+                component: Component::MlpOut,
+                layer: 0,
+                head: None,
+                position: Some(PositionRef::Label("subject".into())),
+                neuron: None,
+            },
+            PathwaySite {
+                component: Component::HeadOut,
+                layer: 1,
+                head: Some(2),
+                position: Some(PositionRef::Index(-1)),
+                neuron: None,
+            },
         ],
     }
 }
@@ -70,13 +114,25 @@ fn compare_fast_to_oracle(model: &HookedTransformer, exp: &Experiment, max_batch
             Direction::Denoise => (&pair.corrupt_ids, &pair.clean_ids),
             Direction::Noise => (&pair.clean_ids, &pair.corrupt_ids),
         };
-        let hooks: HashSet<_> = cells[i].iter().flat_map(|c| c.sites.iter().map(|s| s.hook())).collect();
+        let hooks: HashSet<_> = cells[i]
+            .iter()
+            .flat_map(|c| c.sites.iter().map(|s| s.hook()))
+            .collect();
         let src = engine.cache(source, &pair.metric, &hooks).unwrap();
         let naive = patch_values_naive(model, base, &src, &pair.metric, &cells[i]).unwrap();
-        let fast: Vec<f64> = effects.iter().filter(|e| e.pair == i).map(|e| e.value).collect();
+        let fast: Vec<f64> = effects
+            .iter()
+            .filter(|e| e.pair == i)
+            .map(|e| e.value)
+            .collect();
         assert_eq!(fast.len(), naive.len());
         for (n, (f, o)) in fast.iter().zip(&naive).enumerate() {
-            assert!((f - *o as f64).abs() <= 1e-4, "{} pair {i} cell {:?}: fast {f} vs oracle {o}", exp.name, cells[i][n].key);
+            assert!(
+                (f - *o as f64).abs() <= 1e-4,
+                "{} pair {i} cell {:?}: fast {f} vs oracle {o}",
+                exp.name,
+                cells[i][n].key
+            );
             checked += 1;
         }
     }
@@ -89,15 +145,40 @@ fn fast_path_equals_oracle_on_every_component() {
         let model = tiny(name);
         let mut total = 0;
         for direction in [Direction::Denoise, Direction::Noise] {
-            let per_position: Vec<Component> = ALL_COMPONENTS.iter().copied().filter(|c| *c != Component::MlpNeuron).collect();
+            let per_position: Vec<Component> = ALL_COMPONENTS
+                .iter()
+                .copied()
+                .filter(|c| *c != Component::MlpNeuron)
+                .collect();
             let cases = [
                 ("per-position", grid(per_position.clone(), Positions::All)),
                 ("joint", grid(ALL_COMPONENTS.to_vec(), Positions::Joint)),
-                ("neurons", grid(vec![Component::MlpNeuron], Positions::List(vec![PositionRef::Index(-1), PositionRef::Label("subject".into())]))),
-                ("pathway", Grid { components: vec![], pathways: vec![pathway()], ..grid(vec![], Positions::All) }),
+                (
+                    "neurons",
+                    grid(
+                        vec![Component::MlpNeuron],
+                        Positions::List(vec![
+                            PositionRef::Index(-1),
+                            PositionRef::Label("subject".into()),
+                        ]),
+                    ),
+                ),
+                (
+                    "pathway",
+                    Grid {
+                        components: vec![],
+                        pathways: vec![pathway()],
+                        ..grid(vec![], Positions::All)
+                    },
+                ),
             ];
             for (label, g) in cases {
-                let exp = Experiment { name: format!("{name}/{label}/{direction:?}"), method: Method::Activation, direction, grid: g };
+                let exp = Experiment {
+                    name: format!("{name}/{label}/{direction:?}"),
+                    method: Method::Activation,
+                    direction,
+                    grid: g,
+                };
                 total += compare_fast_to_oracle(&model, &exp, 7);
             }
         }
@@ -115,7 +196,10 @@ fn denoising_everything_restores_the_clean_run() {
         name: "all".into(),
         method: Method::Activation,
         direction: Direction::Denoise,
-        grid: Grid { layers: Some(vec![0]), ..grid(vec![Component::ResidPre], Positions::Joint) },
+        grid: Grid {
+            layers: Some(vec![0]),
+            ..grid(vec![Component::ResidPre], Positions::Joint)
+        },
     };
     for e in engine.run(&exp, &pairs, &baselines, &mut |_| {}).unwrap() {
         assert!((e.normalized.unwrap() - 1.0).abs() < 1e-4, "{e:?}");
@@ -148,20 +232,45 @@ fn attribution_equals_activation_patching_on_a_linear_model() {
     let pairs = pairs(model.cfg.vocab_size);
     let engine = Engine::new(&model);
     let baselines = engine.baselines(&pairs).unwrap();
-    let components = vec![Component::ResidPre, Component::ResidMid, Component::ResidPost, Component::AttnOut, Component::MlpOut, Component::HeadOut, Component::HeadV];
+    let components = vec![
+        Component::ResidPre,
+        Component::ResidMid,
+        Component::ResidPost,
+        Component::AttnOut,
+        Component::MlpOut,
+        Component::HeadOut,
+        Component::HeadV,
+    ];
     for positions in [Positions::All, Positions::Joint] {
-        let g = Grid { pathways: vec![pathway()], ..grid(components.clone(), positions) };
+        let g = Grid {
+            pathways: vec![pathway()],
+            ..grid(components.clone(), positions)
+        };
         let run = |method| {
-            let exp = Experiment { name: "lin".into(), method, direction: Direction::Denoise, grid: g.clone() };
+            let exp = Experiment {
+                name: "lin".into(),
+                method,
+                direction: Direction::Denoise,
+                grid: g.clone(),
+            };
             engine.run(&exp, &pairs, &baselines, &mut |_| {}).unwrap()
         };
         let (act, attr) = (run(Method::Activation), run(Method::Attribution));
-        let span = baselines.iter().map(|b| (b.clean - b.corrupt).abs() as f64).fold(0.0, f64::max);
+        let span = baselines
+            .iter()
+            .map(|b| (b.clean - b.corrupt).abs() as f64)
+            .fold(0.0, f64::max);
         assert!(span > 1e-3, "the corruption must move the metric ({span})");
         let mut moved = 0;
         for (a, b) in act.iter().zip(&attr) {
             assert_eq!(a.key, b.key);
-            assert!((a.value - b.value).abs() <= 1e-4 * span.max(1.0), "{:?}: activation {} vs attribution {}", a.key, a.value, b.value);
+            assert!(
+                (a.value - b.value).abs() <= 1e-4 * span.max(1.0),
+                "{:?}: activation {} vs attribution {}",
+                a.key,
+                a.value,
+                b.value
+            );
             moved += (a.effect.abs() > 1e-3 * span) as usize;
         }
         assert!(moved > 10, "only {moved} cells had an effect");

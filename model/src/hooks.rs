@@ -317,7 +317,10 @@ pub fn apply_mask(point: HookPoint, old: &Tensor, mask: &Tensor, new: &Tensor) -
     let fit = |t: &Tensor, what: &str| {
         t.broadcast_as(dims).map_err(|e| ModelError::BadHook {
             hook: point.to_string(),
-            reason: format!("patch {what} of shape {:?} does not fit {dims:?}: {e}", t.dims()),
+            reason: format!(
+                "patch {what} of shape {:?} does not fit {dims:?}: {e}",
+                t.dims()
+            ),
         })
     };
     let new = fit(&new.to_dtype(old.dtype())?, "value")?;

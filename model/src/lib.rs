@@ -28,7 +28,9 @@ pub mod weights;
 pub use config::{Architecture, ModelConfig};
 pub use error::{ModelError, Result};
 pub use grad::Gradients;
-pub use hooks::{ActivationCache, Hook, HookPoint, MaskedPatch, NoHook, Patch, PatchTarget, Patcher};
+pub use hooks::{
+    ActivationCache, Hook, HookPoint, MaskedPatch, NoHook, Patch, PatchTarget, Patcher,
+};
 pub use load::{load, LoadOptions, LoadedModel, ModelSpec};
 pub use tokenizer::Tokenizer;
 pub use transformer::{Forward, ForwardOutput, HookedTransformer, Input, LayerKv, Unembed};

@@ -1,1 +1,199 @@
-//! The SQL store (filled in by the store work).
+//! The SQL store: the only place with SQL. SQLite (embedded default) or PostgreSQL.
+//!
+//! # Layout
+//! - this file: [`Store`], which picks a backend from the URL and checks input once;
+//! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
+//! - `rows.rs`: [`PairRow`], [`EffectRow`] and their stored form (sentinels, JSON);
+//! - `statement.rs`: the single-statement, read-only gate of user queries;
+//! - `result.rs`: [`QueryResult`] and its table, CSV and JSON renderings;
+//! - `pg_values.rs`: PostgreSQL values to JSON; `error.rs`: [`StoreError`].
+//!
+//! The schema lives in `migrations/{sqlite,postgres}` (embedded in the binary) and is
+//! applied on every [`Store::connect`]. Users query the views `effects_v` and `pairs_v`;
+//! in the tables, layer/head/position/neuron hold -1 where they do not apply so that the
+//! key of `effects` is unique (exactly-once results), and the views show NULL instead.
+
+mod error;
+mod pg_values;
+mod postgres;
+mod result;
+mod rows;
+mod sqlite;
+mod statement;
+
+pub use error::StoreError;
+pub use result::QueryResult;
+pub use rows::{EffectRow, PairRow};
+
+use rows::StoredPair;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// A connected, migrated results database. Cheap to clone (the pools are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Inner,
+    /// The URL without its password, for messages.
+    url: String,
+}
+
+impl Store {
+    /// Connects and applies the migrations (idempotent).
+    ///
+    /// `url` is `sqlite://FILE` (created if missing), `sqlite::memory:`, a plain file path,
+    /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`. A PostgreSQL schema other than
+    /// `public` can be chosen with `?options=-c%20search_path%3DSCHEMA` (it must exist).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let shown = error::redact_url(url);
+        let inner = if postgres::accepts(url) {
+            Inner::Postgres(postgres::connect(url, &shown).await?)
+        } else if sqlite::accepts(url) {
+            Inner::Sqlite(sqlite::connect(url, &shown).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: shown });
+        };
+        tracing::debug!(url = %shown, "store connected and migrated");
+        Ok(Store { inner, url: shown })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The database URL without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes the connections; later calls fail.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Sqlite(s) => s.close().await,
+            Inner::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Records a new sweep (status `running`) and returns its id.
+    pub async fn create_sweep(
+        &self,
+        name: &str,
+        spec_toml: &str,
+        model: &str,
+    ) -> Result<i64, StoreError> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.create_sweep(name, spec_toml, model).await,
+            Inner::Postgres(s) => s.create_sweep(name, spec_toml, model).await,
+        }
+    }
+
+    /// Records an experiment of a sweep. Idempotent: adding the same experiment again is a
+    /// no-op; adding one of the same name with another method or direction is an error.
+    pub async fn add_experiment(
+        &self,
+        sweep_id: i64,
+        name: &str,
+        method: &str,
+        direction: &str,
+    ) -> Result<(), StoreError> {
+        let existing = match &self.inner {
+            Inner::Sqlite(s) => s.add_experiment(sweep_id, name, method, direction).await,
+            Inner::Postgres(s) => s.add_experiment(sweep_id, name, method, direction).await,
+        }?;
+        match existing {
+            Some((m, d)) if m != method || d != direction => Err(StoreError::ExperimentConflict {
+                sweep_id,
+                name: name.to_string(),
+                existing: format!("{m}/{d}"),
+                requested: format!("{method}/{direction}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stores pairs and their positions in one transaction. Idempotent: pairs already
+    /// stored are kept as they are. Clean and corrupted token counts must match.
+    pub async fn insert_pairs(&self, sweep_id: i64, pairs: &[PairRow]) -> Result<(), StoreError> {
+        let stored = pairs
+            .iter()
+            .map(StoredPair::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        match &self.inner {
+            Inner::Sqlite(s) => s.insert_pairs(sweep_id, &stored).await,
+            Inner::Postgres(s) => s.insert_pairs(sweep_id, &stored).await,
+        }
+    }
+
+    /// Bulk-inserts effects in one transaction and returns how many rows were new: effects
+    /// already stored under the same key are skipped (exactly-once results). The pairs and
+    /// experiments they name must be stored first.
+    pub async fn insert_effects(
+        &self,
+        sweep_id: i64,
+        effects: &[EffectRow],
+    ) -> Result<u64, StoreError> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.insert_effects(sweep_id, effects).await,
+            Inner::Postgres(s) => s.insert_effects(sweep_id, effects).await,
+        }
+    }
+
+    /// Sets the counts of pairs dropped from the sweep, by reason (replacing earlier counts;
+    /// a reason given twice is summed).
+    pub async fn set_dropped(
+        &self,
+        sweep_id: i64,
+        counts: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        const STEP: &str = "set dropped pairs";
+        if let Some((reason, count)) = counts.iter().find(|(_, c)| *c < 0) {
+            return Err(StoreError::InvalidInput {
+                step: STEP,
+                message: format!("negative count {count} for reason `{reason}`"),
+            });
+        }
+        let found = match &self.inner {
+            Inner::Sqlite(s) => s.set_dropped(sweep_id, counts).await?,
+            Inner::Postgres(s) => s.set_dropped(sweep_id, counts).await?,
+        };
+        found.then_some(()).ok_or(StoreError::SweepNotFound {
+            step: STEP,
+            sweep_id,
+        })
+    }
+
+    /// Sets the sweep's final status and its finish time (database clock).
+    pub async fn finish_sweep(&self, sweep_id: i64, status: &str) -> Result<(), StoreError> {
+        let found = match &self.inner {
+            Inner::Sqlite(s) => s.finish_sweep(sweep_id, status).await?,
+            Inner::Postgres(s) => s.finish_sweep(sweep_id, status).await?,
+        };
+        found.then_some(()).ok_or(StoreError::SweepNotFound {
+            step: "finish sweep",
+            sweep_id,
+        })
+    }
+
+    /// Runs one read-only SQL statement for a user. Writes, and more than one statement,
+    /// are refused with [`StoreError::ReadOnly`]; the database enforces it too (a read-only
+    /// SQLite connection with `query_only`; a PostgreSQL `READ ONLY` transaction).
+    pub async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.query_readonly(sql).await,
+            Inner::Postgres(s) => s.query_readonly(sql).await,
+        }
+    }
+}

@@ -1,1 +1,121 @@
-//! Prompt-pair datasets (filled in by the dataset work).
+//! Prompt-pair datasets: a *clean* prompt and a *corrupted* (counterfactual) prompt that
+//! differ only in the bias-carrying word, tokenized to equal length with a label per position.
+//!
+//! # Sources
+//! - [`professions`]: Vig et al. (2020)'s 17 templates × 115 professions, each labelled
+//!   `female`, `male` or `neutral`; the corrupted prompt swaps the profession for "man",
+//!   "woman" or an opposite-stereotype profession ([`Counterfactual`]).
+//! - [`traits`]: a second form of gender bias, stereotyped *personal traits* ("The gentle
+//!   person said that" vs "The tough person said that"); see the [`traits`](mod@traits)
+//!   module for the rationale.
+//! - [`from_templates`]: user templates with named slots × user filler pairs
+//!   ([`TemplatesDataset`]).
+//! - [`from_jsonl`]: one pair per line of a JSONL file.
+//!
+//! # Tokenization and position labels
+//! [`tokenize_pairs`] encodes both prompts, drops pairs whose token counts differ
+//! (`token_count_mismatch`) or whose token ids are identical (`identical_prompts`), and labels
+//! every position of the clean prompt; see [`tokenize`](mod@tokenize) for the rule.
+//!
+//! Answer words (`positive`/`negative`) are left `None` by the built-in datasets: the sweep
+//! spec's metric supplies them (" he" / " she").
+
+mod error;
+pub mod jsonl;
+pub mod professions;
+mod select;
+pub mod template;
+pub mod tokenize;
+pub mod traits;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+pub use error::DatasetError;
+pub use jsonl::from_jsonl;
+pub use professions::{
+    profession_templates, professions, professions_with, Counterfactual, ProfessionsOptions,
+    PROFESSIONS,
+};
+pub use template::{from_templates, FillerPair, Slots, Template, TemplatesDataset};
+pub use tokenize::{position_labels, tokenize_pairs};
+pub use traits::{
+    traits, traits_with, TraitCounterfactual, TraitsOptions, NEUTRAL_TRAITS, TRAIT_PAIRS,
+};
+
+/// One clean/corrupted prompt pair before tokenization.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairSpec {
+    /// Stable id, unique within a dataset, e.g. `said_that/nurse/man`.
+    pub id: String,
+    /// Template name, e.g. `said_that`.
+    pub template: Option<String>,
+    /// The clean prompt.
+    pub clean: String,
+    /// The corrupted (counterfactual) prompt.
+    pub corrupt: String,
+    /// Per-pair answer words overriding the spec's metric (e.g. `[" he"]`).
+    pub positive: Option<Vec<String>>,
+    /// Per-pair answer words on the other side of the metric (e.g. `[" she"]`).
+    pub negative: Option<Vec<String>>,
+    /// Free labels, e.g. `{"profession": "nurse", "stereotype": "female", "counterfactual": "man"}`.
+    pub labels: BTreeMap<String, String>,
+    /// Named byte ranges of the clean prompt, e.g. `("subject", 4..9)`; used for position labels.
+    pub slots: Vec<(String, Range<usize>)>,
+}
+
+/// A pair ready for the model: equal-length token ids and one label per position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizedPair {
+    /// The pair this was made from.
+    pub spec: PairSpec,
+    /// Token ids of the clean prompt (with BOS if one was prepended).
+    pub clean_ids: Vec<u32>,
+    /// Token ids of the corrupted prompt; same length as `clean_ids`.
+    pub corrupt_ids: Vec<u32>,
+    /// One label per position, e.g. `["prefix", "subject", "verb", "end"]`.
+    pub position_labels: Vec<String>,
+}
+
+/// Pairs left out by [`tokenize_pairs`], counted by reason.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Dropped {
+    /// Reason → count, e.g. `"token_count_mismatch" -> 12`.
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl Dropped {
+    /// Reason: clean and corrupted prompts tokenize to different lengths.
+    pub const TOKEN_COUNT_MISMATCH: &'static str = "token_count_mismatch";
+    /// Reason: clean and corrupted prompts tokenize to the same ids.
+    pub const IDENTICAL_PROMPTS: &'static str = "identical_prompts";
+
+    /// Counts one dropped pair under `reason`.
+    pub fn add(&mut self, reason: &str) {
+        *self.counts.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// All dropped pairs.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+
+    /// Dropped pairs for one reason (0 if none).
+    pub fn get(&self, reason: &str) -> usize {
+        self.counts.get(reason).copied().unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.counts.is_empty() {
+            return write!(f, "none");
+        }
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        write!(f, "{}", parts.join(", "))
+    }
+}

@@ -1,0 +1,503 @@
+//! The sweep spec: TOML with unknown fields refused, validated completely before any
+//! compute, every error naming its field.
+//!
+//! Validation has two steps: [`SweepSpec::parse`] checks everything that needs no model
+//! (syntax, names, ranges, the dataset source, reading a JSONL file); [`SweepSpec::prepare`]
+//! checks the rest against the loaded model's config and tokenizer (layers, heads, answer
+//! words being single tokens, position labels) and returns the tokenized pairs and the
+//! engine's experiments. Nothing is computed or stored until both have passed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use patchsweep_engine::dataset::{
+    self, DatasetError, Dropped, PairSpec, ProfessionsOptions, TemplatesDataset, TraitsOptions,
+};
+use patchsweep_engine::experiment::{Direction, Experiment, Method, PairInput};
+use patchsweep_engine::grid::{Component, Grid, Pathway, PathwaySite, PositionRef, Positions};
+use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
+use patchsweep_model::{LoadedModel, Tokenizer};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("spec field `{field}`: {reason}")]
+    Field { field: String, reason: String },
+}
+
+fn field(field: impl Into<String>, reason: impl std::fmt::Display) -> SpecError {
+    SpecError::Field {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    pub name: String,
+    /// Model spec: `gguf:PATH`, `hf:ORG/NAME[@REV]` or a folder.
+    pub model: String,
+    /// Prepend BOS; default: the model tokenizer's own behaviour.
+    #[serde(default)]
+    pub prepend_bos: Option<bool>,
+    #[serde(default = "default_device")]
+    pub device: String,
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Rows per batched forward.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    pub metric: MetricSpec,
+    pub dataset: DatasetSpec,
+    #[serde(rename = "experiment")]
+    pub experiments: Vec<ExperimentSpec>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_dtype() -> String {
+    "f32".into()
+}
+fn default_batch() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub kind: MetricKind,
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+    #[serde(default)]
+    pub reduce: Reduce,
+}
+
+/// Exactly one source: inline `pairs`, a `builtin` dataset, a `jsonl` file or `templates`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub pairs: Option<Vec<InlinePair>>,
+    /// `professions` or `traits`.
+    pub builtin: Option<String>,
+    pub professions: Option<ProfessionsOptions>,
+    pub traits: Option<TraitsOptions>,
+    pub jsonl: Option<PathBuf>,
+    pub templates: Option<TemplatesDataset>,
+    /// Keep only the first `limit` pairs.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlinePair {
+    pub clean: String,
+    pub corrupt: String,
+    pub id: Option<String>,
+    pub positive: Option<Vec<String>>,
+    pub negative: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `"all"`, `"A..B"` (B excluded), `"A..=B"`, or a list of layers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum LayersSpec {
+    Text(String),
+    List(Vec<usize>),
+}
+
+/// `"all"`, `"joint"`, one label, or a list of indices (negative from the end) and labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PositionsSpec {
+    Text(String),
+    List(Vec<PositionRef>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    pub name: String,
+    pub method: Method,
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    #[serde(default)]
+    pub components: Vec<String>,
+    #[serde(default = "all_layers")]
+    pub layers: LayersSpec,
+    #[serde(default = "all_positions")]
+    pub positions: PositionsSpec,
+    pub heads: Option<Vec<usize>>,
+    pub neurons: Option<Vec<usize>>,
+    #[serde(default, rename = "pathway")]
+    pub pathways: Vec<PathwaySpec>,
+}
+
+fn default_direction() -> Direction {
+    Direction::Denoise
+}
+fn all_layers() -> LayersSpec {
+    LayersSpec::Text("all".into())
+}
+fn all_positions() -> PositionsSpec {
+    PositionsSpec::Text("all".into())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathwaySpec {
+    pub name: String,
+    pub sites: Vec<SiteSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub component: String,
+    pub layer: usize,
+    pub head: Option<usize>,
+    /// Index or label; absent: every position.
+    pub position: Option<PositionRef>,
+    pub neuron: Option<usize>,
+}
+
+/// A spec whose model-independent parts are checked.
+#[derive(Debug, Clone)]
+pub struct ParsedSpec {
+    pub spec: SweepSpec,
+    pub text: String,
+    pub experiments: Vec<Experiment>,
+    /// `None` until [`ParsedSpec::prepare`] when the dataset needs the tokenizer to be built.
+    pub pairs: Option<Vec<PairSpec>>,
+}
+
+/// Everything a sweep needs, checked against the model.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub pairs: Vec<PairInput>,
+    /// The dataset pairs kept, aligned with `pairs` (prompts, template, labels).
+    pub specs: Vec<PairSpec>,
+    pub dropped: Dropped,
+}
+
+fn parse_layers(spec: &LayersSpec, f: &str) -> Result<Option<Vec<usize>>, SpecError> {
+    match spec {
+        LayersSpec::List(v) if v.is_empty() => Err(field(f, "an empty list of layers")),
+        LayersSpec::List(v) => Ok(Some(v.clone())),
+        LayersSpec::Text(t) if t == "all" => Ok(None),
+        LayersSpec::Text(t) => {
+            let bad = || {
+                field(
+                    f,
+                    format!("{t:?} is not \"all\", \"A..B\", \"A..=B\" or a list"),
+                )
+            };
+            let (a, b, inclusive) = match t.split_once("..=") {
+                Some((a, b)) => (a, b, true),
+                None => t
+                    .split_once("..")
+                    .map(|(a, b)| (a, b, false))
+                    .ok_or_else(bad)?,
+            };
+            let a: usize = a.trim().parse().map_err(|_| bad())?;
+            let b: usize = b.trim().parse().map_err(|_| bad())?;
+            let end = if inclusive { b + 1 } else { b };
+            if end <= a {
+                return Err(field(f, format!("{t:?} is an empty range")));
+            }
+            Ok(Some((a..end).collect()))
+        }
+    }
+}
+
+fn parse_positions(spec: &PositionsSpec) -> Positions {
+    match spec {
+        PositionsSpec::Text(t) if t == "all" => Positions::All,
+        PositionsSpec::Text(t) if t == "joint" => Positions::Joint,
+        PositionsSpec::Text(t) => Positions::List(vec![PositionRef::Label(t.clone())]),
+        PositionsSpec::List(v) => Positions::List(v.clone()),
+    }
+}
+
+fn component(name: &str, f: &str) -> Result<Component, SpecError> {
+    name.parse().map_err(|e| field(f, e))
+}
+
+impl ExperimentSpec {
+    fn to_experiment(&self, i: usize) -> Result<Experiment, SpecError> {
+        let at = |k: &str| format!("experiment[{i}].{k}");
+        if self.name.trim().is_empty() {
+            return Err(field(at("name"), "must not be empty"));
+        }
+        if self.components.is_empty() && self.pathways.is_empty() {
+            return Err(field(
+                at("components"),
+                "give at least one component or a pathway",
+            ));
+        }
+        let components = self
+            .components
+            .iter()
+            .enumerate()
+            .map(|(k, c)| component(c, &at(&format!("components[{k}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let positions = parse_positions(&self.positions);
+        if components.contains(&Component::MlpNeuron) && positions == Positions::All {
+            return Err(field(
+                at("positions"),
+                "mlp_neuron needs chosen positions (a list or a label) or \"joint\"",
+            ));
+        }
+        let mut pathways = Vec::new();
+        for (k, p) in self.pathways.iter().enumerate() {
+            if p.sites.is_empty() {
+                return Err(field(
+                    at(&format!("pathway[{k}].sites")),
+                    "a pathway needs at least one site",
+                ));
+            }
+            let sites = p
+                .sites
+                .iter()
+                .enumerate()
+                .map(|(s, site)| {
+                    Ok(PathwaySite {
+                        component: component(
+                            &site.component,
+                            &at(&format!("pathway[{k}].sites[{s}].component")),
+                        )?,
+                        layer: site.layer,
+                        head: site.head,
+                        position: site.position.clone(),
+                        neuron: site.neuron,
+                    })
+                })
+                .collect::<Result<Vec<_>, SpecError>>()?;
+            pathways.push(Pathway {
+                name: p.name.clone(),
+                sites,
+            });
+        }
+        Ok(Experiment {
+            name: self.name.clone(),
+            method: self.method,
+            direction: self.direction,
+            grid: Grid {
+                components,
+                layers: parse_layers(&self.layers, &at("layers"))?,
+                positions,
+                heads: self.heads.clone(),
+                neurons: self.neurons.clone(),
+                pathways,
+            },
+        })
+    }
+}
+
+impl DatasetSpec {
+    /// The pairs; `Ok(None)` when the dataset options need the tokenizer and `tok` is absent.
+    fn load(&self, tok: Option<&Tokenizer>) -> Result<Option<Vec<PairSpec>>, SpecError> {
+        let sources = [
+            self.pairs.is_some(),
+            self.builtin.is_some(),
+            self.jsonl.is_some(),
+            self.templates.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(field(
+                "dataset",
+                "give exactly one of pairs, builtin, jsonl, templates",
+            ));
+        }
+        if self.professions.is_some() && self.builtin.as_deref() != Some("professions") {
+            return Err(field(
+                "dataset.professions",
+                "options for the professions dataset need builtin = \"professions\"",
+            ));
+        }
+        if self.traits.is_some() && self.builtin.as_deref() != Some("traits") {
+            return Err(field(
+                "dataset.traits",
+                "options for the traits dataset need builtin = \"traits\"",
+            ));
+        }
+        let mut pairs = if let Some(inline) = &self.pairs {
+            if inline.is_empty() {
+                return Err(field("dataset.pairs", "no pairs given"));
+            }
+            inline
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PairSpec {
+                    id: p.id.clone().unwrap_or_else(|| format!("pair{i}")),
+                    template: None,
+                    clean: p.clean.clone(),
+                    corrupt: p.corrupt.clone(),
+                    positive: p.positive.clone(),
+                    negative: p.negative.clone(),
+                    labels: p.labels.clone(),
+                    slots: Vec::new(),
+                })
+                .collect()
+        } else if let Some(name) = &self.builtin {
+            let built = match name.as_str() {
+                "professions" => {
+                    dataset::professions_with(&self.professions.clone().unwrap_or_default(), tok)
+                }
+                "traits" => dataset::traits_with(&self.traits.clone().unwrap_or_default(), tok),
+                other => {
+                    return Err(field(
+                        "dataset.builtin",
+                        format!("unknown dataset {other:?}; built in: professions, traits"),
+                    ))
+                }
+            };
+            match built {
+                Ok(p) => p,
+                Err(DatasetError::NeedsTokenizer { .. }) if tok.is_none() => return Ok(None),
+                Err(e) => return Err(field(format!("dataset.{name}"), e)),
+            }
+        } else if let Some(path) = &self.jsonl {
+            dataset::from_jsonl(path).map_err(|e| field("dataset.jsonl", e))?
+        } else {
+            let t = self.templates.as_ref().expect("one source is set");
+            dataset::from_templates(t).map_err(|e| field("dataset.templates", e))?
+        };
+        let mut seen = HashSet::new();
+        if let Some(dup) = pairs.iter().find(|p| !seen.insert(p.id.clone())) {
+            return Err(field(
+                "dataset",
+                format!("pair id {:?} appears twice", dup.id),
+            ));
+        }
+        if let Some(n) = self.limit {
+            pairs.truncate(n);
+        }
+        Ok(Some(pairs))
+    }
+}
+
+impl SweepSpec {
+    /// Parses and checks everything that needs no model.
+    pub fn parse(text: &str, origin: &str) -> Result<ParsedSpec, SpecError> {
+        let spec: SweepSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if spec.name.trim().is_empty() {
+            return Err(field("name", "must not be empty"));
+        }
+        spec.model
+            .parse::<patchsweep_model::ModelSpec>()
+            .map_err(|e| field("model", e))?;
+        patchsweep_model::LoadOptions::parse(&spec.device, &spec.dtype)
+            .map_err(|e| field("device", e))?;
+        if spec.batch_size == 0 {
+            return Err(field("batch_size", "must be at least 1"));
+        }
+        if spec.metric.positive.is_empty() || spec.metric.negative.is_empty() {
+            return Err(field(
+                "metric",
+                "positive and negative need at least one word each",
+            ));
+        }
+        if spec.experiments.is_empty() {
+            return Err(field("experiment", "give at least one [[experiment]]"));
+        }
+        let mut names = HashSet::new();
+        let mut experiments = Vec::new();
+        for (i, e) in spec.experiments.iter().enumerate() {
+            if !names.insert(e.name.clone()) {
+                return Err(field(
+                    format!("experiment[{i}].name"),
+                    format!("{:?} is used twice", e.name),
+                ));
+            }
+            experiments.push(e.to_experiment(i)?);
+        }
+        let pairs = spec.dataset.load(None)?;
+        Ok(ParsedSpec {
+            spec,
+            text: text.to_string(),
+            experiments,
+            pairs,
+        })
+    }
+}
+
+impl ParsedSpec {
+    /// Checks the spec against the model and tokenizes the pairs (drops are counted by reason).
+    pub fn prepare(&self, model: &LoadedModel) -> Result<Prepared, SpecError> {
+        let tok = &model.tokenizer;
+        let m = &self.spec.metric;
+        let base = Metric::from_words(m.kind, m.reduce, &m.positive, &m.negative, tok)
+            .map_err(|e| field("metric", e))?;
+        let built;
+        let source = match &self.pairs {
+            Some(p) => p,
+            None => {
+                built = self.spec.dataset.load(Some(tok))?.unwrap_or_default();
+                &built
+            }
+        };
+        let (tokenized, dropped) = dataset::tokenize_pairs(source, tok, self.spec.prepend_bos)
+            .map_err(|e| field("dataset", e))?;
+        if tokenized.is_empty() {
+            return Err(field(
+                "dataset",
+                format!(
+                    "no pair is left after tokenization (dropped: {:?})",
+                    dropped.counts
+                ),
+            ));
+        }
+        let mut pairs = Vec::with_capacity(tokenized.len());
+        let mut specs = Vec::with_capacity(tokenized.len());
+        for t in tokenized {
+            let metric = match (&t.spec.positive, &t.spec.negative) {
+                (None, None) => base.clone(),
+                (p, n) => Metric::from_words(
+                    m.kind,
+                    m.reduce,
+                    p.as_ref().unwrap_or(&m.positive),
+                    n.as_ref().unwrap_or(&m.negative),
+                    tok,
+                )
+                .map_err(|e| field(format!("dataset pair {:?}", t.spec.id), e))?,
+            };
+            pairs.push(PairInput {
+                id: t.spec.id.clone(),
+                clean_ids: t.clean_ids,
+                corrupt_ids: t.corrupt_ids,
+                position_labels: t.position_labels,
+                metric,
+            });
+            specs.push(t.spec);
+        }
+        for (i, e) in self.experiments.iter().enumerate() {
+            e.grid
+                .validate(&model.model.cfg)
+                .map_err(|err| field(format!("experiment[{i}] ({})", e.name), err))?;
+            for p in &pairs {
+                e.grid
+                    .cells(&model.model.cfg, p.clean_ids.len(), &p.position_labels)
+                    .map_err(|err| {
+                        field(
+                            format!("experiment[{i}] ({}) on pair {:?}", e.name, p.id),
+                            err,
+                        )
+                    })?;
+            }
+        }
+        Ok(Prepared {
+            pairs,
+            specs,
+            dropped,
+        })
+    }
+}

@@ -1,0 +1,329 @@
+//! The PostgreSQL backend: one pool; bulk inserts through UNNEST of bound arrays; user
+//! queries in a READ ONLY transaction that is always rolled back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Column, Connection, Executor, PgConnection, Postgres, Row, Statement};
+
+use super::error::{db_error, query_error, reason, sweep_db_error};
+use super::pg_values::decode_row;
+use super::rows::{StoredEffect, StoredPair};
+use super::statement::{single_read_statement, Dialect};
+use super::{EffectRow, QueryResult, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows per UNNEST insert; each statement binds one array per column.
+const ROWS_PER_STATEMENT: usize = 20_000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+    url: String,
+}
+
+pub(crate) fn accepts(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreError> {
+    let connect_err = |reason: String| StoreError::Connect {
+        url: shown.to_string(),
+        reason,
+    };
+    let opts = PgConnectOptions::from_str(url).map_err(|e| connect_err(reason(&e)))?;
+    // One plain attempt first: the pool retries a refused connection until its timeout and
+    // then reports only that it timed out, which hides the reason.
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+        .await
+        .map_err(|_| connect_err(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| connect_err(reason(&e)))?;
+    let _ = probe.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+        .map_err(|e| connect_err(reason(&e)))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|err| StoreError::Migrate {
+            url: shown.to_string(),
+            reason: err.to_string(),
+        })?;
+    Ok(PgStore {
+        pool,
+        url: shown.to_string(),
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn create_sweep(
+        &self,
+        name: &str,
+        spec: &str,
+        model: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO sweeps (name, spec, model) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(spec)
+        .bind(model)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error("create sweep", &self.url))
+    }
+
+    pub(crate) async fn add_experiment(
+        &self,
+        sweep_id: i64,
+        name: &str,
+        method: &str,
+        direction: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        const STEP: &str = "add experiment";
+        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (sweep_id, name, method, direction) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(name)
+        .bind(method)
+        .bind(direction)
+        .execute(&mut *tx)
+        .await
+        .map_err(sweep_db_error(STEP, &self.url, sweep_id))?
+        .rows_affected();
+        let existing = if inserted == 0 {
+            sqlx::query_as(
+                "SELECT method, direction FROM experiments WHERE sweep_id = $1 AND name = $2",
+            )
+            .bind(sweep_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?
+        } else {
+            None
+        };
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(existing)
+    }
+
+    pub(crate) async fn insert_pairs(
+        &self,
+        sweep_id: i64,
+        pairs: &[StoredPair<'_>],
+    ) -> Result<(), StoreError> {
+        const STEP: &str = "insert pairs";
+        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
+        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+            let col = |f: fn(&StoredPair) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+            let templates: Vec<Option<&str>> =
+                chunk.iter().map(|p| p.row.template.as_deref()).collect();
+            sqlx::query(
+                "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
+                 clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::int4[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(col(|p| p.row.pair_id.clone()))
+            .bind(templates)
+            .bind(col(|p| p.row.clean_prompt.clone()))
+            .bind(col(|p| p.row.corrupt_prompt.clone()))
+            .bind(col(|p| p.clean_ids.clone()))
+            .bind(col(|p| p.corrupt_ids.clone()))
+            .bind(col(|p| p.labels.clone()))
+            .bind(chunk.iter().map(|p| p.row.clean_metric).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|p| p.row.corrupt_metric)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|p| p.n_tokens).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(sweep_db_error(STEP, &self.url, sweep_id))?;
+        }
+        let positions: Vec<(&str, &super::rows::StoredPosition)> = pairs
+            .iter()
+            .flat_map(|p| {
+                p.positions
+                    .iter()
+                    .map(move |pos| (p.row.pair_id.as_str(), pos))
+            })
+            .collect();
+        for chunk in positions.chunks(ROWS_PER_STATEMENT) {
+            sqlx::query(
+                "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
+                 clean_token, corrupt_token, corrupt_token_id) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::int4[], \
+                 $6::text[], $7::text[], $8::int4[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, p)| p.position).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, p)| p.label).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, p)| p.token_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, p)| p.clean_token).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|(_, p)| p.corrupt_token)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                chunk
+                    .iter()
+                    .map(|(_, p)| p.corrupt_token_id)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?;
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))
+    }
+
+    pub(crate) async fn insert_effects(
+        &self,
+        sweep_id: i64,
+        effects: &[EffectRow],
+    ) -> Result<u64, StoreError> {
+        const STEP: &str = "insert effects";
+        let stored = effects
+            .iter()
+            .map(StoredEffect::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
+        let mut inserted = 0;
+        for chunk in stored.chunks(ROWS_PER_STATEMENT) {
+            inserted += sqlx::query(
+                "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
+                 neuron, pair_id, value, effect, normalized) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], \
+                 $6::int4[], $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::float8[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(chunk.iter().map(|e| e.experiment).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.component).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.layer).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.head).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.position).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.neuron).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.pair_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.value).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.effect).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|e| e.normalized).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(inserted)
+    }
+
+    pub(crate) async fn set_dropped(
+        &self,
+        sweep_id: i64,
+        counts: &[(String, i64)],
+    ) -> Result<bool, StoreError> {
+        const STEP: &str = "set dropped pairs";
+        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
+        // Lock the sweep row: concurrent calls for one sweep take turns.
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE")
+                .bind(sweep_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error(STEP, &self.url))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = $1")
+            .bind(sweep_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?;
+        for (reason, count) in counts {
+            sqlx::query(
+                "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
+            )
+            .bind(sweep_id)
+            .bind(reason)
+            .bind(count)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?;
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(true)
+    }
+
+    pub(crate) async fn finish_sweep(
+        &self,
+        sweep_id: i64,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sweeps SET status = $1, finished_at = now() WHERE id = $2")
+            .bind(status)
+            .bind(sweep_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("finish sweep", &self.url))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
+        let stmt = single_read_statement(sql, Dialect::Postgres)?;
+        // READ ONLY makes the server refuse writes; the transaction is always rolled back,
+        // so even settings the statement changes do not outlive it.
+        let mut tx: sqlx::Transaction<'static, Postgres> = self
+            .pool
+            .begin_with("BEGIN TRANSACTION READ ONLY")
+            .await
+            .map_err(db_error("query", &self.url))?;
+        let outcome = run_query(&mut tx, stmt).await;
+        let _ = tx.rollback().await;
+        outcome
+    }
+}
+
+async fn run_query(tx: &mut PgConnection, stmt: &str) -> Result<QueryResult, StoreError> {
+    // Not persistent: user statements would otherwise fill the server's prepared-statement cache.
+    let rows = sqlx::query(stmt)
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error)?;
+    let columns = match rows.first() {
+        Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+        // No row to take the names from: prepare the statement (it is not run).
+        None => tx
+            .prepare(stmt)
+            .await
+            .map_err(query_error)?
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+    };
+    let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+    Ok(QueryResult { columns, rows })
+}

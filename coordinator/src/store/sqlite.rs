@@ -1,0 +1,386 @@
+//! The SQLite backend: one writer connection, a pool of read-only connections for queries.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Column, Executor, QueryBuilder, Row, Sqlite, Statement, TypeInfo, ValueRef};
+
+use super::error::{db_error, query_error, reason, sweep_db_error};
+use super::rows::{StoredEffect, StoredPair};
+use super::statement::{single_read_statement, Dialect};
+use super::{EffectRow, QueryResult, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// SQLite's limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+const MAX_BINDS: usize = 32766;
+/// Columns of `effects`, each one bind per row.
+const EFFECT_COLUMNS: usize = 11;
+/// Rows per multi-row INSERT of effects.
+const EFFECTS_PER_STATEMENT: usize = MAX_BINDS / EFFECT_COLUMNS;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
+    /// All writes go through this single connection: SQLite admits one writer at a time,
+    /// and one connection means the store's own transactions never meet SQLITE_BUSY.
+    write: SqlitePool,
+    /// Connections for user queries: opened read-only (files) and with `query_only` on.
+    read: SqlitePool,
+    url: String,
+}
+
+/// Whether `url` is for this backend (anything that is not another scheme is a file path).
+pub(crate) fn accepts(url: &str) -> bool {
+    url.starts_with("sqlite:") || !url.contains("://")
+}
+
+pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, StoreError> {
+    let connect_err = |err: sqlx::Error| StoreError::Connect {
+        url: shown.to_string(),
+        reason: reason(&err),
+    };
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let base = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url).map_err(connect_err)?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    let base = base.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+    let write_opts = base
+        .clone()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    // One connection, kept open for good: an in-memory database lives as long as it does.
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(write_opts)
+        .await
+        .map_err(connect_err)?;
+    MIGRATOR
+        .run(&write)
+        .await
+        .map_err(|err| StoreError::Migrate {
+            url: shown.to_string(),
+            reason: err.to_string(),
+        })?;
+    // In-memory databases are shared through SQLite's shared cache and cannot be opened
+    // read-only; `query_only` alone guards them.
+    let read_opts = base.read_only(!in_memory).pragma("query_only", "ON");
+    let read = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(0)
+        .connect_lazy_with(read_opts);
+    Ok(SqliteStore {
+        write,
+        read,
+        url: shown.to_string(),
+    })
+}
+
+impl SqliteStore {
+    pub(crate) async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    async fn begin(
+        &self,
+        step: &'static str,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        // IMMEDIATE takes the write lock up front, so another process's writer makes us wait
+        // (busy timeout) instead of failing half-way.
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(step, &self.url))
+    }
+
+    pub(crate) async fn create_sweep(
+        &self,
+        name: &str,
+        spec: &str,
+        model: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar("INSERT INTO sweeps (name, spec, model) VALUES (?, ?, ?) RETURNING id")
+            .bind(name)
+            .bind(spec)
+            .bind(model)
+            .fetch_one(&self.write)
+            .await
+            .map_err(db_error("create sweep", &self.url))
+    }
+
+    pub(crate) async fn add_experiment(
+        &self,
+        sweep_id: i64,
+        name: &str,
+        method: &str,
+        direction: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        const STEP: &str = "add experiment";
+        let mut tx = self.begin(STEP).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (sweep_id, name, method, direction) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(name)
+        .bind(method)
+        .bind(direction)
+        .execute(&mut *tx)
+        .await
+        .map_err(sweep_db_error(STEP, &self.url, sweep_id))?
+        .rows_affected();
+        let existing = if inserted == 0 {
+            sqlx::query_as(
+                "SELECT method, direction FROM experiments WHERE sweep_id = ? AND name = ?",
+            )
+            .bind(sweep_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?
+        } else {
+            None
+        };
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(existing)
+    }
+
+    pub(crate) async fn insert_pairs(
+        &self,
+        sweep_id: i64,
+        pairs: &[StoredPair<'_>],
+    ) -> Result<(), StoreError> {
+        const STEP: &str = "insert pairs";
+        let mut tx = self.begin(STEP).await?;
+        for p in pairs {
+            let r = p.row;
+            sqlx::query(
+                "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
+                 clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(&r.pair_id)
+            .bind(&r.template)
+            .bind(&r.clean_prompt)
+            .bind(&r.corrupt_prompt)
+            .bind(&p.clean_ids)
+            .bind(&p.corrupt_ids)
+            .bind(&p.labels)
+            .bind(r.clean_metric)
+            .bind(r.corrupt_metric)
+            .bind(p.n_tokens)
+            .execute(&mut *tx)
+            .await
+            .map_err(sweep_db_error(STEP, &self.url, sweep_id))?;
+            for pos in &p.positions {
+                sqlx::query(
+                    "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
+                     clean_token, corrupt_token, corrupt_token_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(sweep_id)
+                .bind(&r.pair_id)
+                .bind(pos.position)
+                .bind(pos.label)
+                .bind(pos.token_id)
+                .bind(pos.clean_token)
+                .bind(pos.corrupt_token)
+                .bind(pos.corrupt_token_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(STEP, &self.url))?;
+            }
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))
+    }
+
+    pub(crate) async fn insert_effects(
+        &self,
+        sweep_id: i64,
+        effects: &[EffectRow],
+    ) -> Result<u64, StoreError> {
+        const STEP: &str = "insert effects";
+        let stored = effects
+            .iter()
+            .map(StoredEffect::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.begin(STEP).await?;
+        let mut inserted = 0;
+        for chunk in stored.chunks(EFFECTS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
+                 neuron, pair_id, value, effect, normalized) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(sweep_id)
+                    .push_bind(e.experiment)
+                    .push_bind(e.component)
+                    .push_bind(e.layer)
+                    .push_bind(e.head)
+                    .push_bind(e.position)
+                    .push_bind(e.neuron)
+                    .push_bind(e.pair_id)
+                    .push_bind(e.value)
+                    .push_bind(e.effect)
+                    .push_bind(e.normalized);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            inserted += qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(STEP, &self.url))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(inserted)
+    }
+
+    pub(crate) async fn set_dropped(
+        &self,
+        sweep_id: i64,
+        counts: &[(String, i64)],
+    ) -> Result<bool, StoreError> {
+        const STEP: &str = "set dropped pairs";
+        let mut tx = self.begin(STEP).await?;
+        if !sweep_exists(&mut tx, sweep_id, STEP, &self.url).await? {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = ?")
+            .bind(sweep_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?;
+        for (reason, count) in counts {
+            sqlx::query(
+                "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES (?, ?, ?) \
+                 ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
+            )
+            .bind(sweep_id)
+            .bind(reason)
+            .bind(count)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, &self.url))?;
+        }
+        tx.commit().await.map_err(db_error(STEP, &self.url))?;
+        Ok(true)
+    }
+
+    pub(crate) async fn finish_sweep(
+        &self,
+        sweep_id: i64,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sweeps SET status = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             WHERE id = ?",
+        )
+        .bind(status)
+        .bind(sweep_id)
+        .execute(&self.write)
+        .await
+        .map_err(db_error("finish sweep", &self.url))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
+        let stmt = single_read_statement(sql, Dialect::Sqlite)?;
+        let mut conn = self
+            .read
+            .acquire()
+            .await
+            .map_err(db_error("query", &self.url))?;
+        // Set again before every query: the previous user may have turned it off.
+        conn.execute("PRAGMA query_only = ON")
+            .await
+            .map_err(db_error("query", &self.url))?;
+        let rows = sqlx::query(stmt)
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_error)?;
+        let columns = match rows.first() {
+            Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+            // No row to take the names from: prepare the statement (it is not run).
+            None => conn
+                .prepare(stmt)
+                .await
+                .map_err(query_error)?
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        };
+        let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+        Ok(QueryResult { columns, rows })
+    }
+}
+
+async fn sweep_exists(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    sweep_id: i64,
+    step: &'static str,
+    url: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM sweeps WHERE id = ?")
+        .bind(sweep_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error(step, url))?;
+    Ok(found.is_some())
+}
+
+/// SQLite types each value, not each column: decode by the value's own type. Integers in a
+/// column declared BOOLEAN read as booleans.
+fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, StoreError> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).map_err(query_error)?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let dynamic = raw.type_info().name().to_string();
+        let declared_bool = col.type_info().name().eq_ignore_ascii_case("BOOLEAN");
+        let value = match dynamic.as_str() {
+            "INTEGER" if declared_bool => {
+                Value::Bool(row.try_get_unchecked::<i64, _>(i).map_err(query_error)? != 0)
+            }
+            "INTEGER" => Value::from(row.try_get_unchecked::<i64, _>(i).map_err(query_error)?),
+            "REAL" => float(row.try_get_unchecked::<f64, _>(i).map_err(query_error)?),
+            "BLOB" => {
+                let bytes = row
+                    .try_get_unchecked::<Vec<u8>, _>(i)
+                    .map_err(query_error)?;
+                Value::String(format!("x'{}'", hex(&bytes)))
+            }
+            _ => Value::String(row.try_get_unchecked::<String, _>(i).map_err(query_error)?),
+        };
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// A float as JSON; infinities and NaN (which JSON lacks) become text.
+pub(crate) fn float(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

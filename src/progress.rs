@@ -1,0 +1,65 @@
+//! Progress for long operations: a bar with rate and ETA on a terminal, plain lines
+//! (every 10 %) otherwise.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: u64,
+    done: u64,
+    next_line: u64,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: u64, unit: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(&format!(
+                "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style.progress_chars("=> "));
+            b.set_message(label.to_string());
+            b
+        });
+        Self {
+            bar,
+            label: label.to_string(),
+            total,
+            done: 0,
+            next_line: total / 10,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn advance(&mut self, n: usize) {
+        self.done += n as u64;
+        match &self.bar {
+            Some(b) => b.inc(n as u64),
+            None if self.done >= self.next_line.max(1) || self.done == self.total => {
+                let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+                let rate = self.done as f64 / secs;
+                let eta = (self.total.saturating_sub(self.done)) as f64 / rate.max(1e-9);
+                eprintln!(
+                    "{}: {}/{} ({:.0}/s, ETA {:.0}s)",
+                    self.label, self.done, self.total, rate, eta
+                );
+                self.next_line = self.done + (self.total / 10).max(1);
+            }
+            None => {}
+        }
+    }
+
+    /// Finishes the bar; returns the elapsed seconds.
+    pub fn finish(self) -> f64 {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+        self.started.elapsed().as_secs_f64()
+    }
+}
