@@ -19,6 +19,9 @@ use crate::runs::RunCache;
 
 /// The cells of one pair: patch `source` values into the `base` run.
 pub struct PairJob<'a> {
+    /// Positions before this one hold the same tokens in both prompts, so every activation
+    /// there is identical in both runs and patching it changes nothing.
+    pub first_diff: usize,
     pub base: &'a RunCache,
     pub source: &'a RunCache,
     pub metric: &'a Metric,
@@ -34,15 +37,26 @@ pub fn patch_values(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f32>>> {
     let mut groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
+    let mut values: Vec<Vec<f32>> = jobs.iter().map(|j| vec![f32::NAN; j.cells.len()]).collect();
+    let mut unchanged = 0;
     for (j, job) in jobs.iter().enumerate() {
         for (c, cell) in job.cells.iter().enumerate() {
+            if cell
+                .sites
+                .iter()
+                .all(|s| s.position.is_some_and(|p| p < job.first_diff))
+            {
+                values[j][c] = job.base.metric;
+                unchanged += 1;
+                continue;
+            }
             groups
                 .entry((job.n_tokens, cell.start_layer(), cell.start_position()))
                 .or_default()
                 .push((j, c));
         }
     }
-    let mut values: Vec<Vec<f32>> = jobs.iter().map(|j| vec![f32::NAN; j.cells.len()]).collect();
+    progress(unchanged);
     for ((n, layer, start), items) in groups {
         for chunk in items.chunks(max_batch.max(1)) {
             let out = run_chunk(model, jobs, chunk, n, layer, start)?;
@@ -104,6 +118,17 @@ fn run_chunk(
     };
     let patches = masked_patches(jobs, chunk, start, len, rows)?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
+    let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
+    // Unembed only the answer tokens when the metrics allow it.
+    let subset: Option<Vec<u32>> = (!metrics.iter().any(|m| m.needs_full_vocab())).then(|| {
+        let mut ids: Vec<u32> = metrics
+            .iter()
+            .flat_map(|m| m.positive.iter().chain(&m.negative).copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    });
     let out = model.forward(
         Input::Residual {
             layer,
@@ -113,12 +138,19 @@ fn run_chunk(
         Forward {
             unembed: Unembed::Last,
             past: past.as_deref(),
+            vocab_subset: subset.as_deref(),
             ..Forward::default()
         },
     )?;
     let logits = out.logits.expect("unembed requested");
-    let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
-    Ok(values_per_row(&logits, &metrics)?.to_vec1()?)
+    let values = match &subset {
+        Some(ids) => {
+            let local: Vec<Metric> = metrics.iter().map(|m| m.on_subset(ids)).collect();
+            values_per_row(&logits, &local.iter().collect::<Vec<_>>())?
+        }
+        None => values_per_row(&logits, &metrics)?,
+    };
+    Ok(values.to_vec1()?)
 }
 
 /// One masked patch per hook point touched by the chunk: row `r` takes its pair's source

@@ -87,6 +87,11 @@ pub struct Effect {
     pub normalized: Option<f64>,
 }
 
+/// The first position where the two prompts' tokens differ.
+fn first_difference(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len())
+}
+
 /// Runs experiments on one model.
 pub struct Engine<'m> {
     pub model: &'m HookedTransformer,
@@ -201,6 +206,10 @@ impl<'m> Engine<'m> {
                         .iter()
                         .enumerate()
                         .map(|(n, &i)| PairJob {
+                            first_diff: first_difference(
+                                &pairs[i].clean_ids,
+                                &pairs[i].corrupt_ids,
+                            ),
                             base: &bases[n],
                             source: &sources[n],
                             metric: &pairs[i].metric,

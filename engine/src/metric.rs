@@ -81,6 +81,23 @@ impl Metric {
         })
     }
 
+    /// Whether the metric reads the whole vocabulary (a log-softmax), rather than only the
+    /// answer tokens' logits.
+    pub fn needs_full_vocab(&self) -> bool {
+        self.kind == MetricKind::LogprobDiff
+    }
+
+    /// The same metric reading logits restricted to `ids` (its answer ids must be among them).
+    pub fn on_subset(&self, ids: &[u32]) -> Self {
+        let at = |t: &u32| ids.iter().position(|x| x == t).unwrap_or(usize::MAX) as u32;
+        Self {
+            kind: self.kind,
+            reduce: self.reduce,
+            positive: self.positive.iter().map(at).collect(),
+            negative: self.negative.iter().map(at).collect(),
+        }
+    }
+
     /// Metric values `[rows]` from last-position logits `[rows, vocab]` (or `[rows, 1, vocab]`).
     pub fn values(&self, logits: &Tensor) -> Result<Tensor> {
         let logits = flat_rows(logits)?;

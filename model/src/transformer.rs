@@ -51,6 +51,9 @@ pub struct Forward<'a> {
     pub record_kv: bool,
     /// Use only ops with a backward (needed for gradients); slower.
     pub differentiable: bool,
+    /// Compute logits only for these vocabulary ids, in this order (a metric that reads a
+    /// few answer tokens needs no full unembedding).
+    pub vocab_subset: Option<&'a [u32]>,
 }
 
 impl Default for Forward<'_> {
@@ -61,6 +64,7 @@ impl Default for Forward<'_> {
             past: None,
             record_kv: false,
             differentiable: false,
+            vocab_subset: None,
         }
     }
 }
@@ -187,7 +191,7 @@ impl HookedTransformer {
         let logits = if opts.stop_at_layer.is_some_and(|s| s < self.cfg.n_layers) {
             None
         } else {
-            self.unembed(&x, opts.unembed, hook)?
+            self.unembed(&x, opts.unembed, opts.vocab_subset, hook)?
         };
         Ok(ForwardOutput {
             logits,
@@ -337,6 +341,7 @@ impl HookedTransformer {
         &self,
         resid: &Tensor,
         mode: Unembed,
+        subset: Option<&[u32]>,
         hook: &mut dyn Hook,
     ) -> Result<Option<Tensor>> {
         let x = match mode {
@@ -352,7 +357,13 @@ impl HookedTransformer {
             ops::rms_normalize(&x, self.cfg.rms_norm_eps)?,
         )?;
         let normed = normalized.broadcast_mul(&self.weights.norm)?;
-        let logits = ops::linear(&normed, &self.weights.lm_head, None)?;
+        let logits = match subset {
+            None => ops::linear(&normed, &self.weights.lm_head, None)?,
+            Some(ids) => {
+                let idx = Tensor::new(ids, &self.device)?;
+                ops::linear(&normed, &self.weights.lm_head.index_select(&idx, 0)?, None)?
+            }
+        };
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
 
