@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The demo of README.md: fetches the SmolLM2 demo model if absent and runs it on a
-# professions prompt, printing the tokens and the top next-token logits.
+# The demo of README.md: fetches the SmolLM2 demo model if absent and runs a professions
+# sweep end-to-end on the embedded default (SQLite file patchsweep-demo.db, one local
+# worker), printing the summary; then shows a query over the results.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-demo-model.sh
 cargo build --release --quiet
-for prompt in "The nurse said that" "The engineer said that"; do
-  ./target/release/patchsweep logits --model gguf:models/SmolLM2-135M-Instruct.Q4_1.gguf --prompt "$prompt" --top-k 8
-  echo
-done
+db="sqlite://patchsweep-demo.db"
+./target/release/patchsweep run examples/smollm2-professions.toml --db "$db"
+echo
+echo "mean normalized effect of the residual stream by layer and position label (first 12 rows):"
+./target/release/patchsweep query --db "$db" "SELECT layer, position_label, ROUND(AVG(normalized), 3) AS mean_normalized
+  FROM effects_v WHERE experiment = 'components' AND component = 'resid_pre'
+    AND sweep_id = (SELECT MAX(id) FROM sweeps)
+  GROUP BY layer, position_label ORDER BY layer, position_label LIMIT 12"

@@ -1,0 +1,123 @@
+//! Patching throughput on SmolLM2, for bench/patching_vs_tl.py (prints one JSON line).
+//!
+//! cargo run --release -p patchsweep-engine --example bench_patching -- N_PAIRS
+//! Pairs: the professions dataset, template "said_that", in dataset order (the first pair is
+//! "The accountant said that" ...); grids as TransformerLens' get_act_patch_resid_pre,
+//! _attn_out, _mlp_out (per layer × position) and _attn_head_out_all_pos (layer × head).
+
+use std::time::Instant;
+
+use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
+use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
+use patchsweep_engine::grid::{Component, Grid, Positions};
+use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
+use patchsweep_model::{load, Forward, Input, LoadOptions, ModelSpec, NoHook, Unembed};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let n_pairs: usize = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "1".into())
+        .parse()?;
+    let m = load(
+        &"gguf:models/SmolLM2-135M-Instruct.Q4_1.gguf".parse::<ModelSpec>()?,
+        &LoadOptions::default(),
+    )?;
+    let opts = ProfessionsOptions {
+        templates: Some(vec!["said_that".into()]),
+        ..Default::default()
+    };
+    let (tokenized, _) = tokenize_pairs(&professions(&opts)?, &m.tokenizer, None)?;
+    let metric = Metric::from_words(
+        MetricKind::LogitDiff,
+        Reduce::Mean,
+        &[" he".into()],
+        &[" she".into()],
+        &m.tokenizer,
+    )?;
+    let pairs: Vec<PairInput> = tokenized
+        .into_iter()
+        .filter(|t| t.clean_ids.len() == 4)
+        .take(n_pairs)
+        .map(|t| PairInput {
+            id: t.spec.id,
+            clean_ids: t.clean_ids,
+            corrupt_ids: t.corrupt_ids,
+            position_labels: t.position_labels,
+            metric: metric.clone(),
+        })
+        .collect();
+    let engine = Engine::new(&m.model);
+    let baselines = engine.baselines(&pairs)?;
+    let tokens = m
+        .model
+        .tokens_tensor(std::slice::from_ref(&pairs[0].clean_ids))?;
+    let fwd = Forward {
+        unembed: Unembed::Last,
+        ..Forward::default()
+    };
+    for _ in 0..3 {
+        m.model.forward(Input::Tokens(&tokens), &mut NoHook, fwd)?;
+    }
+    let t = Instant::now();
+    for _ in 0..10 {
+        m.model.forward(Input::Tokens(&tokens), &mut NoHook, fwd)?;
+    }
+    let forward_ms = t.elapsed().as_secs_f64() * 100.0;
+    let grid = |c: Component, positions| Grid {
+        components: vec![c],
+        layers: None,
+        positions,
+        heads: None,
+        neurons: None,
+        pathways: vec![],
+    };
+    let grids = [
+        ("resid_pre", grid(Component::ResidPre, Positions::All)),
+        ("attn_out", grid(Component::AttnOut, Positions::All)),
+        ("mlp_out", grid(Component::MlpOut, Positions::All)),
+        (
+            "head_out_all_pos",
+            grid(Component::HeadOut, Positions::Joint),
+        ),
+    ];
+    let mut out = serde_json::Map::new();
+    out.insert("pairs".into(), pairs.len().into());
+    out.insert("forward_ms".into(), forward_ms.into());
+    for method in [Method::Activation, Method::Attribution] {
+        let mut per = serde_json::Map::new();
+        for (name, g) in &grids {
+            let exp = Experiment {
+                name: name.to_string(),
+                method,
+                direction: Direction::Denoise,
+                grid: g.clone(),
+            };
+            let t = Instant::now();
+            let effects = engine.run(&exp, &pairs, &baselines, &mut |_| {})?;
+            let s = t.elapsed().as_secs_f64();
+            per.insert(name.to_string(), serde_json::json!({"patches": effects.len(), "seconds": s, "patches_per_s": effects.len() as f64 / s}));
+        }
+        // All four grids at once (attribution: one backward serves them all).
+        let all = Grid {
+            components: vec![Component::ResidPre, Component::AttnOut, Component::MlpOut],
+            layers: None,
+            positions: Positions::All,
+            heads: None,
+            neurons: None,
+            pathways: vec![],
+        };
+        let exp = Experiment {
+            name: "all".into(),
+            method,
+            direction: Direction::Denoise,
+            grid: all,
+        };
+        let t = Instant::now();
+        let effects = engine.run(&exp, &pairs, &baselines, &mut |_| {})?;
+        let s = t.elapsed().as_secs_f64();
+        per.insert("resid_attn_mlp_together".into(), serde_json::json!({"patches": effects.len(), "seconds": s, "seconds_per_pair": s / pairs.len() as f64}));
+        out.insert(method.name().into(), per.into());
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
