@@ -1,0 +1,210 @@
+//! `patchsweep run` and `patchsweep query` as a user runs them: a sweep on the real SmolLM2
+//! into SQLite, its effects through the views, and bad specs refused before any work.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn patchsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchsweep"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run patchsweep")
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("patchsweep-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const SPEC: &str = r#"
+name = "cli-test"
+model = "gguf:models/SmolLM2-135M-Instruct.Q4_1.gguf"
+[metric]
+kind = "logit_diff"
+positive = [" he"]
+negative = [" she"]
+[dataset]
+pairs = [
+  { clean = "The nurse said that", corrupt = "The man said that", id = "nurse" },
+  { clean = "The secretary said that", corrupt = "The man said that", id = "secretary" },
+  { clean = "The phlebotomist said that", corrupt = "The man said that", id = "too-long" },
+]
+[[experiment]]
+name = "resid"
+method = "activation"
+components = ["resid_pre", "mlp_out"]
+layers = "0..3"
+[[experiment]]
+name = "heads"
+method = "attribution"
+components = ["head_out"]
+layers = [29]
+positions = "joint"
+"#;
+
+fn write_spec(name: &str, text: &str) -> PathBuf {
+    let p = temp(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn query(db: &str, sql: &str) -> String {
+    let out = patchsweep(&["query", "--db", db, "--format", "csv", sql]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_sweep_runs_into_sqlite_and_is_queryable() {
+    assert!(
+        root()
+            .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            .is_file(),
+        "run scripts/fetch-demo-model.sh"
+    );
+    let spec = write_spec("ok.toml", SPEC);
+    let db_path = temp("ok.db");
+    let _ = std::fs::remove_file(&db_path);
+    let db = format!("sqlite://{}", db_path.display());
+    let out = patchsweep(&["run", spec.to_str().unwrap(), "--db", &db]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2 pairs kept") && stderr.contains("1 token_count_mismatch"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("top components of resid"), "{stdout}");
+    // 2 pairs × 3 layers × 4 positions × 2 components, and 2 pairs × 9 heads.
+    let counts = query(
+        &db,
+        "SELECT experiment, COUNT(*) AS n FROM effects_v GROUP BY experiment ORDER BY experiment",
+    );
+    assert!(
+        counts.contains("heads,18") && counts.contains("resid,48"),
+        "{counts}"
+    );
+    let labels = query(
+        &db,
+        "SELECT DISTINCT position_label FROM effects_v WHERE experiment = 'resid' ORDER BY 1",
+    );
+    assert_eq!(
+        labels.lines().skip(1).collect::<Vec<_>>(),
+        vec!["diff", "end", "other", "prefix"],
+        "{labels}"
+    );
+    // Inline pairs have no slots: the differing token is labelled `diff`. Denoising the whole
+    // residual at layer 0 there restores the clean run.
+    let restore = query(&db, "SELECT MIN(normalized), MAX(normalized) FROM effects_v WHERE component = 'resid_pre' AND layer = 0 AND position_label = 'diff'");
+    let row: Vec<f64> = restore
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(row.iter().all(|v| (v - 1.0).abs() < 1e-3), "{restore}");
+    let pairs = query(
+        &db,
+        "SELECT pair_id, n_tokens FROM pairs_v ORDER BY pair_id",
+    );
+    assert!(
+        pairs.contains("nurse,4") && pairs.contains("secretary,4"),
+        "{pairs}"
+    );
+    // Writes are refused and change nothing.
+    let out = patchsweep(&["query", "--db", &db, "DELETE FROM effects"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+    assert!(query(&db, "SELECT COUNT(*) FROM effects").contains("66"));
+}
+
+fn run_fails(name: &str, text: &str, db: &str) -> String {
+    let spec = write_spec(name, text);
+    let out = patchsweep(&["run", spec.to_str().unwrap(), "--db", db]);
+    assert!(!out.status.success(), "{name} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn bad_specs_are_refused_before_any_work_with_the_field_named() {
+    let db_path = temp("bad.db");
+    let _ = std::fs::remove_file(&db_path);
+    let db = format!("sqlite://{}", db_path.display());
+    let err = run_fails(
+        "unknown-field.toml",
+        &SPEC.replace(
+            "name = \"cli-test\"",
+            "name = \"cli-test\"\ncolour = \"red\"",
+        ),
+        &db,
+    );
+    assert!(err.contains("colour"), "{err}");
+    let err = run_fails(
+        "component.toml",
+        &SPEC.replace("\"mlp_out\"]", "\"mlp_outt\"]"),
+        &db,
+    );
+    assert!(
+        err.contains("experiment[0].components[1]") && err.contains("mlp_outt"),
+        "{err}"
+    );
+    let err = run_fails(
+        "answer.toml",
+        &SPEC.replace("[\" she\"]", "[\" shepherdess\"]"),
+        &db,
+    );
+    assert!(
+        err.contains("metric") && err.contains("shepherdess") && err.contains("not a single token"),
+        "{err}"
+    );
+    let err = run_fails(
+        "layer.toml",
+        &SPEC.replace("layers = [29]", "layers = [30]"),
+        &db,
+    );
+    assert!(
+        err.contains("experiment[1]") && err.contains("layer 30"),
+        "{err}"
+    );
+    let err = run_fails(
+        "label.toml",
+        &SPEC.replace(
+            "layers = \"0..3\"",
+            "layers = \"0..3\"\npositions = [\"verbb\"]",
+        ),
+        &db,
+    );
+    assert!(err.contains("verbb"), "{err}");
+    let err = run_fails(
+        "model.toml",
+        &SPEC.replace("models/SmolLM2", "models/NoSuch"),
+        &db,
+    );
+    assert!(
+        err.contains("missing file") && err.contains("NoSuch"),
+        "{err}"
+    );
+    // None of these created a sweep.
+    assert!(
+        !Path::new(&db_path).exists() || query(&db, "SELECT COUNT(*) FROM sweeps").contains("\n0")
+    );
+    let err = run_fails("db.toml", SPEC, "postgres://postgres@127.0.0.1:1/none");
+    assert!(
+        err.contains("cannot connect") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+}
