@@ -41,17 +41,25 @@ pub fn patch_values(
     let mut unchanged = 0;
     for (j, job) in jobs.iter().enumerate() {
         for (c, cell) in job.cells.iter().enumerate() {
-            if cell
+            // Positions before the first differing token are identical in both runs:
+            // patching only those changes nothing, and a patch never needs to start there.
+            let start = cell
                 .sites
                 .iter()
-                .all(|s| s.position.is_some_and(|p| p < job.first_diff))
-            {
+                .map(|s| s.position.unwrap_or(0).max(job.first_diff))
+                .min()
+                .unwrap_or(0);
+            let changes = cell
+                .sites
+                .iter()
+                .any(|s| s.position.is_none_or(|p| p >= job.first_diff));
+            if !changes || start >= job.n_tokens {
                 values[j][c] = job.base.metric;
                 unchanged += 1;
                 continue;
             }
             groups
-                .entry((job.n_tokens, cell.start_layer(), cell.start_position()))
+                .entry((job.n_tokens, cell.start_layer(), start))
                 .or_default()
                 .push((j, c));
         }
@@ -190,6 +198,7 @@ fn masked_patches(
         let mut mask = vec![0u8; rows * len * inner];
         for (r, site) in &sites {
             let positions: Vec<usize> = match site.position {
+                Some(p) if p < start => continue,
                 Some(p) => vec![p - start],
                 None => (0..len).collect(),
             };
