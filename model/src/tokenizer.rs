@@ -4,6 +4,9 @@
 
 use crate::error::{ModelError, Result};
 
+/// Token ids and each token's byte span in the text.
+pub type Encoding = (Vec<u32>, Vec<(usize, usize)>);
+
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     bos: Option<u32>,
@@ -67,11 +70,7 @@ impl Tokenizer {
     }
 
     /// Token ids with each token's byte span in `text` (`(0, 0)` for an added BOS).
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        prepend_bos: Option<bool>,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str, prepend_bos: Option<bool>) -> Result<Encoding> {
         let enc = self
             .inner
             .encode(text, true)
