@@ -10,7 +10,7 @@ db="sqlite://patchsweep-demo.db"
 ./target/release/patchsweep run examples/smollm2-professions.toml --db "$db"
 echo
 echo "mean normalized effect of the residual stream by layer and position label (first 12 rows):"
-./target/release/patchsweep query --db "$db" "SELECT layer, position_label, ROUND(AVG(normalized), 3) AS mean_normalized
+./target/release/patchsweep query --db "$db" "SELECT layer, position_label, ROUND(CAST(AVG(normalized) AS NUMERIC), 3) AS mean_normalized
   FROM effects_v WHERE experiment = 'components' AND component = 'resid_pre'
     AND sweep_id = (SELECT MAX(id) FROM sweeps)
   GROUP BY layer, position_label ORDER BY layer, position_label LIMIT 12"

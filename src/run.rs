@@ -209,10 +209,10 @@ fn print_summary(
     println!("baseline: mean clean metric {clean:.4}, mean corrupted metric {corrupt:.4}, mean difference {:.4}", clean - corrupt);
     for exp in experiments {
         let sql = format!(
-            "SELECT component, layer, head, position_label, COUNT(*) AS pairs, \
-             ROUND(AVG(normalized), 4) AS mean_normalized, ROUND(AVG(effect), 4) AS mean_effect \
+            "SELECT component, layer, head, position_label, neuron, COUNT(*) AS pairs, \
+             ROUND(CAST(AVG(normalized) AS NUMERIC), 4) AS mean_normalized, ROUND(CAST(AVG(effect) AS NUMERIC), 4) AS mean_effect \
              FROM effects_v WHERE sweep_id = {sweep_id} AND experiment = '{}' AND normalized IS NOT NULL \
-             GROUP BY component, layer, head, position_label \
+             GROUP BY component, layer, head, position_label, neuron \
              ORDER BY ABS(AVG(normalized)) DESC LIMIT {top}",
             exp.name.replace('\'', "''")
         );
