@@ -1,21 +1,9 @@
 //! `patchsweep logits` as a user runs it, on the real SmolLM2 GGUF, against HF's goldens.
 
-use std::process::Command;
+mod common;
 
+use common::{patchsweep, root};
 use serde_json::Value;
-
-fn root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn patchsweep(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_patchsweep"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run patchsweep")
-}
 
 const DEMO: &str = "gguf:models/SmolLM2-135M-Instruct.Q4_1.gguf";
 

@@ -1,21 +1,11 @@
 //! `patchsweep run` and `patchsweep query` as a user runs them: a sweep on the real SmolLM2
 //! into SQLite, its effects through the views, and bad specs refused before any work.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn patchsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchsweep"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run patchsweep")
-}
+use common::{patchsweep, root};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("patchsweep-cli-run-{}", std::process::id()));
