@@ -16,7 +16,7 @@ else
     echo "installing PostgreSQL (apt-get) ..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   fi
-  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)"
   echo "starting PostgreSQL $version ..."
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   for _ in $(seq 1 30); do ready && break; sleep 1; done
