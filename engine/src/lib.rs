@@ -10,10 +10,13 @@
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
 //! - [`attribution`]: attribution patching from one backward pass.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
+//! - [`debias`]: targeted interventions on located components, evaluated on held-out pairs
+//!   and for capability cost.
 
 pub mod activation;
 pub mod attribution;
 pub mod dataset;
+pub mod debias;
 pub mod error;
 pub mod experiment;
 pub mod grid;

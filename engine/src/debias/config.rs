@@ -1,0 +1,385 @@
+//! The `[[debias]]` configuration: which sweep experiment to select from, how to select,
+//! the held-out split, and the interventions. All tables refuse unknown fields.
+//!
+//! ```toml
+//! [[debias]]
+//! name = "top-heads"
+//! experiment = "heads"              # the sweep experiment whose effects select components
+//! control_seed = 11                 # the random-components control
+//!
+//! [debias.select]                   # top-k by |mean normalized effect| …
+//! component = "head_out"            # head_out | attn_out | mlp_out
+//! top_k = 4
+//! threshold = 0.05                  # optional: keep only |score| >= threshold
+//! position = "end"                  # optional: only rows at this position label
+//! # components = ["head L3H2@end", "mlp_out L2@subject"]   # … or an explicit list
+//!
+//! [debias.split]
+//! heldout_professions = 0.3         # fraction of professions held out
+//! heldout_templates = 0.3           # fraction of templates held out
+//! seed = 7
+//!
+//! [[debias.intervention]]
+//! kind = "ablation"                 # zero or mean ablation of the selected components
+//! mode = "mean"                     # zero | mean
+//! reference = "selection"           # selection | neutral: prompts the mean is taken over
+//! positions = "component"           # component | all | a label | a list ["subject", -1]
+//!
+//! [[debias.intervention]]
+//! kind = "steering"                 # remove the projection on the gender direction
+//! positions = "all"
+//!
+//! [[debias.intervention]]
+//! kind = "finetune"                 # CDA fine-tuning of the selected weights only
+//! steps = 60
+//! lr = 1e-3
+//! batch_size = 16
+//! seed = 0
+//! ```
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{config, Result};
+use super::target::{Target, TargetKind};
+use crate::grid::{Component, PositionRef};
+
+fn default_control_seed() -> u64 {
+    1
+}
+
+/// One `[[debias]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebiasConfig {
+    /// Unique name of this debias run.
+    pub name: String,
+    /// The sweep experiment whose stored effects the selection reads.
+    pub experiment: String,
+    pub select: SelectionConfig,
+    #[serde(default)]
+    pub split: SplitConfig,
+    /// Seed of the random-components control.
+    #[serde(default = "default_control_seed")]
+    pub control_seed: u64,
+    #[serde(default)]
+    pub neutral: NeutralConfig,
+    /// Also report the bias metrics on the selection split (split `selection`).
+    #[serde(default)]
+    pub evaluate_selection: bool,
+    /// The interventions, each evaluated against the same baseline.
+    #[serde(rename = "intervention")]
+    pub interventions: Vec<InterventionConfig>,
+}
+
+/// How components are selected: top-k of one kind by |score|, or an explicit list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionConfig {
+    /// Component kind for top-k: `head_out`, `attn_out` or `mlp_out`.
+    pub component: Option<Component>,
+    pub top_k: Option<usize>,
+    /// Keep only rows whose |score| is at least this.
+    pub threshold: Option<f64>,
+    /// Only rows at this position label (rows without a label are all-position effects).
+    pub position: Option<String>,
+    /// An explicit list instead: `head L3H2`, `mlp_out L2@subject`, `attn_out L4`.
+    pub components: Option<Vec<String>>,
+}
+
+/// Which professions and templates are held out from selection (and from steering
+/// directions, mean-ablation references and fine-tuning data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitConfig {
+    /// Fraction of professions held out (0 = split by templates only).
+    pub heldout_professions: f64,
+    /// Fraction of templates held out (0 = split by professions only).
+    pub heldout_templates: f64,
+    pub seed: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self {
+            heldout_professions: 0.3,
+            heldout_templates: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// The neutral text used for the capability cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeutralConfig {
+    /// Tokens per chunk of the neutral text.
+    pub chunk_tokens: usize,
+    /// Use at most this many chunks (`None`: all).
+    pub max_chunks: Option<usize>,
+}
+
+impl Default for NeutralConfig {
+    fn default() -> Self {
+        Self {
+            chunk_tokens: 128,
+            max_chunks: None,
+        }
+    }
+}
+
+/// One intervention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InterventionConfig {
+    Ablation(AblationConfig),
+    Steering(SteeringConfig),
+    Finetune(FinetuneConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AblationMode {
+    /// Replace the component's output by zeros.
+    #[default]
+    Zero,
+    /// Replace it by its mean over the reference prompts (all rows and positions).
+    Mean,
+}
+
+/// The prompts a mean ablation averages over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    /// Clean and corrupted prompts of the selection split.
+    #[default]
+    Selection,
+    /// The neutral text chunks.
+    Neutral,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AblationConfig {
+    /// Name in the results (default `ablation_zero` / `ablation_mean`).
+    pub name: Option<String>,
+    #[serde(default)]
+    pub mode: AblationMode,
+    #[serde(default)]
+    pub reference: Reference,
+    #[serde(default)]
+    pub positions: PositionsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteeringConfig {
+    /// Name in the results (default `steering`).
+    pub name: Option<String>,
+    #[serde(default = "all_positions")]
+    pub positions: PositionsConfig,
+}
+
+fn all_positions() -> PositionsConfig {
+    PositionsConfig::All
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// Name in the results (default `finetune`).
+    pub name: Option<String>,
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Seed of the example order.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_steps() -> usize {
+    50
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_batch() -> usize {
+    16
+}
+
+/// Where an ablation or steering applies within each prompt.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PositionsConfig {
+    /// Each component's own position label (every position when it has none).
+    #[default]
+    Component,
+    /// Every position.
+    All,
+    /// These positions (labels, `last`, or indices; negative from the end).
+    List(Vec<PositionRef>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PositionsRepr {
+    Word(String),
+    List(Vec<PositionRef>),
+}
+
+impl<'de> Deserialize<'de> for PositionsConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(match PositionsRepr::deserialize(d)? {
+            PositionsRepr::Word(w) if w == "component" => PositionsConfig::Component,
+            PositionsRepr::Word(w) if w == "all" => PositionsConfig::All,
+            PositionsRepr::Word(w) => PositionsConfig::List(vec![PositionRef::Label(w)]),
+            PositionsRepr::List(l) => PositionsConfig::List(l),
+        })
+    }
+}
+
+impl Serialize for PositionsConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            PositionsConfig::Component => s.serialize_str("component"),
+            PositionsConfig::All => s.serialize_str("all"),
+            PositionsConfig::List(l) => l.serialize(s),
+        }
+    }
+}
+
+impl InterventionConfig {
+    /// The name results are reported under.
+    pub fn name(&self) -> String {
+        match self {
+            InterventionConfig::Ablation(a) => a.name.clone().unwrap_or_else(|| {
+                match a.mode {
+                    AblationMode::Zero => "ablation_zero",
+                    AblationMode::Mean => "ablation_mean",
+                }
+                .to_string()
+            }),
+            InterventionConfig::Steering(s) => {
+                s.name.clone().unwrap_or_else(|| "steering".to_string())
+            }
+            InterventionConfig::Finetune(f) => {
+                f.name.clone().unwrap_or_else(|| "finetune".to_string())
+            }
+        }
+    }
+}
+
+fn fraction(field: &str, v: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&v) {
+        return Err(config(field, format!("{v} is not in [0, 1)")));
+    }
+    Ok(())
+}
+
+impl DebiasConfig {
+    /// Checks everything that can be checked without the model or the stored effects.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(config("name", "must not be empty"));
+        }
+        if self.experiment.trim().is_empty() {
+            return Err(config("experiment", "must name a sweep experiment"));
+        }
+        self.select.validate()?;
+        self.split.validate()?;
+        if self.neutral.chunk_tokens < 2 {
+            return Err(config(
+                "neutral.chunk_tokens",
+                "needs at least 2 tokens per chunk",
+            ));
+        }
+        if self.interventions.is_empty() {
+            return Err(config(
+                "intervention",
+                "at least one intervention is needed",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, iv) in self.interventions.iter().enumerate() {
+            let field = format!("intervention[{i}]");
+            if !names.insert(iv.name()) {
+                return Err(config(
+                    field,
+                    format!("name {:?} is used twice; give one a `name`", iv.name()),
+                ));
+            }
+            if let InterventionConfig::Finetune(f) = iv {
+                if f.steps == 0 || f.batch_size == 0 {
+                    return Err(config(field, "steps and batch_size must be at least 1"));
+                }
+                if !(f.lr.is_finite() && f.lr > 0.0) {
+                    return Err(config(field, format!("lr {} must be positive", f.lr)));
+                }
+                if !(f.weight_decay.is_finite() && f.weight_decay >= 0.0) {
+                    return Err(config(field, "weight_decay must be >= 0"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SelectionConfig {
+    /// Exactly one of top-k (`component` + `top_k`) or an explicit `components` list.
+    pub fn validate(&self) -> Result<()> {
+        match (&self.components, self.component, self.top_k) {
+            (Some(list), None, None) => {
+                if self.threshold.is_some() || self.position.is_some() {
+                    return Err(config(
+                        "select",
+                        "threshold and position apply to top-k selection, not to a list",
+                    ));
+                }
+                if list.is_empty() {
+                    return Err(config("select.components", "the list is empty"));
+                }
+                for s in list {
+                    s.parse::<Target>()?;
+                }
+                Ok(())
+            }
+            (None, Some(c), Some(k)) => {
+                TargetKind::from_component(c)?;
+                if k == 0 {
+                    return Err(config("select.top_k", "must be at least 1"));
+                }
+                if let Some(t) = self.threshold {
+                    if !(t.is_finite() && t >= 0.0) {
+                        return Err(config("select.threshold", format!("{t} must be >= 0")));
+                    }
+                }
+                Ok(())
+            }
+            (Some(_), _, _) => Err(config(
+                "select",
+                "give either `components` or `component` + `top_k`, not both",
+            )),
+            _ => Err(config(
+                "select",
+                "give `component` and `top_k` (top-k selection) or `components` (a list)",
+            )),
+        }
+    }
+}
+
+impl SplitConfig {
+    pub fn validate(&self) -> Result<()> {
+        fraction("split.heldout_professions", self.heldout_professions)?;
+        fraction("split.heldout_templates", self.heldout_templates)?;
+        if self.heldout_professions == 0.0 && self.heldout_templates == 0.0 {
+            return Err(config(
+                "split",
+                "hold out a fraction of professions, of templates, or both",
+            ));
+        }
+        Ok(())
+    }
+}

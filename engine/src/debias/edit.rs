@@ -1,0 +1,177 @@
+//! Interventions on activations as a [`Hook`]: replace a component's output (ablation) or
+//! remove its projection on a direction (steering), at chosen positions of each row.
+//!
+//! Replacements select with a mask (`where_cond`), as patches do, so an edit list that
+//! touches nothing leaves every value bit for bit unchanged.
+
+use candle_core::{DType, Tensor};
+use patchsweep_model::{ActivationCache, Hook, HookPoint};
+
+use super::error::{DebiasError, Result};
+use crate::grid::{resolve_position, PositionRef};
+
+/// What an edit does to the selected entries.
+#[derive(Debug, Clone)]
+pub enum EditOp {
+    /// Replace by this vector (`[d_head]` for a head, `[d_model]` otherwise); zeros for a
+    /// zero ablation, a mean for a mean ablation.
+    Replace(Tensor),
+    /// `x - (x·u) u` for the unit vector `u` (`[d_model]`).
+    ProjectOut(Tensor),
+}
+
+/// Where in each prompt an edit applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditPositions {
+    All,
+    /// Positions by label (`last` = the final token) or index; on text without labels
+    /// (the neutral chunks) a labelled edit applies at every position, so the capability
+    /// cost is never understated.
+    Refs(Vec<PositionRef>),
+}
+
+/// One intervention at one hook point.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub point: HookPoint,
+    /// For `hook_z`: the head edited (other heads are untouched).
+    pub head: Option<usize>,
+    pub positions: EditPositions,
+    pub op: EditOp,
+}
+
+/// The positions of each row an edit applies to (`None` = all).
+fn row_positions(edit: &Edit, labels: Option<&[String]>, n: usize) -> Result<Option<Vec<usize>>> {
+    let (EditPositions::Refs(refs), Some(labels)) = (&edit.positions, labels) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for r in refs {
+        let r = match r {
+            PositionRef::Label(l) if l == "last" => PositionRef::Index(-1),
+            other => other.clone(),
+        };
+        for p in resolve_position(&r, n, labels)? {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Applies edits during a forward pass over a batch of rows of equal length.
+pub struct EditHook<'a> {
+    edits: &'a [Edit],
+    /// Per edit: a `[batch, positions]` u8 mask, or `None` when it covers everything.
+    masks: Vec<Option<Vec<u8>>>,
+    batch: usize,
+    n: usize,
+    /// Records values after the edits (for tests and inspection).
+    pub cache: Option<ActivationCache>,
+}
+
+impl<'a> EditHook<'a> {
+    /// `labels` holds each row's position labels (`None` for unlabelled text); every row
+    /// has `n` positions.
+    pub fn new(edits: &'a [Edit], labels: &[Option<&[String]>], n: usize) -> Result<Self> {
+        let mut masks = Vec::with_capacity(edits.len());
+        for e in edits {
+            let rows = labels
+                .iter()
+                .map(|l| row_positions(e, *l, n))
+                .collect::<Result<Vec<_>>>()?;
+            if rows.iter().all(Option::is_none) {
+                masks.push(None);
+                continue;
+            }
+            let mut m = vec![0u8; labels.len() * n];
+            for (r, ps) in rows.iter().enumerate() {
+                match ps {
+                    None => m[r * n..(r + 1) * n].fill(1),
+                    Some(ps) => ps.iter().for_each(|&p| m[r * n + p] = 1),
+                }
+            }
+            masks.push(Some(m));
+        }
+        Ok(Self {
+            edits,
+            masks,
+            batch: labels.len(),
+            n,
+            cache: None,
+        })
+    }
+
+    pub fn with_cache(mut self, cache: ActivationCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    fn apply(&self, i: usize, value: Tensor) -> Result<Tensor> {
+        let e = &self.edits[i];
+        let dims = value.dims().to_vec();
+        if dims.len() < 3 || dims[0] != self.batch || dims[1] != self.n {
+            return Err(DebiasError::Evaluation(format!(
+                "{}: value of shape {dims:?} does not match {} rows of {} positions",
+                e.point, self.batch, self.n
+            )));
+        }
+        // Mask shaped like the value with 1s on the axes it does not select.
+        let mut mshape = vec![1usize; dims.len()];
+        let mut mask_data: Vec<u8> = match &self.masks[i] {
+            Some(m) => {
+                mshape[0] = self.batch;
+                mshape[1] = self.n;
+                m.clone()
+            }
+            None => vec![1],
+        };
+        if let Some(h) = e.head {
+            if dims.len() != 4 || h >= dims[2] {
+                return Err(DebiasError::Evaluation(format!(
+                    "{}: head {h} does not fit a value of shape {dims:?}",
+                    e.point
+                )));
+            }
+            let heads = dims[2];
+            mask_data = mask_data
+                .iter()
+                .flat_map(|&v| (0..heads).map(move |k| if k == h { v } else { 0 }))
+                .collect();
+            mshape[2] = heads;
+        }
+        let mask = Tensor::from_vec(mask_data, mshape, value.device())?
+            .to_dtype(DType::U8)?
+            .broadcast_as(dims.as_slice())?;
+        let new = match &e.op {
+            EditOp::Replace(v) => v.to_dtype(value.dtype())?.broadcast_as(dims.as_slice())?,
+            EditOp::ProjectOut(u) => {
+                let u = u.to_dtype(value.dtype())?;
+                let proj = value.broadcast_mul(&u)?.sum_keepdim(dims.len() - 1)?;
+                (&value - proj.broadcast_mul(&u)?)?
+            }
+        };
+        Ok(mask.where_cond(&new, &value)?)
+    }
+}
+
+impl Hook for EditHook<'_> {
+    fn on(&mut self, point: HookPoint, value: Tensor) -> patchsweep_model::Result<Tensor> {
+        let mut value = value;
+        for i in 0..self.edits.len() {
+            if self.edits[i].point == point {
+                value =
+                    self.apply(i, value)
+                        .map_err(|e| patchsweep_model::ModelError::BadHook {
+                            hook: point.to_string(),
+                            reason: e.to_string(),
+                        })?;
+            }
+        }
+        match &mut self.cache {
+            Some(c) => c.on(point, value),
+            None => Ok(value),
+        }
+    }
+}

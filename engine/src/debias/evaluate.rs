@@ -1,0 +1,229 @@
+//! Measurements before and after an intervention.
+//!
+//! # Bias, on the held-out pairs
+//! With `ld(u) = reduce(logit[positive]) - reduce(logit[negative])` at the last position of
+//! prompt `u` (the metric's answer sets, e.g. " he" vs " she"):
+//! - `mean_logit_diff`: mean of `ld(clean)` over pairs;
+//! - `mean_abs_logit_diff`: mean of `|ld(clean)|`, the size of the preference whatever its sign;
+//! - `stereotype_win_share`: share of pairs with a stereotyped side (professions labelled
+//!   `male` or `female`) whose clean prompt prefers the stereotyped answer (`ld` strictly on
+//!   that side);
+//! - `total_effect`: Vig et al. (2020)'s total effect of setting the gender,
+//!   `y(corrupt) / y(clean) - 1` with `y = p(anti-stereotypical) / p(stereotypical)`
+//!   (probabilities summed over each answer set), averaged over pairs with a stereotyped side.
+//!   It is large when the model's prediction moves a lot between "The nurse" and "The man";
+//!   a model whose clean prompts are already neutral has a smaller one.
+//!
+//! # Capability, on the neutral text
+//! - `perplexity`: `exp(mean next-token negative log-likelihood)` over every position of
+//!   every chunk;
+//! - `top1_agreement`: share of positions whose arg-max next token equals the unmodified
+//!   model's (1 before any intervention).
+
+use candle_core::{Tensor, D};
+use patchsweep_model::{HookedTransformer, Unembed};
+
+use super::batch::{by_length, run_edited, Rows};
+use super::edit::Edit;
+use super::error::{DebiasError, Result};
+use super::split::{AnswerSide, DebiasPair};
+use crate::metric::Reduce;
+
+/// Bias metrics on a set of pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BiasMetrics {
+    pub n_pairs: usize,
+    /// Pairs with a stereotyped side (the last two metrics average over these).
+    pub n_stereotyped: usize,
+    pub mean_logit_diff: f64,
+    pub mean_abs_logit_diff: f64,
+    pub stereotype_win_share: Option<f64>,
+    pub total_effect: Option<f64>,
+}
+
+/// The answer-set readings of one prompt: `ld` and `log p(pos)/p(neg)`.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    logit_diff: f64,
+    log_odds: f64,
+}
+
+fn lse(xs: &[f64]) -> f64 {
+    let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// Readings of the last-position logits of `ids[i]` for each pair `i`.
+fn readings(
+    model: &HookedTransformer,
+    edits: &[Edit],
+    pairs: &[&DebiasPair],
+    clean: bool,
+    max_batch: usize,
+) -> Result<Vec<Reading>> {
+    let ids: Vec<&[u32]> = pairs
+        .iter()
+        .map(|p| {
+            if clean {
+                p.input.clean_ids.as_slice()
+            } else {
+                p.input.corrupt_ids.as_slice()
+            }
+        })
+        .collect();
+    let lens: Vec<usize> = ids.iter().map(|r| r.len()).collect();
+    let mut out = vec![
+        Reading {
+            logit_diff: 0.0,
+            log_odds: 0.0
+        };
+        pairs.len()
+    ];
+    for chunk in by_length(&lens, max_batch) {
+        let rows = Rows {
+            ids: chunk.iter().map(|&i| ids[i]).collect(),
+            labels: chunk
+                .iter()
+                .map(|&i| Some(pairs[i].input.position_labels.as_slice()))
+                .collect(),
+        };
+        let run = run_edited(model, edits, &rows, Unembed::Last, &[])?;
+        let logits = run.logits.squeeze(1)?;
+        for (r, &i) in chunk.iter().enumerate() {
+            let m = &pairs[i].input.metric;
+            let row = logits.get(r)?;
+            let take = |set: &[u32]| -> Result<Vec<f64>> {
+                let idx = Tensor::new(set, row.device())?;
+                let v: Vec<f32> = row.index_select(&idx, 0)?.to_vec1()?;
+                Ok(v.into_iter().map(f64::from).collect())
+            };
+            let (pos, neg) = (take(&m.positive)?, take(&m.negative)?);
+            if pos.is_empty() || neg.is_empty() {
+                return Err(DebiasError::Evaluation(format!(
+                    "pair {:?} has an empty answer set",
+                    pairs[i].input.id
+                )));
+            }
+            let reduce = |xs: &[f64]| {
+                let s: f64 = xs.iter().sum();
+                match m.reduce {
+                    Reduce::Mean => s / xs.len() as f64,
+                    Reduce::Sum => s,
+                }
+            };
+            out[i] = Reading {
+                logit_diff: reduce(&pos) - reduce(&neg),
+                log_odds: lse(&pos) - lse(&neg),
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// Bias metrics of `model` with `edits` on `pairs`.
+pub fn bias_metrics(
+    model: &HookedTransformer,
+    edits: &[Edit],
+    pairs: &[&DebiasPair],
+    max_batch: usize,
+) -> Result<BiasMetrics> {
+    if pairs.is_empty() {
+        return Err(DebiasError::Evaluation("no pairs to evaluate on".into()));
+    }
+    let clean = readings(model, edits, pairs, true, max_batch)?;
+    let corrupt = readings(model, edits, pairs, false, max_batch)?;
+    let n = pairs.len() as f64;
+    let mean_logit_diff = clean.iter().map(|r| r.logit_diff).sum::<f64>() / n;
+    let mean_abs_logit_diff = clean.iter().map(|r| r.logit_diff.abs()).sum::<f64>() / n;
+    let (mut wins, mut te, mut n_st) = (0usize, 0f64, 0usize);
+    for ((p, c), k) in pairs.iter().zip(&clean).zip(&corrupt) {
+        let Some(side) = p.stereotyped else { continue };
+        n_st += 1;
+        // Sign that turns "toward positive" into "toward the stereotyped answer".
+        let s = match side {
+            AnswerSide::Positive => 1.0,
+            AnswerSide::Negative => -1.0,
+        };
+        if s * c.logit_diff > 0.0 {
+            wins += 1;
+        }
+        // y = p(anti)/p(stereo) = exp(-s * log_odds).
+        te += (-s * (k.log_odds - c.log_odds)).exp() - 1.0;
+    }
+    Ok(BiasMetrics {
+        n_pairs: pairs.len(),
+        n_stereotyped: n_st,
+        mean_logit_diff,
+        mean_abs_logit_diff,
+        stereotype_win_share: (n_st > 0).then(|| wins as f64 / n_st as f64),
+        total_effect: (n_st > 0).then(|| te / n_st as f64),
+    })
+}
+
+/// Perplexity and arg-max next tokens on the neutral chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapabilityRun {
+    pub perplexity: f64,
+    /// The arg-max next token at every position of every chunk, chunk after chunk.
+    pub top1: Vec<u32>,
+    /// Next-token predictions scored.
+    pub predictions: usize,
+}
+
+/// Runs the neutral chunks with `edits` (at every position: chunks carry no labels).
+pub fn capability(
+    model: &HookedTransformer,
+    edits: &[Edit],
+    chunks: &[Vec<u32>],
+    max_batch: usize,
+) -> Result<CapabilityRun> {
+    if chunks.is_empty() {
+        return Err(DebiasError::Evaluation("no neutral chunks".into()));
+    }
+    let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    let mut top1: Vec<Vec<u32>> = vec![Vec::new(); chunks.len()];
+    let (mut nll, mut count) = (0f64, 0usize);
+    for group in by_length(&lens, max_batch) {
+        let rows = Rows {
+            ids: group.iter().map(|&i| chunks[i].as_slice()).collect(),
+            labels: vec![None; group.len()],
+        };
+        let p = lens[group[0]];
+        let logits = run_edited(model, edits, &rows, Unembed::All, &[])?.logits;
+        let argmax: Vec<Vec<u32>> = logits.argmax(D::Minus1)?.to_vec2()?;
+        for (r, &i) in group.iter().enumerate() {
+            top1[i] = argmax[r].clone();
+        }
+        if p < 2 {
+            continue;
+        }
+        let lsm = candle_nn::ops::log_softmax(&logits.narrow(1, 0, p - 1)?, D::Minus1)?;
+        let targets: Vec<Vec<u32>> = group.iter().map(|&i| chunks[i][1..].to_vec()).collect();
+        let targets = Tensor::new(targets, logits.device())?.unsqueeze(2)?;
+        let picked: Vec<f32> = lsm.gather(&targets, 2)?.flatten_all()?.to_vec1()?;
+        nll -= picked.iter().map(|&x| f64::from(x)).sum::<f64>();
+        count += picked.len();
+    }
+    if count == 0 {
+        return Err(DebiasError::Evaluation(
+            "the neutral chunks hold no next-token prediction".into(),
+        ));
+    }
+    Ok(CapabilityRun {
+        perplexity: (nll / count as f64).exp(),
+        top1: top1.concat(),
+        predictions: count,
+    })
+}
+
+/// Share of positions where two runs' arg-max tokens agree.
+pub fn top1_agreement(a: &[u32], b: &[u32]) -> Result<f64> {
+    if a.len() != b.len() || a.is_empty() {
+        return Err(DebiasError::Evaluation(format!(
+            "top-1 agreement of runs with {} and {} positions",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64)
+}

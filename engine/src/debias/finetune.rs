@@ -1,0 +1,177 @@
+//! Targeted fine-tuning with counterfactual data augmentation (CDA).
+//!
+//! Data: every selection-split clean prompt ("The nurse said that") is paired with every
+//! answer word of both sides of the metric (" he", " she"): the sentence the model would
+//! complete stereotypically and its gender-swapped counterpart appear equally often. The
+//! loss is the cross-entropy of the answer token at the prompt's last position, so training
+//! pushes the selected weights toward giving both continuations the same probability, and
+//! nothing else in the prompt is learned.
+//!
+//! Only the deltas of the parameters the selected components own (see [`super::deltas`])
+//! are variables; AdamW (candle-nn) updates them; the example order comes from the seed.
+//! The base model is never modified: every step builds a tuned copy that shares all other
+//! tensors with it.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use patchsweep_model::{Forward, HookedTransformer, Input, NoHook, Unembed};
+
+use super::batch::by_length;
+use super::config::FinetuneConfig;
+use super::deltas::{compose_weights, tuned_keys, TunedKey};
+use super::error::{DebiasError, Result};
+use super::rng::SeededRng;
+use super::split::DebiasPair;
+use super::target::Target;
+
+/// One training example: a prompt and the token that should follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdaExample {
+    pub ids: Vec<u32>,
+    pub target: u32,
+}
+
+/// The CDA examples of `pairs`: each clean prompt with each answer token of both sides.
+pub fn cda_examples(pairs: &[&DebiasPair]) -> Vec<CdaExample> {
+    pairs
+        .iter()
+        .flat_map(|p| {
+            let m = &p.input.metric;
+            m.positive
+                .iter()
+                .chain(&m.negative)
+                .map(|&target| CdaExample {
+                    ids: p.input.clean_ids.clone(),
+                    target,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// What fine-tuning produced.
+#[derive(Debug, Clone)]
+pub struct FinetuneOutcome {
+    /// The learned deltas (tuned = base + delta).
+    pub deltas: BTreeMap<TunedKey, Tensor>,
+    /// The training loss at each step (before that step's update).
+    pub losses: Vec<f32>,
+}
+
+/// Mean cross-entropy of the targets of `batch` under `model` (differentiable).
+fn batch_loss(
+    model: &HookedTransformer,
+    examples: &[CdaExample],
+    batch: &[usize],
+) -> Result<Tensor> {
+    let lens: Vec<usize> = batch.iter().map(|&i| examples[i].ids.len()).collect();
+    let mut total: Option<Tensor> = None;
+    for group in by_length(&lens, usize::MAX) {
+        let rows: Vec<Vec<u32>> = group
+            .iter()
+            .map(|&g| examples[batch[g]].ids.clone())
+            .collect();
+        let targets: Vec<u32> = group.iter().map(|&g| examples[batch[g]].target).collect();
+        let tokens = model.tokens_tensor(&rows)?;
+        let out = model.forward(
+            Input::Tokens(&tokens),
+            &mut NoHook,
+            Forward {
+                unembed: Unembed::Last,
+                differentiable: true,
+                ..Forward::default()
+            },
+        )?;
+        let logits = out
+            .logits
+            .ok_or_else(|| DebiasError::Finetune("the forward pass returned no logits".into()))?
+            .squeeze(1)?;
+        let targets = Tensor::new(targets.as_slice(), model.device())?;
+        let ce = (candle_nn::loss::cross_entropy(&logits, &targets)?
+            * (group.len() as f64 / batch.len() as f64))?;
+        total = Some(match total {
+            Some(t) => (t + ce)?,
+            None => ce,
+        });
+    }
+    total.ok_or_else(|| DebiasError::Finetune("an empty batch".into()))
+}
+
+/// Fine-tunes only the parameters `targets` own on `examples`.
+pub fn finetune(
+    model: &HookedTransformer,
+    targets: &[Target],
+    examples: &[CdaExample],
+    cfg: &FinetuneConfig,
+) -> Result<FinetuneOutcome> {
+    if examples.is_empty() {
+        return Err(DebiasError::Finetune("no training examples".into()));
+    }
+    if cfg.steps == 0 || cfg.batch_size == 0 {
+        return Err(DebiasError::Finetune(
+            "steps and batch_size must be at least 1".into(),
+        ));
+    }
+    let keys = tuned_keys(targets, &model.cfg)?;
+    let vars: Vec<(TunedKey, Var)> = keys
+        .into_iter()
+        .map(|k| {
+            let v = Var::zeros(k.shape(&model.cfg), model.dtype(), model.device())?;
+            Ok((k, v))
+        })
+        .collect::<Result<_>>()?;
+    let mut opt = AdamW::new(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let mut rng = SeededRng::new(cfg.seed, 0);
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    rng.shuffle(&mut order);
+    let mut cursor = 0;
+    let mut losses = Vec::with_capacity(cfg.steps);
+    for step in 0..cfg.steps {
+        let mut batch = Vec::with_capacity(cfg.batch_size);
+        while batch.len() < cfg.batch_size.min(examples.len()) {
+            if cursor == order.len() {
+                rng.shuffle(&mut order);
+                cursor = 0;
+            }
+            batch.push(order[cursor]);
+            cursor += 1;
+        }
+        let deltas: BTreeMap<TunedKey, Tensor> = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        let weights = compose_weights(&model.weights, &model.cfg, &deltas)?;
+        let tuned = HookedTransformer::new(
+            model.cfg.clone(),
+            weights,
+            model.device().clone(),
+            model.dtype(),
+        );
+        let loss = batch_loss(&tuned, examples, &batch)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(DebiasError::Finetune(format!(
+                "the loss is {value} at step {step}; lower lr"
+            )));
+        }
+        losses.push(value);
+        opt.backward_step(&loss)?;
+    }
+    tracing::debug!(first = ?losses.first(), last = ?losses.last(), "fine-tuning done");
+    Ok(FinetuneOutcome {
+        deltas: vars
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.as_tensor().detach().copy()?)))
+            .collect::<Result<_>>()?,
+        losses,
+    })
+}

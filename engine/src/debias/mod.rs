@@ -1,0 +1,53 @@
+//! Debiasing evaluation (DESIGN.md §1 step 6): intervene only on the components a sweep
+//! located, and measure the bias again on held-out prompts together with what the
+//! intervention costs in general capability.
+//!
+//! # Flow (what a debias task calls, in order)
+//! 1. [`DebiasConfig`] from the `[[debias]]` table; [`DebiasConfig::validate`].
+//! 2. [`debias_pairs`] (the prepared pairs with their specs) → [`split_pairs`]: the seeded,
+//!    stored-able [`Split`] into selection and held-out pairs.
+//! 3. [`select_components`] over the sweep's aggregated [`EffectRow`]s (or the explicit list),
+//!    [`random_control`] for the control set.
+//! 4. [`neutral_chunks`] of [`NEUTRAL_TEXT`].
+//! 5. [`run_debias`] → [`DebiasRow`]s (intervention, components, split, metric, before,
+//!    after, delta, control_after) and the fine-tuning deltas files.
+//!
+//! # Layout
+//! - [`config`]: the `[[debias]]` tables (serde, unknown fields refused).
+//! - [`target`]: the components interventions act on (`head L3H2@end`, `mlp_out L2`).
+//! - [`select`]: top-k / explicit selection from stored effects; the random control.
+//! - [`split`]: pairs with profession, template and stereotype; the held-out split.
+//! - [`edit`]: ablation and steering as a hook over a batch; [`batch`]: edited forwards.
+//! - [`ablation`], [`steering`]: building those edits (means, gender directions).
+//! - [`deltas`], [`finetune`]: CDA fine-tuning of the selected weights only, deltas files.
+//! - [`neutral`]: the neutral text set; [`evaluate`]: bias and capability metrics.
+//! - [`run`]: one debias run, start to end; [`rng`]: the seeded generator everything uses.
+
+pub mod ablation;
+pub mod batch;
+pub mod config;
+pub mod deltas;
+pub mod edit;
+mod error;
+pub mod evaluate;
+pub mod finetune;
+pub mod neutral;
+pub mod rng;
+pub mod run;
+pub mod select;
+pub mod split;
+pub mod steering;
+pub mod target;
+
+pub use config::{
+    AblationConfig, AblationMode, DebiasConfig, FinetuneConfig, InterventionConfig, NeutralConfig,
+    PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,
+};
+pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
+pub use error::{DebiasError, Result};
+pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};
+pub use neutral::{neutral_chunks, NEUTRAL_TEXT};
+pub use run::{run_debias, DebiasInputs, DebiasOutcome, DebiasRow, DeltasArtifact};
+pub use select::{random_control, select_components, EffectRow};
+pub use split::{debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart};
+pub use target::{describe, Target, TargetKind};

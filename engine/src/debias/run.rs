@@ -1,0 +1,328 @@
+//! One debias run: every intervention of a [`DebiasConfig`] applied to the selected
+//! components and to the random control, measured before and after on the held-out pairs
+//! and on the neutral text, as flat result rows.
+
+use std::path::{Path, PathBuf};
+
+use patchsweep_model::HookedTransformer;
+use serde::Serialize;
+
+use super::ablation::ablation_edits;
+use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
+use super::deltas::{apply_deltas, save_deltas};
+use super::edit::{Edit, EditPositions};
+use super::error::Result;
+use super::evaluate::{bias_metrics, capability, top1_agreement, BiasMetrics, CapabilityRun};
+use super::finetune::{cda_examples, finetune};
+use super::split::{DebiasPair, Split, SplitPart};
+use super::steering::{gender_directions, steering_edits, steering_layers};
+use super::target::{describe, Target};
+use crate::grid::PositionRef;
+
+/// Everything a debias run reads besides its config.
+pub struct DebiasInputs<'a> {
+    pub model: &'a HookedTransformer,
+    /// All pairs; the split says which are selection and which held out.
+    pub pairs: &'a [DebiasPair],
+    pub split: &'a Split,
+    /// The selected components ([`super::select_components`]).
+    pub targets: &'a [Target],
+    /// The random control ([`super::random_control`]); empty for none.
+    pub control: &'a [Target],
+    /// Neutral text chunks ([`super::neutral_chunks`]).
+    pub neutral: &'a [Vec<u32>],
+    /// Where fine-tuning deltas are written (`None`: not written).
+    pub deltas_dir: Option<&'a Path>,
+    /// Rows per batched forward.
+    pub max_batch: usize,
+}
+
+/// One measurement, ready for a results table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DebiasRow {
+    /// The intervention's name (`ablation_zero`, `steering`, `finetune`, …).
+    pub intervention: String,
+    /// The selected components, e.g. `head L3H2@end, mlp_out L2@subject`.
+    pub components: String,
+    /// The control's components.
+    pub control_components: String,
+    /// `heldout` (bias metrics), `selection` (the same on the selection split, when asked
+    /// for) or `neutral` (capability).
+    pub split: String,
+    /// `mean_logit_diff`, `mean_abs_logit_diff`, `stereotype_win_share`, `total_effect`,
+    /// `perplexity`, `top1_agreement`.
+    pub metric: String,
+    pub before: f64,
+    pub after: f64,
+    /// `after - before`.
+    pub delta: f64,
+    /// The same intervention on the random control (`None` without a control).
+    pub control_after: Option<f64>,
+}
+
+/// A deltas file written by a fine-tuning intervention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeltasArtifact {
+    pub intervention: String,
+    /// Whether these are the control's deltas.
+    pub control: bool,
+    pub path: PathBuf,
+    pub first_loss: f32,
+    pub final_loss: f32,
+}
+
+/// What a debias run produced.
+#[derive(Debug, Clone)]
+pub struct DebiasOutcome {
+    pub rows: Vec<DebiasRow>,
+    pub artifacts: Vec<DeltasArtifact>,
+    /// Pairs the bias metrics averaged over (held-out) and of those with a stereotype.
+    pub heldout_pairs: usize,
+    pub heldout_stereotyped: usize,
+}
+
+/// The measurements of one model state.
+struct Measured {
+    bias: Vec<(&'static str, BiasMetrics)>,
+    capability: CapabilityRun,
+}
+
+/// A model state to measure: the base model (or a tuned copy) with edits.
+struct Applied {
+    tuned: Option<HookedTransformer>,
+    edits: Vec<Edit>,
+    artifact: Option<DeltasArtifact>,
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Steering positions: `component` means the targets' own labels when all have one.
+fn steering_positions(targets: &[Target], positions: &PositionsConfig) -> EditPositions {
+    match positions {
+        PositionsConfig::All => EditPositions::All,
+        PositionsConfig::List(l) => EditPositions::Refs(l.clone()),
+        PositionsConfig::Component => {
+            let labels: Option<Vec<String>> = targets.iter().map(|t| t.position.clone()).collect();
+            match labels {
+                Some(mut l) if !l.is_empty() => {
+                    l.sort();
+                    l.dedup();
+                    EditPositions::Refs(l.into_iter().map(PositionRef::Label).collect())
+                }
+                _ => EditPositions::All,
+            }
+        }
+    }
+}
+
+struct Context<'a> {
+    cfg: &'a DebiasConfig,
+    inputs: &'a DebiasInputs<'a>,
+    selection: Vec<&'a DebiasPair>,
+}
+
+impl Context<'_> {
+    fn apply(&self, iv: &InterventionConfig, targets: &[Target], control: bool) -> Result<Applied> {
+        let m = self.inputs.model;
+        let batch = self.inputs.max_batch;
+        let plain = |edits| Applied {
+            tuned: None,
+            edits,
+            artifact: None,
+        };
+        match iv {
+            InterventionConfig::Ablation(a) => {
+                let reference: Vec<&[u32]> = match a.reference {
+                    Reference::Selection => self
+                        .selection
+                        .iter()
+                        .flat_map(|p| {
+                            [p.input.clean_ids.as_slice(), p.input.corrupt_ids.as_slice()]
+                        })
+                        .collect(),
+                    Reference::Neutral => self.inputs.neutral.iter().map(Vec::as_slice).collect(),
+                };
+                Ok(plain(ablation_edits(m, targets, a, &reference, batch)?))
+            }
+            InterventionConfig::Steering(s) => {
+                let layers = steering_layers(targets);
+                if layers.is_empty() {
+                    return Ok(plain(Vec::new()));
+                }
+                let dirs = gender_directions(m, &layers, &self.selection, batch)?;
+                Ok(plain(steering_edits(
+                    &dirs,
+                    steering_positions(targets, &s.positions),
+                )))
+            }
+            InterventionConfig::Finetune(f) => {
+                if targets.is_empty() {
+                    return Ok(plain(Vec::new()));
+                }
+                let examples = cda_examples(&self.selection);
+                let out = finetune(m, targets, &examples, f)?;
+                let name = iv.name();
+                let artifact = match self.inputs.deltas_dir {
+                    Some(dir) => {
+                        let file = format!(
+                            "{}.{}{}.safetensors",
+                            file_safe(&self.cfg.name),
+                            file_safe(&name),
+                            if control { ".control" } else { "" }
+                        );
+                        let path = dir.join(file);
+                        save_deltas(&out.deltas, &path)?;
+                        Some(DeltasArtifact {
+                            intervention: name,
+                            control,
+                            path,
+                            first_loss: out.losses.first().copied().unwrap_or(f32::NAN),
+                            final_loss: out.losses.last().copied().unwrap_or(f32::NAN),
+                        })
+                    }
+                    None => None,
+                };
+                Ok(Applied {
+                    tuned: Some(apply_deltas(m, &out.deltas)?),
+                    edits: Vec::new(),
+                    artifact,
+                })
+            }
+        }
+    }
+
+    fn measure(
+        &self,
+        applied: &Applied,
+        parts: &[(&'static str, Vec<&DebiasPair>)],
+    ) -> Result<Measured> {
+        let model = applied.tuned.as_ref().unwrap_or(self.inputs.model);
+        let batch = self.inputs.max_batch;
+        let bias = parts
+            .iter()
+            .map(|(name, pairs)| Ok((*name, bias_metrics(model, &applied.edits, pairs, batch)?)))
+            .collect::<Result<_>>()?;
+        let capability = capability(model, &applied.edits, self.inputs.neutral, batch.min(4))?;
+        Ok(Measured { bias, capability })
+    }
+}
+
+fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<f64>)> {
+    vec![
+        ("mean_logit_diff", Some(b.mean_logit_diff)),
+        ("mean_abs_logit_diff", Some(b.mean_abs_logit_diff)),
+        ("stereotype_win_share", b.stereotype_win_share),
+        ("total_effect", b.total_effect),
+    ]
+}
+
+fn capability_values(
+    c: &CapabilityRun,
+    base_top1: &[u32],
+) -> Result<Vec<(&'static str, Option<f64>)>> {
+    Ok(vec![
+        ("perplexity", Some(c.perplexity)),
+        ("top1_agreement", Some(top1_agreement(&c.top1, base_top1)?)),
+    ])
+}
+
+/// Runs every intervention of `cfg` (see the module doc).
+pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOutcome> {
+    cfg.validate()?;
+    for t in inputs.targets.iter().chain(inputs.control) {
+        t.validate(&inputs.model.cfg)?;
+    }
+    let ctx = Context {
+        cfg,
+        inputs,
+        selection: inputs.split.pairs(SplitPart::Selection, inputs.pairs),
+    };
+    let heldout = inputs.split.pairs(SplitPart::Heldout, inputs.pairs);
+    let mut parts = vec![("heldout", heldout)];
+    if cfg.evaluate_selection {
+        parts.push(("selection", ctx.selection.clone()));
+    }
+    let base = ctx.measure(
+        &Applied {
+            tuned: None,
+            edits: Vec::new(),
+            artifact: None,
+        },
+        &parts,
+    )?;
+    let base_top1 = base.capability.top1.clone();
+    let (components, control_components) = (describe(inputs.targets), describe(inputs.control));
+    let mut rows = Vec::new();
+    let mut artifacts = Vec::new();
+    for iv in &cfg.interventions {
+        let name = iv.name();
+        tracing::info!(debias = %cfg.name, intervention = %name, components = %components, "intervening");
+        let applied = ctx.apply(iv, inputs.targets, false)?;
+        let after = ctx.measure(&applied, &parts)?;
+        artifacts.extend(applied.artifact);
+        let control = if inputs.control.is_empty() {
+            None
+        } else {
+            let applied = ctx.apply(iv, inputs.control, true)?;
+            let m = ctx.measure(&applied, &parts)?;
+            artifacts.extend(applied.artifact);
+            Some(m)
+        };
+        let mut push = |split: &str,
+                        before: Vec<(&'static str, Option<f64>)>,
+                        after: Vec<(&'static str, Option<f64>)>,
+                        ctrl: Option<Vec<(&'static str, Option<f64>)>>| {
+            for (i, (metric, b)) in before.into_iter().enumerate() {
+                let (Some(b), Some(a)) = (b, after[i].1) else {
+                    continue;
+                };
+                rows.push(DebiasRow {
+                    intervention: name.clone(),
+                    components: components.clone(),
+                    control_components: control_components.clone(),
+                    split: split.to_string(),
+                    metric: metric.to_string(),
+                    before: b,
+                    after: a,
+                    delta: a - b,
+                    control_after: ctrl.as_ref().and_then(|c| c[i].1),
+                });
+            }
+        };
+        for (k, (split, b)) in base.bias.iter().enumerate() {
+            push(
+                split,
+                bias_values(b),
+                bias_values(&after.bias[k].1),
+                control.as_ref().map(|c| bias_values(&c.bias[k].1)),
+            );
+        }
+        let ctrl_cap = match &control {
+            Some(c) => Some(capability_values(&c.capability, &base_top1)?),
+            None => None,
+        };
+        push(
+            "neutral",
+            capability_values(&base.capability, &base_top1)?,
+            capability_values(&after.capability, &base_top1)?,
+            ctrl_cap,
+        );
+    }
+    let held = &base.bias[0].1;
+    Ok(DebiasOutcome {
+        rows,
+        artifacts,
+        heldout_pairs: held.n_pairs,
+        heldout_stereotyped: held.n_stereotyped,
+    })
+}

@@ -1,0 +1,289 @@
+//! Debias configuration, held-out split, component selection and the random control:
+//! everything that needs no forward pass.
+
+mod debias_common;
+
+use std::collections::HashSet;
+
+use debias_common::{pairs, tiny};
+use patchsweep_engine::debias::{
+    random_control, select_components, split_pairs, DebiasConfig, EffectRow, InterventionConfig,
+    PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
+};
+use patchsweep_engine::grid::{Component, PositionRef};
+
+const SPEC: &str = r#"
+name = "top-heads"
+experiment = "heads"
+control_seed = 11
+
+[select]
+component = "head_out"
+top_k = 2
+threshold = 0.01
+
+[split]
+heldout_professions = 0.3
+heldout_templates = 0.5
+seed = 7
+
+[[intervention]]
+kind = "ablation"
+mode = "mean"
+positions = ["subject", -1]
+
+[[intervention]]
+kind = "steering"
+
+[[intervention]]
+kind = "finetune"
+steps = 3
+lr = 0.01
+"#;
+
+#[test]
+fn config_parses_from_toml_and_refuses_unknown_fields() {
+    let cfg: DebiasConfig = toml::from_str(SPEC).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.interventions.len(), 3);
+    let InterventionConfig::Ablation(a) = &cfg.interventions[0] else {
+        panic!("first intervention is an ablation")
+    };
+    assert_eq!(
+        a.positions,
+        PositionsConfig::List(vec![
+            PositionRef::Label("subject".into()),
+            PositionRef::Index(-1)
+        ])
+    );
+    let names: Vec<String> = cfg.interventions.iter().map(|i| i.name()).collect();
+    assert_eq!(names, ["ablation_mean", "steering", "finetune"]);
+
+    for (bad, field) in [
+        (SPEC.replace("seed = 7", "seed = 7\nsede = 1"), "sede"),
+        (SPEC.replace("steps = 3", "steps = 3\nrate = 1"), "rate"),
+        (
+            SPEC.replace("mode = \"mean\"", "mode = \"mean\"\nhow = 1"),
+            "how",
+        ),
+        (SPEC.replace("top_k = 2", "top_k = 2\ntopk = 1"), "topk"),
+    ] {
+        let err = toml::from_str::<DebiasConfig>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
+
+#[test]
+fn invalid_configs_name_their_field() {
+    let cfg: DebiasConfig = toml::from_str(SPEC).unwrap();
+    let check = |mut c: DebiasConfig, edit: &dyn Fn(&mut DebiasConfig), want: &str| {
+        edit(&mut c);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(want), "{want}: {err}");
+    };
+    check(cfg.clone(), &|c| c.select.top_k = Some(0), "select.top_k");
+    check(
+        cfg.clone(),
+        &|c| c.select.components = Some(vec!["head L1H1".into()]),
+        "not both",
+    );
+    check(
+        cfg.clone(),
+        &|c| c.select.component = Some(Component::ResidPre),
+        "resid_pre",
+    );
+    check(
+        cfg.clone(),
+        &|c| c.split.heldout_professions = 1.5,
+        "split.heldout_professions",
+    );
+    check(
+        cfg.clone(),
+        &|c| {
+            c.split.heldout_professions = 0.0;
+            c.split.heldout_templates = 0.0
+        },
+        "hold out",
+    );
+    check(cfg.clone(), &|c| c.interventions.clear(), "intervention");
+    check(
+        cfg.clone(),
+        &|c| {
+            let dup = c.interventions[1].clone();
+            c.interventions.push(dup)
+        },
+        "used twice",
+    );
+}
+
+#[test]
+fn heldout_never_overlaps_selection_and_is_deterministic() {
+    let all = pairs(12, 6);
+    for seed in 0..20u64 {
+        for (fp, ft) in [(0.3, 0.0), (0.0, 0.5), (0.25, 0.34), (0.5, 0.5)] {
+            let cfg = SplitConfig {
+                heldout_professions: fp,
+                heldout_templates: ft,
+                seed,
+            };
+            let s = split_pairs(&all, &cfg).unwrap();
+            assert_eq!(s, split_pairs(&all, &cfg).unwrap(), "not deterministic");
+            let sel: HashSet<&String> = s.selection.iter().collect();
+            assert!(s.heldout.iter().all(|id| !sel.contains(id)), "ids overlap");
+            assert_eq!(
+                s.selection.len() + s.heldout.len() + s.unused.len(),
+                all.len()
+            );
+            // Held-out pairs share neither a profession nor a template with selection pairs.
+            let by_id = |id: &String| all.iter().find(|p| &p.input.id == id).unwrap();
+            let sel_prof: HashSet<_> = s
+                .selection
+                .iter()
+                .map(|i| by_id(i).profession.clone())
+                .collect();
+            let sel_tmpl: HashSet<_> = s
+                .selection
+                .iter()
+                .map(|i| by_id(i).template.clone())
+                .collect();
+            for id in &s.heldout {
+                let p = by_id(id);
+                if fp > 0.0 {
+                    assert!(
+                        !sel_prof.contains(&p.profession),
+                        "{id}: profession in both"
+                    );
+                }
+                if ft > 0.0 {
+                    assert!(!sel_tmpl.contains(&p.template), "{id}: template in both");
+                }
+            }
+        }
+    }
+    // Pair order does not change the split.
+    let cfg = SplitConfig {
+        heldout_professions: 0.3,
+        heldout_templates: 0.3,
+        seed: 3,
+    };
+    let mut rev = all.clone();
+    rev.reverse();
+    let (a, b) = (
+        split_pairs(&all, &cfg).unwrap(),
+        split_pairs(&rev, &cfg).unwrap(),
+    );
+    assert_eq!(a.heldout_professions, b.heldout_professions);
+    assert_eq!(
+        a.heldout.iter().collect::<HashSet<_>>(),
+        b.heldout.iter().collect::<HashSet<_>>()
+    );
+}
+
+#[test]
+fn split_errors_name_the_problem() {
+    let mut all = pairs(4, 2);
+    all[1].profession = None;
+    let cfg = SplitConfig::default();
+    let err = split_pairs(&all, &cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("no profession label") && err.contains("t0/p1"),
+        "{err}"
+    );
+    let one = pairs(1, 2);
+    let err = split_pairs(&one, &cfg).unwrap_err().to_string();
+    assert!(err.contains("at least 2 distinct professions"), "{err}");
+}
+
+fn row(
+    component: &str,
+    layer: usize,
+    head: Option<usize>,
+    pos: Option<&str>,
+    score: f64,
+) -> EffectRow {
+    EffectRow {
+        component: component.into(),
+        layer,
+        head,
+        position_label: pos.map(String::from),
+        score,
+    }
+}
+
+#[test]
+fn top_k_ranks_by_absolute_score_with_threshold_and_position() {
+    let model = tiny("tiny-llama2").model; // 2 layers, 4 heads
+    let rows = vec![
+        row("head_out", 0, Some(1), Some("end"), 0.10),
+        row("head_out", 1, Some(3), Some("end"), -0.40),
+        row("head_out", 1, Some(0), Some("subject"), 0.90),
+        row("head_out", 0, Some(2), Some("end"), 0.005),
+        row("mlp_out", 0, None, Some("end"), 5.0),
+    ];
+    let mut cfg = SelectionConfig {
+        component: Some(Component::HeadOut),
+        top_k: Some(3),
+        threshold: Some(0.01),
+        position: Some("end".into()),
+        components: None,
+    };
+    let got = select_components(&rows, &cfg, &model.cfg).unwrap();
+    let names: Vec<String> = got.iter().map(Target::to_string).collect();
+    assert_eq!(names, ["head L1H3@end", "head L0H1@end"]);
+    cfg.position = None;
+    cfg.top_k = Some(1);
+    let got = select_components(&rows, &cfg, &model.cfg).unwrap();
+    assert_eq!(got[0].to_string(), "head L1H0@subject");
+
+    let bad = vec![row("head_out", 5, Some(0), None, 1.0)];
+    let err = select_components(&bad, &cfg, &model.cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 0") && err.contains("layer 5"), "{err}");
+    let explicit = SelectionConfig {
+        components: Some(vec!["mlp_out L1@subject".into(), "head L0H9".into()]),
+        ..Default::default()
+    };
+    let err = select_components(&rows, &explicit, &model.cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("head 9 does not exist"), "{err}");
+}
+
+#[test]
+fn control_has_the_same_kinds_and_size_and_avoids_the_selection() {
+    let model = tiny("tiny-llama2").model;
+    let selected: Vec<Target> = ["head L0H1@end", "head L1H2@end", "mlp_out L0@subject"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let a = random_control(&selected, 5, &model.cfg).unwrap();
+    assert_eq!(a, random_control(&selected, 5, &model.cfg).unwrap());
+    assert_eq!(a.len(), 3);
+    for (s, c) in selected.iter().zip(&a) {
+        assert_eq!((s.kind, &s.position), (c.kind, &c.position));
+        assert!(
+            !selected.iter().any(|x| x.site() == c.site()),
+            "{c} is selected"
+        );
+    }
+    assert_eq!(a[2].to_string(), "mlp_out L1@subject");
+    let seeds: HashSet<Vec<Target>> = (0..10)
+        .map(|s| random_control(&selected, s, &model.cfg).unwrap())
+        .collect();
+    assert!(seeds.len() > 1, "the seed changes nothing");
+    let too_many: Vec<Target> = ["mlp_out L0", "mlp_out L1"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let err = random_control(&too_many, 0, &model.cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only 0 others"), "{err}");
+    assert_eq!(
+        TargetKind::from_component(Component::MlpOut).unwrap(),
+        TargetKind::MlpOut
+    );
+}

@@ -1,0 +1,471 @@
+//! Debias mechanics on the tiny random checkpoints: edits that touch nothing change
+//! nothing, head ablation equals a manual patch, steering removes the projection,
+//! fine-tuning changes only the selected weights, and re-running gives the same numbers.
+
+mod debias_common;
+
+use candle_core::{DType, Tensor};
+use debias_common::{pairs, tiny};
+use patchsweep_engine::debias::ablation::ablation_edits;
+use patchsweep_engine::debias::batch::{run_edited, Rows};
+use patchsweep_engine::debias::deltas::{apply_deltas, load_deltas, save_deltas};
+use patchsweep_engine::debias::edit::EditPositions;
+use patchsweep_engine::debias::finetune::{cda_examples, finetune};
+use patchsweep_engine::debias::steering::{gender_directions, steering_edits};
+use patchsweep_engine::debias::{
+    neutral_chunks, random_control, run_debias, split_pairs, AblationConfig, AblationMode,
+    DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig, InterventionConfig, PositionsConfig,
+    Reference, SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
+};
+use patchsweep_engine::grid::PositionRef;
+use patchsweep_model::{
+    Forward, HookPoint, HookedTransformer, Input, NoHook, Patch, PatchTarget, Patcher, Unembed,
+};
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
+fn targets(specs: &[&str]) -> Vec<Target> {
+    specs.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+fn rows(ps: &[DebiasPair]) -> Rows<'_> {
+    Rows {
+        ids: ps.iter().map(|p| p.input.clean_ids.as_slice()).collect(),
+        labels: ps
+            .iter()
+            .map(|p| Some(p.input.position_labels.as_slice()))
+            .collect(),
+    }
+}
+
+/// Pairs of the first template only (all of length 5, one batch).
+fn batch_pairs() -> Vec<DebiasPair> {
+    pairs(6, 1)
+}
+
+#[test]
+fn edits_that_touch_nothing_change_nothing() {
+    let model = tiny("tiny-llama2").model;
+    let ps = batch_pairs();
+    let plain = model
+        .forward(
+            Input::Tokens(
+                &model
+                    .tokens_tensor(&rows(&ps).ids.iter().map(|r| r.to_vec()).collect::<Vec<_>>())
+                    .unwrap(),
+            ),
+            &mut NoHook,
+            Forward {
+                unembed: Unembed::Last,
+                ..Forward::default()
+            },
+        )
+        .unwrap()
+        .logits
+        .unwrap();
+    let none = run_edited(&model, &[], &rows(&ps), Unembed::Last, &[]).unwrap();
+    assert!(bits(&plain) == bits(&none.logits));
+    let cfg = AblationConfig::default();
+    let edits = ablation_edits(&model, &[], &cfg, &[], 8).unwrap();
+    assert!(edits.is_empty());
+}
+
+#[test]
+fn zero_ablating_a_head_changes_the_output_and_equals_a_manual_patch() {
+    let model = tiny("tiny-llama2").model;
+    let ps = batch_pairs();
+    let ids: Vec<Vec<u32>> = ps.iter().map(|p| p.input.clean_ids.clone()).collect();
+    let tokens = model.tokens_tensor(&ids).unwrap();
+    let manual = |positions: Option<Vec<usize>>| {
+        let patches = [Patch {
+            point: HookPoint::Z(0),
+            target: PatchTarget {
+                heads: Some(vec![2]),
+                positions,
+                ..Default::default()
+            },
+            value: Tensor::zeros((1, 1, 1, model.cfg.d_head), DType::F32, model.device()).unwrap(),
+        }];
+        let mut hook = Patcher::new(&patches);
+        let opts = Forward {
+            unembed: Unembed::Last,
+            ..Forward::default()
+        };
+        model
+            .forward(Input::Tokens(&tokens), &mut hook, opts)
+            .unwrap()
+            .logits
+            .unwrap()
+    };
+    let base = run_edited(&model, &[], &rows(&ps), Unembed::Last, &[])
+        .unwrap()
+        .logits;
+    for (positions, manual_positions) in [
+        (PositionsConfig::All, None),
+        (PositionsConfig::Component, Some(vec![2])), // the target's own label: subject
+        (
+            PositionsConfig::List(vec![PositionRef::Label("last".into())]),
+            Some(vec![4]),
+        ),
+    ] {
+        let cfg = AblationConfig {
+            positions,
+            ..Default::default()
+        };
+        let edits = ablation_edits(&model, &targets(&["head L0H2@subject"]), &cfg, &[], 8).unwrap();
+        let ours = run_edited(&model, &edits, &rows(&ps), Unembed::Last, &[])
+            .unwrap()
+            .logits;
+        assert!(
+            bits(&ours) == bits(&manual(manual_positions.clone())),
+            "{manual_positions:?}"
+        );
+        assert!(bits(&ours) != bits(&base), "ablation changed nothing");
+    }
+}
+
+#[test]
+fn mean_ablation_replaces_by_the_reference_mean() {
+    let model = tiny("tiny-llama2").model;
+    let ps = batch_pairs();
+    let reference: Vec<&[u32]> = ps.iter().map(|p| p.input.corrupt_ids.as_slice()).collect();
+    let cfg = AblationConfig {
+        mode: AblationMode::Mean,
+        reference: Reference::Selection,
+        positions: PositionsConfig::All,
+        name: None,
+    };
+    let edits = ablation_edits(&model, &targets(&["mlp_out L0"]), &cfg, &reference, 8).unwrap();
+    let plain = run_edited(
+        &model,
+        &[],
+        &Rows {
+            ids: reference.clone(),
+            labels: vec![None; reference.len()],
+        },
+        Unembed::None,
+        &[HookPoint::MlpOut(0)],
+    )
+    .unwrap();
+    let want = plain
+        .cache
+        .get(HookPoint::MlpOut(0))
+        .unwrap()
+        .mean(0)
+        .unwrap()
+        .mean(0)
+        .unwrap();
+    let patchsweep_engine::debias::edit::EditOp::Replace(got) = &edits[0].op else {
+        panic!("mean ablation replaces")
+    };
+    let diff: f32 = (got - &want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(diff < 1e-6, "{diff}");
+    let after = run_edited(
+        &model,
+        &edits,
+        &rows(&ps),
+        Unembed::None,
+        &[HookPoint::MlpOut(0)],
+    )
+    .unwrap();
+    let v = after.cache.get(HookPoint::MlpOut(0)).unwrap();
+    let spread: f32 = v
+        .broadcast_sub(got)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(spread, 0.0);
+}
+
+#[test]
+fn steering_removes_the_projection_at_the_chosen_layers() {
+    let model = tiny("tiny-mistral").model;
+    let all = pairs(9, 2);
+    let refs: Vec<&DebiasPair> = all.iter().collect();
+    let dirs = gender_directions(&model, &[0, 1], &refs, 16).unwrap();
+    let edits = steering_edits(&dirs, EditPositions::All);
+    let ps: Vec<DebiasPair> = all
+        .iter()
+        .filter(|p| p.input.clean_ids.len() == 5)
+        .cloned()
+        .collect();
+    let points = [
+        HookPoint::ResidPost(0),
+        HookPoint::ResidPre(1),
+        HookPoint::ResidPost(1),
+    ];
+    let before = run_edited(&model, &[], &rows(&ps), Unembed::Last, &points).unwrap();
+    let after = run_edited(&model, &edits, &rows(&ps), Unembed::Last, &points).unwrap();
+    for (point, layer) in [(points[0], 0), (points[1], 0), (points[2], 1)] {
+        let u = &dirs[&layer];
+        let proj = |c: &patchsweep_model::ActivationCache| -> f32 {
+            c.get(point)
+                .unwrap()
+                .broadcast_mul(u)
+                .unwrap()
+                .sum(2)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        let norm: f32 = after
+            .cache
+            .get(point)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(proj(&before.cache) > 1e-3, "{point}: nothing to remove");
+        assert!(
+            proj(&after.cache) < 1e-5 * norm.max(1.0),
+            "{point}: {}",
+            proj(&after.cache)
+        );
+    }
+    assert!(bits(&before.logits) != bits(&after.logits));
+}
+
+#[test]
+fn finetuning_touches_only_the_selected_weights() {
+    let model = tiny("tiny-llama2").model;
+    let all = pairs(6, 2);
+    let refs: Vec<&DebiasPair> = all.iter().collect();
+    let examples = cda_examples(&refs);
+    assert_eq!(examples.len(), 2 * all.len());
+    let cfg = FinetuneConfig {
+        name: None,
+        steps: 4,
+        lr: 1e-2,
+        weight_decay: 0.0,
+        batch_size: 5,
+        seed: 3,
+    };
+    let base_before: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
+    let out = finetune(
+        &model,
+        &targets(&["head L0H1", "mlp_out L1"]),
+        &examples,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(out.losses.len(), 4);
+    let tuned = apply_deltas(&model, &out.deltas).unwrap();
+    // The base model is untouched.
+    let base_after: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
+    assert!(base_before == base_after, "the base model changed");
+    let (b, t) = (&model.weights, &tuned.weights);
+    assert!(bits(&b.embed_tokens) == bits(&t.embed_tokens));
+    assert!(bits(&b.norm) == bits(&t.norm));
+    assert!(bits(&b.lm_head) == bits(&t.lm_head));
+    let dh = model.cfg.d_head;
+    for l in 0..model.cfg.n_layers {
+        let (bl, tl) = (&b.layers[l], &t.layers[l]);
+        for (name, x, y) in [
+            ("input_layernorm", &bl.input_layernorm, &tl.input_layernorm),
+            (
+                "post_attention_layernorm",
+                &bl.post_attention_layernorm,
+                &tl.post_attention_layernorm,
+            ),
+            ("q_proj", &bl.q_proj, &tl.q_proj),
+            ("k_proj", &bl.k_proj, &tl.k_proj),
+            ("v_proj", &bl.v_proj, &tl.v_proj),
+        ] {
+            assert!(bits(x) == bits(y), "layer {l} {name} changed");
+        }
+        for (name, x, y) in [
+            ("gate_proj", &bl.gate_proj, &tl.gate_proj),
+            ("up_proj", &bl.up_proj, &tl.up_proj),
+            ("down_proj", &bl.down_proj, &tl.down_proj),
+        ] {
+            assert_eq!(bits(x) == bits(y), l != 1, "layer {l} {name}");
+        }
+        let width = bl.o_proj.dim(1).unwrap();
+        for c in 0..width {
+            let col = |w: &Tensor| bits(&w.narrow(1, c, 1).unwrap());
+            let selected = l == 0 && (dh..2 * dh).contains(&c);
+            assert_eq!(
+                col(&bl.o_proj) == col(&tl.o_proj),
+                !selected,
+                "layer {l} o_proj column {c}"
+            );
+        }
+    }
+    // The deltas file reproduces the tuned model exactly.
+    let dir = std::env::temp_dir().join(format!("patchsweep-debias-{}", std::process::id()));
+    let path = dir.join("deltas.safetensors");
+    save_deltas(&out.deltas, &path).unwrap();
+    let again = apply_deltas(&model, &load_deltas(&path, model.device()).unwrap()).unwrap();
+    let (x, y): (Vec<_>, Vec<_>) = (
+        all_tensors(&tuned).iter().map(bits).collect(),
+        all_tensors(&again).iter().map(bits).collect(),
+    );
+    assert!(x == y, "the deltas file does not reproduce the tuned model");
+    std::fs::remove_dir_all(&dir).ok();
+    let err = load_deltas(&dir.join("missing.safetensors"), model.device())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.safetensors"), "{err}");
+}
+
+fn all_tensors(m: &HookedTransformer) -> Vec<Tensor> {
+    let w = &m.weights;
+    let mut v = vec![w.embed_tokens.clone(), w.norm.clone(), w.lm_head.clone()];
+    for l in &w.layers {
+        v.extend([
+            l.input_layernorm.clone(),
+            l.q_proj.clone(),
+            l.k_proj.clone(),
+            l.v_proj.clone(),
+            l.o_proj.clone(),
+            l.post_attention_layernorm.clone(),
+            l.gate_proj.clone(),
+            l.up_proj.clone(),
+            l.down_proj.clone(),
+        ]);
+    }
+    v
+}
+
+fn config() -> DebiasConfig {
+    DebiasConfig {
+        name: "tiny".into(),
+        experiment: "heads".into(),
+        select: patchsweep_engine::debias::SelectionConfig {
+            components: Some(vec!["head L1H2@end".into(), "mlp_out L0@subject".into()]),
+            ..Default::default()
+        },
+        split: SplitConfig {
+            heldout_professions: 0.4,
+            heldout_templates: 0.0,
+            seed: 1,
+        },
+        control_seed: 2,
+        neutral: Default::default(),
+        evaluate_selection: true,
+        interventions: vec![
+            InterventionConfig::Ablation(AblationConfig::default()),
+            InterventionConfig::Ablation(AblationConfig {
+                mode: AblationMode::Mean,
+                ..Default::default()
+            }),
+            InterventionConfig::Steering(SteeringConfig {
+                name: None,
+                positions: PositionsConfig::All,
+            }),
+            InterventionConfig::Finetune(FinetuneConfig {
+                name: None,
+                steps: 3,
+                lr: 1e-2,
+                weight_decay: 0.0,
+                batch_size: 8,
+                seed: 0,
+            }),
+        ],
+    }
+}
+
+#[test]
+fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
+    let loaded = tiny("tiny-llama2");
+    let model = &loaded.model;
+    let all = pairs(10, 3);
+    let cfg = config();
+    let split = split_pairs(&all, &cfg.split).unwrap();
+    assert!(!split.pairs(SplitPart::Heldout, &all).is_empty());
+    let neutral = neutral_chunks(&loaded.tokenizer, NEUTRAL_TEXT, 24, Some(6), None).unwrap();
+    assert_eq!(neutral.len(), 6);
+    let sel = targets(&["head L1H2@end", "mlp_out L0@subject"]);
+    let control = random_control(&sel, cfg.control_seed, &model.cfg).unwrap();
+    let dir = std::env::temp_dir().join(format!("patchsweep-debias-run-{}", std::process::id()));
+    let run = |targets: &[Target], control: &[Target], sub: &str| {
+        let d = dir.join(sub);
+        let inputs = DebiasInputs {
+            model,
+            pairs: &all,
+            split: &split,
+            targets,
+            control,
+            neutral: &neutral,
+            deltas_dir: Some(&d),
+            max_batch: 8,
+        };
+        run_debias(&cfg, &inputs).unwrap()
+    };
+    let a = run(&sel, &control, "a");
+    let b = run(&sel, &control, "b");
+    assert_eq!(a.rows, b.rows, "re-running changed the numbers");
+    assert_eq!(a.artifacts.len(), 2);
+    for (x, y) in a.artifacts.iter().zip(&b.artifacts) {
+        assert_eq!(
+            std::fs::read(&x.path).unwrap(),
+            std::fs::read(&y.path).unwrap()
+        );
+    }
+    // 4 interventions × (4 bias metrics × 2 splits + 2 capability metrics).
+    assert_eq!(a.rows.len(), 4 * (4 * 2 + 2));
+    for name in ["ablation_zero", "ablation_mean", "steering", "finetune"] {
+        assert!(
+            a.rows
+                .iter()
+                .any(|r| r.intervention == name && r.split == "heldout" && r.delta != 0.0),
+            "{name} changed no held-out metric"
+        );
+    }
+    assert!(a.rows.iter().all(|r| r.control_after.is_some()));
+
+    let none = run(&[], &[], "none");
+    assert_eq!(none.rows.len(), a.rows.len());
+    for r in &none.rows {
+        assert_eq!(
+            r.before.to_bits(),
+            r.after.to_bits(),
+            "{} {} moved",
+            r.intervention,
+            r.metric
+        );
+        assert_eq!(r.delta, 0.0);
+        assert_eq!(r.control_after, None);
+    }
+    let top1 = none
+        .rows
+        .iter()
+        .find(|r| r.metric == "top1_agreement")
+        .unwrap();
+    assert_eq!((top1.before, top1.after), (1.0, 1.0));
+    std::fs::remove_dir_all(&dir).ok();
+}
