@@ -3,13 +3,20 @@
 //! # Layout
 //! - `main.rs`: argument parsing, logging setup, dispatch.
 //! - `logits.rs`: `patchsweep logits`, for checking a model by hand.
-//! - `run.rs`: `patchsweep run`, a whole sweep on this machine; `progress.rs` its progress.
+//! - `run.rs`: `patchsweep run`, a whole sweep in one process (embedded coordinator and
+//!   worker); `progress.rs` its progress bar.
+//! - `cluster.rs`: `patchsweep coordinator` and `patchsweep worker`.
+//! - `remote.rs`: `patchsweep submit | status | watch | cancel | resume`, clients of a
+//!   coordinator; `sweep_view.rs` how progress reads.
 //! - `query.rs`: `patchsweep query`, read-only SQL over the results.
 
+mod cluster;
 mod logits;
 mod progress;
 mod query;
+mod remote;
 mod run;
+mod sweep_view;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -34,8 +41,22 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Run a sweep spec on this machine and store its effects.
     Run(run::RunArgs),
-    /// Answer read-only SQL over the results (views effects_v, pairs_v).
+    /// Answer read-only SQL over the results (views effects_v, pairs_v, tasks_v, ...).
     Query(query::QueryArgs),
+    /// Serve sweeps to workers over gRPC, keeping all state in the database.
+    Coordinator(cluster::CoordinatorArgs),
+    /// Hold a model and compute tasks leased from a coordinator.
+    Worker(cluster::WorkerArgs),
+    /// Submit a sweep spec to a coordinator; prints the sweep id.
+    Submit(remote::SubmitArgs),
+    /// Show a sweep (or the recent sweeps): progress, workers, failures.
+    Status(remote::SweepArgs),
+    /// Follow a sweep's progress until it ends.
+    Watch(remote::SweepArgs),
+    /// Cancel a sweep: its tasks stop being handed out.
+    Cancel(remote::SweepArgs),
+    /// Queue a sweep's failed and cancelled tasks again.
+    Resume(remote::SweepArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +74,13 @@ fn main() -> std::process::ExitCode {
         Command::Logits(args) => logits::run(args),
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),
+        Command::Coordinator(args) => cluster::coordinator(args),
+        Command::Worker(args) => cluster::worker(args),
+        Command::Submit(args) => remote::submit(args),
+        Command::Status(args) => remote::status(args),
+        Command::Watch(args) => remote::watch(args),
+        Command::Cancel(args) => remote::cancel(args),
+        Command::Resume(args) => remote::resume(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -55,6 +55,20 @@ impl Progress {
         }
     }
 
+    /// Moves to `done` of `total` (for progress read from elsewhere, e.g. the database).
+    pub fn set(&mut self, done: u64, total: u64) {
+        if total != self.total {
+            self.total = total;
+            self.next_line = self.done + (total / 10).max(1);
+            if let Some(b) = &self.bar {
+                b.set_length(total);
+            }
+        }
+        if done > self.done {
+            self.advance((done - self.done) as usize);
+        }
+    }
+
     /// Finishes the bar; returns the elapsed seconds.
     pub fn finish(self) -> f64 {
         if let Some(b) = self.bar {

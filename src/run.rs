@@ -1,20 +1,28 @@
-//! `patchsweep run SPEC`: the whole sweep on this machine (one local worker) into SQLite or
-//! PostgreSQL, with progress and a summary.
+//! `patchsweep run SPEC`: the embedded mode — the same coordinator core and the same
+//! worker loop as a cluster, wired in one process (no sockets), on SQLite by default.
 //!
 //! Order matters for "bad input never costs stored work": the spec is parsed and checked,
 //! the model is loaded and the spec checked against it, and the database is reached — all
-//! before the first patched forward.
+//! before the sweep is stored.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use patchsweep_coordinator::spec::{Prepared, SweepSpec};
-use patchsweep_coordinator::store::{EffectRow, PairRow, Store};
-use patchsweep_engine::experiment::{Baseline, Effect, Engine, Experiment};
-use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
+use patchsweep_coordinator::service::Coordinator;
+use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
+use patchsweep_coordinator::store::{QueuePolicy, Store, SweepProgress};
+use patchsweep_worker::executor::ComputeThread;
+use patchsweep_worker::faults::Faults;
+use patchsweep_worker::local_link::LocalLink;
+use patchsweep_worker::model_executor::ModelExecutor;
+use patchsweep_worker::worker_loop::{run_worker, Controls, WorkerOptions};
+use tokio::sync::watch;
 
 use crate::progress::Progress;
+use crate::sweep_view;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -28,66 +36,89 @@ pub struct RunArgs {
     top: usize,
 }
 
+/// The embedded queue policy: one local worker, so leases only matter if the process
+/// dies; failures retry quickly.
+fn embedded_policy() -> QueuePolicy {
+    QueuePolicy {
+        lease_seconds: 120.0,
+        backoff_base_seconds: 0.5,
+        backoff_max_seconds: 10.0,
+        max_attempts: 3,
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("reading spec {}", args.spec.display()))?;
-    let parsed = SweepSpec::parse(&text, &args.spec.display().to_string())?;
+    let origin = args.spec.display().to_string();
+    let parsed = SweepSpec::parse(&text, &origin)?;
     let spec = &parsed.spec;
-    let model_spec: ModelSpec = spec.model.parse()?;
-    let opts = LoadOptions::parse(&spec.device, &spec.dtype)?;
-    eprintln!("loading model {model_spec} on {} ...", spec.device);
-    let loaded = load(&model_spec, &opts).with_context(|| format!("loading model {model_spec}"))?;
+    eprintln!("loading model {} on {} ...", spec.model, spec.device);
+    let mut executor = ModelExecutor::new(None, Faults::default());
+    let loaded = executor
+        .model_for(spec)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let prepared = parsed.prepare(&loaded)?;
     report_dataset(&prepared);
-    let rt = tokio::runtime::Builder::new_current_thread()
+    drop(loaded);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
-    let store = rt.block_on(Store::connect(&args.db))?;
+    let final_state = rt.block_on(async {
+        let store = Store::connect(&args.db).await?;
+        let coordinator = Coordinator::new(store.clone(), embedded_policy());
+        let sweep_id = coordinator.submit(&text, &origin).await?;
+        let compute = ComputeThread::spawn(Box::new(executor));
+        let (drain_tx, drain) = watch::channel(false);
+        let (_abort_tx, abort) = watch::channel(false);
+        let link = Arc::new(LocalLink {
+            coordinator: coordinator.clone(),
+        });
+        let worker = tokio::spawn(run_worker(
+            link,
+            compute,
+            WorkerOptions::new(
+                format!("embedded-{}", std::process::id()),
+                spec.device.clone(),
+            ),
+            Controls { drain, abort },
+        ));
+        let progress = follow(&coordinator, sweep_id).await;
+        let _ = drain_tx.send(true);
+        worker.await.context("the local worker")??;
+        let progress = progress?;
+        eprint!("{}", sweep_view::block(&progress));
+        print_summary(&store, sweep_id, &parsed, args.top).await?;
+        anyhow::Ok(progress)
+    })?;
+    println!(
+        "\nresults: sweep id {} in {}; try: patchsweep query --db {} \"SELECT * FROM effects_v LIMIT 10\"",
+        final_state.sweep_id, args.db, args.db
+    );
+    match final_state.state.as_str() {
+        "done" => Ok(()),
+        other => anyhow::bail!("sweep {} ended {other}", final_state.sweep_id),
+    }
+}
 
-    let mut engine = Engine::new(&loaded.model);
-    engine.max_batch = spec.batch_size;
-    let baselines = engine.baselines(&prepared.pairs)?;
-    let sweep_id = rt.block_on(store.create_sweep(&spec.name, &parsed.text, &spec.model))?;
-    let outcome = (|| -> Result<()> {
-        rt.block_on(store.insert_pairs(sweep_id, &pair_rows(&loaded, &prepared, &baselines)))?;
-        let dropped: Vec<(String, i64)> = prepared
-            .dropped
-            .counts
-            .iter()
-            .map(|(k, v)| (k.clone(), *v as i64))
-            .collect();
-        rt.block_on(store.set_dropped(sweep_id, &dropped))?;
-        for exp in &parsed.experiments {
-            rt.block_on(store.add_experiment(
-                sweep_id,
-                &exp.name,
-                exp.method.name(),
-                exp.direction.name(),
-            ))?;
-            let effects = run_experiment(&engine, exp, &prepared, &baselines)?;
-            let rows: Vec<EffectRow> = effects
-                .iter()
-                .map(|e| effect_row(exp, &prepared, e))
-                .collect();
-            let inserted = rt.block_on(store.insert_effects(sweep_id, &rows))?;
-            eprintln!("experiment {}: {} effects stored", exp.name, inserted);
+/// Shows progress until the sweep ends.
+async fn follow(coordinator: &Coordinator, sweep_id: i64) -> Result<SweepProgress> {
+    let mut bar = Progress::new("sweep", 0, "patches");
+    loop {
+        let p = coordinator.progress(sweep_id).await?;
+        bar.set(p.patches_done as u64, p.patches_total as u64);
+        if p.is_final() {
+            let secs = bar.finish();
+            eprintln!(
+                "{} patches in {secs:.1}s ({:.0} patches/s)",
+                p.patches_done,
+                p.patches_done as f64 / secs.max(1e-9)
+            );
+            return Ok(p);
         }
-        Ok(())
-    })();
-    let status = if outcome.is_ok() { "done" } else { "failed" };
-    rt.block_on(store.finish_sweep(sweep_id, status))?;
-    outcome?;
-    print_summary(
-        &rt,
-        &store,
-        sweep_id,
-        spec,
-        &parsed.experiments,
-        &baselines,
-        args.top,
-    )?;
-    println!("\nresults: sweep id {sweep_id} in {}; try: patchsweep query --db {} \"SELECT * FROM effects_v LIMIT 10\"", args.db, args.db);
-    Ok(())
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn report_dataset(p: &Prepared) {
@@ -108,106 +139,27 @@ fn report_dataset(p: &Prepared) {
     );
 }
 
-fn run_experiment(
-    engine: &Engine,
-    exp: &Experiment,
-    prepared: &Prepared,
-    baselines: &[Baseline],
-) -> Result<Vec<Effect>> {
-    let cells: usize = engine
-        .cells(exp, &prepared.pairs)?
-        .iter()
-        .map(|c| c.len())
-        .sum();
-    let mut progress = Progress::new(
-        &format!(
-            "{} ({} {})",
-            exp.name,
-            exp.method.name(),
-            exp.direction.name()
-        ),
-        cells as u64,
-        "patches",
-    );
-    let effects = engine.run(exp, &prepared.pairs, baselines, &mut |n| {
-        progress.advance(n)
-    })?;
-    let secs = progress.finish();
-    eprintln!(
-        "experiment {}: {} patches in {:.1}s ({:.0} patches/s)",
-        exp.name,
-        cells,
-        secs,
-        cells as f64 / secs.max(1e-9)
-    );
-    Ok(effects)
-}
-
-fn pair_rows(model: &LoadedModel, p: &Prepared, baselines: &[Baseline]) -> Vec<PairRow> {
-    let text = |ids: &[u32]| {
-        ids.iter()
-            .map(|&i| model.tokenizer.token_text(i))
-            .collect::<Vec<_>>()
-    };
-    p.pairs
-        .iter()
-        .zip(&p.specs)
-        .zip(baselines)
-        .map(|((pair, spec), b)| PairRow {
-            pair_id: pair.id.clone(),
-            template: spec.template.clone(),
-            clean_prompt: spec.clean.clone(),
-            corrupt_prompt: spec.corrupt.clone(),
-            clean_ids: pair.clean_ids.clone(),
-            corrupt_ids: pair.corrupt_ids.clone(),
-            labels: spec.labels.clone(),
-            clean_metric: b.clean as f64,
-            corrupt_metric: b.corrupt as f64,
-            position_labels: pair.position_labels.clone(),
-            clean_tokens: text(&pair.clean_ids),
-            corrupt_tokens: text(&pair.corrupt_ids),
-        })
-        .collect()
-}
-
-fn effect_row(exp: &Experiment, p: &Prepared, e: &Effect) -> EffectRow {
-    let c = |x: Option<usize>| x.map(|v| v as u32);
-    EffectRow {
-        experiment: exp.name.clone(),
-        component: e.key.component.clone(),
-        layer: c(e.key.layer),
-        head: c(e.key.head),
-        position: c(e.key.position),
-        neuron: c(e.key.neuron),
-        pair_id: p.pairs[e.pair].id.clone(),
-        value: e.value,
-        effect: e.effect,
-        normalized: e.normalized,
-    }
-}
-
-fn print_summary(
-    rt: &tokio::runtime::Runtime,
+async fn print_summary(
     store: &Store,
     sweep_id: i64,
-    spec: &SweepSpec,
-    experiments: &[Experiment],
-    baselines: &[Baseline],
+    parsed: &ParsedSpec,
     top: usize,
 ) -> Result<()> {
-    let n = baselines.len().max(1) as f64;
-    let clean = baselines.iter().map(|b| b.clean as f64).sum::<f64>() / n;
-    let corrupt = baselines.iter().map(|b| b.corrupt as f64).sum::<f64>() / n;
+    let spec = &parsed.spec;
+    let base = store
+        .query_readonly(&format!(
+            "SELECT COUNT(*) AS pairs, ROUND(CAST(AVG(clean_metric) AS NUMERIC), 4) AS mean_clean, \
+             ROUND(CAST(AVG(corrupt_metric) AS NUMERIC), 4) AS mean_corrupted, \
+             ROUND(CAST(AVG(clean_metric - corrupt_metric) AS NUMERIC), 4) AS mean_difference \
+             FROM pairs_v WHERE sweep_id = {sweep_id}"
+        ))
+        .await?;
     println!(
-        "\nsweep {:?}: {} pairs; metric {:?} {:?} vs {:?}",
-        spec.name,
-        baselines.len(),
-        spec.metric.kind,
-        spec.metric.positive,
-        spec.metric.negative
+        "\nsweep {:?}: metric {:?} {:?} vs {:?}; baselines:",
+        spec.name, spec.metric.kind, spec.metric.positive, spec.metric.negative
     );
-    println!("baseline: mean clean metric {clean:.4}, mean corrupted metric {corrupt:.4}, mean difference {:.4}", clean - corrupt);
-    for exp in experiments {
+    print!("{}", base.to_table());
+    for exp in &parsed.experiments {
         let sql = format!(
             "SELECT component, layer, head, position_label, neuron, COUNT(*) AS pairs, \
              ROUND(CAST(AVG(normalized) AS NUMERIC), 4) AS mean_normalized, ROUND(CAST(AVG(effect) AS NUMERIC), 4) AS mean_effect \
@@ -216,7 +168,7 @@ fn print_summary(
              ORDER BY ABS(AVG(normalized)) DESC LIMIT {top}",
             exp.name.replace('\'', "''")
         );
-        let result = rt.block_on(store.query_readonly(&sql))?;
+        let result = store.query_readonly(&sql).await?;
         println!(
             "\ntop components of {} ({} {}), by |mean normalized effect| over pairs:",
             exp.name,

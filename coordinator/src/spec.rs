@@ -54,6 +54,37 @@ pub struct SweepSpec {
     pub dataset: DatasetSpec,
     #[serde(rename = "experiment")]
     pub experiments: Vec<ExperimentSpec>,
+    /// How the sweep is cut into tasks.
+    #[serde(default)]
+    pub tasks: TaskSizing,
+}
+
+/// How a sweep is cut into tasks: pairs of one token length × a range of layers. Smaller
+/// tasks spread better over workers and lose less to a dead worker; larger ones batch
+/// better. Aim for seconds to minutes per task on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSizing {
+    /// Pairs per task (pairs of one token length only).
+    #[serde(default = "default_pairs_per_task")]
+    pub pairs_per_task: usize,
+    /// Layers per activation-patching task; 0: all layers in one task. Attribution tasks
+    /// always take every layer (one backward pass gives them all).
+    #[serde(default)]
+    pub layers_per_task: usize,
+}
+
+impl Default for TaskSizing {
+    fn default() -> Self {
+        Self {
+            pairs_per_task: default_pairs_per_task(),
+            layers_per_task: 0,
+        }
+    }
+}
+
+fn default_pairs_per_task() -> usize {
+    16
 }
 
 fn default_device() -> String {
@@ -397,6 +428,9 @@ impl SweepSpec {
             .map_err(|e| field("model", e))?;
         patchsweep_model::LoadOptions::parse(&spec.device, &spec.dtype)
             .map_err(|e| field("device", e))?;
+        if spec.tasks.pairs_per_task == 0 {
+            return Err(field("tasks.pairs_per_task", "must be at least 1"));
+        }
         if spec.batch_size == 0 {
             return Err(field("batch_size", "must be at least 1"));
         }

@@ -3,7 +3,9 @@
 //! # Layout
 //! - this file: [`Store`], which picks a backend from the URL and checks input once;
 //! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
-//! - `rows.rs`: [`PairRow`], [`EffectRow`] and their stored form (sentinels, JSON);
+//! - `rows.rs`: [`PairRow`], [`EffectRow`], [`DebiasRow`] and their stored form;
+//! - `queue.rs`: the task queue's types; `queue_sql.rs` its SQL, written once for both
+//!   backends; `scheduling.rs` the queue's calls on [`Store`], one transaction each;
 //! - `statement.rs`: the single-statement, read-only gate of user queries;
 //! - `result.rs`: [`QueryResult`] and its table, CSV and JSON renderings;
 //! - `pg_values.rs`: PostgreSQL values to JSON; `error.rs`: [`StoreError`].
@@ -16,14 +18,21 @@
 mod error;
 mod pg_values;
 mod postgres;
+pub mod queue;
+mod queue_sql;
 mod result;
 mod rows;
+mod scheduling;
 mod sqlite;
 mod statement;
 
 pub use error::StoreError;
+pub use queue::{
+    LeasedTask, NewTask, PreparedSweep, QueuePolicy, Settled, SweepProgress, TaskCounts,
+    TaskFailure, TaskOutput, WorkerInfo,
+};
 pub use result::QueryResult;
-pub use rows::{EffectRow, PairRow};
+pub use rows::{DebiasRow, EffectRow, PairRow};
 
 use rows::StoredPair;
 

@@ -61,7 +61,26 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreErro
     })
 }
 
+crate::store::queue_sql::queue_sql!(
+    conn = PgConnection,
+    now = "(extract(epoch from clock_timestamp())::double precision)",
+    sweep_now = "now()",
+    skip_locked = " FOR UPDATE OF t SKIP LOCKED",
+    lock_row = " FOR UPDATE",
+);
+
 impl PgStore {
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) async fn begin(
+        &self,
+        step: &'static str,
+    ) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(db_error(step, &self.url))
+    }
+
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
@@ -92,32 +111,9 @@ impl PgStore {
     ) -> Result<Option<(String, String)>, StoreError> {
         const STEP: &str = "add experiment";
         let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        let inserted = sqlx::query(
-            "INSERT INTO experiments (sweep_id, name, method, direction) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(sweep_id)
-        .bind(name)
-        .bind(method)
-        .bind(direction)
-        .execute(&mut *tx)
-        .await
-        .map_err(sweep_db_error(STEP, &self.url, sweep_id))?
-        .rows_affected();
-        let existing = if inserted == 0 {
-            sqlx::query_as(
-                "SELECT method, direction FROM experiments WHERE sweep_id = $1 AND name = $2",
-            )
-            .bind(sweep_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?
-        } else {
-            None
-        };
+        let out = add_experiment_in(&mut tx, &self.url, sweep_id, name, method, direction).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(existing)
+        Ok(out)
     }
 
     pub(crate) async fn insert_pairs(
@@ -127,74 +123,7 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         const STEP: &str = "insert pairs";
         let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
-            let col = |f: fn(&StoredPair) -> String| chunk.iter().map(f).collect::<Vec<_>>();
-            let templates: Vec<Option<&str>> =
-                chunk.iter().map(|p| p.row.template.as_deref()).collect();
-            sqlx::query(
-                "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
-                 clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::int4[]) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(sweep_id)
-            .bind(col(|p| p.row.pair_id.clone()))
-            .bind(templates)
-            .bind(col(|p| p.row.clean_prompt.clone()))
-            .bind(col(|p| p.row.corrupt_prompt.clone()))
-            .bind(col(|p| p.clean_ids.clone()))
-            .bind(col(|p| p.corrupt_ids.clone()))
-            .bind(col(|p| p.labels.clone()))
-            .bind(chunk.iter().map(|p| p.row.clean_metric).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|p| p.row.corrupt_metric)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|p| p.n_tokens).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(sweep_db_error(STEP, &self.url, sweep_id))?;
-        }
-        let positions: Vec<(&str, &super::rows::StoredPosition)> = pairs
-            .iter()
-            .flat_map(|p| {
-                p.positions
-                    .iter()
-                    .map(move |pos| (p.row.pair_id.as_str(), pos))
-            })
-            .collect();
-        for chunk in positions.chunks(ROWS_PER_STATEMENT) {
-            sqlx::query(
-                "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
-                 clean_token, corrupt_token, corrupt_token_id) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::int4[], \
-                 $6::text[], $7::text[], $8::int4[]) ON CONFLICT DO NOTHING",
-            )
-            .bind(sweep_id)
-            .bind(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|(_, p)| p.position).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|(_, p)| p.label).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|(_, p)| p.token_id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|(_, p)| p.clean_token).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|(_, p)| p.corrupt_token)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|(_, p)| p.corrupt_token_id)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?;
-        }
+        insert_pairs_in(&mut tx, &self.url, sweep_id, pairs).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))
     }
 
@@ -204,38 +133,10 @@ impl PgStore {
         effects: &[EffectRow],
     ) -> Result<u64, StoreError> {
         const STEP: &str = "insert effects";
-        let stored = effects
-            .iter()
-            .map(StoredEffect::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        let mut inserted = 0;
-        for chunk in stored.chunks(ROWS_PER_STATEMENT) {
-            inserted += sqlx::query(
-                "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
-                 neuron, pair_id, value, effect, normalized) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], \
-                 $6::int4[], $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::float8[]) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(sweep_id)
-            .bind(chunk.iter().map(|e| e.experiment).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.component).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.layer).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.head).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.position).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.neuron).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.pair_id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.value).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.effect).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.normalized).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?
-            .rows_affected();
-        }
+        let out = insert_effects_in(&mut tx, &self.url, sweep_id, effects).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(inserted)
+        Ok(out)
     }
 
     pub(crate) async fn set_dropped(
@@ -245,35 +146,9 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         const STEP: &str = "set dropped pairs";
         let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        // Lock the sweep row: concurrent calls for one sweep take turns.
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE")
-                .bind(sweep_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error(STEP, &self.url))?;
-        if found.is_none() {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = $1")
-            .bind(sweep_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?;
-        for (reason, count) in counts {
-            sqlx::query(
-                "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES ($1, $2, $3) \
-                 ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
-            )
-            .bind(sweep_id)
-            .bind(reason)
-            .bind(count)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?;
-        }
+        let out = set_dropped_in(&mut tx, &self.url, sweep_id, counts).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(true)
+        Ok(out)
     }
 
     pub(crate) async fn finish_sweep(
@@ -326,4 +201,193 @@ async fn run_query(tx: &mut PgConnection, stmt: &str) -> Result<QueryResult, Sto
     };
     let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
     Ok(QueryResult { columns, rows })
+}
+
+pub(crate) async fn insert_pairs_in(
+    tx: &mut PgConnection,
+    url: &str,
+    sweep_id: i64,
+    pairs: &[StoredPair<'_>],
+) -> Result<(), StoreError> {
+    const STEP: &str = "insert pairs";
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let col = |f: fn(&StoredPair) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+        let templates: Vec<Option<&str>> =
+            chunk.iter().map(|p| p.row.template.as_deref()).collect();
+        sqlx::query(
+            "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
+             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::int4[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(col(|p| p.row.pair_id.clone()))
+        .bind(templates)
+        .bind(col(|p| p.row.clean_prompt.clone()))
+        .bind(col(|p| p.row.corrupt_prompt.clone()))
+        .bind(col(|p| p.clean_ids.clone()))
+        .bind(col(|p| p.corrupt_ids.clone()))
+        .bind(col(|p| p.labels.clone()))
+        .bind(chunk.iter().map(|p| p.row.clean_metric).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|p| p.row.corrupt_metric)
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|p| p.n_tokens).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(sweep_db_error(STEP, url, sweep_id))?;
+    }
+    let positions: Vec<(&str, &super::rows::StoredPosition)> = pairs
+        .iter()
+        .flat_map(|p| {
+            p.positions
+                .iter()
+                .map(move |pos| (p.row.pair_id.as_str(), pos))
+        })
+        .collect();
+    for chunk in positions.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(
+            "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
+             clean_token, corrupt_token, corrupt_token_id) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::text[], $5::int4[], \
+             $6::text[], $7::text[], $8::int4[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, p)| p.position).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, p)| p.label).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, p)| p.token_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, p)| p.clean_token).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|(_, p)| p.corrupt_token)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|(_, p)| p.corrupt_token_id)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_effects_in(
+    tx: &mut PgConnection,
+    url: &str,
+    sweep_id: i64,
+    effects: &[EffectRow],
+) -> Result<u64, StoreError> {
+    const STEP: &str = "insert effects";
+    let stored = effects
+        .iter()
+        .map(StoredEffect::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inserted = 0;
+    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
+        inserted += sqlx::query(
+            "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
+             neuron, pair_id, value, effect, normalized) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], \
+             $6::int4[], $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::float8[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(chunk.iter().map(|e| e.experiment).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.component).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.layer).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.head).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.position).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.neuron).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.pair_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.value).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.effect).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.normalized).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?
+        .rows_affected();
+    }
+    Ok(inserted)
+}
+
+pub(crate) async fn add_experiment_in(
+    tx: &mut PgConnection,
+    url: &str,
+    sweep_id: i64,
+    name: &str,
+    method: &str,
+    direction: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    const STEP: &str = "add experiment";
+    let inserted = sqlx::query(
+        "INSERT INTO experiments (sweep_id, name, method, direction) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(sweep_id)
+    .bind(name)
+    .bind(method)
+    .bind(direction)
+    .execute(&mut *tx)
+    .await
+    .map_err(sweep_db_error(STEP, url, sweep_id))?
+    .rows_affected();
+    let existing = if inserted == 0 {
+        sqlx::query_as(
+            "SELECT method, direction FROM experiments WHERE sweep_id = $1 AND name = $2",
+        )
+        .bind(sweep_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?
+    } else {
+        None
+    };
+    Ok(existing)
+}
+
+pub(crate) async fn set_dropped_in(
+    tx: &mut PgConnection,
+    url: &str,
+    sweep_id: i64,
+    counts: &[(String, i64)],
+) -> Result<bool, StoreError> {
+    const STEP: &str = "set dropped pairs";
+    // Lock the sweep row: concurrent calls for one sweep take turns.
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE")
+        .bind(sweep_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = $1")
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    for (reason, count) in counts {
+        sqlx::query(
+            "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES ($1, $2, $3) \
+             ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
+        )
+        .bind(sweep_id)
+        .bind(reason)
+        .bind(count)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    }
+    Ok(true)
 }

@@ -172,3 +172,19 @@ impl<'a> StoredPair<'a> {
         })
     }
 }
+
+/// One figure of a debiasing evaluation: a metric before and after an intervention (and
+/// after the same intervention on random components, the control).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DebiasRow {
+    /// The `[[debias]]` section's name.
+    pub debias: String,
+    pub intervention: String,
+    pub components: String,
+    pub split: String,
+    pub metric: String,
+    pub before: f64,
+    pub after: f64,
+    pub control_after: Option<f64>,
+    pub control_components: Option<String>,
+}

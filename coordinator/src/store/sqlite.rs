@@ -88,13 +88,25 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
     })
 }
 
+crate::store::queue_sql::queue_sql!(
+    conn = sqlx::SqliteConnection,
+    now = "((julianday('now') - 2440587.5) * 86400.0)",
+    sweep_now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    skip_locked = "",
+    lock_row = "",
+);
+
 impl SqliteStore {
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
     }
 
-    async fn begin(
+    pub(crate) async fn begin(
         &self,
         step: &'static str,
     ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
@@ -130,32 +142,9 @@ impl SqliteStore {
     ) -> Result<Option<(String, String)>, StoreError> {
         const STEP: &str = "add experiment";
         let mut tx = self.begin(STEP).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO experiments (sweep_id, name, method, direction) VALUES (?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(sweep_id)
-        .bind(name)
-        .bind(method)
-        .bind(direction)
-        .execute(&mut *tx)
-        .await
-        .map_err(sweep_db_error(STEP, &self.url, sweep_id))?
-        .rows_affected();
-        let existing = if inserted == 0 {
-            sqlx::query_as(
-                "SELECT method, direction FROM experiments WHERE sweep_id = ? AND name = ?",
-            )
-            .bind(sweep_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?
-        } else {
-            None
-        };
+        let out = add_experiment_in(&mut tx, &self.url, sweep_id, name, method, direction).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(existing)
+        Ok(out)
     }
 
     pub(crate) async fn insert_pairs(
@@ -165,46 +154,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         const STEP: &str = "insert pairs";
         let mut tx = self.begin(STEP).await?;
-        for p in pairs {
-            let r = p.row;
-            sqlx::query(
-                "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
-                 clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(sweep_id)
-            .bind(&r.pair_id)
-            .bind(&r.template)
-            .bind(&r.clean_prompt)
-            .bind(&r.corrupt_prompt)
-            .bind(&p.clean_ids)
-            .bind(&p.corrupt_ids)
-            .bind(&p.labels)
-            .bind(r.clean_metric)
-            .bind(r.corrupt_metric)
-            .bind(p.n_tokens)
-            .execute(&mut *tx)
-            .await
-            .map_err(sweep_db_error(STEP, &self.url, sweep_id))?;
-            for pos in &p.positions {
-                sqlx::query(
-                    "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
-                     clean_token, corrupt_token, corrupt_token_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                )
-                .bind(sweep_id)
-                .bind(&r.pair_id)
-                .bind(pos.position)
-                .bind(pos.label)
-                .bind(pos.token_id)
-                .bind(pos.clean_token)
-                .bind(pos.corrupt_token)
-                .bind(pos.corrupt_token_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error(STEP, &self.url))?;
-            }
-        }
+        insert_pairs_in(&mut tx, &self.url, sweep_id, pairs).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))
     }
 
@@ -214,40 +164,10 @@ impl SqliteStore {
         effects: &[EffectRow],
     ) -> Result<u64, StoreError> {
         const STEP: &str = "insert effects";
-        let stored = effects
-            .iter()
-            .map(StoredEffect::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.begin(STEP).await?;
-        let mut inserted = 0;
-        for chunk in stored.chunks(EFFECTS_PER_STATEMENT) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
-                 neuron, pair_id, value, effect, normalized) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(sweep_id)
-                    .push_bind(e.experiment)
-                    .push_bind(e.component)
-                    .push_bind(e.layer)
-                    .push_bind(e.head)
-                    .push_bind(e.position)
-                    .push_bind(e.neuron)
-                    .push_bind(e.pair_id)
-                    .push_bind(e.value)
-                    .push_bind(e.effect)
-                    .push_bind(e.normalized);
-            });
-            qb.push(" ON CONFLICT DO NOTHING");
-            inserted += qb
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error(STEP, &self.url))?
-                .rows_affected();
-        }
+        let out = insert_effects_in(&mut tx, &self.url, sweep_id, effects).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(inserted)
+        Ok(out)
     }
 
     pub(crate) async fn set_dropped(
@@ -257,28 +177,9 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         const STEP: &str = "set dropped pairs";
         let mut tx = self.begin(STEP).await?;
-        if !sweep_exists(&mut tx, sweep_id, STEP, &self.url).await? {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = ?")
-            .bind(sweep_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?;
-        for (reason, count) in counts {
-            sqlx::query(
-                "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES (?, ?, ?) \
-                 ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
-            )
-            .bind(sweep_id)
-            .bind(reason)
-            .bind(count)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(STEP, &self.url))?;
-        }
+        let out = set_dropped_in(&mut tx, &self.url, sweep_id, counts).await?;
         tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(true)
+        Ok(out)
     }
 
     pub(crate) async fn finish_sweep(
@@ -332,14 +233,14 @@ impl SqliteStore {
 }
 
 async fn sweep_exists(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     sweep_id: i64,
     step: &'static str,
     url: &str,
 ) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM sweeps WHERE id = ?")
         .bind(sweep_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error(step, url))?;
     Ok(found.is_some())
@@ -383,4 +284,159 @@ pub(crate) fn float(f: f64) -> Value {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) async fn insert_pairs_in(
+    tx: &mut sqlx::SqliteConnection,
+    url: &str,
+    sweep_id: i64,
+    pairs: &[StoredPair<'_>],
+) -> Result<(), StoreError> {
+    const STEP: &str = "insert pairs";
+    for p in pairs {
+        let r = p.row;
+        sqlx::query(
+            "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
+             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(&r.pair_id)
+        .bind(&r.template)
+        .bind(&r.clean_prompt)
+        .bind(&r.corrupt_prompt)
+        .bind(&p.clean_ids)
+        .bind(&p.corrupt_ids)
+        .bind(&p.labels)
+        .bind(r.clean_metric)
+        .bind(r.corrupt_metric)
+        .bind(p.n_tokens)
+        .execute(&mut *tx)
+        .await
+        .map_err(sweep_db_error(STEP, url, sweep_id))?;
+        for pos in &p.positions {
+            sqlx::query(
+                "INSERT INTO pair_positions (sweep_id, pair_id, position, label, token_id, \
+                 clean_token, corrupt_token, corrupt_token_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(sweep_id)
+            .bind(&r.pair_id)
+            .bind(pos.position)
+            .bind(pos.label)
+            .bind(pos.token_id)
+            .bind(pos.clean_token)
+            .bind(pos.corrupt_token)
+            .bind(pos.corrupt_token_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, url))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_effects_in(
+    tx: &mut sqlx::SqliteConnection,
+    url: &str,
+    sweep_id: i64,
+    effects: &[EffectRow],
+) -> Result<u64, StoreError> {
+    const STEP: &str = "insert effects";
+    let stored = effects
+        .iter()
+        .map(StoredEffect::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inserted = 0;
+    for chunk in stored.chunks(EFFECTS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO effects (sweep_id, experiment, component, layer, head, position, \
+             neuron, pair_id, value, effect, normalized) ",
+        );
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(sweep_id)
+                .push_bind(e.experiment)
+                .push_bind(e.component)
+                .push_bind(e.layer)
+                .push_bind(e.head)
+                .push_bind(e.position)
+                .push_bind(e.neuron)
+                .push_bind(e.pair_id)
+                .push_bind(e.value)
+                .push_bind(e.effect)
+                .push_bind(e.normalized);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        inserted += qb
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, url))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+pub(crate) async fn add_experiment_in(
+    tx: &mut sqlx::SqliteConnection,
+    url: &str,
+    sweep_id: i64,
+    name: &str,
+    method: &str,
+    direction: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    const STEP: &str = "add experiment";
+    let inserted = sqlx::query(
+        "INSERT INTO experiments (sweep_id, name, method, direction) VALUES (?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(sweep_id)
+    .bind(name)
+    .bind(method)
+    .bind(direction)
+    .execute(&mut *tx)
+    .await
+    .map_err(sweep_db_error(STEP, url, sweep_id))?
+    .rows_affected();
+    let existing = if inserted == 0 {
+        sqlx::query_as("SELECT method, direction FROM experiments WHERE sweep_id = ? AND name = ?")
+            .bind(sweep_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error(STEP, url))?
+    } else {
+        None
+    };
+    Ok(existing)
+}
+
+pub(crate) async fn set_dropped_in(
+    tx: &mut sqlx::SqliteConnection,
+    url: &str,
+    sweep_id: i64,
+    counts: &[(String, i64)],
+) -> Result<bool, StoreError> {
+    const STEP: &str = "set dropped pairs";
+    if !sweep_exists(&mut *tx, sweep_id, STEP, url).await? {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = ?")
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    for (reason, count) in counts {
+        sqlx::query(
+            "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES (?, ?, ?) \
+             ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
+        )
+        .bind(sweep_id)
+        .bind(reason)
+        .bind(count)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    }
+    Ok(true)
 }

@@ -1,0 +1,145 @@
+//! Cutting a sweep into tasks, and the tasks' arguments.
+//!
+//! A prepare task (run by a worker, which holds the model) tokenizes the dataset, measures
+//! the baselines and calls [`plan`]; the coordinator stores the plan with the pairs in one
+//! transaction. A patch task is one experiment × pairs of one token length × a range of
+//! layers; its arguments carry the pairs' baselines so every task normalizes alike.
+
+use std::collections::BTreeMap;
+
+use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
+use patchsweep_engine::grid::Grid;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{ParsedSpec, Prepared, TaskSizing};
+use crate::store::NewTask;
+
+/// Task kinds, as stored.
+pub const PREPARE: &str = "prepare";
+pub const PATCH: &str = "patch";
+pub const DEBIAS: &str = "debias";
+
+/// The arguments of a patch task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchTask {
+    pub experiment: String,
+    /// Pair ids, all of one token length.
+    pub pairs: Vec<String>,
+    /// `[clean, corrupted]` metric of each pair, measured once by the prepare task.
+    pub baselines: Vec<[f32; 2]>,
+    /// The layers of the experiment's grid this task covers; `None`: all of them.
+    pub layers: Option<Vec<usize>>,
+    /// Whether the experiment's pathways belong to this task.
+    pub pathways: bool,
+}
+
+impl PatchTask {
+    pub fn baselines(&self) -> Vec<Baseline> {
+        self.baselines
+            .iter()
+            .map(|&[clean, corrupt]| Baseline { clean, corrupt })
+            .collect()
+    }
+}
+
+/// The experiment narrowed to a task's layers (and pathways).
+pub fn restrict(exp: &Experiment, layers: &Option<Vec<usize>>, pathways: bool) -> Experiment {
+    let mut narrowed = exp.clone();
+    if let Some(layers) = layers {
+        narrowed.grid = Grid {
+            layers: Some(layers.clone()),
+            ..exp.grid.clone()
+        };
+        if layers.is_empty() {
+            narrowed.grid.components.clear();
+        }
+    }
+    if !pathways {
+        narrowed.grid.pathways.clear();
+    }
+    narrowed
+}
+
+/// Layer groups of an experiment: `[None]` when it is not split.
+fn layer_groups(exp: &Experiment, n_layers: usize, per_task: usize) -> Vec<Option<Vec<usize>>> {
+    if per_task == 0 || exp.method == Method::Attribution || exp.grid.components.is_empty() {
+        return vec![None];
+    }
+    let layers: Vec<usize> = exp
+        .grid
+        .layers
+        .clone()
+        .unwrap_or_else(|| (0..n_layers).collect());
+    layers.chunks(per_task).map(|c| Some(c.to_vec())).collect()
+}
+
+fn describe_layers(layers: &Option<Vec<usize>>) -> String {
+    match layers.as_deref() {
+        None => "all layers".into(),
+        Some([one]) => format!("layer {one}"),
+        Some(v) => format!(
+            "layers {}-{}",
+            v.first().copied().unwrap_or(0),
+            v.last().copied().unwrap_or(0)
+        ),
+    }
+}
+
+/// The patch tasks of a prepared sweep, each with its cost in patches.
+pub fn plan(
+    engine: &Engine,
+    parsed: &ParsedSpec,
+    prepared: &Prepared,
+    baselines: &[Baseline],
+) -> patchsweep_engine::Result<Vec<NewTask>> {
+    let sizing: TaskSizing = parsed.spec.tasks;
+    let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, p) in prepared.pairs.iter().enumerate() {
+        by_len.entry(p.clean_ids.len()).or_default().push(i);
+    }
+    let chunks: Vec<Vec<usize>> = by_len
+        .values()
+        .flat_map(|v| v.chunks(sizing.pairs_per_task.max(1)).map(|c| c.to_vec()))
+        .collect();
+    let n_layers = engine.model.cfg.n_layers;
+    let mut tasks = Vec::new();
+    for exp in &parsed.experiments {
+        let groups = layer_groups(exp, n_layers, sizing.layers_per_task);
+        for chunk in &chunks {
+            let pairs: Vec<_> = chunk.iter().map(|&i| prepared.pairs[i].clone()).collect();
+            for (g, layers) in groups.iter().enumerate() {
+                let narrowed = restrict(exp, layers, g == 0);
+                let cost: usize = engine.cells(&narrowed, &pairs)?.iter().map(Vec::len).sum();
+                if cost == 0 {
+                    continue;
+                }
+                let args = PatchTask {
+                    experiment: exp.name.clone(),
+                    pairs: pairs.iter().map(|p| p.id.clone()).collect(),
+                    baselines: chunk
+                        .iter()
+                        .map(|&i| [baselines[i].clean, baselines[i].corrupt])
+                        .collect(),
+                    layers: layers.clone(),
+                    pathways: g == 0,
+                };
+                tasks.push(NewTask {
+                    kind: PATCH.into(),
+                    description: format!(
+                        "{} {}, {} pair{} from {} ({} tokens)",
+                        exp.name,
+                        describe_layers(layers),
+                        pairs.len(),
+                        if pairs.len() == 1 { "" } else { "s" },
+                        pairs[0].id,
+                        pairs[0].clean_ids.len()
+                    ),
+                    payload: serde_json::to_string(&args).expect("plain data serializes"),
+                    cost: cost as i64,
+                    waits: false,
+                });
+            }
+        }
+    }
+    Ok(tasks)
+}

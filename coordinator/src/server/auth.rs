@@ -1,0 +1,97 @@
+//! The shared bearer token: checked on every call of both services when configured,
+//! compared in constant time.
+
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+
+/// Server side: refuses calls without `authorization: Bearer <token>`.
+#[derive(Clone, Default)]
+pub struct RequireToken {
+    token: Option<Arc<[u8]>>,
+}
+
+impl RequireToken {
+    pub fn new(token: Option<&str>) -> Self {
+        Self {
+            token: token.map(|t| Arc::from(t.as_bytes())),
+        }
+    }
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl tonic::service::Interceptor for RequireToken {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.token else {
+            return Ok(req);
+        };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing bearer token (set PATCHSWEEP_TOKEN)"))?
+            .as_bytes();
+        let token = given
+            .strip_prefix(b"Bearer ")
+            .ok_or_else(|| Status::unauthenticated("authorization is not `Bearer <token>`"))?;
+        if constant_time_eq(token, expected) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated("wrong bearer token"))
+        }
+    }
+}
+
+/// Client side: adds the token to every call.
+#[derive(Clone, Default)]
+pub struct SendToken {
+    header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl SendToken {
+    /// Fails when the token holds characters a header cannot carry.
+    pub fn new(token: Option<&str>) -> Result<Self, String> {
+        let header = token
+            .map(|t| {
+                format!("Bearer {t}").parse().map_err(|_| {
+                    "the token holds characters a gRPC header cannot carry".to_string()
+                })
+            })
+            .transpose()?;
+        Ok(Self { header })
+    }
+}
+
+impl tonic::service::Interceptor for SendToken {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(h) = &self.header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The token from `PATCHSWEEP_TOKEN`-style text or a file (trailing newline trimmed).
+pub fn read_token(
+    token: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    let token = match (token, file) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read token file {}: {e}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    match token.map(|t| t.trim().to_string()) {
+        Some(t) if t.is_empty() => Err("the token is empty".into()),
+        other => Ok(other),
+    }
+}

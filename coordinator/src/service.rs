@@ -1,0 +1,185 @@
+//! The coordinator's core: sweeps in, tasks out, results back — all through the store.
+//!
+//! It holds no state the database lacks: kill the process, start it again on the same
+//! database, and every sweep goes on. The gRPC server (`server/`) and the embedded `run`
+//! both call this same type.
+
+use crate::plan::PREPARE;
+use crate::spec::{SpecError, SweepSpec};
+use crate::store::{
+    LeasedTask, NewTask, QueuePolicy, Settled, Store, StoreError, SweepProgress, TaskOutput,
+    WorkerInfo,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// A worker's registration: its id and the lease timing it must keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub worker_id: String,
+    pub lease_seconds: f64,
+    pub heartbeat_seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    store: Store,
+    policy: QueuePolicy,
+}
+
+impl Coordinator {
+    pub fn new(store: Store, policy: QueuePolicy) -> Self {
+        Self { store, policy }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &QueuePolicy {
+        &self.policy
+    }
+
+    /// Validates the whole spec (everything that needs no model), then stores the sweep and
+    /// its prepare task. Nothing is stored for an invalid spec.
+    pub async fn submit(&self, spec_toml: &str, origin: &str) -> Result<i64, CoordinatorError> {
+        let parsed = SweepSpec::parse(spec_toml, origin)?;
+        let prepare = NewTask {
+            kind: PREPARE.into(),
+            description: format!("prepare {}", parsed.spec.name),
+            payload: "{}".into(),
+            cost: 0,
+            waits: false,
+        };
+        Ok(self
+            .store
+            .submit_sweep(
+                &parsed.spec.name,
+                spec_toml,
+                &parsed.spec.model,
+                &[prepare],
+                &self.policy,
+            )
+            .await?)
+    }
+
+    pub async fn register(&self, mut info: WorkerInfo) -> Result<Registration, CoordinatorError> {
+        if info.name.trim().is_empty() {
+            return Err(CoordinatorError::Invalid("worker name is empty".into()));
+        }
+        if info.id.is_empty() {
+            info.id = format!("{}-{:08x}", info.name, rand::random::<u32>());
+        }
+        self.store.register_worker(&info).await?;
+        Ok(Registration {
+            worker_id: info.id,
+            lease_seconds: self.policy.lease_seconds,
+            heartbeat_seconds: self.policy.lease_seconds / 4.0,
+        })
+    }
+
+    pub async fn lease(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        max: usize,
+    ) -> Result<Vec<LeasedTask>, CoordinatorError> {
+        let preferred = models.first().map(String::as_str).unwrap_or("");
+        Ok(self
+            .store
+            .lease_tasks(worker_id, preferred, max.clamp(1, 64), &self.policy)
+            .await?)
+    }
+
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        leases: &[(i64, i64)],
+    ) -> Result<Vec<(i64, i64)>, CoordinatorError> {
+        Ok(self
+            .store
+            .heartbeat(worker_id, models, leases, &self.policy)
+            .await?)
+    }
+
+    pub async fn complete(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+        output: &TaskOutput,
+    ) -> Result<Settled, CoordinatorError> {
+        let settled = self
+            .store
+            .complete_task(worker_id, task_id, attempt, output, &self.policy)
+            .await?;
+        if let Settled::Stale { reason } = &settled {
+            tracing::warn!(task_id, attempt, worker_id, "result refused: {reason}");
+        }
+        Ok(settled)
+    }
+
+    /// A worker's failure report; `permanent` errors (the spec does not fit the model)
+    /// fail the task at once instead of retrying.
+    pub async fn fail(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+        error: &str,
+        permanent: bool,
+    ) -> Result<Settled, CoordinatorError> {
+        let settled = self
+            .store
+            .fail_task(worker_id, task_id, attempt, error, permanent, &self.policy)
+            .await?;
+        tracing::info!(
+            task_id,
+            attempt,
+            worker_id,
+            ?settled,
+            "task failed: {error}"
+        );
+        Ok(settled)
+    }
+
+    pub async fn release(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+    ) -> Result<bool, CoordinatorError> {
+        Ok(self.store.release_task(worker_id, task_id, attempt).await?)
+    }
+
+    pub async fn progress(&self, sweep_id: i64) -> Result<SweepProgress, CoordinatorError> {
+        Ok(self.store.sweep_progress(sweep_id, &self.policy).await?)
+    }
+
+    pub async fn list(&self, limit: usize) -> Result<Vec<SweepProgress>, CoordinatorError> {
+        Ok(self.store.list_sweeps(limit, &self.policy).await?)
+    }
+
+    pub async fn cancel(&self, sweep_id: i64) -> Result<SweepProgress, CoordinatorError> {
+        Ok(self.store.cancel_sweep(sweep_id, &self.policy).await?)
+    }
+
+    pub async fn resume(&self, sweep_id: i64) -> Result<SweepProgress, CoordinatorError> {
+        Ok(self.store.resume_sweep(sweep_id, &self.policy).await?)
+    }
+
+    /// Returns expired leases to the queue; the server runs this periodically so sweeps
+    /// move on even when no worker asks for work.
+    pub async fn expire_leases(&self) -> Result<usize, CoordinatorError> {
+        Ok(self.store.expire_leases().await?)
+    }
+}

@@ -1,0 +1,259 @@
+//! The task queue on [`Store`]: every call is one transaction on either backend, running
+//! the SQL of `queue_sql.rs`.
+
+use super::queue::{
+    LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
+};
+use super::rows::StoredPair;
+use super::{postgres, sqlite, Inner, Store, StoreError};
+
+/// Runs `$body` in one transaction of the store's backend, with `$tx` the connection, `$url`
+/// the redacted URL and `q` the backend's module; commits when `$body` returned.
+macro_rules! in_tx {
+    ($store:expr, $step:expr, |$tx:ident, $url:ident| $body:expr) => {
+        match &$store.inner {
+            Inner::Sqlite(s) => {
+                #[allow(unused_imports)]
+                use sqlite as q;
+                let mut t = s.begin($step).await?;
+                let $url = s.url();
+                let $tx = &mut *t;
+                let out = $body;
+                t.commit()
+                    .await
+                    .map_err(super::error::db_error($step, s.url()))?;
+                out
+            }
+            Inner::Postgres(s) => {
+                #[allow(unused_imports)]
+                use postgres as q;
+                let mut t = s.begin($step).await?;
+                let $url = s.url();
+                let $tx = &mut *t;
+                let out = $body;
+                t.commit()
+                    .await
+                    .map_err(super::error::db_error($step, s.url()))?;
+                out
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Stores a new sweep (state `queued`) with its first tasks, in one transaction.
+    pub async fn submit_sweep(
+        &self,
+        name: &str,
+        spec_toml: &str,
+        model: &str,
+        tasks: &[NewTask],
+        policy: &QueuePolicy,
+    ) -> Result<i64, StoreError> {
+        Ok(in_tx!(self, "submit sweep", |tx, url| {
+            q::submit_in(tx, url, name, spec_toml, model, tasks, policy.max_attempts).await?
+        }))
+    }
+
+    /// Records a worker (or refreshes one that registers again under the same id).
+    pub async fn register_worker(&self, worker: &WorkerInfo) -> Result<(), StoreError> {
+        in_tx!(self, "register worker", |tx, url| {
+            q::register_worker_in(tx, url, worker).await?
+        });
+        Ok(())
+    }
+
+    /// Returns expired leases to the queue, then leases up to `max` tasks to the worker,
+    /// tasks for `model` first.
+    pub async fn lease_tasks(
+        &self,
+        worker_id: &str,
+        model: &str,
+        max: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Vec<LeasedTask>, StoreError> {
+        Ok(in_tx!(self, "lease tasks", |tx, url| {
+            for sweep_id in q::expire_leases_in(tx, url).await? {
+                q::settle_sweep_in(tx, url, sweep_id).await?;
+            }
+            q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?
+        }))
+    }
+
+    /// Returns expired leases to the queue without leasing anything; answers how many
+    /// sweeps were touched.
+    pub async fn expire_leases(&self) -> Result<usize, StoreError> {
+        Ok(in_tx!(self, "expire leases", |tx, url| {
+            let touched = q::expire_leases_in(tx, url).await?;
+            for &sweep_id in &touched {
+                q::settle_sweep_in(tx, url, sweep_id).await?;
+            }
+            touched.len()
+        }))
+    }
+
+    /// Extends the worker's leases `(task_id, attempt)`; answers those it lost.
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        leases: &[(i64, i64)],
+        policy: &QueuePolicy,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(in_tx!(self, "heartbeat", |tx, url| {
+            q::heartbeat_in(tx, url, worker_id, models, leases, policy.lease_seconds).await?
+        }))
+    }
+
+    /// Stores a task's output and its completion in one transaction, if the worker still
+    /// holds the lease of `attempt`; a stale result is refused and counted.
+    pub async fn complete_task(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+        output: &TaskOutput,
+        policy: &QueuePolicy,
+    ) -> Result<Settled, StoreError> {
+        let pairs = match output {
+            TaskOutput::Prepare(p) => p
+                .pairs
+                .iter()
+                .map(StoredPair::from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
+        Ok(in_tx!(self, "complete task", |tx, url| {
+            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+                Err(reason) => {
+                    q::record_stale_in(tx, url, task_id).await?;
+                    Settled::Stale { reason }
+                }
+                Ok((sweep_id, _kind)) => {
+                    let rows = match output {
+                        TaskOutput::Patch(effects) => {
+                            q::insert_effects_in(tx, url, sweep_id, effects).await?
+                        }
+                        TaskOutput::Prepare(p) => {
+                            for (name, method, direction) in &p.experiments {
+                                q::add_experiment_in(tx, url, sweep_id, name, method, direction)
+                                    .await?;
+                            }
+                            q::insert_pairs_in(tx, url, sweep_id, &pairs).await?;
+                            q::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
+                            q::insert_tasks_in(tx, url, sweep_id, &p.tasks, policy.max_attempts)
+                                .await?;
+                            pairs.len() as u64
+                        }
+                        TaskOutput::Debias(rows_json) => {
+                            q::insert_debias_in(tx, url, sweep_id, task_id, rows_json).await?
+                        }
+                    };
+                    q::mark_done_in(tx, url, task_id, rows).await?;
+                    q::settle_sweep_in(tx, url, sweep_id).await?;
+                    Settled::Completed { rows }
+                }
+            }
+        }))
+    }
+
+    /// Records a worker's failure of a task it holds: retried after a backoff, or failed
+    /// on its last attempt or when `permanent` (the sweep goes on). A stale report is
+    /// refused.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn fail_task(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+        error: &str,
+        permanent: bool,
+        policy: &QueuePolicy,
+    ) -> Result<Settled, StoreError> {
+        Ok(in_tx!(self, "fail task", |tx, url| {
+            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+                Err(reason) => Settled::Stale { reason },
+                Ok((sweep_id, _)) => {
+                    let settled =
+                        q::retry_or_fail_in(tx, url, task_id, error, permanent, policy).await?;
+                    q::settle_sweep_in(tx, url, sweep_id).await?;
+                    settled
+                }
+            }
+        }))
+    }
+
+    /// Hands a lease back unfinished; answers whether the worker held it.
+    pub async fn release_task(
+        &self,
+        worker_id: &str,
+        task_id: i64,
+        attempt: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(in_tx!(self, "release task", |tx, url| {
+            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+                Err(_) => false,
+                Ok(_) => {
+                    q::release_in(tx, url, task_id).await?;
+                    true
+                }
+            }
+        }))
+    }
+
+    /// Cancels a sweep that has not ended (its tasks too); answers its progress.
+    pub async fn cancel_sweep(
+        &self,
+        sweep_id: i64,
+        policy: &QueuePolicy,
+    ) -> Result<SweepProgress, StoreError> {
+        in_tx!(self, "cancel sweep", |tx, url| {
+            q::cancel_in(tx, url, sweep_id).await?
+        });
+        self.sweep_progress(sweep_id, policy).await
+    }
+
+    /// Queues a sweep's failed and cancelled tasks again; answers its progress.
+    pub async fn resume_sweep(
+        &self,
+        sweep_id: i64,
+        policy: &QueuePolicy,
+    ) -> Result<SweepProgress, StoreError> {
+        self.sweep_progress(sweep_id, policy).await?;
+        in_tx!(self, "resume sweep", |tx, url| {
+            q::resume_in(tx, url, sweep_id).await?
+        });
+        self.sweep_progress(sweep_id, policy).await
+    }
+
+    /// Where a sweep stands.
+    pub async fn sweep_progress(
+        &self,
+        sweep_id: i64,
+        policy: &QueuePolicy,
+    ) -> Result<SweepProgress, StoreError> {
+        let found = in_tx!(self, "read sweep", |tx, url| {
+            q::progress_in(tx, url, sweep_id, policy.lease_seconds).await?
+        });
+        found.ok_or(StoreError::SweepNotFound {
+            step: "read sweep",
+            sweep_id,
+        })
+    }
+
+    /// The newest sweeps, newest first.
+    pub async fn list_sweeps(
+        &self,
+        limit: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Vec<SweepProgress>, StoreError> {
+        let ids = in_tx!(self, "list sweeps", |tx, url| {
+            q::sweep_ids_in(tx, url, limit as i64).await?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.sweep_progress(id, policy).await?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,34 @@
+-- Debiasing evaluations (postgres): one row per (debias section, intervention, split, metric).
+-- before/after are the metric on the unmodified and the intervened model; control_after
+-- is the same intervention on randomly chosen components of the same number and kinds.
+
+CREATE TABLE debias_results (
+    sweep_id      BIGINT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+    debias        TEXT    NOT NULL,               -- the [[debias]] section's name
+    intervention  TEXT    NOT NULL,               -- e.g. ablation-zero, steering, finetune
+    components    TEXT    NOT NULL,               -- the components intervened on
+    split         TEXT    NOT NULL,               -- heldout | selection | neutral
+    metric        TEXT    NOT NULL,               -- e.g. mean_logit_diff, perplexity
+    before        DOUBLE PRECISION NOT NULL,
+    after         DOUBLE PRECISION NOT NULL,
+    control_after DOUBLE PRECISION,
+    control_components TEXT,
+    task_id       BIGINT NOT NULL,
+    PRIMARY KEY (sweep_id, debias, intervention, split, metric)
+);
+
+CREATE VIEW debias_v AS
+SELECT s.name            AS sweep_name,
+       d.sweep_id        AS sweep_id,
+       d.debias          AS debias,
+       d.intervention    AS intervention,
+       d.components      AS components,
+       d.split           AS split,
+       d.metric          AS metric,
+       d.before          AS before,
+       d.after           AS after,
+       d.after - d.before AS delta,
+       d.control_after   AS control_after,
+       d.control_components AS control_components
+FROM debias_results d
+JOIN sweeps s ON s.id = d.sweep_id;

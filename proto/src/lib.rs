@@ -1,0 +1,12 @@
+//! The wire contract of patchsweep: protobuf package `patchsweep.v1`.
+//!
+//! - `SweepService` (sweep.proto): clients submit, watch, cancel and resume sweeps.
+//! - `WorkerService` (worker.proto): workers register, lease tasks, heartbeat, and complete
+//!   or fail them under fencing (a result names the lease attempt it was computed under).
+//!
+//! These generated types stay at the edge: the coordinator and the worker convert them to
+//! their domain types where a message enters.
+
+pub mod v1 {
+    tonic::include_proto!("patchsweep.v1");
+}

@@ -1,0 +1,181 @@
+//! `patchsweep submit | status | watch | cancel | resume`: a client of a coordinator.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use patchsweep_coordinator::client::{sweep_client, SweepClient};
+use patchsweep_coordinator::spec::SweepSpec;
+use patchsweep_coordinator::store::SweepProgress;
+use patchsweep_coordinator::wire::progress_from_wire;
+use patchsweep_proto::v1 as pb;
+
+use crate::cluster::RemoteArgs;
+use crate::progress::Progress;
+use crate::sweep_view;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn client(remote: &RemoteArgs) -> Result<SweepClient> {
+    sweep_client(&remote.target()?).map_err(anyhow::Error::msg)
+}
+
+fn rpc_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The sweep spec (TOML).
+    spec: PathBuf,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Follow the sweep until it ends, like `watch`.
+    #[arg(long)]
+    watch: bool,
+}
+
+pub fn submit(args: SubmitArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("reading spec {}", args.spec.display()))?;
+    let origin = args.spec.display().to_string();
+    // Check here first: a bad spec is refused before it travels.
+    SweepSpec::parse(&text, &origin)?;
+    let mut c = client(&args.remote)?;
+    let rt = runtime()?;
+    let id = rt
+        .block_on(c.submit_sweep(pb::SubmitSweepRequest {
+            spec_toml: text,
+            origin,
+        }))
+        .map_err(rpc_err)?
+        .into_inner()
+        .sweep_id;
+    println!("{id}");
+    if args.watch {
+        rt.block_on(follow(&mut c, id, 1.0))?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// The sweep id (as `submit` printed it); absent for `status`: list recent sweeps.
+    sweep_id: Option<i64>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Seconds between updates (`watch`).
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Print JSON instead of text (`status`).
+    #[arg(long)]
+    json: bool,
+}
+
+fn json(p: &SweepProgress) -> serde_json::Value {
+    serde_json::json!({
+        "sweep_id": p.sweep_id, "name": p.name, "model": p.model, "state": p.state,
+        "error": p.error, "tasks": {"queued": p.tasks.queued, "leased": p.tasks.leased,
+        "done": p.tasks.done, "failed": p.tasks.failed, "cancelled": p.tasks.cancelled},
+        "patches_total": p.patches_total, "patches_done": p.patches_done,
+        "effects_stored": p.effects_stored, "patches_per_second": p.patches_per_second(),
+        "eta_seconds": p.eta_seconds(), "workers": p.workers, "retries": p.retries,
+        "stale_results": p.stale_results, "lease_expirations": p.lease_expirations,
+        "failures": p.failures.iter().map(|f| serde_json::json!({"task_id": f.task_id,
+            "description": f.description, "error": f.error, "attempts": f.attempts})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn status(args: SweepArgs) -> Result<()> {
+    let mut c = client(&args.remote)?;
+    let rt = runtime()?;
+    let sweeps: Vec<SweepProgress> = match args.sweep_id {
+        Some(id) => vec![progress_from_wire(
+            rt.block_on(c.get_sweep(pb::GetSweepRequest { sweep_id: id }))
+                .map_err(rpc_err)?
+                .into_inner(),
+        )],
+        None => rt
+            .block_on(c.list_sweeps(pb::ListSweepsRequest { limit: 20 }))
+            .map_err(rpc_err)?
+            .into_inner()
+            .sweeps
+            .into_iter()
+            .map(progress_from_wire)
+            .collect(),
+    };
+    if args.json {
+        let v: Vec<_> = sweeps.iter().map(json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for p in &sweeps {
+            print!("{}", sweep_view::block(p));
+        }
+    }
+    Ok(())
+}
+
+/// Follows a sweep until it ends: a bar on a terminal, lines otherwise.
+async fn follow(c: &mut SweepClient, id: i64, interval: f64) -> Result<SweepProgress> {
+    let mut stream = c
+        .watch_sweep(pb::WatchSweepRequest {
+            sweep_id: id,
+            interval_seconds: interval,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let mut bar: Option<Progress> = None;
+    let mut last = None;
+    while let Some(msg) = stream.message().await.map_err(rpc_err)? {
+        let p = progress_from_wire(msg);
+        let b = bar.get_or_insert_with(|| Progress::new(&format!("sweep {id}"), 0, "patches"));
+        b.set(p.patches_done as u64, p.patches_total as u64);
+        tracing::debug!("{}", sweep_view::line(&p));
+        last = Some(p);
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    let p = last.context("the coordinator ended the watch without a status")?;
+    eprint!("{}", sweep_view::block(&p));
+    Ok(p)
+}
+
+pub fn watch(args: SweepArgs) -> Result<()> {
+    let Some(id) = args.sweep_id else {
+        bail!("give the sweep id to watch");
+    };
+    let mut c = client(&args.remote)?;
+    let p = runtime()?.block_on(follow(&mut c, id, args.interval))?;
+    if p.state != "done" {
+        bail!("sweep {id} ended {}", p.state);
+    }
+    Ok(())
+}
+
+pub fn cancel(args: SweepArgs) -> Result<()> {
+    let id = args.sweep_id.context("give the sweep id to cancel")?;
+    let mut c = client(&args.remote)?;
+    let p = runtime()?
+        .block_on(c.cancel_sweep(pb::CancelSweepRequest { sweep_id: id }))
+        .map_err(rpc_err)?
+        .into_inner();
+    print!("{}", sweep_view::block(&progress_from_wire(p)));
+    Ok(())
+}
+
+pub fn resume(args: SweepArgs) -> Result<()> {
+    let id = args.sweep_id.context("give the sweep id to resume")?;
+    let mut c = client(&args.remote)?;
+    let p = runtime()?
+        .block_on(c.resume_sweep(pb::ResumeSweepRequest { sweep_id: id }))
+        .map_err(rpc_err)?
+        .into_inner();
+    print!("{}", sweep_view::block(&progress_from_wire(p)));
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! How a sweep's progress reads on a terminal: one line for `watch`, a block for `status`.
+
+use patchsweep_coordinator::store::SweepProgress;
+
+fn eta(p: &SweepProgress) -> String {
+    match p.eta_seconds() {
+        Some(s) if s >= 3600.0 => format!("{:.1}h", s / 3600.0),
+        Some(s) if s >= 60.0 => format!("{:.1}m", s / 60.0),
+        Some(s) => format!("{s:.0}s"),
+        None => "-".into(),
+    }
+}
+
+/// One line: state, done/total patches, rate, ETA, workers, failures.
+pub fn line(p: &SweepProgress) -> String {
+    let t = &p.tasks;
+    format!(
+        "sweep {} [{}] {}/{} patches ({:.0}/s, ETA {}), tasks {}/{} done, {} running, {} failed, \
+         {} workers, {} retries, {} stale results refused",
+        p.sweep_id,
+        p.state,
+        p.patches_done,
+        p.patches_total,
+        p.patches_per_second(),
+        eta(p),
+        t.done,
+        t.total(),
+        t.leased,
+        t.failed,
+        p.workers,
+        p.retries,
+        p.stale_results
+    )
+}
+
+/// A block: the line, then the sweep's error and failed tasks.
+pub fn block(p: &SweepProgress) -> String {
+    let mut s = format!(
+        "sweep {} {:?} on {}\n  created {}{}\n  {}\n",
+        p.sweep_id,
+        p.name,
+        p.model,
+        p.created_at,
+        p.finished_at
+            .as_ref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default(),
+        line(p)
+    );
+    if let Some(e) = &p.error {
+        s.push_str(&format!("  error: {e}\n"));
+    }
+    for f in &p.failures {
+        s.push_str(&format!(
+            "  failed task {} ({}) after {} attempt(s): {}\n",
+            f.task_id, f.description, f.attempts, f.error
+        ));
+    }
+    s
+}

@@ -1,0 +1,93 @@
+//! The compute side of a worker: an [`Executor`] on its own thread, fed by a channel, so
+//! model compute never blocks the async runtime that heartbeats and talks to the
+//! coordinator.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Arc, Mutex};
+
+use patchsweep_coordinator::store::{LeasedTask, TaskOutput};
+use tokio::sync::oneshot;
+
+/// Why a task could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct TaskError {
+    pub message: String,
+    /// Deterministic (the spec does not fit the model): retrying cannot help.
+    pub permanent: bool,
+}
+
+impl TaskError {
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+
+    pub fn transient(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+}
+
+/// Computes tasks. Runs on the compute thread only.
+pub trait Executor: Send + 'static {
+    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError>;
+    /// The model specs loaded now (the scheduler prefers their tasks).
+    fn models(&self) -> Vec<String>;
+}
+
+type Job = (LeasedTask, oneshot::Sender<Result<TaskOutput, TaskError>>);
+
+/// A handle on the compute thread.
+pub struct ComputeThread {
+    jobs: mpsc::Sender<Job>,
+    models: Arc<Mutex<Vec<String>>>,
+}
+
+impl ComputeThread {
+    pub fn spawn(mut executor: Box<dyn Executor>) -> Self {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let models = Arc::new(Mutex::new(executor.models()));
+        let shared = models.clone();
+        std::thread::Builder::new()
+            .name("patchsweep-compute".into())
+            .spawn(move || {
+                for (task, reply) in rx {
+                    let out =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| executor.execute(&task)))
+                            .unwrap_or_else(|panic| {
+                                let what = panic
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_else(|| "unknown panic".into());
+                                Err(TaskError::transient(format!("the task panicked: {what}")))
+                            });
+                    if let Ok(mut m) = shared.lock() {
+                        *m = executor.models();
+                    }
+                    let _ = reply.send(out);
+                }
+            })
+            .expect("spawning the compute thread");
+        Self { jobs, models }
+    }
+
+    /// Computes `task` on the compute thread.
+    pub async fn run(&self, task: LeasedTask) -> Result<TaskOutput, TaskError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send((task, tx))
+            .map_err(|_| TaskError::transient("the compute thread has stopped"))?;
+        rx.await
+            .map_err(|_| TaskError::transient("the compute thread has stopped"))?
+    }
+
+    pub fn models(&self) -> Vec<String> {
+        self.models.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}

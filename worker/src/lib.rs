@@ -1,0 +1,19 @@
+//! The patchsweep worker: holds a model, leases tasks from a coordinator, computes effects
+//! and hands them back under fencing.
+//!
+//! # Layout
+//! - [`link`]: what a worker asks of a coordinator ([`link::Link`]), over gRPC
+//!   ([`grpc_link`]) or in the same process ([`local_link`], the embedded `run`).
+//! - [`executor`]: the compute side: [`executor::Executor`] and the thread that runs it,
+//!   off the async runtime.
+//! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
+//! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
+//! - [`faults`]: fault injection for the reliability tests (hidden flags).
+
+pub mod executor;
+pub mod faults;
+pub mod grpc_link;
+pub mod link;
+pub mod local_link;
+pub mod model_executor;
+pub mod worker_loop;

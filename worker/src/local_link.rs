@@ -1,0 +1,83 @@
+//! The in-process link of the embedded `run`: the worker loop calls the coordinator core
+//! directly, no sockets.
+
+use patchsweep_coordinator::service::{Coordinator, CoordinatorError, Registration};
+use patchsweep_coordinator::store::{LeasedTask, Settled, StoreError, TaskOutput, WorkerInfo};
+
+use crate::link::{Link, LinkError};
+
+pub struct LocalLink {
+    pub coordinator: Coordinator,
+}
+
+fn err(e: CoordinatorError) -> LinkError {
+    match e {
+        CoordinatorError::Store(StoreError::Connect { .. } | StoreError::Database { .. }) => {
+            LinkError::Unavailable(e.to_string())
+        }
+        other => LinkError::Refused(other.to_string()),
+    }
+}
+
+impl Link for LocalLink {
+    async fn register(&self, info: WorkerInfo) -> Result<Registration, LinkError> {
+        self.coordinator.register(info).await.map_err(err)
+    }
+
+    async fn lease(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        max: usize,
+    ) -> Result<Vec<LeasedTask>, LinkError> {
+        self.coordinator
+            .lease(worker_id, models, max)
+            .await
+            .map_err(err)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        leases: &[(i64, i64)],
+    ) -> Result<Vec<(i64, i64)>, LinkError> {
+        self.coordinator
+            .heartbeat(worker_id, models, leases)
+            .await
+            .map_err(err)
+    }
+
+    async fn complete(
+        &self,
+        worker_id: &str,
+        task: &LeasedTask,
+        output: &TaskOutput,
+        _compute_seconds: f64,
+    ) -> Result<Settled, LinkError> {
+        self.coordinator
+            .complete(worker_id, task.task_id, task.attempt, output)
+            .await
+            .map_err(err)
+    }
+
+    async fn fail(
+        &self,
+        worker_id: &str,
+        task: &LeasedTask,
+        error: &str,
+        permanent: bool,
+    ) -> Result<Settled, LinkError> {
+        self.coordinator
+            .fail(worker_id, task.task_id, task.attempt, error, permanent)
+            .await
+            .map_err(err)
+    }
+
+    async fn release(&self, worker_id: &str, task: &LeasedTask) -> Result<bool, LinkError> {
+        self.coordinator
+            .release(worker_id, task.task_id, task.attempt)
+            .await
+            .map_err(err)
+    }
+}

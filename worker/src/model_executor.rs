@@ -1,0 +1,251 @@
+//! The real executor: loads the sweep's model (one at a time, freeing the previous one),
+//! prepares each sweep once (parse, tokenize, check against the model) and computes
+//! prepare and patch tasks with the engine.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use patchsweep_coordinator::plan::{self, PatchTask};
+use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
+use patchsweep_coordinator::store::{EffectRow, LeasedTask, PairRow, PreparedSweep, TaskOutput};
+use patchsweep_engine::experiment::{Baseline, Effect, Engine, PairInput};
+use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
+
+use crate::executor::{Executor, TaskError};
+use crate::faults::Faults;
+
+/// A sweep as this worker prepared it.
+pub struct SweepState {
+    pub parsed: ParsedSpec,
+    pub prepared: Prepared,
+    index: HashMap<String, usize>,
+}
+
+/// How many prepared sweeps a worker keeps.
+const SWEEPS_KEPT: usize = 8;
+
+pub struct ModelExecutor {
+    /// Overrides the spec's device (the worker knows its GPU).
+    device: Option<String>,
+    loaded: Option<(String, Arc<LoadedModel>)>,
+    sweeps: HashMap<i64, Arc<SweepState>>,
+    faults: Faults,
+}
+
+impl ModelExecutor {
+    pub fn new(device: Option<String>, faults: Faults) -> Self {
+        Self {
+            device,
+            loaded: None,
+            sweeps: HashMap::new(),
+            faults,
+        }
+    }
+
+    /// The model of `spec`, loading it (and freeing the one held) when it differs.
+    pub fn model_for(&mut self, spec: &SweepSpec) -> Result<Arc<LoadedModel>, TaskError> {
+        let device = self.device.clone().unwrap_or_else(|| spec.device.clone());
+        let key = format!("{}|{device}|{}", spec.model, spec.dtype);
+        if let Some((k, m)) = &self.loaded {
+            if *k == key {
+                return Ok(m.clone());
+            }
+        }
+        self.loaded = None;
+        self.sweeps.clear();
+        let model_spec: ModelSpec = spec.model.parse().map_err(TaskError::permanent)?;
+        let opts = LoadOptions::parse(&device, &spec.dtype).map_err(TaskError::permanent)?;
+        let started = std::time::Instant::now();
+        // Loading can fail on this machine only (a missing file): let another worker try.
+        let model = Arc::new(
+            load(&model_spec, &opts)
+                .map_err(|e| TaskError::transient(format!("loading model {model_spec}: {e}")))?,
+        );
+        tracing::info!(model = %model_spec, %device, seconds = started.elapsed().as_secs_f64(), "model loaded");
+        self.loaded = Some((key, model.clone()));
+        Ok(model)
+    }
+
+    /// The sweep of `task`, parsed and prepared against the model (once per sweep).
+    pub fn sweep(
+        &mut self,
+        task: &LeasedTask,
+    ) -> Result<(Arc<LoadedModel>, Arc<SweepState>), TaskError> {
+        let parsed = SweepSpec::parse(&task.spec_toml, &format!("sweep {}", task.sweep_id))
+            .map_err(TaskError::permanent)?;
+        let model = self.model_for(&parsed.spec)?;
+        if let Some(s) = self.sweeps.get(&task.sweep_id) {
+            return Ok((model, s.clone()));
+        }
+        let prepared = parsed.prepare(&model).map_err(TaskError::permanent)?;
+        let index = prepared
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        if self.sweeps.len() >= SWEEPS_KEPT {
+            self.sweeps.clear();
+        }
+        let state = Arc::new(SweepState {
+            parsed,
+            prepared,
+            index,
+        });
+        self.sweeps.insert(task.sweep_id, state.clone());
+        Ok((model, state))
+    }
+
+    fn engine<'m>(model: &'m LoadedModel, state: &SweepState) -> Engine<'m> {
+        let mut engine = Engine::new(&model.model);
+        engine.max_batch = state.parsed.spec.batch_size;
+        engine
+    }
+
+    fn prepare(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
+        let (model, state) = self.sweep(task)?;
+        let engine = Self::engine(&model, &state);
+        let engine_err = |e: patchsweep_engine::EngineError| TaskError::transient(e);
+        let baselines = engine
+            .baselines(&state.prepared.pairs)
+            .map_err(engine_err)?;
+        let tasks =
+            plan::plan(&engine, &state.parsed, &state.prepared, &baselines).map_err(engine_err)?;
+        Ok(TaskOutput::Prepare(PreparedSweep {
+            pairs: pair_rows(&model, &state.prepared, &baselines),
+            dropped: state
+                .prepared
+                .dropped
+                .counts
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as i64))
+                .collect(),
+            experiments: state
+                .parsed
+                .experiments
+                .iter()
+                .map(|e| {
+                    (
+                        e.name.clone(),
+                        e.method.name().to_string(),
+                        e.direction.name().to_string(),
+                    )
+                })
+                .collect(),
+            tasks,
+        }))
+    }
+
+    fn patch(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
+        let args: PatchTask = serde_json::from_str(&task.payload)
+            .map_err(|e| TaskError::permanent(format!("patch task arguments: {e}")))?;
+        self.faults.before_patch(&args)?;
+        let (model, state) = self.sweep(task)?;
+        let exp = state
+            .parsed
+            .experiments
+            .iter()
+            .find(|e| e.name == args.experiment)
+            .ok_or_else(|| {
+                TaskError::permanent(format!("the spec has no experiment `{}`", args.experiment))
+            })?;
+        if args.baselines.len() != args.pairs.len() {
+            return Err(TaskError::permanent(format!(
+                "patch task has {} pairs but {} baselines",
+                args.pairs.len(),
+                args.baselines.len()
+            )));
+        }
+        let pairs: Vec<PairInput> = args
+            .pairs
+            .iter()
+            .map(|id| {
+                state
+                    .index
+                    .get(id)
+                    .map(|&i| state.prepared.pairs[i].clone())
+                    .ok_or_else(|| {
+                        TaskError::permanent(format!(
+                            "pair `{id}` is not in the sweep's dataset as this worker \
+                             tokenizes it (another tokenizer or dataset version?)"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let narrowed = plan::restrict(exp, &args.layers, args.pathways);
+        let engine = Self::engine(&model, &state);
+        let baselines: Vec<Baseline> = args.baselines();
+        let effects = engine
+            .run(&narrowed, &pairs, &baselines, &mut |_| {})
+            .map_err(TaskError::transient)?;
+        Ok(TaskOutput::Patch(
+            effects
+                .iter()
+                .map(|e| effect_row(&exp.name, &pairs, e))
+                .collect(),
+        ))
+    }
+}
+
+impl Executor for ModelExecutor {
+    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
+        match task.kind.as_str() {
+            plan::PREPARE => self.prepare(task),
+            plan::PATCH => self.patch(task),
+            other => Err(TaskError::permanent(format!(
+                "this worker cannot run tasks of kind `{other}`"
+            ))),
+        }
+    }
+
+    fn models(&self) -> Vec<String> {
+        self.loaded
+            .as_ref()
+            .map(|(_, m)| vec![m.spec.to_string()])
+            .unwrap_or_default()
+    }
+}
+
+/// The stored form of the prepared pairs, with their baselines and decoded tokens.
+pub fn pair_rows(model: &LoadedModel, p: &Prepared, baselines: &[Baseline]) -> Vec<PairRow> {
+    let text = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| model.tokenizer.token_text(i))
+            .collect::<Vec<_>>()
+    };
+    p.pairs
+        .iter()
+        .zip(&p.specs)
+        .zip(baselines)
+        .map(|((pair, spec), b)| PairRow {
+            pair_id: pair.id.clone(),
+            template: spec.template.clone(),
+            clean_prompt: spec.clean.clone(),
+            corrupt_prompt: spec.corrupt.clone(),
+            clean_ids: pair.clean_ids.clone(),
+            corrupt_ids: pair.corrupt_ids.clone(),
+            labels: spec.labels.clone(),
+            clean_metric: b.clean as f64,
+            corrupt_metric: b.corrupt as f64,
+            position_labels: pair.position_labels.clone(),
+            clean_tokens: text(&pair.clean_ids),
+            corrupt_tokens: text(&pair.corrupt_ids),
+        })
+        .collect()
+}
+
+fn effect_row(experiment: &str, pairs: &[PairInput], e: &Effect) -> EffectRow {
+    let c = |x: Option<usize>| x.map(|v| v as u32);
+    EffectRow {
+        experiment: experiment.to_string(),
+        component: e.key.component.clone(),
+        layer: c(e.key.layer),
+        head: c(e.key.head),
+        position: c(e.key.position),
+        neuron: c(e.key.neuron),
+        pair_id: pairs[e.pair].id.clone(),
+        value: e.value,
+        effect: e.effect,
+        normalized: e.normalized,
+    }
+}
