@@ -191,7 +191,6 @@ fn default_name() -> String {
 
 pub fn worker(args: WorkerArgs) -> Result<()> {
     let target = args.remote.target()?;
-    let link = Arc::new(GrpcLink::new(&target).map_err(anyhow::Error::msg)?);
     let faults = Faults {
         task_delay: Duration::from_millis(args.fault_task_delay_ms),
         fail_experiment: args.fault_fail_experiment.clone(),
@@ -200,6 +199,7 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
     let compute = ComputeThread::spawn(Box::new(ModelExecutor::new(args.device.clone(), faults)));
     let opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device);
     runtime()?.block_on(async move {
+        let link = Arc::new(GrpcLink::new(&target).map_err(anyhow::Error::msg)?);
         if let Some(addr) = args.health_listen {
             let (_reporter, health) = tonic_health::server::health_reporter();
             tokio::spawn(async move {

@@ -20,7 +20,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn client(remote: &RemoteArgs) -> Result<SweepClient> {
+/// A client; call inside the runtime (the channel's connection task needs it).
+fn client(rt: &tokio::runtime::Runtime, remote: &RemoteArgs) -> Result<SweepClient> {
+    let _inside = rt.enter();
     sweep_client(&remote.target()?).map_err(anyhow::Error::msg)
 }
 
@@ -45,8 +47,8 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
     let origin = args.spec.display().to_string();
     // Check here first: a bad spec is refused before it travels.
     SweepSpec::parse(&text, &origin)?;
-    let mut c = client(&args.remote)?;
     let rt = runtime()?;
+    let mut c = client(&rt, &args.remote)?;
     let id = rt
         .block_on(c.submit_sweep(pb::SubmitSweepRequest {
             spec_toml: text,
@@ -91,8 +93,8 @@ fn json(p: &SweepProgress) -> serde_json::Value {
 }
 
 pub fn status(args: SweepArgs) -> Result<()> {
-    let mut c = client(&args.remote)?;
     let rt = runtime()?;
+    let mut c = client(&rt, &args.remote)?;
     let sweeps: Vec<SweepProgress> = match args.sweep_id {
         Some(id) => vec![progress_from_wire(
             rt.block_on(c.get_sweep(pb::GetSweepRequest { sweep_id: id }))
@@ -150,8 +152,9 @@ pub fn watch(args: SweepArgs) -> Result<()> {
     let Some(id) = args.sweep_id else {
         bail!("give the sweep id to watch");
     };
-    let mut c = client(&args.remote)?;
-    let p = runtime()?.block_on(follow(&mut c, id, args.interval))?;
+    let rt = runtime()?;
+    let mut c = client(&rt, &args.remote)?;
+    let p = rt.block_on(follow(&mut c, id, args.interval))?;
     if p.state != "done" {
         bail!("sweep {id} ended {}", p.state);
     }
@@ -160,8 +163,9 @@ pub fn watch(args: SweepArgs) -> Result<()> {
 
 pub fn cancel(args: SweepArgs) -> Result<()> {
     let id = args.sweep_id.context("give the sweep id to cancel")?;
-    let mut c = client(&args.remote)?;
-    let p = runtime()?
+    let rt = runtime()?;
+    let mut c = client(&rt, &args.remote)?;
+    let p = rt
         .block_on(c.cancel_sweep(pb::CancelSweepRequest { sweep_id: id }))
         .map_err(rpc_err)?
         .into_inner();
@@ -171,8 +175,9 @@ pub fn cancel(args: SweepArgs) -> Result<()> {
 
 pub fn resume(args: SweepArgs) -> Result<()> {
     let id = args.sweep_id.context("give the sweep id to resume")?;
-    let mut c = client(&args.remote)?;
-    let p = runtime()?
+    let rt = runtime()?;
+    let mut c = client(&rt, &args.remote)?;
+    let p = rt
         .block_on(c.resume_sweep(pb::ResumeSweepRequest { sweep_id: id }))
         .map_err(rpc_err)?
         .into_inner();

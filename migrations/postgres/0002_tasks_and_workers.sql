@@ -3,7 +3,8 @@
 -- Times here are seconds since the Unix epoch by the database clock (DOUBLE PRECISION), so
 -- lease arithmetic is plain addition on both backends; the views show them as timestamps.
 --
--- Task states: queued -> leased -> done | failed | cancelled; an expired lease or a retry
+-- Task states: [waiting ->] queued -> leased -> done | failed | cancelled (waiting: until every
+-- other task of the sweep has ended, e.g. debias after patching); an expired lease or a retry
 -- puts a task back to queued. `attempt` counts leases and is the fencing token: a result
 -- is accepted only from the worker holding the lease of the task's current attempt.
 
@@ -41,7 +42,7 @@ CREATE TABLE tasks (
     created_at        DOUBLE PRECISION NOT NULL,
     started_at        DOUBLE PRECISION,
     finished_at       DOUBLE PRECISION,
-    CHECK (state IN ('queued', 'leased', 'done', 'failed', 'cancelled'))
+    CHECK (state IN ('waiting', 'queued', 'leased', 'done', 'failed', 'cancelled'))
 );
 
 CREATE INDEX tasks_queue ON tasks (state, not_before);

@@ -380,6 +380,14 @@ macro_rules! queue_sql {
             sweep_id: i64,
         ) -> Result<(), QueueError> {
             const STEP: &str = "settle sweep";
+            // Settling takes turns per sweep: two last tasks finishing at once would each
+            // see the other still running, and neither would end the sweep.
+            let lock = format!("SELECT id FROM sweeps WHERE id = $1{}", $lock_row);
+            sqlx::query(&lock)
+                .bind(sweep_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(queue_db_error(STEP, url))?;
             sqlx::query(
                 "UPDATE tasks SET state = 'queued' WHERE sweep_id = $1 AND state = 'waiting' \
                  AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.sweep_id = $1 \

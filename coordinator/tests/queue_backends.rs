@@ -1,0 +1,452 @@
+//! The task queue's semantics, run against both backends: leases, fencing, exactly-once
+//! results, expiry, retries with backoff, permanent failures, cancel and resume, and
+//! concurrent leasing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use patchsweep_coordinator::store::{
+    DebiasRow, EffectRow, LeasedTask, NewTask, PairRow, PreparedSweep, QueuePolicy, Settled, Store,
+    TaskOutput, WorkerInfo,
+};
+
+#[path = "common/testdb.rs"]
+mod testdb;
+use testdb::*;
+
+fn policy(lease: f64) -> QueuePolicy {
+    QueuePolicy {
+        lease_seconds: lease,
+        backoff_base_seconds: 0.05,
+        backoff_max_seconds: 0.1,
+        max_attempts: 2,
+    }
+}
+
+fn task(kind: &str, n: usize, waits: bool) -> NewTask {
+    NewTask {
+        kind: kind.into(),
+        description: format!("{kind} {n}"),
+        payload: format!("{{\"n\":{n}}}"),
+        cost: 10,
+        waits,
+    }
+}
+
+fn pair(id: &str) -> PairRow {
+    PairRow {
+        pair_id: id.into(),
+        template: None,
+        clean_prompt: "a b".into(),
+        corrupt_prompt: "a c".into(),
+        clean_ids: vec![1, 2],
+        corrupt_ids: vec![1, 3],
+        labels: BTreeMap::new(),
+        clean_metric: 1.0,
+        corrupt_metric: 0.0,
+        position_labels: vec![],
+        clean_tokens: vec![],
+        corrupt_tokens: vec![],
+    }
+}
+
+fn effects(pair_id: &str, layers: std::ops::Range<u32>) -> Vec<EffectRow> {
+    layers
+        .map(|l| EffectRow {
+            experiment: "exp".into(),
+            component: "resid_pre".into(),
+            layer: Some(l),
+            head: None,
+            position: Some(1),
+            neuron: None,
+            pair_id: pair_id.into(),
+            value: l as f64,
+            effect: 0.5,
+            normalized: Some(0.5),
+        })
+        .collect()
+}
+
+async fn worker(store: &Store, id: &str) -> String {
+    store
+        .register_worker(&WorkerInfo {
+            id: id.into(),
+            name: id.into(),
+            device: "cpu".into(),
+            memory_bytes: 0,
+            models: vec![],
+            version: "test".into(),
+        })
+        .await
+        .unwrap();
+    id.to_string()
+}
+
+async fn lease_one(store: &Store, w: &str, p: &QueuePolicy) -> Option<LeasedTask> {
+    store
+        .lease_tasks(w, "", 1, p)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+/// A sweep whose prepare task completed with `patches` patch tasks (and one waiting
+/// debias task when `debias`); answers the sweep id.
+async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: bool) -> i64 {
+    let id = store
+        .submit_sweep("s", "spec", "gguf:m", &[task("prepare", 0, false)], p)
+        .await
+        .unwrap();
+    let w = worker(store, "preparer").await;
+    let prep = lease_one(store, &w, p).await.expect("the prepare task");
+    assert_eq!(
+        (prep.kind.as_str(), prep.attempt, prep.spec_toml.as_str()),
+        ("prepare", 1, "spec")
+    );
+    let mut tasks: Vec<NewTask> = (0..patches).map(|n| task("patch", n, false)).collect();
+    if debias {
+        tasks.push(task("debias", 99, true));
+    }
+    let out = TaskOutput::Prepare(PreparedSweep {
+        pairs: vec![pair("p0"), pair("p1")],
+        dropped: vec![("token_count_mismatch".into(), 1)],
+        experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
+        tasks,
+    });
+    let settled = store
+        .complete_task(&w, prep.task_id, prep.attempt, &out, p)
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Completed { rows: 2 });
+    id
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let r = store.query_readonly(sql).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    v[0].as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+mod suite {
+    use super::*;
+
+    pub async fn results_land_once_and_the_sweep_ends(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 2, true).await;
+        let w = worker(&store, "w1").await;
+        let a = lease_one(&store, &w, &p).await.unwrap();
+        let b = lease_one(&store, &w, &p).await.unwrap();
+        assert_eq!((a.kind.as_str(), b.kind.as_str()), ("patch", "patch"));
+        // The debias task waits for the patch tasks.
+        assert!(lease_one(&store, &w, &p).await.is_none());
+        let out = TaskOutput::Patch(effects("p0", 0..5));
+        assert_eq!(
+            store
+                .complete_task(&w, a.task_id, a.attempt, &out, &p)
+                .await
+                .unwrap(),
+            Settled::Completed { rows: 5 }
+        );
+        // A re-delivered result is refused and lands nowhere.
+        let again = store
+            .complete_task(&w, a.task_id, a.attempt, &out, &p)
+            .await
+            .unwrap();
+        assert!(matches!(again, Settled::Stale { .. }), "{again:?}");
+        let out_b = TaskOutput::Patch(effects("p1", 0..5));
+        store
+            .complete_task(&w, b.task_id, b.attempt, &out_b, &p)
+            .await
+            .unwrap();
+        let d = lease_one(&store, &w, &p)
+            .await
+            .expect("the debias task, now released");
+        assert_eq!(d.kind, "debias");
+        let rows = serde_json::to_string(&vec![DebiasRow {
+            debias: "d".into(),
+            intervention: "ablation-zero".into(),
+            components: "mlp_out L0".into(),
+            split: "heldout".into(),
+            metric: "mean_logit_diff".into(),
+            before: 1.0,
+            after: 0.25,
+            control_after: Some(0.9),
+            control_components: Some("mlp_out L3".into()),
+        }])
+        .unwrap();
+        let settled = store
+            .complete_task(&w, d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::Completed { rows: 1 });
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!(prog.state, "done");
+        assert_eq!((prog.tasks.done, prog.tasks.total()), (4, 4));
+        assert_eq!((prog.patches_done, prog.patches_total), (40, 40));
+        assert_eq!(prog.effects_stored, 10);
+        assert_eq!(prog.stale_results, 1);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM effects_v").await, 10);
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM debias_v WHERE delta = -0.75").await,
+            1
+        );
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM tasks_v WHERE state = 'done'").await,
+            4
+        );
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM workers_v").await, 2);
+    }
+
+    pub async fn expired_leases_are_fenced(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(0.3);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let (a, b) = (worker(&store, "a").await, worker(&store, "b").await);
+        let first = lease_one(&store, &a, &p).await.unwrap();
+        assert!(
+            lease_one(&store, &b, &p).await.is_none(),
+            "the lease is held"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The heartbeat comes too late: the lease already went back to the queue.
+        let second = lease_one(&store, &b, &p)
+            .await
+            .expect("expired lease, leased again");
+        assert_eq!((second.task_id, second.attempt), (first.task_id, 2));
+        let lost = store
+            .heartbeat(&a, &[], &[(first.task_id, first.attempt)], &p)
+            .await
+            .unwrap();
+        assert_eq!(lost, vec![(first.task_id, 1)]);
+        let out = TaskOutput::Patch(effects("p0", 0..3));
+        let stale = store
+            .complete_task(&a, first.task_id, 1, &out, &p)
+            .await
+            .unwrap();
+        assert!(matches!(stale, Settled::Stale { .. }), "{stale:?}");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM effects").await, 0);
+        let ok = store
+            .complete_task(&b, second.task_id, 2, &out, &p)
+            .await
+            .unwrap();
+        assert_eq!(ok, Settled::Completed { rows: 3 });
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!(
+            (
+                prog.state.as_str(),
+                prog.retries,
+                prog.stale_results,
+                prog.lease_expirations
+            ),
+            ("done", 1, 1, 1)
+        );
+    }
+
+    pub async fn heartbeats_keep_leases(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(0.4);
+        prepared_sweep(&store, &p, 1, false).await;
+        let (a, b) = (worker(&store, "a").await, worker(&store, "b").await);
+        let t = lease_one(&store, &a, &p).await.unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let lost = store
+                .heartbeat(&a, &[], &[(t.task_id, t.attempt)], &p)
+                .await
+                .unwrap();
+            assert!(lost.is_empty());
+            assert!(
+                lease_one(&store, &b, &p).await.is_none(),
+                "kept by heartbeats"
+            );
+        }
+    }
+
+    pub async fn failures_retry_then_fail_and_the_sweep_goes_on(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 2, false).await;
+        let w = worker(&store, "w").await;
+        let bad = lease_one(&store, &w, &p).await.unwrap();
+        let r = store
+            .fail_task(&w, bad.task_id, 1, "boom 1", false, &p)
+            .await
+            .unwrap();
+        assert!(matches!(r, Settled::Requeued { .. }), "{r:?}");
+        let good = lease_one(&store, &w, &p).await.unwrap();
+        assert_ne!(
+            good.task_id, bad.task_id,
+            "the failed task waits out its backoff"
+        );
+        let out = TaskOutput::Patch(effects("p0", 0..2));
+        store
+            .complete_task(&w, good.task_id, good.attempt, &out, &p)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let again = lease_one(&store, &w, &p).await.unwrap();
+        assert_eq!((again.task_id, again.attempt), (bad.task_id, 2));
+        let r = store
+            .fail_task(&w, bad.task_id, 2, "boom 2", false, &p)
+            .await
+            .unwrap();
+        assert_eq!(r, Settled::Failed);
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!(prog.state, "partial");
+        assert_eq!(prog.failures.len(), 1);
+        assert_eq!(prog.failures[0].error, "boom 2");
+        assert_eq!(prog.failures[0].attempts, 2);
+    }
+
+    pub async fn permanent_prepare_failure_fails_the_sweep(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = store
+            .submit_sweep("s", "spec", "m", &[task("prepare", 0, false)], &p)
+            .await
+            .unwrap();
+        let w = worker(&store, "w").await;
+        let t = lease_one(&store, &w, &p).await.unwrap();
+        let msg = "spec field `metric`: \" he\" is not a single token";
+        let r = store
+            .fail_task(&w, t.task_id, 1, msg, true, &p)
+            .await
+            .unwrap();
+        assert_eq!(r, Settled::Failed);
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!(
+            (prog.state.as_str(), prog.error.as_deref()),
+            ("failed", Some(msg))
+        );
+    }
+
+    pub async fn cancel_stops_and_resume_requeues(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 3, false).await;
+        let w = worker(&store, "w").await;
+        let held = lease_one(&store, &w, &p).await.unwrap();
+        let prog = store.cancel_sweep(sweep, &p).await.unwrap();
+        assert_eq!(
+            (prog.state.as_str(), prog.tasks.cancelled),
+            ("cancelled", 3)
+        );
+        assert!(lease_one(&store, &w, &p).await.is_none());
+        let out = TaskOutput::Patch(effects("p0", 0..1));
+        let r = store
+            .complete_task(&w, held.task_id, held.attempt, &out, &p)
+            .await
+            .unwrap();
+        assert!(matches!(r, Settled::Stale { .. }));
+        let prog = store.resume_sweep(sweep, &p).await.unwrap();
+        assert_eq!((prog.state.as_str(), prog.tasks.queued), ("running", 3));
+        for _ in 0..3 {
+            let t = lease_one(&store, &w, &p).await.unwrap();
+            assert_eq!(t.attempt, 1);
+            store
+                .complete_task(&w, t.task_id, t.attempt, &out, &p)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.sweep_progress(sweep, &p).await.unwrap().state, "done");
+    }
+
+    pub async fn release_hands_back_without_counting(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        prepared_sweep(&store, &p, 1, false).await;
+        let (a, b) = (worker(&store, "a").await, worker(&store, "b").await);
+        let t = lease_one(&store, &a, &p).await.unwrap();
+        assert!(
+            !store.release_task(&b, t.task_id, t.attempt).await.unwrap(),
+            "not b's"
+        );
+        assert!(store.release_task(&a, t.task_id, t.attempt).await.unwrap());
+        let again = lease_one(&store, &b, &p).await.unwrap();
+        assert_eq!((again.task_id, again.attempt), (t.task_id, 1));
+    }
+
+    pub async fn concurrent_workers_never_share_a_lease(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 48, false).await;
+        let mut handles = Vec::new();
+        for k in 0..8 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                let w = worker(&store, &format!("w{k}")).await;
+                let mut got = Vec::new();
+                loop {
+                    // Under row locks a lease may come back empty while work remains.
+                    let Some(t) = lease_one(&store, &w, &p).await else {
+                        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+                        if prog.tasks.queued + prog.tasks.leased == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    store
+                        .complete_task(&w, t.task_id, t.attempt, &TaskOutput::Patch(vec![]), &p)
+                        .await
+                        .unwrap();
+                    got.push(t.task_id);
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        let unique: HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(
+            (all.len(), unique.len()),
+            (48, 48),
+            "each task leased exactly once"
+        );
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!((prog.state.as_str(), prog.retries), ("done", 0));
+    }
+}
+
+macro_rules! backend_tests {
+    ($backend:ident, $make:path, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let db = $make().await;
+                    suite::$test(&db.url).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! both_backends {
+    ([$($test:ident),* $(,)?]) => {
+        backend_tests!(sqlite, sqlite_db, [$($test),*]);
+        backend_tests!(postgres, postgres_db, [$($test),*]);
+    };
+}
+
+both_backends!([
+    results_land_once_and_the_sweep_ends,
+    expired_leases_are_fenced,
+    heartbeats_keep_leases,
+    failures_retry_then_fail_and_the_sweep_goes_on,
+    permanent_prepare_failure_fails_the_sweep,
+    cancel_stops_and_resume_requeues,
+    release_hands_back_without_counting,
+    concurrent_workers_never_share_a_lease,
+]);
