@@ -104,12 +104,17 @@ fn parse(path: &Path) -> ParsedSpec {
     match SweepSpec::parse(&text, &origin) {
         Ok(p) => p,
         Err(SpecError::Field { field, reason })
-            if field == "device" && reason.contains("no CUDA support") && !cfg!(feature = "cuda") =>
+            if field == "device"
+                && reason.contains("no CUDA support")
+                && !cfg!(feature = "cuda") =>
         {
             let cpu = text
                 .replace("device = \"cuda:0\"", "device = \"cpu\"")
                 .replace("dtype = \"bf16\"", "dtype = \"f32\"");
-            assert_ne!(cpu, text, "{origin}: device refused but not cuda:0/bf16: {reason}");
+            assert_ne!(
+                cpu, text,
+                "{origin}: device refused but not cuda:0/bf16: {reason}"
+            );
             let mut p = SweepSpec::parse(&cpu, &origin)
                 .unwrap_or_else(|e| panic!("{origin} (device swapped for the CPU): {e}"));
             p.spec.device = "cuda:0".into();
@@ -141,7 +146,11 @@ fn configs_normalize_to_the_published_shapes() {
         assert_eq!(cfg.n_kv_heads, k.n_kv_heads, "{at}: n_kv_heads");
         assert_eq!(cfg.d_model, k.d_model, "{at}: d_model");
         assert_eq!(cfg.d_head, k.d_head, "{at}: d_head");
-        assert_eq!(cfg.n_heads * cfg.d_head, cfg.d_model, "{at}: heads × d_head");
+        assert_eq!(
+            cfg.n_heads * cfg.d_head,
+            cfg.d_model,
+            "{at}: heads × d_head"
+        );
         assert_eq!(cfg.gqa_group(), k.n_heads / k.n_kv_heads, "{at}: GQA group");
         assert_eq!(cfg.d_mlp, k.d_mlp, "{at}: d_mlp");
         assert_eq!(cfg.vocab_size, k.vocab, "{at}: vocab");
@@ -177,8 +186,16 @@ fn paper_specs_parse_and_fit_their_models() {
             },
             "{at}: model spec"
         );
-        assert_eq!((s.device.as_str(), s.dtype.as_str()), ("cuda:0", "bf16"), "{at}");
-        assert_eq!(s.dataset.builtin.as_deref(), Some("professions"), "{at}: dataset");
+        assert_eq!(
+            (s.device.as_str(), s.dtype.as_str()),
+            ("cuda:0", "bf16"),
+            "{at}"
+        );
+        assert_eq!(
+            s.dataset.builtin.as_deref(),
+            Some("professions"),
+            "{at}: dataset"
+        );
         let words: Vec<&str> = s
             .metric
             .positive
@@ -189,7 +206,10 @@ fn paper_specs_parse_and_fit_their_models() {
         assert_eq!(words, ["he", "she"], "{at}: answers");
 
         // The dataset needs no tokenizer: all 17 templates are there.
-        let pairs = parsed.pairs.as_ref().expect("professions builds without a tokenizer");
+        let pairs = parsed
+            .pairs
+            .as_ref()
+            .expect("professions builds without a tokenizer");
         let templates: BTreeSet<_> = pairs.iter().filter_map(|p| p.template.clone()).collect();
         assert_eq!(templates.len(), 17, "{at}: templates {templates:?}");
 
@@ -211,7 +231,12 @@ fn paper_specs_parse_and_fit_their_models() {
             } else {
                 6 * e.grid.components.len()
             };
-            assert_eq!(cells.len(), k.n_layers * per_layer, "{at}: {} cells", e.name);
+            assert_eq!(
+                cells.len(),
+                k.n_layers * per_layer,
+                "{at}: {} cells",
+                e.name
+            );
         }
         for method in ["Activation", "Attribution"] {
             for c in [
