@@ -426,7 +426,7 @@ impl SweepSpec {
         spec.model
             .parse::<patchsweep_model::ModelSpec>()
             .map_err(|e| field("model", e))?;
-        patchsweep_model::LoadOptions::parse(&spec.device, &spec.dtype)
+        patchsweep_model::LoadOptions::check(&spec.device, &spec.dtype)
             .map_err(|e| field("device", e))?;
         if spec.tasks.pairs_per_task == 0 {
             return Err(field("tasks.pairs_per_task", "must be at least 1"));

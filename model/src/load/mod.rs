@@ -34,27 +34,58 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    /// `cpu`, `cuda` or `cuda:N`, and `f32`, `f16` or `bf16` (half types on CUDA only).
-    pub fn parse(device: &str, dtype: &str) -> Result<Self> {
-        let device = parse_device(device)?;
-        let dtype = match dtype {
-            "f32" => DType::F32,
-            "f16" => DType::F16,
-            "bf16" => DType::BF16,
-            other => {
-                return Err(ModelError::Device {
-                    device: format!("{device:?}"),
-                    reason: format!("dtype {other:?} is not one of f32, f16, bf16"),
-                })
-            }
-        };
-        if device.is_cpu() && dtype != DType::F32 {
+    /// Checks the names as [`LoadOptions::parse`] does, without opening the device: a
+    /// coordinator without a GPU validates specs meant for GPU workers.
+    pub fn check(device: &str, dtype: &str) -> Result<()> {
+        let cpu = device_ordinal(device)?.is_none();
+        let dtype = parse_dtype(device, dtype)?;
+        if cpu && dtype != DType::F32 {
             return Err(ModelError::Device {
                 device: "cpu".into(),
                 reason: "only f32 is supported on the CPU".into(),
             });
         }
+        Ok(())
+    }
+
+    /// `cpu`, `cuda` or `cuda:N`, and `f32`, `f16` or `bf16` (half types on CUDA only).
+    pub fn parse(device: &str, dtype: &str) -> Result<Self> {
+        Self::check(device, dtype)?;
+        let dtype = parse_dtype(device, dtype)?;
+        let device = parse_device(device)?;
         Ok(Self { device, dtype })
+    }
+}
+
+fn parse_dtype(device: &str, dtype: &str) -> Result<DType> {
+    match dtype {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(ModelError::Device {
+            device: device.to_string(),
+            reason: format!("dtype {other:?} is not one of f32, f16, bf16"),
+        }),
+    }
+}
+
+/// `cpu` → `None`, `cuda` / `cuda:N` → the ordinal; nothing is opened.
+fn device_ordinal(s: &str) -> Result<Option<usize>> {
+    let err = || ModelError::Device {
+        device: s.to_string(),
+        reason: "expected cpu, cuda or cuda:N".into(),
+    };
+    match s {
+        "cpu" => Ok(None),
+        _ => match s.strip_prefix("cuda") {
+            Some("") => Ok(Some(0)),
+            Some(rest) => rest
+                .strip_prefix(':')
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(Some)
+                .ok_or_else(err),
+            None => Err(err()),
+        },
     }
 }
 
@@ -63,17 +94,9 @@ fn parse_device(s: &str) -> Result<Device> {
         device: s.to_string(),
         reason,
     };
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        _ => {
-            let ordinal = match s.strip_prefix("cuda") {
-                Some("") => 0,
-                Some(rest) => rest
-                    .strip_prefix(':')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| err("expected cpu, cuda or cuda:N".into()))?,
-                None => return Err(err("expected cpu, cuda or cuda:N".into())),
-            };
+    match device_ordinal(s)? {
+        None => Ok(Device::Cpu),
+        Some(ordinal) => {
             if !candle_core::utils::cuda_is_available() {
                 return Err(err(
                     "this build has no CUDA support (build with --features cuda)".into(),
