@@ -112,6 +112,9 @@ pub struct CoordinatorArgs {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 0.0.0.0:9090.
+    #[arg(long, env = "PATCHSWEEP_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -140,6 +143,15 @@ pub fn coordinator(args: CoordinatorArgs) -> Result<()> {
             opts.listen
         );
         let coordinator = Coordinator::new(store, policy);
+        if let Some(addr) = args.metrics_listen {
+            let c = coordinator.clone();
+            tokio::spawn(async move {
+                let render = move || crate::metrics::coordinator_metrics(c.clone());
+                if let Err(e) = crate::metrics::serve(addr, render).await {
+                    tracing::error!("metrics on {addr}: {e}");
+                }
+            });
+        }
         server::serve(coordinator, opts, shutdown_signal()).await?;
         eprintln!("coordinator: stopped");
         Ok(())
@@ -174,6 +186,9 @@ pub struct WorkerArgs {
     /// Serve grpc.health.v1 on this address for probes, e.g. 0.0.0.0:50052.
     #[arg(long, env = "PATCHSWEEP_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 0.0.0.0:9091.
+    #[arg(long, env = "PATCHSWEEP_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Testing only: sleep this long before each patch task.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_task_delay_ms: u64,
@@ -196,8 +211,10 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
         fail_experiment: args.fault_fail_experiment.clone(),
     };
     let device = args.device.clone().unwrap_or_else(|| "cpu".into());
-    let compute = ComputeThread::spawn(Box::new(ModelExecutor::new(args.device.clone(), faults)));
     let opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device);
+    let executor =
+        ModelExecutor::new(args.device.clone(), faults).with_counters(opts.counters.clone());
+    let compute = ComputeThread::spawn(Box::new(executor));
     runtime()?.block_on(async move {
         let link = Arc::new(GrpcLink::new(&target).map_err(anyhow::Error::msg)?);
         if let Some(addr) = args.health_listen {
@@ -209,6 +226,18 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
                     .await;
                 if let Err(e) = served {
                     tracing::error!("health service on {addr}: {e}");
+                }
+            });
+        }
+        if let Some(addr) = args.metrics_listen {
+            let (counters, name) = (opts.counters.clone(), opts.name.clone());
+            tokio::spawn(async move {
+                let render = move || {
+                    let text = counters.render(&name);
+                    async move { Ok(text) }
+                };
+                if let Err(e) = crate::metrics::serve(addr, render).await {
+                    tracing::error!("metrics on {addr}: {e}");
                 }
             });
         }

@@ -9,12 +9,20 @@
 //! - `remote.rs`: `patchsweep submit | status | watch | cancel | resume`, clients of a
 //!   coordinator; `sweep_view.rs` how progress reads.
 //! - `query.rs`: `patchsweep query`, read-only SQL over the results.
+//! - `metrics.rs`: Prometheus metrics over HTTP for the coordinator and workers.
+//! - `plot/`: `patchsweep plot`, heatmaps, scatters and debias bars as SVG and PNG.
+//! - `report.rs`: `patchsweep report`, one self-contained HTML page of pictures and tables.
+//! - `export.rs`: `patchsweep export`, a view as typed Parquet, CSV or JSON lines.
 
 mod cluster;
+mod export;
 mod logits;
+mod metrics;
+mod plot;
 mod progress;
 mod query;
 mod remote;
+mod report;
 mod run;
 mod sweep_view;
 
@@ -43,6 +51,12 @@ enum Command {
     Run(run::RunArgs),
     /// Answer read-only SQL over the results (views effects_v, pairs_v, tasks_v, ...).
     Query(query::QueryArgs),
+    /// Draw heatmaps, attribution-vs-activation scatters and debias bars (SVG and PNG).
+    Plot(plot::PlotArgs),
+    /// Write one self-contained HTML page with every picture and summary table.
+    Report(report::ReportArgs),
+    /// Write a view (effects_v, pairs_v, ...) as typed Parquet, CSV or JSON lines.
+    Export(export::ExportArgs),
     /// Serve sweeps to workers over gRPC, keeping all state in the database.
     Coordinator(cluster::CoordinatorArgs),
     /// Hold a model and compute tasks leased from a coordinator.
@@ -74,6 +88,9 @@ fn main() -> std::process::ExitCode {
         Command::Logits(args) => logits::run(args),
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
         Command::Coordinator(args) => cluster::coordinator(args),
         Command::Worker(args) => cluster::worker(args),
         Command::Submit(args) => remote::submit(args),

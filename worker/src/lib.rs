@@ -8,8 +8,10 @@
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
+//! - [`counters`]: the worker's counters, for its metrics endpoint.
 //! - [`faults`]: fault injection for the reliability tests (hidden flags).
 
+pub mod counters;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;

@@ -11,6 +11,7 @@ use patchsweep_coordinator::store::{EffectRow, LeasedTask, PairRow, PreparedSwee
 use patchsweep_engine::experiment::{Baseline, Effect, Engine, PairInput};
 use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
 
+use crate::counters::WorkerCounters;
 use crate::executor::{Executor, TaskError};
 use crate::faults::Faults;
 
@@ -30,6 +31,7 @@ pub struct ModelExecutor {
     loaded: Option<(String, Arc<LoadedModel>)>,
     sweeps: HashMap<i64, Arc<SweepState>>,
     faults: Faults,
+    counters: Arc<WorkerCounters>,
 }
 
 impl ModelExecutor {
@@ -39,7 +41,14 @@ impl ModelExecutor {
             loaded: None,
             sweeps: HashMap::new(),
             faults,
+            counters: Arc::default(),
         }
+    }
+
+    /// Reports model loads into `counters` (the worker's metrics).
+    pub fn with_counters(mut self, counters: Arc<WorkerCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The model of `spec`, loading it (and freeing the one held) when it differs.
@@ -61,7 +70,9 @@ impl ModelExecutor {
             load(&model_spec, &opts)
                 .map_err(|e| TaskError::transient(format!("loading model {model_spec}: {e}")))?,
         );
-        tracing::info!(model = %model_spec, %device, seconds = started.elapsed().as_secs_f64(), "model loaded");
+        let seconds = started.elapsed().as_secs_f64();
+        self.counters.set_model_load_seconds(seconds);
+        tracing::info!(model = %model_spec, %device, seconds, "model loaded");
         self.loaded = Some((key, model.clone()));
         Ok(model)
     }

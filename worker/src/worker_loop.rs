@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use patchsweep_coordinator::store::{LeasedTask, Settled, WorkerInfo};
 use tokio::sync::watch;
 
+use crate::counters::WorkerCounters;
 use crate::executor::ComputeThread;
 use crate::link::{Link, LinkError};
 
@@ -24,6 +25,7 @@ pub struct WorkerOptions {
     pub idle_poll: Duration,
     /// Longest wait between retries while the coordinator is unreachable.
     pub max_backoff: Duration,
+    pub counters: Arc<WorkerCounters>,
 }
 
 impl WorkerOptions {
@@ -34,6 +36,7 @@ impl WorkerOptions {
             memory_bytes: 0,
             idle_poll: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
+            counters: Arc::default(),
         }
     }
 }
@@ -230,13 +233,21 @@ pub async fn run_worker<L: Link>(
         match settled {
             Some(Settled::Completed { rows }) => {
                 stats.completed += 1;
+                WorkerCounters::add(&opts.counters.tasks_completed, 1);
+                if let Ok(patchsweep_coordinator::store::TaskOutput::Patch(e)) = &out {
+                    WorkerCounters::add(&opts.counters.patches, e.len() as u64);
+                }
                 tracing::info!(task = task.task_id, rows, seconds, "task completed");
             }
             Some(Settled::Stale { reason }) => {
                 stats.stale += 1;
+                WorkerCounters::add(&opts.counters.results_refused, 1);
                 tracing::warn!(task = task.task_id, "result refused: {reason}");
             }
-            Some(Settled::Requeued { .. } | Settled::Failed) => stats.failed += 1,
+            Some(Settled::Requeued { .. } | Settled::Failed) => {
+                stats.failed += 1;
+                WorkerCounters::add(&opts.counters.tasks_failed, 1);
+            }
             None => break,
         }
     }

@@ -28,8 +28,8 @@ mod statement;
 
 pub use error::StoreError;
 pub use queue::{
-    LeasedTask, NewTask, PreparedSweep, QueuePolicy, Settled, SweepProgress, TaskCounts,
-    TaskFailure, TaskOutput, WorkerInfo,
+    LeasedTask, NewTask, PreparedSweep, QueuePolicy, QueueTotals, Settled, SweepProgress,
+    TaskCounts, TaskFailure, TaskOutput, WorkerInfo,
 };
 pub use result::QueryResult;
 pub use rows::{DebiasRow, EffectRow, PairRow};

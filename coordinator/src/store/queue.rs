@@ -182,3 +182,16 @@ impl SweepProgress {
             .then(|| (self.patches_total - self.patches_done).max(0) as f64 / rate)
     }
 }
+
+/// Totals over every sweep (the coordinator's metrics are read from the database, so a
+/// restarted coordinator reports the same).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueTotals {
+    pub tasks_by_state: Vec<(String, i64)>,
+    pub lease_expirations: i64,
+    pub retries: i64,
+    pub stale_results: i64,
+    pub effects_stored: i64,
+    /// Workers seen within the last lease period.
+    pub workers: i64,
+}

@@ -633,6 +633,47 @@ macro_rules! queue_sql {
             Ok(n)
         }
 
+        /// Totals over every sweep, for the coordinator's Prometheus metrics.
+        pub(crate) async fn totals_in(
+            tx: &mut $conn,
+            url: &str,
+            lease_seconds: f64,
+        ) -> Result<crate::store::queue::QueueTotals, QueueError> {
+            const STEP: &str = "read totals";
+            let tasks_by_state: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(queue_db_error(STEP, url))?;
+            let (expirations, retries, stale, rows): (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(lease_expirations), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN attempt > 1 THEN attempt - 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(stale_results), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN kind = 'patch' THEN rows_stored ELSE 0 END), 0) AS BIGINT) \
+                 FROM tasks",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(queue_db_error(STEP, url))?;
+            let live = format!(
+                "SELECT COUNT(*) FROM workers WHERE last_seen_at > {now} - $1",
+                now = $now
+            );
+            let workers: i64 = sqlx::query_scalar(&live)
+                .bind(lease_seconds)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(queue_db_error(STEP, url))?;
+            Ok(crate::store::queue::QueueTotals {
+                tasks_by_state,
+                lease_expirations: expirations,
+                retries,
+                stale_results: stale,
+                effects_stored: rows,
+                workers,
+            })
+        }
+
         pub(crate) async fn sweep_ids_in(
             tx: &mut $conn,
             url: &str,

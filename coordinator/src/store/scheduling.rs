@@ -241,6 +241,16 @@ impl Store {
         })
     }
 
+    /// Totals over every sweep, for metrics.
+    pub async fn queue_totals(
+        &self,
+        policy: &QueuePolicy,
+    ) -> Result<super::queue::QueueTotals, StoreError> {
+        Ok(in_tx!(self, "read totals", |tx, url| {
+            q::totals_in(tx, url, policy.lease_seconds).await?
+        }))
+    }
+
     /// The newest sweeps, newest first.
     pub async fn list_sweeps(
         &self,
