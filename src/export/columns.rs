@@ -1,0 +1,169 @@
+//! Column types from JSON values (see the module above for the rules), and the values
+//! converted for Arrow.
+
+use arrow_schema::DataType;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    Int64,
+    Float64,
+    Boolean,
+    Utf8,
+}
+
+impl ColumnType {
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Utf8 => DataType::Utf8,
+        }
+    }
+}
+
+/// Integer columns of the views, for columns that hold only NULLs in an export.
+const INTEGER_NAMES: &[&str] = &[
+    "sweep_id",
+    "layer",
+    "head",
+    "position",
+    "neuron",
+    "n_tokens",
+    "task_id",
+    "worker_id",
+    "attempts",
+    "max_attempts",
+    "patches",
+    "rows_stored",
+    "stale_results",
+    "lease_expirations",
+    "memory_bytes",
+    "tasks_leased",
+    "tasks_done",
+    "count",
+    "token_id",
+    "corrupt_token_id",
+    "id",
+];
+
+/// Real-valued columns of the views, likewise.
+const REAL_NAMES: &[&str] = &[
+    "value",
+    "effect",
+    "normalized",
+    "clean_metric",
+    "corrupt_metric",
+    "before",
+    "after",
+    "delta",
+    "control_after",
+    "seconds",
+];
+
+/// Text the store writes for floats JSON cannot hold.
+fn non_finite(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// The type of a column named `name` holding `values`.
+pub fn column_type<'a>(name: &str, values: impl Iterator<Item = &'a Value>) -> ColumnType {
+    let (mut any, mut ints, mut floats, mut bools, mut other) = (false, true, true, true, false);
+    for v in values {
+        match v {
+            Value::Null => continue,
+            Value::Number(n) => {
+                ints &= n.is_i64();
+                bools = false;
+            }
+            Value::Bool(_) => {
+                ints = false;
+                floats = false;
+            }
+            Value::String(s) if non_finite(s).is_some() => {
+                ints = false;
+                bools = false;
+            }
+            _ => other = true,
+        }
+        any = true;
+    }
+    if !any {
+        return if INTEGER_NAMES.contains(&name) {
+            ColumnType::Int64
+        } else if REAL_NAMES.contains(&name) {
+            ColumnType::Float64
+        } else {
+            ColumnType::Utf8
+        };
+    }
+    if other {
+        ColumnType::Utf8
+    } else if bools {
+        ColumnType::Boolean
+    } else if ints {
+        ColumnType::Int64
+    } else if floats {
+        ColumnType::Float64
+    } else {
+        ColumnType::Utf8
+    }
+}
+
+pub fn as_i64(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+pub fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => non_finite(s),
+        _ => None,
+    }
+}
+
+/// A value as text for a Utf8 column: strings as they are, anything else as JSON.
+pub fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(name: &str, values: &[Value]) -> ColumnType {
+        column_type(name, values.iter())
+    }
+
+    #[test]
+    fn types_follow_the_values() {
+        assert_eq!(
+            t("x", &[json!(1), Value::Null, json!(-3)]),
+            ColumnType::Int64
+        );
+        assert_eq!(t("x", &[json!(1), json!(2.5)]), ColumnType::Float64);
+        assert_eq!(t("x", &[json!(1.0), json!("NaN")]), ColumnType::Float64);
+        assert_eq!(t("x", &[json!(true), Value::Null]), ColumnType::Boolean);
+        assert_eq!(t("x", &[json!("a"), json!(1)]), ColumnType::Utf8);
+        assert_eq!(t("x", &[json!({"a": 1})]), ColumnType::Utf8);
+        assert_eq!(t("x", &[json!(true), json!(1)]), ColumnType::Utf8);
+    }
+
+    #[test]
+    fn all_null_columns_fall_back_to_known_names() {
+        assert_eq!(t("normalized", &[Value::Null]), ColumnType::Float64);
+        assert_eq!(t("head", &[]), ColumnType::Int64);
+        assert_eq!(t("error", &[Value::Null]), ColumnType::Utf8);
+    }
+}

@@ -1,0 +1,147 @@
+//! `patchsweep plot`: heatmaps, attribution-vs-activation scatters and debias bars from the
+//! results database, as SVG and PNG files.
+//!
+//! # Layout
+//! - `data.rs`: the read-only queries (effects averaged in SQL, tokens, joined cells of
+//!   activation and attribution experiments, `debias_v`);
+//! - `grid.rs`: averaged cells → heatmap grids, and how pairs of different lengths share
+//!   an x axis;
+//! - `charts.rs`: the pictures as SVG; `svg.rs` the SVG writer and colour scales;
+//! - `raster.rs`: SVG → PNG with resvg and the embedded font (`fonts/`).
+
+pub mod charts;
+pub mod data;
+pub mod grid;
+pub mod raster;
+pub mod svg;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patchsweep_coordinator::store::Store;
+
+use data::{Sweep, SweepSelection};
+
+#[derive(Args)]
+pub struct PlotArgs {
+    /// Database URL: sqlite://FILE or postgres://...
+    #[arg(long, env = "PATCHSWEEP_DB", default_value = "sqlite://patchsweep.db")]
+    db: String,
+    /// Sweep id, `latest` (the most recent sweep) or `all`.
+    #[arg(long, default_value = "latest")]
+    sweep: SweepSelection,
+    /// Folder for the pictures (created if missing).
+    #[arg(long, default_value = "plots")]
+    out: PathBuf,
+}
+
+/// What a picture shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Heatmap,
+    Scatter,
+    Debias,
+}
+
+/// One picture of one sweep, as SVG.
+pub struct Picture {
+    pub kind: Kind,
+    /// Experiment (or debias section) the picture belongs to.
+    pub group: String,
+    pub title: String,
+    /// File name without extension, unique within the sweep.
+    pub stem: String,
+    pub svg: String,
+}
+
+/// Every picture of a sweep: heatmaps per experiment and component, a scatter per pair of
+/// activation/attribution experiments over the same cells, debias bars per metric.
+pub async fn pictures(store: &Store, sweep: &Sweep) -> Result<Vec<Picture>> {
+    let cells = data::cell_means(store, sweep.id).await?;
+    let tokens = data::position_tokens(store, sweep.id).await?;
+    let mut out: Vec<Picture> = grid::heatmaps(&cells, &tokens)
+        .into_iter()
+        .map(|h| Picture {
+            kind: Kind::Heatmap,
+            group: h.experiment.clone(),
+            title: h.title.clone(),
+            stem: format!("heatmap_{}", h.stem),
+            svg: charts::heatmap(&h),
+        })
+        .collect();
+    for set in data::scatter_sets(store, sweep.id).await? {
+        out.push(Picture {
+            kind: Kind::Scatter,
+            group: set.activation.clone(),
+            title: format!("{} vs {}", set.attribution, set.activation),
+            stem: format!(
+                "scatter_{}_vs_{}",
+                data::slug(&set.attribution),
+                data::slug(&set.activation)
+            ),
+            svg: charts::scatter(&set),
+        });
+    }
+    let debias = data::debias_rows(store, sweep.id).await;
+    let mut groups: Vec<(String, String)> = debias
+        .iter()
+        .map(|r| (r.debias.clone(), r.metric.clone()))
+        .collect();
+    groups.dedup();
+    for (name, metric) in groups {
+        let rows: Vec<&data::DebiasRow> = debias
+            .iter()
+            .filter(|r| r.debias == name && r.metric == metric)
+            .collect();
+        out.push(Picture {
+            kind: Kind::Debias,
+            group: name.clone(),
+            title: format!("debias {name}: {metric}"),
+            stem: format!("debias_{}_{}", data::slug(&name), data::slug(&metric)),
+            svg: charts::debias_bars(&name, &metric, &rows),
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(args: PlotArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = Store::connect(&args.db).await?;
+        let sweeps = data::sweeps(&store, &args.sweep).await?;
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("create {}", args.out.display()))?;
+        for sweep in &sweeps {
+            let pictures = pictures(&store, sweep).await?;
+            if pictures.is_empty() {
+                println!(
+                    "sweep {} ({}): no effects to plot yet",
+                    sweep.id, sweep.name
+                );
+                continue;
+            }
+            for p in &pictures {
+                let base = args.out.join(format!("{}_{}", sweep.stem(), p.stem));
+                let svg_path = base.with_extension("svg");
+                let png_path = base.with_extension("png");
+                std::fs::write(&svg_path, &p.svg)
+                    .with_context(|| format!("write {}", svg_path.display()))?;
+                let png = raster::png(&p.svg).with_context(|| format!("render {}", p.title))?;
+                std::fs::write(&png_path, png)
+                    .with_context(|| format!("write {}", png_path.display()))?;
+                println!("{}  {}", png_path.display(), p.title);
+            }
+            println!(
+                "sweep {} ({}): {} pictures (SVG and PNG) in {}",
+                sweep.id,
+                sweep.name,
+                pictures.len(),
+                args.out.display()
+            );
+        }
+        Ok(())
+    })
+}

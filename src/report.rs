@@ -1,0 +1,380 @@
+//! `patchsweep report`: one self-contained HTML page per database: for each sweep its
+//! summary tables (sweep, experiments, pairs and baselines, dropped pairs, tasks, top
+//! components, debias results) and every picture of `patchsweep plot` as inline SVG.
+//! Inline CSS, no script, no external resource: the page opens offline, from a file or
+//! a mail attachment.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patchsweep_coordinator::store::{QueryResult, Store};
+use serde_json::Value;
+
+use crate::plot::data::{self, Sweep, SweepSelection};
+use crate::plot::svg::escape;
+use crate::plot::{self, Kind, Picture};
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Database URL: sqlite://FILE or postgres://...
+    #[arg(long, env = "PATCHSWEEP_DB", default_value = "sqlite://patchsweep.db")]
+    db: String,
+    /// Sweep id, `latest` (the most recent sweep) or `all`.
+    #[arg(long, default_value = "latest")]
+    sweep: SweepSelection,
+    /// The HTML file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Rows shown of long tables (pairs); the page says how many there are.
+const MAX_ROWS: usize = 100;
+/// Components listed per experiment.
+const TOP: usize = 12;
+
+const STYLE: &str = "
+body { font-family: 'DejaVu Sans', Verdana, Arial, sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 1em 2em 4em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.3em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1.1em; margin-top: 1.6em; }
+h4 { font-size: 1em; margin: 1em 0 0.4em; }
+p.meta, p.note { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.null { color: #aaa; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { display: inline-block; margin: 0.6em 1.2em 1em 0; vertical-align: top; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.8em; color: #666; max-width: 640px; }
+nav ul { columns: 2; font-size: 0.9em; }
+";
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (html, n) = rt.block_on(async {
+        let store = Store::connect(&args.db).await?;
+        let sweeps = data::sweeps(&store, &args.sweep).await?;
+        let mut sections = Vec::new();
+        for sweep in &sweeps {
+            sections.push(sweep_section(&store, sweep).await?);
+        }
+        let html = page(store.url(), &sweeps, &sections);
+        store.close().await;
+        anyhow::Ok((html, sweeps.len()))
+    })?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, &html).with_context(|| format!("write {}", args.out.display()))?;
+    println!(
+        "{}: report of {} sweep{} ({} KiB)",
+        args.out.display(),
+        n,
+        if n == 1 { "" } else { "s" },
+        html.len() / 1024
+    );
+    Ok(())
+}
+
+fn page(url: &str, sweeps: &[Sweep], sections: &[String]) -> String {
+    let mut out = String::new();
+    let title = match sweeps {
+        [one] => format!("patchsweep report: {} (sweep {})", one.name, one.id),
+        _ => format!("patchsweep report: {} sweeps", sweeps.len()),
+    };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n\
+         <p class=\"meta\">Database {} · patchsweep {} · heatmaps show the mean normalized \
+         effect (patched − corrupt) / (clean − corrupt) over pairs, blue below 0, red above.</p>\n",
+        escape(&title),
+        escape(&title),
+        escape(url),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if sweeps.len() > 1 {
+        out.push_str("<nav><ul>\n");
+        for s in sweeps {
+            let _ = writeln!(
+                out,
+                "<li><a href=\"#sweep-{}\">sweep {}: {}</a></li>",
+                s.id,
+                s.id,
+                escape(&s.name)
+            );
+        }
+        out.push_str("</ul></nav>\n");
+    }
+    for s in sections {
+        out.push_str(s);
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+async fn sweep_section(store: &Store, sweep: &Sweep) -> Result<String> {
+    let id = sweep.id;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<section id=\"sweep-{id}\">\n<h2>Sweep {id}: {}</h2>",
+        escape(&sweep.name)
+    );
+    let summary = QueryResult {
+        columns: ["id", "name", "model", "status", "created_at", "finished_at"]
+            .map(String::from)
+            .to_vec(),
+        rows: vec![vec![
+            Value::from(sweep.id),
+            Value::from(sweep.name.clone()),
+            Value::from(sweep.model.clone()),
+            Value::from(sweep.status.clone()),
+            Value::from(sweep.created_at.clone()),
+            Value::from(sweep.finished_at.clone()),
+        ]],
+    };
+    out.push_str(&table(&summary, None));
+
+    out.push_str("<h3>Experiments</h3>\n");
+    out.push_str(
+        &query_table(
+            store,
+            &format!(
+                "SELECT x.name AS experiment, x.method, x.direction, COUNT(e.pair_id) AS effects, \
+                 COUNT(DISTINCT e.component) AS components \
+                 FROM experiments x LEFT JOIN effects e ON e.sweep_id = x.sweep_id AND e.experiment = x.name \
+                 WHERE x.sweep_id = {id} GROUP BY x.name, x.method, x.direction ORDER BY x.name"
+            ),
+        )
+        .await,
+    );
+
+    out.push_str("<h3>Pairs and baselines</h3>\n<p class=\"note\">clean_metric and corrupt_metric are the metric on the unpatched clean and corrupted prompts; their difference is the bias signal a component can restore.</p>\n");
+    out.push_str(
+        &query_table(
+            store,
+            &format!(
+                "SELECT pair_id, template, clean_prompt, corrupt_prompt, clean_metric, corrupt_metric, \
+                 clean_metric - corrupt_metric AS difference, n_tokens \
+                 FROM pairs_v WHERE sweep_id = {id} ORDER BY pair_id"
+            ),
+        )
+        .await,
+    );
+    out.push_str(
+        &query_table(
+            store,
+            &format!(
+                "SELECT COUNT(*) AS pairs, AVG(clean_metric) AS mean_clean, AVG(corrupt_metric) AS mean_corrupt, \
+                 AVG(clean_metric - corrupt_metric) AS mean_difference FROM pairs_v WHERE sweep_id = {id}"
+            ),
+        )
+        .await,
+    );
+    out.push_str("<h4>Dropped pairs</h4>\n");
+    out.push_str(
+        &query_table(
+            store,
+            &format!(
+                "SELECT reason, count FROM dropped_pairs WHERE sweep_id = {id} ORDER BY reason"
+            ),
+        )
+        .await,
+    );
+
+    out.push_str("<h3>Tasks</h3>\n");
+    out.push_str(
+        &query_table(
+            store,
+            &format!(
+                "SELECT kind, state, COUNT(*) AS tasks, SUM(patches) AS patches, SUM(rows_stored) AS rows_stored, \
+                 SUM(attempts) AS attempts, SUM(lease_expirations) AS lease_expirations, \
+                 SUM(seconds) AS seconds, MAX(error) AS an_error \
+                 FROM tasks_v WHERE sweep_id = {id} GROUP BY kind, state ORDER BY kind, state"
+            ),
+        )
+        .await,
+    );
+
+    let pictures = plot::pictures(store, sweep).await?;
+    let experiments = data::try_query(
+        store,
+        &format!("SELECT name FROM experiments WHERE sweep_id = {id} ORDER BY name"),
+    )
+    .await
+    .map(|r| {
+        r.rows
+            .iter()
+            .map(|row| data::text(&row[0]))
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">Mean normalized effect over pairs, positions grouped by label where they have one, ordered by magnitude.</p>\n");
+    for exp in &experiments {
+        let _ = writeln!(out, "<h4>{}</h4>", escape(exp));
+        out.push_str(
+            &query_table(
+                store,
+                &format!(
+                    "SELECT component, layer, head, neuron, COALESCE(position_label, CAST(position AS TEXT)) AS position, \
+                     AVG(normalized) AS mean_normalized, AVG(effect) AS mean_effect, COUNT(*) AS n \
+                     FROM effects_v WHERE sweep_id = {id} AND experiment = {} AND normalized IS NOT NULL \
+                     GROUP BY component, layer, head, neuron, COALESCE(position_label, CAST(position AS TEXT)) \
+                     ORDER BY ABS(AVG(normalized)) DESC LIMIT {TOP}",
+                    data::quote(exp)
+                ),
+            )
+            .await,
+        );
+    }
+
+    out.push_str("<h3>Heatmaps</h3>\n");
+    let heatmaps: Vec<&Picture> = pictures
+        .iter()
+        .filter(|p| p.kind == Kind::Heatmap)
+        .collect();
+    if heatmaps.is_empty() {
+        out.push_str("<p class=\"note\">No effects with a layer yet.</p>\n");
+    }
+    let mut last_group = None;
+    for p in heatmaps {
+        if last_group != Some(&p.group) {
+            let _ = writeln!(out, "<h4>{}</h4>", escape(&p.group));
+            last_group = Some(&p.group);
+        }
+        figure(&mut out, p);
+    }
+    let scatters: Vec<&Picture> = pictures
+        .iter()
+        .filter(|p| p.kind == Kind::Scatter)
+        .collect();
+    out.push_str("<h3>Attribution vs activation</h3>\n");
+    if scatters.is_empty() {
+        out.push_str("<p class=\"note\">No activation and attribution experiments over the same cells in this sweep.</p>\n");
+    }
+    for p in scatters {
+        figure(&mut out, p);
+    }
+
+    out.push_str("<h3>Debiasing</h3>\n");
+    let debias = data::try_query(
+        store,
+        &format!(
+            "SELECT debias, intervention, components, split, metric, before, after, delta, \
+             control_after, control_components FROM debias_v WHERE sweep_id = {id} \
+             ORDER BY debias, metric, split, intervention"
+        ),
+    )
+    .await;
+    match debias {
+        Ok(r) if !r.rows.is_empty() => {
+            out.push_str(&table(&r, None));
+            for p in pictures.iter().filter(|p| p.kind == Kind::Debias) {
+                figure(&mut out, p);
+            }
+        }
+        Ok(_) => out.push_str("<p class=\"note\">No debias results for this sweep.</p>\n"),
+        Err(_) => out.push_str(
+            "<p class=\"note\">This database has no debias results (no debias_v view).</p>\n",
+        ),
+    }
+    out.push_str("</section>\n");
+    Ok(out)
+}
+
+fn figure(out: &mut String, p: &Picture) {
+    let _ = writeln!(
+        out,
+        "<figure>\n{}<figcaption>{}</figcaption>\n</figure>",
+        p.svg,
+        escape(&p.title)
+    );
+}
+
+/// A query's result as a table, or a note saying why it is not there.
+async fn query_table(store: &Store, sql: &str) -> String {
+    match data::try_query(store, sql).await {
+        Ok(r) if r.rows.is_empty() => "<p class=\"note\">none</p>\n".into(),
+        Ok(r) => table(&r, Some(MAX_ROWS)),
+        Err(e) => format!("<p class=\"note\">not available: {}</p>\n", escape(&e)),
+    }
+}
+
+/// An HTML table: numbers right-aligned (floats to 4 significant digits), NULL greyed.
+fn table(r: &QueryResult, max: Option<usize>) -> String {
+    let mut out = String::from("<table>\n<tr>");
+    for c in &r.columns {
+        let _ = write!(out, "<th>{}</th>", escape(c));
+    }
+    out.push_str("</tr>\n");
+    let shown = max.unwrap_or(usize::MAX).min(r.rows.len());
+    for row in &r.rows[..shown] {
+        out.push_str("<tr>");
+        for v in row {
+            match v {
+                Value::Null => out.push_str("<td class=\"null\">NULL</td>"),
+                Value::Number(n) => {
+                    let text = match (n.as_i64(), n.as_f64()) {
+                        (Some(i), _) => i.to_string(),
+                        (None, Some(f)) => format_float(f),
+                        _ => n.to_string(),
+                    };
+                    let _ = write!(out, "<td class=\"num\">{text}</td>");
+                }
+                Value::String(s) => {
+                    let _ = write!(out, "<td>{}</td>", escape(s));
+                }
+                other => {
+                    let _ = write!(out, "<td>{}</td>", escape(&other.to_string()));
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    if shown < r.rows.len() {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{shown} of {} rows shown; all with <code>patchsweep query</code> or <code>patchsweep export</code>.</p>",
+            r.rows.len()
+        );
+    }
+    out
+}
+
+fn format_float(f: f64) -> String {
+    if f == 0.0 || (f.abs() >= 1e-3 && f.abs() < 1e6) {
+        let digits = (4 - 1 - f.abs().log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{f:.digits$}")
+    } else {
+        format!("{f:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_escape_and_format() {
+        let r = QueryResult {
+            columns: vec!["a<b".into(), "x".into()],
+            rows: vec![vec![Value::from("<script>"), Value::from(0.123456)]],
+        };
+        let t = table(&r, None);
+        assert!(t.contains("<th>a&lt;b</th>"));
+        assert!(t.contains("&lt;script&gt;"));
+        assert!(t.contains(">0.1235<"));
+        assert_eq!(format_float(12.3456), "12.35");
+        assert_eq!(format_float(-2.0e-5), "-2.000e-5");
+    }
+}
