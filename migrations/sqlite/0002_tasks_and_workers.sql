@@ -45,7 +45,8 @@ CREATE TABLE tasks (
     CHECK (state IN ('waiting', 'queued', 'leased', 'done', 'failed', 'cancelled'))
 ) STRICT;
 
-CREATE INDEX tasks_queue ON tasks (state, not_before);
+CREATE INDEX tasks_queue ON tasks (state, sweep_id, id);
+CREATE INDEX tasks_queue_model ON tasks (state, model, sweep_id, id);
 CREATE INDEX tasks_sweep ON tasks (sweep_id, state);
 
 CREATE VIEW tasks_v AS

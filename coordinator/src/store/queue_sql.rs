@@ -140,21 +140,46 @@ macro_rules! queue_sql {
             lease_seconds: f64,
         ) -> Result<Vec<LeasedTask>, QueueError> {
             const STEP: &str = "lease tasks";
-            let pick = format!(
+            // Tasks for the worker's model first, then any; both walk the index on
+            // (state, model, sweep_id, id) / (state, sweep_id, id) in order, with a LIMIT.
+            let preferred = format!(
                 "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
-                 WHERE t.state = 'queued' AND t.not_before <= {now} \
+                 WHERE t.state = 'queued' AND t.model = $1 AND t.not_before <= {now} \
                  AND s.status IN ('queued', 'running') \
-                 ORDER BY CASE WHEN t.model = $1 THEN 0 ELSE 1 END, t.sweep_id, t.id \
-                 LIMIT $2{skip}",
+                 ORDER BY t.sweep_id, t.id LIMIT $2{skip}",
                 now = $now,
                 skip = $skip_locked
             );
-            let ids: Vec<i64> = sqlx::query_scalar(&pick)
-                .bind(model)
-                .bind(max)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(queue_db_error(STEP, url))?;
+            let any = format!(
+                "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
+                 WHERE t.state = 'queued' AND t.not_before <= {now} \
+                 AND s.status IN ('queued', 'running') \
+                 ORDER BY t.sweep_id, t.id LIMIT $1{skip}",
+                now = $now,
+                skip = $skip_locked
+            );
+            let mut ids: Vec<i64> = if model.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_scalar(&preferred)
+                    .bind(model)
+                    .bind(max)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(queue_db_error(STEP, url))?
+            };
+            if (ids.len() as i64) < max {
+                let more: Vec<i64> = sqlx::query_scalar(&any)
+                    .bind(max)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(queue_db_error(STEP, url))?;
+                for id in more {
+                    if (ids.len() as i64) < max && !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
             let take = format!(
                 "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker_id = $1, \
                  lease_expires_at = {now} + $2, started_at = {now} WHERE id = $3 \
@@ -370,6 +395,32 @@ macro_rules! queue_sql {
             .await
             .map_err(queue_db_error("release task", url))?;
             Ok(())
+        }
+
+        /// Tasks of a sweep still queued or leased (index only).
+        pub(crate) async fn active_in(
+            tx: &mut $conn,
+            url: &str,
+            sweep_id: i64,
+        ) -> Result<i64, QueueError> {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tasks WHERE sweep_id = $1 AND state IN ('queued', 'leased')",
+            )
+            .bind(sweep_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(queue_db_error("settle sweep", url))
+        }
+
+        /// Sweeps not yet ended.
+        pub(crate) async fn open_sweeps_in(
+            tx: &mut $conn,
+            url: &str,
+        ) -> Result<Vec<i64>, QueueError> {
+            sqlx::query_scalar("SELECT id FROM sweeps WHERE status IN ('queued', 'running')")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(queue_db_error("settle sweeps", url))
         }
 
         /// After a task ended: starts the sweep's waiting tasks once nothing else is left,

@@ -72,24 +72,30 @@ impl Store {
         max: usize,
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
-        Ok(in_tx!(self, "lease tasks", |tx, url| {
-            for sweep_id in q::expire_leases_in(tx, url).await? {
-                q::settle_sweep_in(tx, url, sweep_id).await?;
-            }
-            q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?
-        }))
+        let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
+            let touched = q::expire_leases_in(tx, url).await?;
+            let leased =
+                q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?;
+            (touched, leased)
+        });
+        for sweep_id in touched {
+            self.settle_if_idle(sweep_id).await?;
+        }
+        Ok(leased)
     }
 
-    /// Returns expired leases to the queue without leasing anything; answers how many
-    /// sweeps were touched.
+    /// Returns expired leases to the queue without leasing anything, and settles every
+    /// open sweep with nothing left to run (also one whose last task finished just before
+    /// a crash); answers how many leases sweeps were touched.
     pub async fn expire_leases(&self) -> Result<usize, StoreError> {
-        Ok(in_tx!(self, "expire leases", |tx, url| {
+        let (touched, open) = in_tx!(self, "expire leases", |tx, url| {
             let touched = q::expire_leases_in(tx, url).await?;
-            for &sweep_id in &touched {
-                q::settle_sweep_in(tx, url, sweep_id).await?;
-            }
-            touched.len()
-        }))
+            (touched, q::open_sweeps_in(tx, url).await?)
+        });
+        for &sweep_id in &open {
+            self.settle_if_idle(sweep_id).await?;
+        }
+        Ok(touched.len())
     }
 
     /// Extends the worker's leases `(task_id, attempt)`; answers those it lost.
@@ -123,11 +129,11 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?,
             _ => Vec::new(),
         };
-        Ok(in_tx!(self, "complete task", |tx, url| {
+        let (settled, sweep) = in_tx!(self, "complete task", |tx, url| {
             match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => {
                     q::record_stale_in(tx, url, task_id).await?;
-                    Settled::Stale { reason }
+                    (Settled::Stale { reason }, None)
                 }
                 Ok((sweep_id, _kind)) => {
                     let rows = match output {
@@ -150,11 +156,28 @@ impl Store {
                         }
                     };
                     q::mark_done_in(tx, url, task_id, rows).await?;
-                    q::settle_sweep_in(tx, url, sweep_id).await?;
-                    Settled::Completed { rows }
+                    (Settled::Completed { rows }, Some(sweep_id))
                 }
             }
-        }))
+        });
+        if let Some(sweep_id) = sweep {
+            self.settle_if_idle(sweep_id).await?;
+        }
+        Ok(settled)
+    }
+
+    /// Ends the sweep (or starts its waiting tasks) when nothing is queued or leased.
+    ///
+    /// Runs in its own transaction after the one that finished a task has committed: of
+    /// two tasks finishing at once, the later check sees both, so the last one always
+    /// settles the sweep, without serializing every completion on the sweep row.
+    async fn settle_if_idle(&self, sweep_id: i64) -> Result<(), StoreError> {
+        in_tx!(self, "settle sweep", |tx, url| {
+            if q::active_in(tx, url, sweep_id).await? == 0 {
+                q::settle_sweep_in(tx, url, sweep_id).await?;
+            }
+        });
+        Ok(())
     }
 
     /// Records a worker's failure of a task it holds: retried after a backoff, or failed
