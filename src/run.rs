@@ -60,6 +60,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let prepared = parsed.prepare(&loaded)?;
     report_dataset(&prepared);
+    // The debias splits must be possible on the pairs kept: check before storing anything.
+    patchsweep_coordinator::plan::plan_debias(&parsed, &prepared)?;
     drop(loaded);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,7 +91,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         worker.await.context("the local worker")??;
         let progress = progress?;
         eprint!("{}", sweep_view::block(&progress));
-        print_summary(&store, sweep_id, &parsed, args.top).await?;
+        if progress.state != "failed" {
+            print_summary(&store, sweep_id, &parsed, args.top).await?;
+        }
         anyhow::Ok(progress)
     })?;
     println!(
@@ -176,6 +180,25 @@ async fn print_summary(
             exp.direction.name()
         );
         print!("{}", result.to_table());
+    }
+    if !spec.debias.is_empty() {
+        let table = store
+            .query_readonly(&format!(
+                "SELECT debias, intervention, split, metric, ROUND(CAST(before AS NUMERIC), 4) AS before, \
+                 ROUND(CAST(after AS NUMERIC), 4) AS after, ROUND(CAST(delta AS NUMERIC), 4) AS delta, \
+                 ROUND(CAST(control_after AS NUMERIC), 4) AS control_after \
+                 FROM debias_v WHERE sweep_id = {sweep_id} ORDER BY debias, intervention, split, metric"
+            ))
+            .await?;
+        println!("\ndebiasing, before and after each intervention (control: the same on random components):");
+        print!("{}", table.to_table());
+        let components = store
+            .query_readonly(&format!(
+                "SELECT DISTINCT debias, intervention, components, control_components \
+                 FROM debias_v WHERE sweep_id = {sweep_id} ORDER BY debias, intervention"
+            ))
+            .await?;
+        print!("{}", components.to_table());
     }
     Ok(())
 }

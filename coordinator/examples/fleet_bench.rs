@@ -184,6 +184,7 @@ async fn main() {
                 waits: false,
             })
             .collect(),
+        splits: vec![],
     };
     w.complete_task(pb::CompleteTaskRequest {
         worker_id: id,

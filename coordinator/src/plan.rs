@@ -143,3 +143,76 @@ pub fn plan(
     }
     Ok(tasks)
 }
+
+/// The arguments of a debias task. At lease time the store adds `effects`: the
+/// experiment's mean |normalized effect| per component over the selection split only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DebiasTask {
+    /// The `[[debias]]` section's name.
+    pub name: String,
+    pub experiment: String,
+    /// `[component, layer, head, position_label, score]` rows, filled in at lease time.
+    #[serde(default)]
+    pub effects: Vec<(String, i64, Option<i64>, Option<String>, f64)>,
+}
+
+/// One pair's part in a debias section's split, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitMember {
+    pub debias: String,
+    pub pair_id: String,
+    /// `selection`, `heldout` or `unused`.
+    pub part: &'static str,
+}
+
+/// The debias tasks of a prepared sweep (they wait for the patch tasks) and the seeded
+/// split of each section, to be stored with the pairs.
+pub fn plan_debias(
+    parsed: &ParsedSpec,
+    prepared: &Prepared,
+) -> patchsweep_engine::debias::Result<(Vec<NewTask>, Vec<SplitMember>)> {
+    use patchsweep_engine::debias::{debias_pairs, male_side, split_pairs};
+    let mut tasks = Vec::new();
+    let mut members = Vec::new();
+    if parsed.spec.debias.is_empty() {
+        return Ok((tasks, members));
+    }
+    let m = &parsed.spec.metric;
+    let pairs = debias_pairs(
+        prepared.pairs.clone(),
+        &prepared.specs,
+        male_side(&m.positive, &m.negative),
+    )?;
+    for cfg in &parsed.spec.debias {
+        let split = split_pairs(&pairs, &cfg.split)?;
+        for (part, ids) in [
+            ("selection", &split.selection),
+            ("heldout", &split.heldout),
+            ("unused", &split.unused),
+        ] {
+            members.extend(ids.iter().map(|id| SplitMember {
+                debias: cfg.name.clone(),
+                pair_id: id.clone(),
+                part,
+            }));
+        }
+        let args = DebiasTask {
+            name: cfg.name.clone(),
+            experiment: cfg.experiment.clone(),
+            effects: Vec::new(),
+        };
+        tasks.push(NewTask {
+            kind: DEBIAS.into(),
+            description: format!(
+                "debias {}: {} intervention(s) on {} held-out pairs",
+                cfg.name,
+                cfg.interventions.len(),
+                split.heldout.len()
+            ),
+            payload: serde_json::to_string(&args).expect("plain data serializes"),
+            cost: 0,
+            waits: true,
+        });
+    }
+    Ok((tasks, members))
+}

@@ -57,6 +57,10 @@ pub struct SweepSpec {
     /// How the sweep is cut into tasks.
     #[serde(default)]
     pub tasks: TaskSizing,
+    /// Debiasing evaluations on the components an experiment found; they run once every
+    /// patching task of the sweep has ended.
+    #[serde(default, rename = "debias")]
+    pub debias: Vec<patchsweep_engine::debias::DebiasConfig>,
 }
 
 /// How a sweep is cut into tasks: pairs of one token length × a range of layers. Smaller
@@ -453,6 +457,22 @@ impl SweepSpec {
                 ));
             }
             experiments.push(e.to_experiment(i)?);
+        }
+        let mut debias_names = HashSet::new();
+        for (i, d) in spec.debias.iter().enumerate() {
+            d.validate().map_err(|e| field(format!("debias[{i}]"), e))?;
+            if !debias_names.insert(d.name.clone()) {
+                return Err(field(
+                    format!("debias[{i}].name"),
+                    format!("{:?} is used twice", d.name),
+                ));
+            }
+            if !names.contains(&d.experiment) {
+                return Err(field(
+                    format!("debias[{i}].experiment"),
+                    format!("no experiment is named {:?}", d.experiment),
+                ));
+            }
         }
         let pairs = spec.dataset.load(None)?;
         Ok(ParsedSpec {

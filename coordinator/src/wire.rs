@@ -119,6 +119,11 @@ pub fn output_from_wire(
                     cost: t.cost,
                 })
                 .collect(),
+            splits: p
+                .splits
+                .into_iter()
+                .map(|m| (m.debias, m.pair_id, m.part))
+                .collect(),
         })),
     }
 }
@@ -159,6 +164,15 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
                     description: t.description.clone(),
                     payload_json: t.payload.clone(),
                     cost: t.cost,
+                })
+                .collect(),
+            splits: p
+                .splits
+                .iter()
+                .map(|(debias, pair_id, part)| pb::SplitMember {
+                    debias: debias.clone(),
+                    pair_id: pair_id.clone(),
+                    part: part.clone(),
                 })
                 .collect(),
         }),

@@ -113,6 +113,7 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
         dropped: vec![("token_count_mismatch".into(), 1)],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks,
+        splits: vec![],
     });
     let settled = store
         .complete_task(&w, prep.task_id, prep.attempt, &out, p)

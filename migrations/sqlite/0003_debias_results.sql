@@ -32,3 +32,15 @@ SELECT s.name            AS sweep_name,
        d.control_components AS control_components
 FROM debias_results d
 JOIN sweeps s ON s.id = d.sweep_id;
+
+-- The seeded split of each debias section: which pairs select components (selection),
+-- which evaluate them (heldout), and which are left out for sharing a profession or a
+-- template with both sides (unused).
+CREATE TABLE debias_splits (
+    sweep_id INTEGER NOT NULL,
+    debias   TEXT    NOT NULL,
+    pair_id  TEXT    NOT NULL,
+    part     TEXT    NOT NULL CHECK (part IN ('selection', 'heldout', 'unused')),
+    PRIMARY KEY (sweep_id, debias, pair_id),
+    FOREIGN KEY (sweep_id, pair_id) REFERENCES pairs (sweep_id, pair_id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;

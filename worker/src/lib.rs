@@ -7,11 +7,13 @@
 //! - [`executor`]: the compute side: [`executor::Executor`] and the thread that runs it,
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
+//! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
 //! - [`faults`]: fault injection for the reliability tests (hidden flags).
 
 pub mod counters;
+mod debias_task;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;

@@ -107,7 +107,7 @@ impl ModelExecutor {
         Ok((model, state))
     }
 
-    fn engine<'m>(model: &'m LoadedModel, state: &SweepState) -> Engine<'m> {
+    pub(crate) fn engine<'m>(model: &'m LoadedModel, state: &SweepState) -> Engine<'m> {
         let mut engine = Engine::new(&model.model);
         engine.max_batch = state.parsed.spec.batch_size;
         engine
@@ -120,8 +120,11 @@ impl ModelExecutor {
         let baselines = engine
             .baselines(&state.prepared.pairs)
             .map_err(engine_err)?;
-        let tasks =
+        let mut tasks =
             plan::plan(&engine, &state.parsed, &state.prepared, &baselines).map_err(engine_err)?;
+        let (debias_tasks, splits) =
+            plan::plan_debias(&state.parsed, &state.prepared).map_err(TaskError::permanent)?;
+        tasks.extend(debias_tasks);
         Ok(TaskOutput::Prepare(PreparedSweep {
             pairs: pair_rows(&model, &state.prepared, &baselines),
             dropped: state
@@ -144,6 +147,10 @@ impl ModelExecutor {
                 })
                 .collect(),
             tasks,
+            splits: splits
+                .into_iter()
+                .map(|m| (m.debias, m.pair_id, m.part.to_string()))
+                .collect(),
         }))
     }
 
@@ -203,6 +210,7 @@ impl Executor for ModelExecutor {
         match task.kind.as_str() {
             plan::PREPARE => self.prepare(task),
             plan::PATCH => self.patch(task),
+            plan::DEBIAS => crate::debias_task::run(self, task),
             other => Err(TaskError::permanent(format!(
                 "this worker cannot run tasks of kind `{other}`"
             ))),

@@ -54,6 +54,8 @@ pub struct PreparedSweep {
     /// (name, method, direction)
     pub experiments: Vec<(String, String, String)>,
     pub tasks: Vec<NewTask>,
+    /// (debias section, pair id, part): the stored seeded splits.
+    pub splits: Vec<(String, String, String)>,
 }
 
 /// A finished task's output; stored with its completion in one transaction.

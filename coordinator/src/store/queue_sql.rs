@@ -644,6 +644,59 @@ macro_rules! queue_sql {
             Ok(Some(p))
         }
 
+        /// Stores the seeded splits of the debias sections.
+        pub(crate) async fn insert_splits_in(
+            tx: &mut $conn,
+            url: &str,
+            sweep_id: i64,
+            members: &[(String, String, String)],
+        ) -> Result<(), QueueError> {
+            for (debias, pair_id, part) in members {
+                sqlx::query(
+                    "INSERT INTO debias_splits (sweep_id, debias, pair_id, part) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(sweep_id)
+                .bind(debias)
+                .bind(pair_id)
+                .bind(part)
+                .execute(&mut *tx)
+                .await
+                .map_err(queue_db_error("store debias splits", url))?;
+            }
+            Ok(())
+        }
+
+        /// An experiment's mean |normalized effect| per component, over the selection
+        /// pairs of a debias section only (held-out pairs never inform the selection).
+        pub(crate) async fn selection_effects_in(
+            tx: &mut $conn,
+            url: &str,
+            sweep_id: i64,
+            debias: &str,
+            experiment: &str,
+        ) -> Result<Vec<(String, i64, Option<i64>, Option<String>, f64)>, QueueError> {
+            let rows = sqlx::query(
+                "SELECT e.component, CAST(e.layer AS BIGINT), CAST(e.head AS BIGINT), \
+                 e.position_label, CAST(AVG(ABS(e.normalized)) AS DOUBLE PRECISION) \
+                 FROM effects_v e JOIN debias_splits d ON d.sweep_id = e.sweep_id \
+                 AND d.pair_id = e.pair_id AND d.debias = $2 AND d.part = 'selection' \
+                 WHERE e.sweep_id = $1 AND e.experiment = $3 AND e.normalized IS NOT NULL \
+                 AND e.layer IS NOT NULL \
+                 GROUP BY e.component, e.layer, e.head, e.position_label",
+            )
+            .bind(sweep_id)
+            .bind(debias)
+            .bind(experiment)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(queue_db_error("read selection effects", url))?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect())
+        }
+
         /// Stores a debias task's rows (JSON array of [`DebiasRow`]); answers how many.
         pub(crate) async fn insert_debias_in(
             tx: &mut $conn,

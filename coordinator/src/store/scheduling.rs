@@ -74,8 +74,19 @@ impl Store {
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
             let touched = q::expire_leases_in(tx, url).await?;
-            let leased =
+            let mut leased =
                 q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?;
+            for t in leased.iter_mut().filter(|t| t.kind == crate::plan::DEBIAS) {
+                let mut args: crate::plan::DebiasTask =
+                    serde_json::from_str(&t.payload).map_err(|e| StoreError::InvalidInput {
+                        step: "lease tasks",
+                        message: format!("debias task {} arguments: {e}", t.task_id),
+                    })?;
+                args.effects =
+                    q::selection_effects_in(tx, url, t.sweep_id, &args.name, &args.experiment)
+                        .await?;
+                t.payload = serde_json::to_string(&args).expect("plain data serializes");
+            }
             (touched, leased)
         });
         for sweep_id in touched {
@@ -147,6 +158,7 @@ impl Store {
                             }
                             q::insert_pairs_in(tx, url, sweep_id, &pairs).await?;
                             q::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
+                            q::insert_splits_in(tx, url, sweep_id, &p.splits).await?;
                             q::insert_tasks_in(tx, url, sweep_id, &p.tasks, policy.max_attempts)
                                 .await?;
                             pairs.len() as u64

@@ -1,0 +1,172 @@
+//! A sweep with a `[[debias]]` section, end to end on the tiny model through `patchsweep
+//! run`: debias tasks wait for the patching, select from the selection split only, and
+//! store before/after/control figures; the stored split never overlaps; a second run of
+//! the same spec gives the same numbers.
+
+mod cluster;
+
+use std::path::Path;
+use std::process::Command;
+
+use cluster::{bin, query, root};
+
+fn spec(dir: &Path) -> std::path::PathBuf {
+    let words = [
+        ("cat", "bat"),
+        ("man", "can"),
+        ("dog", "log"),
+        ("hat", "mat"),
+        ("pen", "ten"),
+        ("box", "fox"),
+        ("cup", "pup"),
+        ("bed", "red"),
+    ];
+    let mut pairs = String::new();
+    for (i, (a, b)) in words.iter().enumerate() {
+        for (t, tpl) in [("said", "The {} said that"), ("was", "The {} was in the")] {
+            let st = if i % 2 == 0 { "male" } else { "female" };
+            pairs.push_str(&format!(
+                "  {{ clean = \"{}\", corrupt = \"{}\", labels = {{ profession = \"{a}\", \
+                 template = \"{t}\", stereotype = \"{st}\" }} }},\n",
+                tpl.replace("{}", a),
+                tpl.replace("{}", b)
+            ));
+        }
+    }
+    let text = format!(
+        r#"name = "tiny-debias"
+model = "{}"
+
+[metric]
+kind = "logit_diff"
+positive = [" to"]
+negative = [" the"]
+
+[dataset]
+pairs = [
+{pairs}]
+
+[[experiment]]
+name = "heads"
+method = "activation"
+components = ["head_out", "mlp_out"]
+positions = "joint"
+
+[[debias]]
+name = "top"
+experiment = "heads"
+
+[debias.select]
+component = "head_out"
+top_k = 2
+
+[debias.split]
+heldout_professions = 0.4
+seed = 3
+
+[debias.neutral]
+max_chunks = 2
+
+[[debias.intervention]]
+kind = "ablation"
+mode = "zero"
+
+[[debias.intervention]]
+kind = "steering"
+
+[[debias.intervention]]
+kind = "finetune"
+steps = 3
+lr = 0.01
+"#,
+        root().join("model/tests/data/tiny-llama2").display()
+    );
+    let path = dir.join("debias.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(spec: &Path, db: &str, deltas: &Path) {
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(spec)
+        .args(["--db", db])
+        .env("PATCHSWEEP_DELTAS_DIR", deltas)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("debiasing, before and after"), "{stdout}");
+}
+
+#[test]
+fn debias_runs_after_the_sweep_and_repeats_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path());
+    let (a, b) = (
+        format!("sqlite://{}", dir.path().join("a.db").display()),
+        format!("sqlite://{}", dir.path().join("b.db").display()),
+    );
+    run(&spec, &a, &dir.path().join("deltas-a"));
+    run(&spec, &b, &dir.path().join("deltas-b"));
+
+    let sql = "SELECT intervention, split, metric, before, after, control_after, components, \
+               control_components FROM debias_v ORDER BY intervention, split, metric";
+    let rows_a = query(&a, sql);
+    assert_eq!(
+        rows_a,
+        query(&b, sql),
+        "the same spec gives the same numbers"
+    );
+    let interventions: std::collections::BTreeSet<&str> = rows_a
+        .iter()
+        .map(|r| r["intervention"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        interventions.into_iter().collect::<Vec<_>>(),
+        ["ablation_zero", "finetune", "steering"]
+    );
+    for r in &rows_a {
+        assert!(r["control_after"].is_number(), "{r}");
+        assert_ne!(r["components"], r["control_components"], "{r}");
+    }
+    assert!(rows_a
+        .iter()
+        .any(|r| r["split"] == "heldout" && r["metric"] == "mean_logit_diff"));
+    assert!(rows_a.iter().any(|r| r["metric"] == "perplexity"));
+
+    // The stored split: both sides non-empty, no pair on both (professions: engine tests).
+    let overlap = query(
+        &a,
+        "SELECT COUNT(*) AS n FROM debias_splits s JOIN debias_splits h \
+         ON s.sweep_id = h.sweep_id AND s.debias = h.debias AND s.pair_id = h.pair_id \
+         WHERE s.part = 'selection' AND h.part = 'heldout'",
+    );
+    assert_eq!(overlap[0]["n"], 0);
+    let parts = query(
+        &a,
+        "SELECT part, COUNT(*) AS n FROM debias_splits GROUP BY part ORDER BY part",
+    );
+    assert!(parts
+        .iter()
+        .any(|p| p["part"] == "selection" && p["n"].as_i64() > Some(0)));
+    assert!(parts
+        .iter()
+        .any(|p| p["part"] == "heldout" && p["n"].as_i64() > Some(0)));
+    // The debias task ran after every patch task.
+    let order = query(
+        &a,
+        "SELECT (SELECT MIN(started_at) FROM tasks WHERE kind = 'debias') >= \
+         (SELECT MAX(finished_at) FROM tasks WHERE kind = 'patch') AS after",
+    );
+    assert_eq!(order[0]["after"], 1);
+    // Fine-tuned deltas were saved where the run was told.
+    let saved = std::fs::read_dir(dir.path().join("deltas-a/sweep-1"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(saved >= 2, "tuned and control deltas saved");
+}
