@@ -186,7 +186,7 @@ fn write_parquet(r: &QueryResult, path: &PathBuf) -> Result<()> {
             .write(&batch(&schema, rows)?)
             .context("write Parquet rows")?;
     }
-    writer.finish().context("finish the Parquet file")?;
+    // into_inner writes the footer and flushes; the BufWriter's own flush reports errors.
     writer
         .into_inner()
         .context("finish the Parquet file")?

@@ -150,7 +150,7 @@ fn parquet_exports_read_in_pyarrow_with_types_nulls_and_counts() {
         ),
         (
             "workers_v",
-            vec![("worker_id", "int64"), ("tasks_done", "int64")],
+            vec![("worker_id", "string"), ("tasks_done", "int64")],
         ),
         (
             "debias_v",

@@ -20,9 +20,14 @@ pub fn heatmap(h: &Heatmap) -> String {
         .map(|(a, b)| text_width(a, TICK).max(text_width(b, TICK)))
         .fold(0.0, f64::max);
     let cell_w = if h.x_title == "head" || h.x_title == "neuron" {
-        (26.0f64).max(text_width("00", TICK) + 6.0)
+        // Wide enough for the values while there are few heads (SmolLM2: 9, LLaMA: 32).
+        if cols <= 16 {
+            38.0
+        } else {
+            26.0
+        }
     } else {
-        (tick_w + 8.0).clamp(40.0, 86.0)
+        (tick_w + 8.0).clamp(40.0, 120.0)
     };
     let cell_h = if rows > 40 { 12.0 } else { 16.0 };
     let rotate = tick_w + 4.0 > cell_w;
@@ -141,9 +146,14 @@ fn colour_bar(svg: &mut Svg, x: f64, top: f64, height: f64, limit: f64, title: &
         );
     }
     svg.rect(x, top, 14.0, height, "none", Some("#888888"));
-    for k in 0..5 {
-        let v = limit * (1.0 - k as f64 * 0.5);
-        let y = top + height * k as f64 / 4.0;
+    let mut marks = ticks(-limit, limit, 4);
+    // The ends too, where no round tick is near them.
+    if marks.last().is_none_or(|t| (limit - t) / limit > 0.15) {
+        marks.push(limit);
+        marks.insert(0, -limit);
+    }
+    for v in marks {
+        let y = top + height * (limit - v) / (2.0 * limit);
         svg.line(x + 14.0, y, x + 17.0, y, "#555555", 1.0);
         svg.text(x + 19.0, y + 3.5, 9.0, Anchor::Start, &short_number(v));
     }
@@ -195,9 +205,15 @@ pub fn scatter(set: &ScatterSet) -> String {
     components.sort();
     components.dedup();
 
-    let (w, h) = (560.0, 470.0);
+    let note = format!(
+        "{} (x) vs {} (y): change of the metric, {} points, one per cell and pair",
+        set.activation,
+        set.attribution,
+        set.points.len()
+    );
+    let (w, h) = ((text_width(&note, SMALL) + 20.0).max(560.0), 470.0);
     let (left, top, right, bottom) = (70.0, 56.0, 170.0, 50.0);
-    let (pw, ph) = (w - left - right, h - top - bottom);
+    let (pw, ph) = (560.0 - left - right, h - top - bottom);
     let lo = xs.iter().chain(&ys).copied().fold(f64::INFINITY, f64::min);
     let hi = xs
         .iter()
@@ -224,18 +240,7 @@ pub fn scatter(set: &ScatterSet) -> String {
         Anchor::Start,
         &format!("attribution vs activation (Pearson r = {r_text})"),
     );
-    svg.text(
-        10.0,
-        38.0,
-        SMALL,
-        Anchor::Start,
-        &format!(
-            "{} (x) vs {} (y): change of the metric, {} points (component, layer, head, position, pair)",
-            set.activation,
-            set.attribution,
-            set.points.len()
-        ),
-    );
+    svg.text(10.0, 38.0, SMALL, Anchor::Start, &note);
     svg.rect(left, top, pw, ph, "#fcfcfc", Some("#888888"));
     for t in ticks(xlo, xhi, 6) {
         svg.line(sx(t), top + ph, sx(t), top + ph + 4.0, "#555555", 1.0);
@@ -322,6 +327,9 @@ fn padded(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
     }
 }
 
+const BARS_NOTE: &str =
+    "before and after intervening on the components found; control: the same on random ones";
+
 /// Debias results of one (debias section, metric): for every (intervention, split) the
 /// metric before, after, and after the same intervention on random control components.
 pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
@@ -337,7 +345,7 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
     let (left, top, bottom) = (70.0, 56.0, 70.0);
     let ph = 260.0;
     let pw = group_w * rows.len().max(1) as f64;
-    let w = (left + pw + 150.0).max(420.0);
+    let w = (left + pw + 150.0).max(text_width(BARS_NOTE, SMALL) + 20.0);
     let h = top + ph + bottom;
     let values: Vec<f64> = rows
         .iter()
@@ -367,13 +375,7 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
         Anchor::Start,
         &format!("debias {debias}: {metric}"),
     );
-    svg.text(
-        10.0,
-        38.0,
-        SMALL,
-        Anchor::Start,
-        "before and after the intervention on the components the sweep found; control: the same on random components",
-    );
+    svg.text(10.0, 38.0, SMALL, Anchor::Start, BARS_NOTE);
     for t in ticks(lo, hi, 6) {
         svg.line(left, sy(t), left + pw, sy(t), "#eeeeee", 1.0);
         svg.text(left - 6.0, sy(t) + 3.5, TICK, Anchor::End, &short_number(t));

@@ -361,7 +361,7 @@ fn most_common(items: impl Iterator<Item = (String, i64)>) -> Option<String> {
         .map(|(s, _)| s)
 }
 
-/// `nurse` when one token, `said/wished` for two, `nurse/pilot/… +10` for more.
+/// `nurse` when one token, `said/wished` for two, `nurse +10` for more.
 fn token_summary(tokens: &[&PositionToken]) -> String {
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for t in tokens {
@@ -379,7 +379,7 @@ fn token_summary(tokens: &[&PositionToken]) -> String {
     match names.len() {
         0 => String::new(),
         1 | 2 => names.join("/"),
-        n => format!("{}/… +{}", names[..1].join("/"), n - 1),
+        n => format!("{} +{}", names[0], n - 1),
     }
 }
 
@@ -427,11 +427,21 @@ mod tests {
             cell("resid_pre", 0, Some(1), "subject", 4, 1.0),
             cell("resid_pre", 1, Some(1), "subject", 4, 0.5),
         ];
-        let hs = heatmaps(&cells, &[]);
+        let tokens: Vec<PositionToken> = [(0, "prefix", "The"), (1, "subject", " nurse")]
+            .iter()
+            .map(|(p, l, t)| PositionToken {
+                n_tokens: 4,
+                position: *p,
+                label: Some(l.to_string()),
+                token: t.to_string(),
+                pairs: 2,
+            })
+            .collect();
+        let hs = heatmaps(&cells, &tokens);
         assert_eq!(hs.len(), 1);
         let h = &hs[0];
         assert_eq!(h.y_ticks, vec!["0", "1"]);
-        assert_eq!(h.x_ticks[1].0, "1 subject");
+        assert_eq!(h.x_ticks[1], ("1 subject".to_string(), "nurse".to_string()));
         assert_eq!(h.values[0], vec![Some(0.0), Some(1.0)]);
         assert_eq!(h.values[1], vec![None, Some(0.5)]);
     }
