@@ -130,3 +130,131 @@ fn no_listening_beyond_loopback_without_a_token() {
     assert!(!out.status.success());
     assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
 }
+
+/// A CA and a certificate for localhost signed by it, made with the openssl command.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (Debian package openssl) makes the test certificates");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=patchsweep-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn tls_serves_trusted_clients_only() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let db = format!("sqlite://{}", p("tls.db"));
+    let port = free_port();
+    let _coordinator = Killed(
+        Command::new(bin())
+            .args([
+                "coordinator",
+                "--db",
+                &db,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--tls-cert", &p("cert.pem"), "--tls-key", &p("key.pem")])
+            .env_remove("PATCHSWEEP_TOKEN")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "the coordinator", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let https = format!("https://localhost:{port}");
+    let ok = patchsweep(
+        &["status", "--coordinator", &https, "--tls-ca", &p("ca.pem")],
+        None,
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let untrusted = patchsweep(
+        &[
+            "status",
+            "--coordinator",
+            &https,
+            "--tls-ca",
+            &p("cert.pem"),
+        ],
+        None,
+    );
+    assert!(
+        !untrusted.status.success(),
+        "a CA the server is not signed by is refused"
+    );
+    let plain = patchsweep(
+        &[
+            "status",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        None,
+    );
+    assert!(
+        !plain.status.success(),
+        "plaintext is refused by a TLS coordinator"
+    );
+}
