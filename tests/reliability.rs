@@ -39,7 +39,11 @@ fn reference() -> &'static Reference {
             .args(["--db", &db])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let (effects, n) = effects(&db, 1);
         assert!(n > 100, "the reference sweep stored only {n} effects");
         Reference {
@@ -115,17 +119,24 @@ fn start(db: &str, workers: &[&str]) -> Cluster {
 /// The first task `worker` holds a lease on, once it holds one.
 fn leased_by(c: &Cluster, sweep: i64, worker: &str) -> i64 {
     let mut task = 0;
-    wait_for(Duration::from_secs(60), "a lease held by the worker", || {
-        let rows = query(
-            &c.db,
-            &format!(
-                "SELECT task_id FROM tasks_v WHERE sweep_id = {sweep} AND state = 'leased' \
+    wait_for(
+        Duration::from_secs(60),
+        "a lease held by the worker",
+        || {
+            let rows = query(
+                &c.db,
+                &format!(
+                    "SELECT task_id FROM tasks_v WHERE sweep_id = {sweep} AND state = 'leased' \
                  AND kind = 'patch' AND worker_name = '{worker}' ORDER BY task_id LIMIT 1"
-            ),
-        );
-        task = rows.first().and_then(|r| r["task_id"].as_i64()).unwrap_or(0);
-        task > 0
-    });
+                ),
+            );
+            task = rows
+                .first()
+                .and_then(|r| r["task_id"].as_i64())
+                .unwrap_or(0);
+            task > 0
+        },
+    );
     task
 }
 
@@ -133,7 +144,12 @@ fn two_workers_equal_run(db: &str, backend: &str) {
     let mut c = start(db, &["w1", "w2"]);
     let sweep = c.submit(&reference().spec);
     assert_eq!(c.wait_final(sweep, FINISH), "done", "{}", c.logs());
-    check(&c, sweep, &format!("[{backend}] two workers, no faults"), None);
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] two workers, no faults"),
+        None,
+    );
     c.workers.clear();
 }
 
@@ -143,7 +159,12 @@ fn worker_killed_mid_task(db: &str, backend: &str) {
     leased_by(&c, sweep, "w1");
     c.signal_worker("w1", libc::SIGKILL);
     assert_eq!(c.wait_final(sweep, FINISH), "done", "{}", c.logs());
-    check(&c, sweep, &format!("[{backend}] kill -9 of a worker mid-task"), None);
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] kill -9 of a worker mid-task"),
+        None,
+    );
 }
 
 fn worker_stopped_past_its_lease(db: &str, backend: &str) {
@@ -159,12 +180,24 @@ fn worker_stopped_past_its_lease(db: &str, backend: &str) {
         r[0]["state"] == "done" && r[0]["worker_name"] != "w1"
     });
     c.signal_worker("w1", libc::SIGCONT);
-    wait_for(Duration::from_secs(60), "the stale result to be refused", || {
-        let r = query(&c.db, &format!("SELECT stale_results FROM tasks WHERE id = {task}"));
-        r[0]["stale_results"].as_i64().unwrap_or(0) >= 1
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the stale result to be refused",
+        || {
+            let r = query(
+                &c.db,
+                &format!("SELECT stale_results FROM tasks WHERE id = {task}"),
+            );
+            r[0]["stale_results"].as_i64().unwrap_or(0) >= 1
+        },
+    );
     assert_eq!(c.wait_final(sweep, FINISH), "done", "{}", c.logs());
-    check(&c, sweep, &format!("[{backend}] SIGSTOP past the lease, SIGCONT"), None);
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] SIGSTOP past the lease, SIGCONT"),
+        None,
+    );
 }
 
 fn coordinator_killed_and_restarted(db: &str, backend: &str) {
@@ -181,7 +214,12 @@ fn coordinator_killed_and_restarted(db: &str, backend: &str) {
     std::thread::sleep(Duration::from_millis(1500));
     c.start_coordinator();
     assert_eq!(c.wait_final(sweep, FINISH), "done", "{}", c.logs());
-    check(&c, sweep, &format!("[{backend}] kill -9 of the coordinator, restart"), None);
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] kill -9 of the coordinator, restart"),
+        None,
+    );
 }
 
 fn worker_cut_off_for_a_while(db: &str, backend: &str) {
@@ -194,7 +232,12 @@ fn worker_cut_off_for_a_while(db: &str, backend: &str) {
     std::thread::sleep(Duration::from_secs(5));
     proxy.unblock();
     assert_eq!(c.wait_final(sweep, FINISH), "done", "{}", c.logs());
-    check(&c, sweep, &format!("[{backend}] a worker cut off for 5 s"), None);
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] a worker cut off for 5 s"),
+        None,
+    );
 }
 
 fn a_task_that_always_fails(db: &str, backend: &str) {
@@ -214,11 +257,22 @@ fn a_task_that_always_fails(db: &str, backend: &str) {
     );
     assert!(!failed.is_empty());
     for f in &failed {
-        assert!(f["description"].as_str().unwrap().starts_with("heads"), "{f}");
+        assert!(
+            f["description"].as_str().unwrap().starts_with("heads"),
+            "{f}"
+        );
         assert_eq!(f["attempts"].as_i64(), Some(3), "{f}");
-        assert!(f["error"].as_str().unwrap().contains("injected fault"), "{f}");
+        assert!(
+            f["error"].as_str().unwrap().contains("injected fault"),
+            "{f}"
+        );
     }
-    check(&c, sweep, &format!("[{backend}] the tasks of one experiment always fail"), Some("heads"));
+    check(
+        &c,
+        sweep,
+        &format!("[{backend}] the tasks of one experiment always fail"),
+        Some("heads"),
+    );
 }
 
 macro_rules! scenarios {

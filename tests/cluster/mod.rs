@@ -123,7 +123,15 @@ pub fn effects(db: &str, sweep: i64) -> (BTreeMap<EffectKey, f64>, usize) {
             let s = |k: &str| r[k].as_str().unwrap().to_string();
             let i = |k: &str| r[k].as_i64().unwrap();
             (
-                (s("experiment"), s("component"), i("l"), i("h"), i("p"), i("n"), s("pair_id")),
+                (
+                    s("experiment"),
+                    s("component"),
+                    i("l"),
+                    i("h"),
+                    i("p"),
+                    i("n"),
+                    s("pair_id"),
+                ),
                 r["value"].as_f64().unwrap(),
             )
         })
@@ -243,14 +251,20 @@ impl Cluster {
             "submit failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("sweep id")
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("sweep id")
     }
 
     pub fn sweep_state(&self, sweep: i64) -> String {
-        query(&self.db, &format!("SELECT status FROM sweeps WHERE id = {sweep}"))
-            .first()
-            .and_then(|r| r["status"].as_str().map(String::from))
-            .unwrap_or_default()
+        query(
+            &self.db,
+            &format!("SELECT status FROM sweeps WHERE id = {sweep}"),
+        )
+        .first()
+        .and_then(|r| r["status"].as_str().map(String::from))
+        .unwrap_or_default()
     }
 
     /// Waits until the sweep has ended; answers its state.

@@ -45,7 +45,9 @@ impl Proxy {
                     continue;
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                c.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                c.lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                 std::thread::spawn(move || pipe(client, server));
                 std::thread::spawn(move || pipe(s2, c2));
             }
