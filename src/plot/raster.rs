@@ -17,9 +17,7 @@ fn fonts() -> Arc<usvg::fontdb::Database> {
     DB.get_or_init(|| {
         let mut db = usvg::fontdb::Database::new();
         db.load_font_data(FONT.to_vec());
-        for family in ["DejaVu Sans"] {
-            db.set_sans_serif_family(family);
-        }
+        db.set_sans_serif_family("DejaVu Sans");
         Arc::new(db)
     })
     .clone()

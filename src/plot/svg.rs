@@ -225,7 +225,7 @@ pub fn short_number(v: f64) -> String {
         return "0".into();
     }
     let a = v.abs();
-    let s = if a >= 1000.0 || a < 0.001 {
+    let s = if !(0.001..1000.0).contains(&a) {
         format!("{v:.1e}")
     } else if a >= 100.0 {
         format!("{v:.0}")
