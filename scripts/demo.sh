@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo of README.md: fetches the SmolLM2 demo model if absent and runs a professions
 # sweep end-to-end on the embedded default (SQLite file patchsweep-demo.db, one local
-# worker), printing the summary; then shows a query over the results.
+# worker) with its debias section, printing the summary; then a query over the results, and
+# the pictures (heatmaps, scatter, debias bars) and an HTML report in demo-pictures/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-demo-model.sh
@@ -14,3 +15,6 @@ echo "mean normalized effect of the residual stream by layer and position label 
   FROM effects_v WHERE experiment = 'components' AND component = 'resid_pre'
     AND sweep_id = (SELECT MAX(id) FROM sweeps)
   GROUP BY layer, position_label ORDER BY layer, position_label LIMIT 12"
+./target/release/patchsweep plot --db "$db" --out demo-pictures
+./target/release/patchsweep report --db "$db" --out demo-pictures/report.html
+echo "pictures and report: demo-pictures/ (open demo-pictures/report.html)"
