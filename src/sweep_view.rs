@@ -56,5 +56,26 @@ pub fn block(p: &SweepProgress) -> String {
             f.task_id, f.description, f.attempts, f.error
         ));
     }
+    if !p.debias.is_empty() {
+        s.push_str(&format!(
+            "  debiasing (control: the same intervention on random components):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10}\n",
+            "debias", "intervention", "split", "metric", "before", "after", "delta", "control"
+        ));
+        for d in &p.debias {
+            s.push_str(&format!(
+                "  {:<12} {:<14} {:<8} {:<21} {:>10.4} {:>10.4} {:>10.4} {:>10}\n",
+                d.debias,
+                d.intervention,
+                d.split,
+                d.metric,
+                d.before,
+                d.after,
+                d.after - d.before,
+                d.control_after
+                    .map(|c| format!("{c:.4}"))
+                    .unwrap_or_else(|| "-".into())
+            ));
+        }
+    }
     s
 }

@@ -240,6 +240,19 @@ pub fn progress_to_wire(p: &SweepProgress) -> pb::SweepStatus {
         error: p.error.clone().unwrap_or_default(),
         created_at: p.created_at.clone(),
         finished_at: p.finished_at.clone().unwrap_or_default(),
+        debias: p
+            .debias
+            .iter()
+            .map(|d| pb::DebiasFigure {
+                debias: d.debias.clone(),
+                intervention: d.intervention.clone(),
+                split: d.split.clone(),
+                metric: d.metric.clone(),
+                before: d.before,
+                after: d.after,
+                control_after: d.control_after,
+            })
+            .collect(),
     }
 }
 
@@ -284,5 +297,18 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
             .collect(),
         created_at: s.created_at,
         finished_at: (!s.finished_at.is_empty()).then_some(s.finished_at),
+        debias: s
+            .debias
+            .into_iter()
+            .map(|d| crate::store::queue::DebiasFigure {
+                debias: d.debias,
+                intervention: d.intervention,
+                split: d.split,
+                metric: d.metric,
+                before: d.before,
+                after: d.after,
+                control_after: d.control_after,
+            })
+            .collect(),
     }
 }

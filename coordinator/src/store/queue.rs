@@ -158,6 +158,20 @@ pub struct SweepProgress {
     pub failures: Vec<TaskFailure>,
     pub created_at: String,
     pub finished_at: Option<String>,
+    /// Debias figures: (debias, intervention, split, metric, before, after, control_after).
+    pub debias: Vec<DebiasFigure>,
+}
+
+/// One debias figure of a sweep, as `status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebiasFigure {
+    pub debias: String,
+    pub intervention: String,
+    pub split: String,
+    pub metric: String,
+    pub before: f64,
+    pub after: f64,
+    pub control_after: Option<f64>,
 }
 
 impl SweepProgress {

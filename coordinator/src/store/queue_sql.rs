@@ -632,6 +632,27 @@ macro_rules! queue_sql {
             .fetch_all(&mut *tx)
             .await
             .map_err(queue_db_error(STEP, url))?;
+            let figures = sqlx::query(
+                "SELECT debias, intervention, split, metric, before, after, control_after \
+                 FROM debias_results WHERE sweep_id = $1 \
+                 ORDER BY debias, intervention, split, metric",
+            )
+            .bind(sweep_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(queue_db_error(STEP, url))?;
+            p.debias = figures
+                .iter()
+                .map(|r| crate::store::queue::DebiasFigure {
+                    debias: r.get(0),
+                    intervention: r.get(1),
+                    split: r.get(2),
+                    metric: r.get(3),
+                    before: r.get(4),
+                    after: r.get(5),
+                    control_after: r.get(6),
+                })
+                .collect();
             p.failures = failures
                 .iter()
                 .map(|r| TaskFailure {
