@@ -106,7 +106,10 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
     );
     let mut tasks: Vec<NewTask> = (0..patches).map(|n| task("patch", n, false)).collect();
     if debias {
-        tasks.push(task("debias", 99, true));
+        tasks.push(NewTask {
+            payload: r#"{"name":"d","experiment":"exp"}"#.into(),
+            ..task("debias", 99, true)
+        });
     }
     let out = TaskOutput::Prepare(PreparedSweep {
         pairs: vec![pair("p0"), pair("p1")],

@@ -77,11 +77,12 @@ impl Store {
             let mut leased =
                 q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?;
             for t in leased.iter_mut().filter(|t| t.kind == crate::plan::DEBIAS) {
-                let mut args: crate::plan::DebiasTask =
-                    serde_json::from_str(&t.payload).map_err(|e| StoreError::InvalidInput {
-                        step: "lease tasks",
-                        message: format!("debias task {} arguments: {e}", t.task_id),
-                    })?;
+                // Unreadable arguments are left as they are: the worker fails the task
+                // with the reason, instead of one bad task blocking every lease.
+                let Ok(mut args) = serde_json::from_str::<crate::plan::DebiasTask>(&t.payload)
+                else {
+                    continue;
+                };
                 args.effects =
                     q::selection_effects_in(tx, url, t.sweep_id, &args.name, &args.experiment)
                         .await?;
