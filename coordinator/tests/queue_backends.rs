@@ -10,6 +10,7 @@ use patchsweep_coordinator::store::{
     TaskOutput, WorkerInfo,
 };
 
+#[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
@@ -420,21 +421,6 @@ mod suite {
         let prog = store.sweep_progress(sweep, &p).await.unwrap();
         assert_eq!((prog.state.as_str(), prog.retries), ("done", 0));
     }
-}
-
-macro_rules! backend_tests {
-    ($backend:ident, $make:path, [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = $make().await;
-                    suite::$test(&db.url).await;
-                }
-            )*
-        }
-    };
 }
 
 macro_rules! both_backends {

@@ -12,24 +12,10 @@ use patchsweep_coordinator::store::{Backend, EffectRow, PairRow, Store, StoreErr
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 
+#[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
-
-macro_rules! backend_tests {
-    ($backend:ident, $make:path, [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = $make().await;
-                    suite::$test(&db.url).await;
-                }
-            )*
-        }
-    };
-}
 
 backend_tests!(
     sqlite,

@@ -96,3 +96,21 @@ impl Drop for SchemaGuard {
         .join();
     }
 }
+
+/// One test per suite function, against one backend: `backend_tests!(sqlite, sqlite_db, [f, g])`
+/// runs `suite::f(&url)` on a fresh database (the caller has a `suite` module).
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    ($backend:ident, $make:path, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let db = $make().await;
+                    suite::$test(&db.url).await;
+                }
+            )*
+        }
+    };
+}
