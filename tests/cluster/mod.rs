@@ -3,6 +3,8 @@
 //! reads of the results database.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -17,9 +19,7 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_patchsweep")
 }
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use common::root;
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {

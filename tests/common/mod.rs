@@ -13,6 +13,7 @@ pub fn patchsweep(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env_remove("RUST_BACKTRACE")
+        .env_remove("PATCHSWEEP_DB")
         .output()
         .expect("run patchsweep")
 }

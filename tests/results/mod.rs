@@ -5,23 +5,13 @@
 //! scatter), whole heads, and two debias rows written straight into `debias_results`.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn patchsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchsweep"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("PATCHSWEEP_DB")
-        .output()
-        .expect("run patchsweep")
-}
+pub use common::{patchsweep, root};
 
 /// Runs `patchsweep` and returns its stdout, failing the test with its stderr.
 pub fn ok(args: &[&str]) -> String {
