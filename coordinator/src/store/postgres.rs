@@ -43,8 +43,17 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreErro
         .map_err(|e| connect_err(reason(&e)))?;
     let _ = probe.close().await;
     let pool = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
+        // A task's results and its completion commit together, so a commit lost to a
+        // server crash only puts the task back (its lease expires, it runs again): the
+        // store does not wait for the WAL flush on every completion.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET synchronous_commit = off").await?;
+                Ok(())
+            })
+        })
         .connect_with(opts)
         .await
         .map_err(|e| connect_err(reason(&e)))?;
