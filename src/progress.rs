@@ -77,3 +77,28 @@ impl Progress {
         self.started.elapsed().as_secs_f64()
     }
 }
+
+/// A spinner with elapsed time for an operation of unknown length (a model download and
+/// load) on a terminal; a plain line before and after otherwise.
+pub fn spin<T>(label: &str, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let s = ProgressBar::new_spinner();
+        s.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        s.set_message(label.to_string());
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    if spinner.is_none() {
+        eprintln!("{label} ...");
+    }
+    let out = work();
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    eprintln!("{label}: {:.1}s", started.elapsed().as_secs_f64());
+    out
+}

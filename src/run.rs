@@ -53,11 +53,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     let origin = args.spec.display().to_string();
     let parsed = SweepSpec::parse(&text, &origin)?;
     let spec = &parsed.spec;
-    eprintln!("loading model {} on {} ...", spec.model, spec.device);
     let mut executor = ModelExecutor::new(None, Faults::default());
-    let loaded = executor
-        .model_for(spec)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = crate::progress::spin(
+        &format!("loading model {} on {}", spec.model, spec.device),
+        || executor.model_for(spec),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let prepared = parsed.prepare(&loaded)?;
     report_dataset(&prepared);
     // The debias splits must be possible on the pairs kept: check before storing anything.
