@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patchsweep_coordinator::store::{LeasedTask, Settled, WorkerInfo};
+use patchsweep_coordinator::store::{Settled, WorkerInfo};
 use tokio::sync::watch;
 
 use crate::counters::WorkerCounters;
@@ -91,8 +91,15 @@ impl Backoff {
 async fn wait_or_stop(d: Duration, controls: &mut Controls) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = controls.drain.changed() => {}
-        _ = controls.abort.changed() => {}
+        _ = changed(&mut controls.drain) => {}
+        _ = changed(&mut controls.abort) => {}
+    }
+}
+
+/// A change of a stop signal; never, once its sender is gone (instead of at once, forever).
+async fn changed(signal: &mut watch::Receiver<bool>) {
+    if signal.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -190,7 +197,7 @@ pub async fn run_worker<L: Link>(
                             Err(e) => tracing::warn!("heartbeat: {e}"),
                         }
                     }
-                    _ = controls.abort.changed() => {
+                    _ = changed(&mut controls.abort) => {
                         if *controls.abort.borrow() {
                             break None;
                         }
@@ -206,14 +213,14 @@ pub async fn run_worker<L: Link>(
             break;
         };
         let seconds = started.elapsed().as_secs_f64();
-        let never = |_: &Controls| false;
+        let aborted = |c: &Controls| *c.abort.borrow();
         let settled = match &out {
             Ok(output) => {
                 retrying(
                     "deliver result",
                     &mut backoff,
                     &mut controls,
-                    |c| *c.abort.borrow(),
+                    aborted,
                     || link.complete(&id, &task, output, seconds),
                 )
                 .await?
@@ -224,9 +231,13 @@ pub async fn run_worker<L: Link>(
                     permanent = e.permanent,
                     "task failed: {e}"
                 );
-                retrying("report failure", &mut backoff, &mut controls, never, || {
-                    link.fail(&id, &task, &e.message, e.permanent)
-                })
+                retrying(
+                    "report failure",
+                    &mut backoff,
+                    &mut controls,
+                    aborted,
+                    || link.fail(&id, &task, &e.message, e.permanent),
+                )
                 .await?
             }
         };
@@ -253,12 +264,4 @@ pub async fn run_worker<L: Link>(
     }
     tracing::info!(worker = %id, ?stats, "worker stopped");
     Ok(stats)
-}
-
-/// A task's description for logs.
-pub fn describe(task: &LeasedTask) -> String {
-    format!(
-        "task {} (attempt {}) of sweep {}: {}",
-        task.task_id, task.attempt, task.sweep_id, task.description
-    )
 }
