@@ -485,7 +485,7 @@ macro_rules! queue_sql {
             Ok(())
         }
 
-        /// Cancels a sweep that has not ended; answers whether it existed.
+        /// Cancels a sweep that has not ended, and its waiting, queued and leased tasks.
         pub(crate) async fn cancel_in(
             tx: &mut $conn,
             url: &str,
