@@ -15,6 +15,39 @@
 //! in the tables, layer/head/position/neuron hold -1 where they do not apply so that the
 //! key of `effects` is unique (exactly-once results), and the views show NULL instead.
 
+/// Runs `$body` in one transaction of the store's backend, with `$tx` the connection, `$url`
+/// the redacted URL and `q` the backend's module; commits when `$body` returned.
+macro_rules! in_tx {
+    ($store:expr, $step:expr, |$tx:ident, $url:ident| $body:expr) => {
+        match &$store.inner {
+            $crate::store::Inner::Sqlite(s) => {
+                #[allow(unused_imports)]
+                use $crate::store::sqlite as q;
+                let mut t = s.begin($step).await?;
+                let $url = s.url();
+                let $tx = &mut *t;
+                let out = $body;
+                t.commit()
+                    .await
+                    .map_err($crate::store::error::db_error($step, s.url()))?;
+                out
+            }
+            $crate::store::Inner::Postgres(s) => {
+                #[allow(unused_imports)]
+                use $crate::store::postgres as q;
+                let mut t = s.begin($step).await?;
+                let $url = s.url();
+                let $tx = &mut *t;
+                let out = $body;
+                t.commit()
+                    .await
+                    .map_err($crate::store::error::db_error($step, s.url()))?;
+                out
+            }
+        }
+    };
+}
+
 mod error;
 mod pg_values;
 mod postgres;
@@ -118,10 +151,9 @@ impl Store {
         method: &str,
         direction: &str,
     ) -> Result<(), StoreError> {
-        let existing = match &self.inner {
-            Inner::Sqlite(s) => s.add_experiment(sweep_id, name, method, direction).await,
-            Inner::Postgres(s) => s.add_experiment(sweep_id, name, method, direction).await,
-        }?;
+        let existing = in_tx!(self, "add experiment", |tx, url| {
+            q::add_experiment_in(tx, url, sweep_id, name, method, direction).await?
+        });
         match existing {
             Some((m, d)) if m != method || d != direction => Err(StoreError::ExperimentConflict {
                 sweep_id,
@@ -140,10 +172,10 @@ impl Store {
             .iter()
             .map(StoredPair::from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        match &self.inner {
-            Inner::Sqlite(s) => s.insert_pairs(sweep_id, &stored).await,
-            Inner::Postgres(s) => s.insert_pairs(sweep_id, &stored).await,
-        }
+        in_tx!(self, "insert pairs", |tx, url| {
+            q::insert_pairs_in(tx, url, sweep_id, &stored).await?
+        });
+        Ok(())
     }
 
     /// Bulk-inserts effects in one transaction and returns how many rows were new: effects
@@ -154,10 +186,9 @@ impl Store {
         sweep_id: i64,
         effects: &[EffectRow],
     ) -> Result<u64, StoreError> {
-        match &self.inner {
-            Inner::Sqlite(s) => s.insert_effects(sweep_id, effects).await,
-            Inner::Postgres(s) => s.insert_effects(sweep_id, effects).await,
-        }
+        Ok(in_tx!(self, "insert effects", |tx, url| {
+            q::insert_effects_in(tx, url, sweep_id, effects).await?
+        }))
     }
 
     /// Sets the counts of pairs dropped from the sweep, by reason (replacing earlier counts;
@@ -174,10 +205,9 @@ impl Store {
                 message: format!("negative count {count} for reason `{reason}`"),
             });
         }
-        let found = match &self.inner {
-            Inner::Sqlite(s) => s.set_dropped(sweep_id, counts).await?,
-            Inner::Postgres(s) => s.set_dropped(sweep_id, counts).await?,
-        };
+        let found = in_tx!(self, STEP, |tx, url| {
+            q::set_dropped_in(tx, url, sweep_id, counts).await?
+        });
         found.then_some(()).ok_or(StoreError::SweepNotFound {
             step: STEP,
             sweep_id,

@@ -111,55 +111,6 @@ impl PgStore {
         .map_err(db_error("create sweep", &self.url))
     }
 
-    pub(crate) async fn add_experiment(
-        &self,
-        sweep_id: i64,
-        name: &str,
-        method: &str,
-        direction: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        const STEP: &str = "add experiment";
-        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        let out = add_experiment_in(&mut tx, &self.url, sweep_id, name, method, direction).await?;
-        tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(out)
-    }
-
-    pub(crate) async fn insert_pairs(
-        &self,
-        sweep_id: i64,
-        pairs: &[StoredPair<'_>],
-    ) -> Result<(), StoreError> {
-        const STEP: &str = "insert pairs";
-        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        insert_pairs_in(&mut tx, &self.url, sweep_id, pairs).await?;
-        tx.commit().await.map_err(db_error(STEP, &self.url))
-    }
-
-    pub(crate) async fn insert_effects(
-        &self,
-        sweep_id: i64,
-        effects: &[EffectRow],
-    ) -> Result<u64, StoreError> {
-        const STEP: &str = "insert effects";
-        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        let out = insert_effects_in(&mut tx, &self.url, sweep_id, effects).await?;
-        tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(out)
-    }
-
-    pub(crate) async fn set_dropped(
-        &self,
-        sweep_id: i64,
-        counts: &[(String, i64)],
-    ) -> Result<bool, StoreError> {
-        const STEP: &str = "set dropped pairs";
-        let mut tx = self.pool.begin().await.map_err(db_error(STEP, &self.url))?;
-        let out = set_dropped_in(&mut tx, &self.url, sweep_id, counts).await?;
-        tx.commit().await.map_err(db_error(STEP, &self.url))?;
-        Ok(out)
-    }
-
     pub(crate) async fn finish_sweep(
         &self,
         sweep_id: i64,

@@ -5,40 +5,7 @@ use super::queue::{
     LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
 };
 use super::rows::StoredPair;
-use super::{postgres, sqlite, Inner, Store, StoreError};
-
-/// Runs `$body` in one transaction of the store's backend, with `$tx` the connection, `$url`
-/// the redacted URL and `q` the backend's module; commits when `$body` returned.
-macro_rules! in_tx {
-    ($store:expr, $step:expr, |$tx:ident, $url:ident| $body:expr) => {
-        match &$store.inner {
-            Inner::Sqlite(s) => {
-                #[allow(unused_imports)]
-                use sqlite as q;
-                let mut t = s.begin($step).await?;
-                let $url = s.url();
-                let $tx = &mut *t;
-                let out = $body;
-                t.commit()
-                    .await
-                    .map_err(super::error::db_error($step, s.url()))?;
-                out
-            }
-            Inner::Postgres(s) => {
-                #[allow(unused_imports)]
-                use postgres as q;
-                let mut t = s.begin($step).await?;
-                let $url = s.url();
-                let $tx = &mut *t;
-                let out = $body;
-                t.commit()
-                    .await
-                    .map_err(super::error::db_error($step, s.url()))?;
-                out
-            }
-        }
-    };
-}
+use super::{Store, StoreError};
 
 impl Store {
     /// Stores a new sweep (state `queued`) with its first tasks, in one transaction.
