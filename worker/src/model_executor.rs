@@ -82,12 +82,13 @@ impl ModelExecutor {
         &mut self,
         task: &LeasedTask,
     ) -> Result<(Arc<LoadedModel>, Arc<SweepState>), TaskError> {
+        // A prepared sweep is kept (no parsing, dataset reading or tokenizing per task).
+        if let Some(s) = self.sweeps.get(&task.sweep_id).cloned() {
+            return Ok((self.model_for(&s.parsed.spec)?, s));
+        }
         let parsed = SweepSpec::parse(&task.spec_toml, &format!("sweep {}", task.sweep_id))
             .map_err(TaskError::permanent)?;
         let model = self.model_for(&parsed.spec)?;
-        if let Some(s) = self.sweeps.get(&task.sweep_id) {
-            return Ok((model, s.clone()));
-        }
         let prepared = parsed.prepare(&model).map_err(TaskError::permanent)?;
         let index = prepared
             .pairs
