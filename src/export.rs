@@ -23,7 +23,7 @@ use clap::{Args, ValueEnum};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use patchsweep_coordinator::store::{QueryResult, Store};
+use patchsweep_coordinator::store::{is_plain_name, values, QueryResult, Store};
 
 use columns::column_type;
 
@@ -56,32 +56,19 @@ pub struct ExportArgs {
 const ROW_GROUP: usize = 65_536;
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let valid = args
-        .view
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && args
-            .view
-            .chars()
-            .next()
-            .is_some_and(|c| !c.is_ascii_digit());
-    if !valid {
+    if !is_plain_name(&args.view) {
         bail!(
             "--view takes the name of a view or table (letters, digits, _), e.g. effects_v, not `{}`",
             args.view
         );
     }
-    let sql = match args.sweep {
-        Some(id) => format!("SELECT * FROM {} WHERE sweep_id = {id}", args.view),
-        None => format!("SELECT * FROM {}", args.view),
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
         let store = Store::connect(&args.db).await?;
         let result = store
-            .query_readonly(&sql)
+            .export_view(&args.view, args.sweep)
             .await
             .with_context(|| match args.sweep {
                 Some(_) => format!(
@@ -154,16 +141,16 @@ pub fn batch(schema: &Arc<Schema>, rows: &[Vec<serde_json::Value>]) -> Result<Re
             let values = rows.iter().map(|row| &row[c]);
             let array: ArrayRef = match field.data_type() {
                 DataType::Int64 => Arc::new(Int64Array::from(
-                    values.map(columns::as_i64).collect::<Vec<_>>(),
+                    values.map(values::as_i64).collect::<Vec<_>>(),
                 )),
                 DataType::Float64 => Arc::new(Float64Array::from(
-                    values.map(columns::as_f64).collect::<Vec<_>>(),
+                    values.map(values::as_f64).collect::<Vec<_>>(),
                 )),
                 DataType::Boolean => Arc::new(BooleanArray::from(
                     values.map(|v| v.as_bool()).collect::<Vec<_>>(),
                 )),
                 _ => Arc::new(StringArray::from(
-                    values.map(columns::as_text).collect::<Vec<_>>(),
+                    values.map(values::as_text).collect::<Vec<_>>(),
                 )),
             };
             array

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use patchsweep_coordinator::store::{QueryResult, Store};
+use patchsweep_coordinator::store::{values, QueryResult, Rounding, Store, StoreError, SweepRow, SweepSelection};
 use serde_json::Value;
 
-use crate::plot::data::{self, Sweep, SweepSelection};
+use crate::plot::data;
 use crate::plot::svg::escape;
 use crate::plot::{self, Kind, Picture};
 
@@ -22,7 +22,7 @@ pub struct ReportArgs {
     #[arg(long, env = "PATCHSWEEP_DB", default_value = "sqlite://patchsweep.db")]
     db: String,
     /// Sweep id, `latest` (the most recent sweep) or `all`.
-    #[arg(long, default_value = "latest")]
+    #[arg(long, default_value = "latest", value_parser = data::parse_selection)]
     sweep: SweepSelection,
     /// The HTML file to write.
     #[arg(long)]
@@ -32,7 +32,7 @@ pub struct ReportArgs {
 /// Rows shown of long tables (pairs); the page says how many there are.
 const MAX_ROWS: usize = 100;
 /// Components listed per experiment.
-const TOP: usize = 12;
+const TOP: i64 = 12;
 
 const STYLE: &str = "
 body { font-family: 'DejaVu Sans', Verdana, Arial, sans-serif; margin: 0 auto; max-width: 1200px;
@@ -60,7 +60,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .build()?;
     let (html, n) = rt.block_on(async {
         let store = Store::connect(&args.db).await?;
-        let sweeps = data::sweeps(&store, &args.sweep).await?;
+        let sweeps = data::sweeps(&store, args.sweep).await?;
         let mut sections = Vec::new();
         for sweep in &sweeps {
             sections.push(sweep_section(&store, sweep).await?);
@@ -83,7 +83,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-fn page(url: &str, sweeps: &[Sweep], sections: &[String]) -> String {
+fn page(url: &str, sweeps: &[SweepRow], sections: &[String]) -> String {
     let mut out = String::new();
     let title = match sweeps {
         [one] => format!("patchsweep report: {} (sweep {})", one.name, one.id),
@@ -121,7 +121,7 @@ fn page(url: &str, sweeps: &[Sweep], sections: &[String]) -> String {
     out
 }
 
-async fn sweep_section(store: &Store, sweep: &Sweep) -> Result<String> {
+async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     let id = sweep.id;
     let mut out = String::new();
     let _ = writeln!(
@@ -139,102 +139,131 @@ async fn sweep_section(store: &Store, sweep: &Sweep) -> Result<String> {
             Value::from(sweep.model.clone()),
             Value::from(sweep.status.clone()),
             Value::from(sweep.created_at.clone()),
-            Value::from(sweep.finished_at.clone()),
+            Value::from(sweep.finished_at.clone().unwrap_or_default()),
         ]],
     };
     out.push_str(&table(&summary, None));
 
     out.push_str("<h3>Experiments</h3>\n");
-    out.push_str(
-        &query_table(
-            store,
-            &format!(
-                "SELECT x.name AS experiment, x.method, x.direction, COUNT(e.pair_id) AS effects, \
-                 COUNT(DISTINCT e.component) AS components \
-                 FROM experiments x LEFT JOIN effects e ON e.sweep_id = x.sweep_id AND e.experiment = x.name \
-                 WHERE x.sweep_id = {id} GROUP BY x.name, x.method, x.direction ORDER BY x.name"
-            ),
-        )
-        .await,
-    );
+    let experiments = store.experiment_summaries(id).await;
+    out.push_str(&shown(
+        &experiments,
+        &["experiment", "method", "direction", "effects", "components"],
+        |x| {
+            vec![
+                text(&x.experiment),
+                text(&x.method),
+                text(&x.direction),
+                Value::from(x.effects),
+                Value::from(x.components),
+            ]
+        },
+    ));
 
     out.push_str("<h3>Pairs and baselines</h3>\n<p class=\"note\">clean_metric and corrupt_metric are the metric on the unpatched clean and corrupted prompts; their difference is the bias signal a component can restore.</p>\n");
-    out.push_str(
-        &query_table(
-            store,
-            &format!(
-                "SELECT pair_id, template, clean_prompt, corrupt_prompt, clean_metric, corrupt_metric, \
-                 clean_metric - corrupt_metric AS difference, n_tokens \
-                 FROM pairs_v WHERE sweep_id = {id} ORDER BY pair_id"
-            ),
-        )
-        .await,
-    );
-    out.push_str(
-        &query_table(
-            store,
-            &format!(
-                "SELECT COUNT(*) AS pairs, AVG(clean_metric) AS mean_clean, AVG(corrupt_metric) AS mean_corrupt, \
-                 AVG(clean_metric - corrupt_metric) AS mean_difference FROM pairs_v WHERE sweep_id = {id}"
-            ),
-        )
-        .await,
-    );
+    out.push_str(&shown(
+        &store.pair_baselines(id).await,
+        &[
+            "pair_id",
+            "template",
+            "clean_prompt",
+            "corrupt_prompt",
+            "clean_metric",
+            "corrupt_metric",
+            "difference",
+            "n_tokens",
+        ],
+        |p| {
+            vec![
+                text(&p.pair_id),
+                opt_text(&p.template),
+                text(&p.clean_prompt),
+                text(&p.corrupt_prompt),
+                values::float(p.clean_metric),
+                values::float(p.corrupt_metric),
+                values::float(p.difference),
+                Value::from(p.n_tokens),
+            ]
+        },
+    ));
+    out.push_str(&shown(
+        &store.baselines(id, Rounding::Exact).await.map(|b| vec![b]),
+        &["pairs", "mean_clean", "mean_corrupt", "mean_difference"],
+        |b| {
+            vec![
+                Value::from(b.pairs),
+                values::opt_float(b.mean_clean),
+                values::opt_float(b.mean_corrupt),
+                values::opt_float(b.mean_difference),
+            ]
+        },
+    ));
     out.push_str("<h4>Dropped pairs</h4>\n");
-    out.push_str(
-        &query_table(
-            store,
-            &format!(
-                "SELECT reason, count FROM dropped_pairs WHERE sweep_id = {id} ORDER BY reason"
-            ),
-        )
-        .await,
-    );
+    out.push_str(&shown(
+        &store.dropped_counts(id).await,
+        &["reason", "count"],
+        |d| vec![text(&d.reason), Value::from(d.count)],
+    ));
 
     out.push_str("<h3>Tasks</h3>\n");
-    out.push_str(
-        &query_table(
-            store,
-            &format!(
-                "SELECT kind, state, COUNT(*) AS tasks, SUM(patches) AS patches, SUM(rows_stored) AS rows_stored, \
-                 SUM(attempts) AS attempts, SUM(lease_expirations) AS lease_expirations, \
-                 SUM(seconds) AS seconds, MAX(error) AS an_error \
-                 FROM tasks_v WHERE sweep_id = {id} GROUP BY kind, state ORDER BY kind, state"
-            ),
-        )
-        .await,
-    );
+    out.push_str(&shown(
+        &store.task_summaries(id).await,
+        &[
+            "kind",
+            "state",
+            "tasks",
+            "patches",
+            "rows_stored",
+            "attempts",
+            "lease_expirations",
+            "seconds",
+            "an_error",
+        ],
+        |t| {
+            vec![
+                text(&t.kind),
+                text(&t.state),
+                Value::from(t.tasks),
+                Value::from(t.patches),
+                Value::from(t.rows_stored),
+                Value::from(t.attempts),
+                Value::from(t.lease_expirations),
+                values::opt_float(t.seconds),
+                opt_text(&t.an_error),
+            ]
+        },
+    ));
 
     let pictures = plot::pictures(store, sweep).await?;
-    let experiments = data::try_query(
-        store,
-        &format!("SELECT name FROM experiments WHERE sweep_id = {id} ORDER BY name"),
-    )
-    .await
-    .map(|r| {
-        r.rows
-            .iter()
-            .map(|row| data::text(&row[0]))
-            .collect::<Vec<_>>()
-    })
-    .unwrap_or_default();
     out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">Mean normalized effect over pairs, positions grouped by label where they have one, ordered by magnitude.</p>\n");
-    for exp in &experiments {
+    for exp in experiments.iter().flatten() {
+        let exp = &exp.experiment;
         let _ = writeln!(out, "<h4>{}</h4>", escape(exp));
-        out.push_str(
-            &query_table(
-                store,
-                &format!(
-                    "SELECT component, layer, head, neuron, COALESCE(position_label, CAST(position AS TEXT)) AS position, \
-                     AVG(normalized) AS mean_normalized, AVG(effect) AS mean_effect, COUNT(*) AS n \
-                     FROM effects_v WHERE sweep_id = {id} AND experiment = {} AND normalized IS NOT NULL \
-                     GROUP BY component, layer, head, neuron, COALESCE(position_label, CAST(position AS TEXT)) \
-                     ORDER BY ABS(AVG(normalized)) DESC LIMIT {TOP}",
-                    data::quote(exp)
-                ),
-            )
-            .await,
-        );
+        out.push_str(&shown(
+            &store.top_components(id, exp, TOP).await,
+            &[
+                "component",
+                "layer",
+                "head",
+                "neuron",
+                "position",
+                "mean_normalized",
+                "mean_effect",
+                "n",
+            ],
+            |c| {
+                vec![
+                    text(&c.component),
+                    Value::from(c.layer),
+                    Value::from(c.head),
+                    Value::from(c.neuron),
+                    opt_text(&c.position),
+                    values::float(c.mean_normalized),
+                    values::float(c.mean_effect),
+                    Value::from(c.pairs),
+                ]
+            },
+        ));
     }
 
     out.push_str("<h3>Heatmaps</h3>\n");
@@ -266,18 +295,37 @@ async fn sweep_section(store: &Store, sweep: &Sweep) -> Result<String> {
     }
 
     out.push_str("<h3>Debiasing</h3>\n");
-    let debias = data::try_query(
-        store,
-        &format!(
-            "SELECT debias, intervention, components, split, metric, before, after, delta, \
-             control_after, control_components FROM debias_v WHERE sweep_id = {id} \
-             ORDER BY debias, metric, split, intervention"
-        ),
-    )
-    .await;
-    match debias {
-        Ok(r) if !r.rows.is_empty() => {
-            out.push_str(&table(&r, None));
+    match store.debias_rows(id).await {
+        Ok(rows) if !rows.is_empty() => {
+            let columns = [
+                "debias",
+                "intervention",
+                "components",
+                "split",
+                "metric",
+                "before",
+                "after",
+                "delta",
+                "control_after",
+                "control_components",
+            ];
+            out.push_str(&table(
+                &QueryResult::from_rows(&columns, &rows, |d| {
+                    vec![
+                        text(&d.debias),
+                        text(&d.intervention),
+                        text(&d.components),
+                        text(&d.split),
+                        text(&d.metric),
+                        values::float(d.before),
+                        values::float(d.after),
+                        values::float(d.after - d.before),
+                        values::opt_float(d.control_after),
+                        opt_text(&d.control_components),
+                    ]
+                }),
+                None,
+            ));
             for p in pictures.iter().filter(|p| p.kind == Kind::Debias) {
                 figure(&mut out, p);
             }
@@ -300,14 +348,27 @@ fn figure(out: &mut String, p: &Picture) {
     );
 }
 
-/// A query's result as a table, or a note saying why it is not there.
-async fn query_table(store: &Store, sql: &str) -> String {
-    match data::try_query(store, sql).await {
-        Ok(r) if r.rows.is_empty() => "<p class=\"note\">none</p>\n".into(),
-        Ok(r) => table(&r, Some(MAX_ROWS)),
-        Err(e) => format!("<p class=\"note\">not available: {}</p>\n", escape(&e)),
+/// Rows of the read model as a table, or a note saying why they are not there.
+fn shown<T>(
+    rows: &Result<Vec<T>, StoreError>,
+    columns: &[&str],
+    cells: impl Fn(&T) -> Vec<Value>,
+) -> String {
+    match rows {
+        Ok(r) if r.is_empty() => "<p class=\"note\">none</p>\n".into(),
+        Ok(r) => table(&QueryResult::from_rows(columns, r, cells), Some(MAX_ROWS)),
+        Err(e) => format!("<p class=\"note\">not available: {}</p>\n", escape(&e.to_string())),
     }
 }
+
+fn text(s: &str) -> Value {
+    Value::from(s)
+}
+
+fn opt_text(s: &Option<String>) -> Value {
+    Value::from(s.clone())
+}
+
 
 /// An HTML table: numbers right-aligned (floats to 4 significant digits), NULL greyed.
 fn table(r: &QueryResult, max: Option<usize>) -> String {

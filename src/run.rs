@@ -13,12 +13,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
-use patchsweep_coordinator::store::{QueuePolicy, Store, SweepProgress};
+use patchsweep_coordinator::store::{
+    values, QueryResult, QueuePolicy, Rounding, Store, SweepProgress,
+};
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::local_link::LocalLink;
 use patchsweep_worker::model_executor::ModelExecutor;
 use patchsweep_worker::worker_loop::{run_worker, Controls, WorkerOptions};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::progress::Progress;
@@ -151,29 +154,58 @@ async fn print_summary(
     top: usize,
 ) -> Result<()> {
     let spec = &parsed.spec;
-    let base = store
-        .query_readonly(&format!(
-            "SELECT COUNT(*) AS pairs, ROUND(CAST(AVG(clean_metric) AS NUMERIC), 4) AS mean_clean, \
-             ROUND(CAST(AVG(corrupt_metric) AS NUMERIC), 4) AS mean_corrupted, \
-             ROUND(CAST(AVG(clean_metric - corrupt_metric) AS NUMERIC), 4) AS mean_difference \
-             FROM pairs_v WHERE sweep_id = {sweep_id}"
-        ))
-        .await?;
+    let base = store.baselines(sweep_id, Rounding::FourDecimals).await?;
     println!(
         "\nsweep {:?}: metric {:?} {:?} vs {:?}; baselines:",
         spec.name, spec.metric.kind, spec.metric.positive, spec.metric.negative
     );
-    print!("{}", base.to_table());
+    let baselines = QueryResult::from_rows(
+        &["pairs", "mean_clean", "mean_corrupted", "mean_difference"],
+        &[base],
+        |b| {
+            vec![
+                Value::from(b.pairs),
+                values::opt_float(b.mean_clean),
+                values::opt_float(b.mean_corrupt),
+                values::opt_float(b.mean_difference),
+            ]
+        },
+    );
+    print!("{}", baselines.to_table());
     for exp in &parsed.experiments {
-        let sql = format!(
-            "SELECT component, layer, head, position_label, neuron, COUNT(*) AS pairs, \
-             ROUND(CAST(AVG(normalized) AS NUMERIC), 4) AS mean_normalized, ROUND(CAST(AVG(effect) AS NUMERIC), 4) AS mean_effect \
-             FROM effects_v WHERE sweep_id = {sweep_id} AND experiment = '{}' AND normalized IS NOT NULL \
-             GROUP BY component, layer, head, position_label, neuron \
-             ORDER BY ABS(AVG(normalized)) DESC LIMIT {top}",
-            exp.name.replace('\'', "''")
+        let rows = store
+            .top_components_by_label(
+                sweep_id,
+                &exp.name,
+                i64::try_from(top).unwrap_or(i64::MAX),
+                Rounding::FourDecimals,
+            )
+            .await?;
+        let result = QueryResult::from_rows(
+            &[
+                "component",
+                "layer",
+                "head",
+                "position_label",
+                "neuron",
+                "pairs",
+                "mean_normalized",
+                "mean_effect",
+            ],
+            &rows,
+            |c| {
+                vec![
+                    Value::from(c.component.as_str()),
+                    Value::from(c.layer),
+                    Value::from(c.head),
+                    Value::from(c.position.clone()),
+                    Value::from(c.neuron),
+                    Value::from(c.pairs),
+                    values::float(c.mean_normalized),
+                    values::float(c.mean_effect),
+                ]
+            },
         );
-        let result = store.query_readonly(&sql).await?;
         println!(
             "\ntop components of {} ({} {}), by |mean normalized effect| over pairs:",
             exp.name,
@@ -183,22 +215,54 @@ async fn print_summary(
         print!("{}", result.to_table());
     }
     if !spec.debias.is_empty() {
-        let table = store
-            .query_readonly(&format!(
-                "SELECT debias, intervention, split, metric, ROUND(CAST(before AS NUMERIC), 4) AS before, \
-                 ROUND(CAST(after AS NUMERIC), 4) AS after, ROUND(CAST(delta AS NUMERIC), 4) AS delta, \
-                 ROUND(CAST(control_after AS NUMERIC), 4) AS control_after \
-                 FROM debias_v WHERE sweep_id = {sweep_id} ORDER BY debias, intervention, split, metric"
-            ))
+        let rows = store
+            .debias_deltas(sweep_id, Rounding::FourDecimals)
             .await?;
+        let deltas = QueryResult::from_rows(
+            &[
+                "debias",
+                "intervention",
+                "split",
+                "metric",
+                "before",
+                "after",
+                "delta",
+                "control_after",
+            ],
+            &rows,
+            |d| {
+                vec![
+                    Value::from(d.debias.as_str()),
+                    Value::from(d.intervention.as_str()),
+                    Value::from(d.split.as_str()),
+                    Value::from(d.metric.as_str()),
+                    values::float(d.before),
+                    values::float(d.after),
+                    values::float(d.delta),
+                    values::opt_float(d.control_after),
+                ]
+            },
+        );
         println!("\ndebiasing, before and after each intervention (control: the same on random components):");
-        print!("{}", table.to_table());
-        let components = store
-            .query_readonly(&format!(
-                "SELECT DISTINCT debias, intervention, components, control_components \
-                 FROM debias_v WHERE sweep_id = {sweep_id} ORDER BY debias, intervention"
-            ))
-            .await?;
+        print!("{}", deltas.to_table());
+        let rows = store.debias_components(sweep_id).await?;
+        let components = QueryResult::from_rows(
+            &[
+                "debias",
+                "intervention",
+                "components",
+                "control_components",
+            ],
+            &rows,
+            |d| {
+                vec![
+                    Value::from(d.debias.as_str()),
+                    Value::from(d.intervention.as_str()),
+                    Value::from(d.components.as_str()),
+                    Value::from(d.control_components.clone()),
+                ]
+            },
+        );
         print!("{}", components.to_table());
     }
     Ok(())

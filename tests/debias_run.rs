@@ -8,7 +8,7 @@ mod cluster;
 use std::path::Path;
 use std::process::Command;
 
-use cluster::{bin, query, root};
+use cluster::{bin, debias_rows, query, root};
 
 fn spec(dir: &Path) -> std::path::PathBuf {
     let words = [
@@ -114,30 +114,26 @@ fn debias_runs_after_the_sweep_and_repeats_exactly() {
     run(&spec, &a, &dir.path().join("deltas-a"));
     run(&spec, &b, &dir.path().join("deltas-b"));
 
-    let sql = "SELECT intervention, split, metric, before, after, control_after, components, \
-               control_components FROM debias_v ORDER BY intervention, split, metric";
-    let rows_a = query(&a, sql);
+    let rows_a = debias_rows(&a, 1);
     assert_eq!(
         rows_a,
-        query(&b, sql),
+        debias_rows(&b, 1),
         "the same spec gives the same numbers"
     );
-    let interventions: std::collections::BTreeSet<&str> = rows_a
-        .iter()
-        .map(|r| r["intervention"].as_str().unwrap())
-        .collect();
+    let interventions: std::collections::BTreeSet<&str> =
+        rows_a.iter().map(|r| r.intervention.as_str()).collect();
     assert_eq!(
         interventions.into_iter().collect::<Vec<_>>(),
         ["ablation_zero", "finetune", "steering"]
     );
     for r in &rows_a {
-        assert!(r["control_after"].is_number(), "{r}");
-        assert_ne!(r["components"], r["control_components"], "{r}");
+        assert!(r.control_after.is_some(), "{r:?}");
+        assert_ne!(Some(&r.components), r.control_components.as_ref(), "{r:?}");
     }
     assert!(rows_a
         .iter()
-        .any(|r| r["split"] == "heldout" && r["metric"] == "mean_logit_diff"));
-    assert!(rows_a.iter().any(|r| r["metric"] == "perplexity"));
+        .any(|r| r.split == "heldout" && r.metric == "mean_logit_diff"));
+    assert!(rows_a.iter().any(|r| r.metric == "perplexity"));
 
     // The stored split: both sides non-empty, no pair on both (professions: engine tests).
     let overlap = query(

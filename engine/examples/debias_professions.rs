@@ -18,7 +18,7 @@ use std::time::Instant;
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
-    split_pairs, DebiasConfig, DebiasInputs, EffectRow, SplitPart, NEUTRAL_TEXT,
+    split_pairs, DebiasConfig, DebiasInputs, AggregatedEffect, SplitPart, NEUTRAL_TEXT,
 };
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut all_rows = Vec::new();
-    let mut effects_cache: Option<(Vec<EffectRow>, String)> = None;
+    let mut effects_cache: Option<(Vec<AggregatedEffect>, String)> = None;
     for cfg in &configs.debias {
         cfg.validate()?;
         let split = split_pairs(&pairs, &cfg.split)?;
@@ -163,9 +163,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 a.0 += n.abs();
                 a.1 += 1;
             }
-            let rows: Vec<EffectRow> = agg
+            let rows: Vec<AggregatedEffect> = agg
                 .into_iter()
-                .map(|((component, layer, head, label), (s, n))| EffectRow {
+                .map(|((component, layer, head, label), (s, n))| AggregatedEffect {
                     component,
                     layer,
                     head,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use debias_common::{pairs, tiny};
 use patchsweep_engine::debias::{
-    random_control, select_components, split_pairs, DebiasConfig, EffectRow, InterventionConfig,
+    random_control, select_components, split_pairs, DebiasConfig, AggregatedEffect, InterventionConfig,
     PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
 };
 use patchsweep_engine::grid::{Component, PositionRef};
@@ -202,8 +202,8 @@ fn row(
     head: Option<usize>,
     pos: Option<&str>,
     score: f64,
-) -> EffectRow {
-    EffectRow {
+) -> AggregatedEffect {
+    AggregatedEffect {
         component: component.into(),
         layer,
         head,

@@ -1,7 +1,8 @@
-//! Column types from JSON values (see the module above for the rules), and the values
-//! converted for Arrow.
+//! Column types from JSON values (see the module above for the rules); the values are
+//! read for Arrow by the store's one decoder (`patchsweep_coordinator::store::values`).
 
 use arrow_schema::DataType;
+use patchsweep_coordinator::store::values::non_finite;
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,16 +63,6 @@ const REAL_NAMES: &[&str] = &[
     "seconds",
 ];
 
-/// Text the store writes for floats JSON cannot hold.
-fn non_finite(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "inf" => Some(f64::INFINITY),
-        "-inf" => Some(f64::NEG_INFINITY),
-        _ => None,
-    }
-}
-
 /// The type of a column named `name` holding `values`.
 pub fn column_type<'a>(name: &str, values: impl Iterator<Item = &'a Value>) -> ColumnType {
     let (mut any, mut ints, mut floats, mut bools, mut other) = (false, true, true, true, false);
@@ -113,27 +104,6 @@ pub fn column_type<'a>(name: &str, values: impl Iterator<Item = &'a Value>) -> C
         ColumnType::Float64
     } else {
         ColumnType::Utf8
-    }
-}
-
-pub fn as_i64(v: &Value) -> Option<i64> {
-    v.as_i64()
-}
-
-pub fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => non_finite(s),
-        _ => None,
-    }
-}
-
-/// A value as text for a Utf8 column: strings as they are, anything else as JSON.
-pub fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
     }
 }
 

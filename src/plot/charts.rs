@@ -1,7 +1,7 @@
 //! The three kinds of picture, each drawn as one SVG string: heatmaps with a diverging
 //! colour bar, the attribution-vs-activation scatter, and debias before/after bars.
 
-use super::data::{DebiasRow, ScatterSet};
+use patchsweep_coordinator::store::{DebiasRow, ScatterSet};
 use super::grid::Heatmap;
 use super::svg::{dark, diverging, short_number, text_width, Anchor, Svg, CATEGORICAL};
 

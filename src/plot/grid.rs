@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::data::{CellMean, PositionToken};
+use patchsweep_coordinator::store::{CellMean, PositionToken};
 
 /// A heatmap ready to draw. `values[r][c]` is row `r` of `y_ticks` (layers ascending) and
 /// column `c` of `x_ticks`; `None` where nothing was measured.

@@ -2,8 +2,8 @@
 //! results database, as SVG and PNG files.
 //!
 //! # Layout
-//! - `data.rs`: the read-only queries (effects averaged in SQL, tokens, joined cells of
-//!   activation and attribution experiments, `debias_v`);
+//! - `data.rs`: which sweeps, and their file names; the data comes from the store's read
+//!   model (effects averaged in SQL, tokens, scatter points, debias results);
 //! - `grid.rs`: averaged cells → heatmap grids, and how pairs of different lengths share
 //!   an x axis;
 //! - `charts.rs`: the pictures as SVG; `svg.rs` the SVG writer and colour scales;
@@ -19,9 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use patchsweep_coordinator::store::Store;
-
-use data::{Sweep, SweepSelection};
+use patchsweep_coordinator::store::{DebiasRow, Store, SweepRow, SweepSelection};
 
 #[derive(Args)]
 pub struct PlotArgs {
@@ -29,7 +27,7 @@ pub struct PlotArgs {
     #[arg(long, env = "PATCHSWEEP_DB", default_value = "sqlite://patchsweep.db")]
     db: String,
     /// Sweep id, `latest` (the most recent sweep) or `all`.
-    #[arg(long, default_value = "latest")]
+    #[arg(long, default_value = "latest", value_parser = data::parse_selection)]
     sweep: SweepSelection,
     /// Folder for the pictures (created if missing).
     #[arg(long, default_value = "plots")]
@@ -57,9 +55,15 @@ pub struct Picture {
 
 /// Every picture of a sweep: heatmaps per experiment and component, a scatter per pair of
 /// activation/attribution experiments over the same cells, debias bars per metric.
-pub async fn pictures(store: &Store, sweep: &Sweep) -> Result<Vec<Picture>> {
-    let cells = data::cell_means(store, sweep.id).await?;
-    let tokens = data::position_tokens(store, sweep.id).await?;
+pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
+    let cells = store
+        .cell_means(sweep.id)
+        .await
+        .context("average the effects")?;
+    let tokens = store
+        .position_tokens(sweep.id)
+        .await
+        .context("read the tokens")?;
     let mut out: Vec<Picture> = grid::heatmaps(&cells, &tokens)
         .into_iter()
         .map(|h| Picture {
@@ -70,7 +74,11 @@ pub async fn pictures(store: &Store, sweep: &Sweep) -> Result<Vec<Picture>> {
             svg: charts::heatmap(&h),
         })
         .collect();
-    for set in data::scatter_sets(store, sweep.id).await? {
+    let sets = store
+        .scatter_sets(sweep.id)
+        .await
+        .context("join activation and attribution effects")?;
+    for set in sets {
         out.push(Picture {
             kind: Kind::Scatter,
             group: set.activation.clone(),
@@ -83,14 +91,18 @@ pub async fn pictures(store: &Store, sweep: &Sweep) -> Result<Vec<Picture>> {
             svg: charts::scatter(&set),
         });
     }
-    let debias = data::debias_rows(store, sweep.id).await;
+    // None when the view is absent (a database from before debiasing) or empty.
+    let debias = store.debias_rows(sweep.id).await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "no debias_v: no debias results to show");
+        Vec::new()
+    });
     let mut groups: Vec<(String, String)> = debias
         .iter()
         .map(|r| (r.debias.clone(), r.metric.clone()))
         .collect();
     groups.dedup();
     for (name, metric) in groups {
-        let rows: Vec<&data::DebiasRow> = debias
+        let rows: Vec<&DebiasRow> = debias
             .iter()
             .filter(|r| r.debias == name && r.metric == metric)
             .collect();
@@ -111,7 +123,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
         .build()?;
     rt.block_on(async {
         let store = Store::connect(&args.db).await?;
-        let sweeps = data::sweeps(&store, &args.sweep).await?;
+        let sweeps = data::sweeps(&store, args.sweep).await?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("create {}", args.out.display()))?;
         for sweep in &sweeps {
@@ -124,7 +136,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
                 continue;
             }
             for p in &pictures {
-                let base = args.out.join(format!("{}_{}", sweep.stem(), p.stem));
+                let base = args.out.join(format!("{}_{}", data::stem(sweep), p.stem));
                 let svg_path = base.with_extension("svg");
                 let png_path = base.with_extension("png");
                 std::fs::write(&svg_path, &p.svg)

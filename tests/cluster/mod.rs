@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use patchsweep_coordinator::store::Store;
+use patchsweep_coordinator::store::{DebiasRow, Store, SweepSelection};
 use serde_json::Value;
 
 pub fn bin() -> &'static str {
@@ -86,16 +86,25 @@ positions = "joint"
     path
 }
 
-/// Runs SQL against the results database from a fresh runtime.
-pub fn query(db: &str, sql: &str) -> Vec<Value> {
+/// Runs `f` on the results database from a fresh runtime.
+fn with_store<T>(db: &str, f: impl AsyncFnOnce(&Store) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let store = Store::connect(db).await.expect("connect to the results");
-        let r = store.query_readonly(sql).await.expect("query");
+        let out = f(&store).await;
         store.close().await;
+        out
+    })
+}
+
+/// Runs a user's SQL against the results database (as `patchsweep query` does), one JSON
+/// object per row: for checks of the user-facing views and tables themselves.
+pub fn query(db: &str, sql: &str) -> Vec<Value> {
+    with_store(db, async |store| {
+        let r = store.query_readonly(sql).await.expect("query");
         serde_json::from_str::<Value>(&r.to_json())
             .expect("json")
             .as_array()
@@ -104,35 +113,49 @@ pub fn query(db: &str, sql: &str) -> Vec<Value> {
     })
 }
 
+/// The debias results of a sweep (the read model's).
+pub fn debias_rows(db: &str, sweep: i64) -> Vec<DebiasRow> {
+    with_store(db, async |store| store.debias_rows(sweep).await.expect("debias results"))
+}
+
+/// A sweep's status (empty when there is no such sweep).
+pub fn sweep_status(db: &str, sweep: i64) -> String {
+    with_store(db, async |store| store.sweeps(SweepSelection::Id(sweep)).await)
+        .expect("read the sweep")
+        .pop()
+        .map(|s| s.status)
+        .unwrap_or_default()
+}
+
 pub type EffectKey = (String, String, i64, i64, i64, i64, String);
 
-/// The stored effects of a sweep, by key.
+/// The stored effects of a sweep, by key (-1 for coordinates that do not apply).
 pub fn effects(db: &str, sweep: i64) -> (BTreeMap<EffectKey, f64>, usize) {
-    let rows = query(
-        db,
-        &format!(
-            "SELECT experiment, component, COALESCE(layer, -1) AS l, COALESCE(head, -1) AS h, \
-             COALESCE(position, -1) AS p, COALESCE(neuron, -1) AS n, pair_id, value \
-             FROM effects_v WHERE sweep_id = {sweep}"
-        ),
-    );
-    let n = rows.len();
-    let map = rows
-        .into_iter()
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap().to_string();
-            let i = |k: &str| r[k].as_i64().unwrap();
+    let r = with_store(db, async |store| store.export_view("effects_v", Some(sweep)).await)
+        .expect("read the effects");
+    let column = |name: &str| r.columns.iter().position(|c| c == name).expect(name);
+    let [experiment, component, layer, head, position, neuron, pair_id, value] = [
+        "experiment", "component", "layer", "head", "position", "neuron", "pair_id", "value",
+    ]
+    .map(column);
+    let n = r.rows.len();
+    let map = r
+        .rows
+        .iter()
+        .map(|row| {
+            let s = |c: usize| row[c].as_str().unwrap().to_string();
+            let i = |c: usize| row[c].as_i64().unwrap_or(-1);
             (
                 (
-                    s("experiment"),
-                    s("component"),
-                    i("l"),
-                    i("h"),
-                    i("p"),
-                    i("n"),
-                    s("pair_id"),
+                    s(experiment),
+                    s(component),
+                    i(layer),
+                    i(head),
+                    i(position),
+                    i(neuron),
+                    s(pair_id),
                 ),
-                r["value"].as_f64().unwrap(),
+                row[value].as_f64().unwrap(),
             )
         })
         .collect();
@@ -258,13 +281,7 @@ impl Cluster {
     }
 
     pub fn sweep_state(&self, sweep: i64) -> String {
-        query(
-            &self.db,
-            &format!("SELECT status FROM sweeps WHERE id = {sweep}"),
-        )
-        .first()
-        .and_then(|r| r["status"].as_str().map(String::from))
-        .unwrap_or_default()
+        sweep_status(&self.db, sweep)
     }
 
     /// Waits until the sweep has ended; answers its state.

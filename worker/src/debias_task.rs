@@ -8,7 +8,7 @@ use patchsweep_coordinator::plan::DebiasTask;
 use patchsweep_coordinator::store::{DebiasRow, LeasedTask, TaskOutput};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
-    split_pairs, DebiasInputs, EffectRow, NEUTRAL_TEXT,
+    split_pairs, DebiasInputs, AggregatedEffect, NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;
@@ -43,11 +43,11 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     )
     .map_err(perm)?;
     let split = split_pairs(&pairs, &cfg.split).map_err(perm)?;
-    let rows: Vec<EffectRow> = args
+    let rows: Vec<AggregatedEffect> = args
         .effects
         .iter()
         .filter(|(_, layer, _, _, _)| *layer >= 0)
-        .map(|(component, layer, head, label, score)| EffectRow {
+        .map(|(component, layer, head, label, score)| AggregatedEffect {
             component: component.clone(),
             layer: *layer as usize,
             head: head.map(|h| h as usize),

@@ -6,9 +6,13 @@
 //! - `rows.rs`: [`PairRow`], [`EffectRow`], [`DebiasRow`] and their stored form;
 //! - `queue.rs`: the task queue's types; `queue_sql.rs` its SQL, written once for both
 //!   backends; `scheduling.rs` the queue's calls on [`Store`], one transaction each;
+//! - `read/`: the read model, the named, typed queries of `run`, `report`, `plot` and
+//!   `export` (SQL written once for both backends), and the read-only execution that users'
+//!   queries share;
 //! - `statement.rs`: the single-statement, read-only gate of user queries;
 //! - `result.rs`: [`QueryResult`] and its table, CSV and JSON renderings;
-//! - `pg_values.rs`: PostgreSQL values to JSON; `error.rs`: [`StoreError`].
+//! - `pg_values.rs`: PostgreSQL values to JSON (floats through `read/values.rs`);
+//!   `error.rs`: [`StoreError`].
 //!
 //! The schema lives in `migrations/{sqlite,postgres}` (embedded in the binary) and is
 //! applied on every [`Store::connect`]. Users query the views `effects_v` and `pairs_v`;
@@ -53,6 +57,7 @@ mod pg_values;
 mod postgres;
 pub mod queue;
 mod queue_sql;
+mod read;
 mod result;
 mod rows;
 mod scheduling;
@@ -63,6 +68,13 @@ pub use error::StoreError;
 pub use queue::{
     LeasedTask, NewTask, PreparedSweep, QueuePolicy, QueueTotals, Settled, SweepProgress,
     TaskCounts, TaskFailure, TaskOutput, WorkerInfo,
+};
+pub use read::export::is_plain_name;
+pub use read::values;
+pub use read::{
+    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, PairBaseline,
+    PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow,
+    SweepSelection, TaskSummary, TopComponent,
 };
 pub use result::QueryResult;
 pub use rows::{DebiasRow, EffectRow, PairRow};

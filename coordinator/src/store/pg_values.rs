@@ -8,7 +8,8 @@ use sqlx::postgres::{PgRow, PgTypeKind, PgValueRef};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::error::query_error;
-use super::sqlite::{float, hex};
+use super::read::values::float;
+use super::sqlite::hex;
 use super::StoreError;
 
 pub(crate) fn decode_row(row: &PgRow) -> Result<Vec<Value>, StoreError> {

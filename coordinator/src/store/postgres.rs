@@ -5,10 +5,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Column, Connection, Executor, PgConnection, Postgres, Row, Statement};
+use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
-use super::error::{db_error, query_error, reason, sweep_db_error};
-use super::pg_values::decode_row;
+use super::error::{db_error, reason, sweep_db_error};
+use super::read::exec::pg_fetch;
 use super::rows::{StoredEffect, StoredPair};
 use super::statement::{single_read_statement, Dialect};
 use super::{EffectRow, QueryResult, StoreError};
@@ -125,42 +125,14 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
         let stmt = single_read_statement(sql, Dialect::Postgres)?;
-        // READ ONLY makes the server refuse writes; the transaction is always rolled back,
-        // so even settings the statement changes do not outlive it.
-        let mut tx: sqlx::Transaction<'static, Postgres> = self
-            .pool
-            .begin_with("BEGIN TRANSACTION READ ONLY")
-            .await
-            .map_err(db_error("query", &self.url))?;
-        let outcome = run_query(&mut tx, stmt).await;
-        let _ = tx.rollback().await;
-        outcome
+        pg_fetch(&self.pool, &self.url, stmt, &[]).await
     }
-}
-
-async fn run_query(tx: &mut PgConnection, stmt: &str) -> Result<QueryResult, StoreError> {
-    // Not persistent: user statements would otherwise fill the server's prepared-statement cache.
-    let rows = sqlx::query(stmt)
-        .persistent(false)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query_error)?;
-    let columns = match rows.first() {
-        Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
-        // No row to take the names from: prepare the statement (it is not run).
-        None => tx
-            .prepare(stmt)
-            .await
-            .map_err(query_error)?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect(),
-    };
-    let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
-    Ok(QueryResult { columns, rows })
 }
 
 pub(crate) async fn insert_pairs_in(

@@ -13,6 +13,15 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
+    /// Typed rows (of the read model) as a result with these column names, `cells` giving
+    /// each row's values in column order: the renderings below then show them.
+    pub fn from_rows<T>(columns: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<Value>) -> Self {
+        QueryResult {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: rows.iter().map(cells).collect(),
+        }
+    }
+
     /// An aligned text table in the manner of `psql`, numbers right-aligned, NULL shown as
     /// `NULL`, with a row count at the end.
     pub fn to_table(&self) -> String {

@@ -8,9 +8,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Column, Executor, QueryBuilder, Row, Sqlite, Statement, TypeInfo, ValueRef};
+use sqlx::{Column, QueryBuilder, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::error::{db_error, query_error, reason, sweep_db_error};
+use super::read::exec::sqlite_fetch;
+use super::read::values::float;
 use super::rows::{StoredEffect, StoredPair};
 use super::statement::{single_read_statement, Dialect};
 use super::{EffectRow, QueryResult, StoreError};
@@ -150,36 +152,14 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The pool of read-only connections.
+    pub(crate) fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
     pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
         let stmt = single_read_statement(sql, Dialect::Sqlite)?;
-        let mut conn = self
-            .read
-            .acquire()
-            .await
-            .map_err(db_error("query", &self.url))?;
-        // Set again before every query: the previous user may have turned it off.
-        conn.execute("PRAGMA query_only = ON")
-            .await
-            .map_err(db_error("query", &self.url))?;
-        let rows = sqlx::query(stmt)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(query_error)?;
-        let columns = match rows.first() {
-            Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
-            // No row to take the names from: prepare the statement (it is not run).
-            None => conn
-                .prepare(stmt)
-                .await
-                .map_err(query_error)?
-                .columns()
-                .iter()
-                .map(|c| c.name().to_string())
-                .collect(),
-        };
-        let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
-        Ok(QueryResult { columns, rows })
+        sqlite_fetch(&self.read, &self.url, stmt, &[]).await
     }
 }
 
@@ -199,7 +179,7 @@ async fn sweep_exists(
 
 /// SQLite types each value, not each column: decode by the value's own type. Integers in a
 /// column declared BOOLEAN read as booleans.
-fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, StoreError> {
+pub(crate) fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, StoreError> {
     let mut out = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(i).map_err(query_error)?;
@@ -226,11 +206,6 @@ fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, StoreError> {
         out.push(value);
     }
     Ok(out)
-}
-
-/// A float as JSON; infinities and NaN (which JSON lacks) become text.
-pub(crate) fn float(f: f64) -> Value {
-    serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -16,7 +16,7 @@ pub enum DebiasError {
     Component { spec: String, reason: String },
 
     #[error("effect row {row}: {reason}")]
-    EffectRow { row: usize, reason: String },
+    AggregatedEffect { row: usize, reason: String },
 
     #[error("held-out split: {0}")]
     Split(String),

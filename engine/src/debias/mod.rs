@@ -6,10 +6,10 @@
 //! 1. [`DebiasConfig`] from the `[[debias]]` table; [`DebiasConfig::validate`].
 //! 2. [`debias_pairs`] (the prepared pairs with their specs) → [`split_pairs`]: the seeded,
 //!    stored-able [`Split`] into selection and held-out pairs.
-//! 3. [`select_components`] over the sweep's aggregated [`EffectRow`]s (or the explicit list),
+//! 3. [`select_components`] over the sweep's [`AggregatedEffect`]s (or the explicit list),
 //!    [`random_control`] for the control set.
 //! 4. [`neutral_chunks`] of [`NEUTRAL_TEXT`].
-//! 5. [`run_debias`] → [`DebiasRow`]s (intervention, components, split, metric, before,
+//! 5. [`run_debias`] → [`DebiasMeasurement`]s (intervention, components, split, metric, before,
 //!    after, delta, control_after) and the fine-tuning deltas files.
 //!
 //! # Layout
@@ -47,7 +47,7 @@ pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
 pub use error::{DebiasError, Result};
 pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};
 pub use neutral::{neutral_chunks, NEUTRAL_TEXT};
-pub use run::{run_debias, DebiasInputs, DebiasOutcome, DebiasRow, DeltasArtifact};
-pub use select::{random_control, select_components, EffectRow};
+pub use run::{run_debias, DebiasInputs, DebiasOutcome, DebiasMeasurement, DeltasArtifact};
+pub use select::{random_control, select_components, AggregatedEffect};
 pub use split::{debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart};
 pub use target::{describe, Target, TargetKind};

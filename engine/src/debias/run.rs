@@ -39,7 +39,7 @@ pub struct DebiasInputs<'a> {
 
 /// One measurement, ready for a results table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DebiasRow {
+pub struct DebiasMeasurement {
     /// The intervention's name (`ablation_zero`, `steering`, `finetune`, …).
     pub intervention: String,
     /// The selected components, e.g. `head L3H2@end, mlp_out L2@subject`.
@@ -74,7 +74,7 @@ pub struct DeltasArtifact {
 /// What a debias run produced.
 #[derive(Debug, Clone)]
 pub struct DebiasOutcome {
-    pub rows: Vec<DebiasRow>,
+    pub rows: Vec<DebiasMeasurement>,
     pub artifacts: Vec<DeltasArtifact>,
     /// Pairs the bias metrics averaged over (held-out) and of those with a stereotype.
     pub heldout_pairs: usize,
@@ -286,7 +286,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
                 let (Some(b), Some(a)) = (b, after[i].1) else {
                     continue;
                 };
-                rows.push(DebiasRow {
+                rows.push(DebiasMeasurement {
                     intervention: name.clone(),
                     components: components.clone(),
                     control_components: control_components.clone(),

@@ -16,7 +16,7 @@ use super::target::{Target, TargetKind};
 
 /// One aggregated effect from a sweep, as the store returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EffectRow {
+pub struct AggregatedEffect {
     /// The sweep component name (`head_out`, `attn_out`, `mlp_out`, …).
     pub component: String,
     pub layer: usize,
@@ -30,7 +30,7 @@ pub struct EffectRow {
 
 /// The selected components, most important first (explicit lists keep their order).
 pub fn select_components(
-    rows: &[EffectRow],
+    rows: &[AggregatedEffect],
     cfg: &SelectionConfig,
     model: &ModelConfig,
 ) -> Result<Vec<Target>> {
@@ -63,7 +63,7 @@ pub fn select_components(
         if cfg.position.is_some() && r.position_label != cfg.position {
             continue;
         }
-        let bad = |reason: String| DebiasError::EffectRow { row: i, reason };
+        let bad = |reason: String| DebiasError::AggregatedEffect { row: i, reason };
         if !r.score.is_finite() {
             return Err(bad(format!(
                 "{} L{} has a non-finite score {}",

@@ -1,0 +1,111 @@
+//! Debias results of a sweep (`debias_v`).
+
+use super::cells::decode;
+use super::exec::Param;
+use super::rounded;
+use super::sweeps::Rounding;
+use crate::store::{DebiasRow, Store, StoreError};
+
+/// A debias result with `after - before`, as the database computed it, and the values
+/// rounded as asked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundedDebiasRow {
+    pub debias: String,
+    pub intervention: String,
+    pub split: String,
+    pub metric: String,
+    pub before: f64,
+    pub after: f64,
+    pub delta: f64,
+    pub control_after: Option<f64>,
+}
+
+/// The components an intervention of a debias section changed, and its control's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DebiasComponents {
+    pub debias: String,
+    pub intervention: String,
+    pub components: String,
+    pub control_components: Option<String>,
+}
+
+impl Store {
+    /// The sweep's debias results ordered by section, metric, split and intervention.
+    /// Fails on a database from before debiasing (no `debias_v`).
+    pub async fn debias_rows(&self, sweep_id: i64) -> Result<Vec<DebiasRow>, StoreError> {
+        let r = self
+            .fetch(
+                "SELECT debias, intervention, components, split, metric, before, after, \
+                 control_after, control_components FROM debias_v WHERE sweep_id = $1 \
+                 ORDER BY debias, metric, split, intervention",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        decode(&r, |c| {
+            Ok(DebiasRow {
+                debias: c.text("debias")?,
+                intervention: c.text("intervention")?,
+                components: c.text("components")?,
+                split: c.text("split")?,
+                metric: c.text("metric")?,
+                before: c.float("before")?,
+                after: c.float("after")?,
+                control_after: c.opt_float("control_after")?,
+                control_components: c.opt_text("control_components")?,
+            })
+        })
+    }
+
+    /// The sweep's debias results ordered by section, intervention, split and metric,
+    /// with `delta`, rounded as asked.
+    pub async fn debias_deltas(
+        &self,
+        sweep_id: i64,
+        rounding: Rounding,
+    ) -> Result<Vec<RoundedDebiasRow>, StoreError> {
+        let sql = format!(
+            "SELECT debias, intervention, split, metric, {}, {}, {}, {} \
+             FROM debias_v WHERE sweep_id = $1 ORDER BY debias, intervention, split, metric",
+            rounded("before", rounding),
+            rounded("after", rounding),
+            rounded("delta", rounding),
+            rounded("control_after", rounding),
+        );
+        let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
+        decode(&r, |c| {
+            Ok(RoundedDebiasRow {
+                debias: c.text("debias")?,
+                intervention: c.text("intervention")?,
+                split: c.text("split")?,
+                metric: c.text("metric")?,
+                before: c.float("before")?,
+                after: c.float("after")?,
+                delta: c.float("delta")?,
+                control_after: c.opt_float("control_after")?,
+            })
+        })
+    }
+
+    /// Each intervention's components (and its control's) once, by section and
+    /// intervention.
+    pub async fn debias_components(
+        &self,
+        sweep_id: i64,
+    ) -> Result<Vec<DebiasComponents>, StoreError> {
+        let r = self
+            .fetch(
+                "SELECT DISTINCT debias, intervention, components, control_components \
+                 FROM debias_v WHERE sweep_id = $1 ORDER BY debias, intervention",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        decode(&r, |c| {
+            Ok(DebiasComponents {
+                debias: c.text("debias")?,
+                intervention: c.text("intervention")?,
+                components: c.text("components")?,
+                control_components: c.opt_text("control_components")?,
+            })
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! The read model: every question the CLI asks of the results (`run`'s summary, `report`,
+//! `plot`, `export`) as a named query on [`Store`] that returns typed rows. The SQL is
+//! written once here and runs unchanged on SQLite and PostgreSQL (`$N` parameters, the
+//! user-facing views), read-only (`exec.rs`). [`Store::query_readonly`] stays for the
+//! user's own SQL (`patchsweep query`).
+//!
+//! # Layout
+//! - `exec.rs`: one read-only statement with bound parameters on either backend;
+//! - `values.rs`: the one conversion of database values to JSON and back;
+//! - `cells.rs`: typed cells of a result row;
+//! - `sweeps.rs`: sweeps, experiments, pairs and baselines, dropped pairs, tasks;
+//! - `effects.rs`: averaged effects for heatmaps, tokens by position, scatter points, top
+//!   components;
+//! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
+
+mod cells;
+mod debias;
+mod effects;
+pub(crate) mod exec;
+pub(crate) mod export;
+mod sweeps;
+pub mod values;
+
+pub use debias::{DebiasComponents, RoundedDebiasRow};
+pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent};
+pub use sweeps::{
+    Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow,
+    SweepSelection, TaskSummary,
+};
+
+/// `expr` as the query shows it: as it is, or rounded to 4 decimals by the database.
+fn rounded(expr: &str, rounding: Rounding) -> String {
+    match rounding {
+        Rounding::Exact => expr.to_string(),
+        Rounding::FourDecimals => format!("ROUND(CAST({expr} AS NUMERIC), 4)"),
+    }
+}
