@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use patchsweep_coordinator::store::{values, QueryResult, Rounding, Store, StoreError, SweepRow, SweepSelection};
+use patchsweep_coordinator::store::{
+    values, QueryResult, Rounding, Store, StoreError, SweepRow, SweepSelection,
+};
 use serde_json::Value;
 
 use crate::plot::data;
@@ -357,7 +359,10 @@ fn shown<T>(
     match rows {
         Ok(r) if r.is_empty() => "<p class=\"note\">none</p>\n".into(),
         Ok(r) => table(&QueryResult::from_rows(columns, r, cells), Some(MAX_ROWS)),
-        Err(e) => format!("<p class=\"note\">not available: {}</p>\n", escape(&e.to_string())),
+        Err(e) => format!(
+            "<p class=\"note\">not available: {}</p>\n",
+            escape(&e.to_string())
+        ),
     }
 }
 
@@ -368,7 +373,6 @@ fn text(s: &str) -> Value {
 fn opt_text(s: &Option<String>) -> Value {
     Value::from(s.clone())
 }
-
 
 /// An HTML table: numbers right-aligned (floats to 4 significant digits), NULL greyed.
 fn table(r: &QueryResult, max: Option<usize>) -> String {

@@ -14,7 +14,7 @@ use clap::Args;
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_coordinator::store::{
-    values, QueryResult, QueuePolicy, Rounding, Store, SweepProgress,
+    values, QueryResult, QueuePolicy, Rounding, Store, SweepProgress, EXAMPLE_QUERY,
 };
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
@@ -101,7 +101,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         anyhow::Ok(progress)
     })?;
     println!(
-        "\nresults: sweep id {} in {}; try: patchsweep query --db {} \"SELECT * FROM effects_v LIMIT 10\"",
+        "\nresults: sweep id {} in {}; try: patchsweep query --db {} \"{EXAMPLE_QUERY}\"",
         final_state.sweep_id, args.db, args.db
     );
     match final_state.state.as_str() {
@@ -247,12 +247,7 @@ async fn print_summary(
         print!("{}", deltas.to_table());
         let rows = store.debias_components(sweep_id).await?;
         let components = QueryResult::from_rows(
-            &[
-                "debias",
-                "intervention",
-                "components",
-                "control_components",
-            ],
+            &["debias", "intervention", "components", "control_components"],
             &rows,
             |d| {
                 vec![

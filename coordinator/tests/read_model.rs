@@ -67,7 +67,9 @@ fn pairs() -> Vec<PairRow> {
         template: (i != 2).then(|| "short".to_string()),
         clean_prompt: tokens.concat(),
         corrupt_prompt: format!("corrupt {i}"),
-        clean_ids: (0..tokens.len() as u32).map(|t| t + 10 * i as u32).collect(),
+        clean_ids: (0..tokens.len() as u32)
+            .map(|t| t + 10 * i as u32)
+            .collect(),
         corrupt_ids: (0..tokens.len() as u32).map(|t| t + 100).collect(),
         labels: BTreeMap::new(),
         clean_metric: 1.0 + i as f64 / 3.0,
@@ -148,7 +150,14 @@ fn debias_rows() -> Vec<DebiasRow> {
             0.41234567,
             Some(1.1),
         ),
-        row("ablation-zero", "neutral", "perplexity", 20.0, 21.55555, Some(20.1)),
+        row(
+            "ablation-zero",
+            "neutral",
+            "perplexity",
+            20.0,
+            21.55555,
+            Some(20.1),
+        ),
     ]
 }
 
@@ -217,7 +226,13 @@ async fn stored_sweep(store: &Store) -> i64 {
         splits: vec![],
     };
     store
-        .complete_task("w", prep.task_id, prep.attempt, &TaskOutput::Prepare(prepared), &p)
+        .complete_task(
+            "w",
+            prep.task_id,
+            prep.attempt,
+            &TaskOutput::Prepare(prepared),
+            &p,
+        )
         .await
         .unwrap();
     let all = effects();
@@ -226,10 +241,21 @@ async fn stored_sweep(store: &Store) -> i64 {
         let t = lease(store).await;
         assert_eq!(t.kind, "patch");
         let settled = store
-            .complete_task("w", t.task_id, t.attempt, &TaskOutput::Patch(part.to_vec()), &p)
+            .complete_task(
+                "w",
+                t.task_id,
+                t.attempt,
+                &TaskOutput::Patch(part.to_vec()),
+                &p,
+            )
             .await
             .unwrap();
-        assert_eq!(settled, Settled::Completed { rows: part.len() as u64 });
+        assert_eq!(
+            settled,
+            Settled::Completed {
+                rows: part.len() as u64
+            }
+        );
     }
     let d = lease(store).await;
     assert_eq!(d.kind, "debias");
@@ -286,7 +312,10 @@ mod suite {
             .iter()
             .map(|s| (s.id, s.name.as_str(), s.status.as_str()))
             .collect();
-        assert_eq!(names, vec![(id, "small", "done"), (id + 1, "later", "queued")]);
+        assert_eq!(
+            names,
+            vec![(id, "small", "done"), (id + 1, "later", "queued")]
+        );
         assert!(all[0].finished_at.is_some() && all[1].finished_at.is_none());
         assert_eq!(all[0].model, "m");
         assert!(!all[0].created_at.is_empty());
@@ -294,7 +323,11 @@ mod suite {
         assert_eq!(latest, vec![all[1].clone()]);
         let one = store.sweeps(SweepSelection::Id(id)).await.unwrap();
         assert_eq!(one, vec![all[0].clone()]);
-        assert!(store.sweeps(SweepSelection::Id(id + 7)).await.unwrap().is_empty());
+        assert!(store
+            .sweeps(SweepSelection::Id(id + 7))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn sweep_tables_match(url: &str) {
@@ -305,8 +338,10 @@ mod suite {
         let mut expected: Vec<(String, String, String, i64, i64)> = experiments()
             .into_iter()
             .map(|(name, method, direction)| {
-                let mine: Vec<EffectRow> =
-                    effects().into_iter().filter(|e| e.experiment == name).collect();
+                let mine: Vec<EffectRow> = effects()
+                    .into_iter()
+                    .filter(|e| e.experiment == name)
+                    .collect();
                 let components: BTreeSet<&str> =
                     mine.iter().map(|e| e.component.as_str()).collect();
                 let n = components.len() as i64;
@@ -325,8 +360,14 @@ mod suite {
         for (row, pair) in got.iter().zip(pairs()) {
             assert_eq!(row.pair_id, pair.pair_id);
             assert_eq!(row.template, pair.template);
-            assert_eq!((&row.clean_prompt, &row.corrupt_prompt), (&pair.clean_prompt, &pair.corrupt_prompt));
-            assert_eq!((row.clean_metric, row.corrupt_metric), (pair.clean_metric, pair.corrupt_metric));
+            assert_eq!(
+                (&row.clean_prompt, &row.corrupt_prompt),
+                (&pair.clean_prompt, &pair.corrupt_prompt)
+            );
+            assert_eq!(
+                (row.clean_metric, row.corrupt_metric),
+                (pair.clean_metric, pair.corrupt_metric)
+            );
             assert_eq!(row.difference, pair.clean_metric - pair.corrupt_metric);
             assert_eq!(row.n_tokens, pair.clean_ids.len() as i64);
         }
@@ -347,8 +388,14 @@ mod suite {
             assert!(close(got.unwrap(), mean(want).unwrap()), "{got:?}");
         }
         let rounded = store.baselines(id, Rounding::FourDecimals).await.unwrap();
-        assert!(close(rounded.mean_clean.unwrap(), round4(mean(&clean).unwrap())));
-        assert!(close(rounded.mean_corrupt.unwrap(), round4(mean(&corrupt).unwrap())));
+        assert!(close(
+            rounded.mean_clean.unwrap(),
+            round4(mean(&clean).unwrap())
+        ));
+        assert!(close(
+            rounded.mean_corrupt.unwrap(),
+            round4(mean(&corrupt).unwrap())
+        ));
         let none = store.baselines(id + 1, Rounding::Exact).await.unwrap();
         assert_eq!((none.pairs, none.mean_clean), (0, None));
 
@@ -388,13 +435,24 @@ mod suite {
             ]
         );
         assert!(tasks.iter().all(|t| t.seconds.is_some_and(|s| s >= 0.0)));
-        assert!(tasks.iter().all(|t| t.an_error.is_none() && t.lease_expirations == Some(0)));
+        assert!(tasks
+            .iter()
+            .all(|t| t.an_error.is_none() && t.lease_expirations == Some(0)));
     }
 
     pub async fn cell_means_and_tokens_match(url: &str) {
         let store = Store::connect(url).await.unwrap();
         let id = stored_sweep(&store).await;
-        type Key = (String, String, String, Option<i64>, Option<i64>, Option<i64>, Option<String>, i64);
+        type Key = (
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            i64,
+        );
         let methods: BTreeMap<String, String> =
             experiments().into_iter().map(|(n, m, _)| (n, m)).collect();
         let mut groups: BTreeMap<Key, (Vec<f64>, BTreeSet<String>)> = BTreeMap::new();
@@ -476,8 +534,19 @@ mod suite {
         let sets = store.scatter_sets(id).await.unwrap();
         // `act'noise` has another direction than `atp`: one set only.
         assert_eq!(sets.len(), 1);
-        assert_eq!((sets[0].activation.as_str(), sets[0].attribution.as_str()), ("act", "atp"));
-        let key = |e: &EffectRow| (e.component.clone(), e.layer, e.head, e.position, e.pair_id.clone());
+        assert_eq!(
+            (sets[0].activation.as_str(), sets[0].attribution.as_str()),
+            ("act", "atp")
+        );
+        let key = |e: &EffectRow| {
+            (
+                e.component.clone(),
+                e.layer,
+                e.head,
+                e.position,
+                e.pair_id.clone(),
+            )
+        };
         let atp: BTreeMap<_, f64> = effects()
             .iter()
             .filter(|e| e.experiment == "atp")
@@ -486,7 +555,10 @@ mod suite {
         let mut expected: Vec<(String, f64, f64)> = effects()
             .iter()
             .filter(|e| e.experiment == "act")
-            .filter_map(|e| atp.get(&key(e)).map(|b| (e.component.clone(), e.effect, *b)))
+            .filter_map(|e| {
+                atp.get(&key(e))
+                    .map(|b| (e.component.clone(), e.effect, *b))
+            })
             .collect();
         let mut got: Vec<(String, f64, f64)> = sets[0]
             .points
@@ -494,7 +566,9 @@ mod suite {
             .map(|p| (p.component.clone(), p.activation, p.attribution))
             .collect();
         let order = |a: &(String, f64, f64), b: &(String, f64, f64)| {
-            (a.0.as_str(), a.1, a.2).partial_cmp(&(b.0.as_str(), b.1, b.2)).unwrap()
+            (a.0.as_str(), a.1, a.2)
+                .partial_cmp(&(b.0.as_str(), b.1, b.2))
+                .unwrap()
         };
         expected.sort_by(order);
         got.sort_by(order);
@@ -533,7 +607,10 @@ mod suite {
                     key
                 );
                 assert_eq!((c.neuron, c.pairs), (None, *pairs));
-                assert!(close(c.mean_normalized, *n) && close(c.mean_effect, *e), "{key:?}");
+                assert!(
+                    close(c.mean_normalized, *n) && close(c.mean_effect, *e),
+                    "{key:?}"
+                );
             }
             let rounded = store
                 .top_components_by_label(id, experiment, 5, Rounding::FourDecimals)
@@ -549,7 +626,11 @@ mod suite {
                 assert!(close(c.mean_effect, round4(*e)), "{key:?}");
             }
         }
-        assert!(store.top_components(id, "none", 5).await.unwrap().is_empty());
+        assert!(store
+            .top_components(id, "none", 5)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn debias_results_match(url: &str) {
@@ -558,8 +639,12 @@ mod suite {
         // By section, metric, split, intervention.
         let mut expected = debias_rows();
         expected.sort_by(|a, b| {
-            (&a.debias, &a.metric, &a.split, &a.intervention)
-                .cmp(&(&b.debias, &b.metric, &b.split, &b.intervention))
+            (&a.debias, &a.metric, &a.split, &a.intervention).cmp(&(
+                &b.debias,
+                &b.metric,
+                &b.split,
+                &b.intervention,
+            ))
         });
         let got = store.debias_rows(id).await.unwrap();
         assert_eq!(got.len(), expected.len());
@@ -575,7 +660,10 @@ mod suite {
                 )
             };
             assert_eq!(text(g), text(e));
-            assert!(close(g.before, e.before) && close(g.after, e.after), "{g:?}");
+            assert!(
+                close(g.before, e.before) && close(g.after, e.after),
+                "{g:?}"
+            );
             assert_eq!(g.control_after.is_some(), e.control_after.is_some());
             if let (Some(a), Some(b)) = (g.control_after, e.control_after) {
                 assert!(close(a, b), "{g:?}");
@@ -586,8 +674,12 @@ mod suite {
         // By section, intervention, split, metric; rounded.
         let mut expected = debias_rows();
         expected.sort_by(|a, b| {
-            (&a.debias, &a.intervention, &a.split, &a.metric)
-                .cmp(&(&b.debias, &b.intervention, &b.split, &b.metric))
+            (&a.debias, &a.intervention, &a.split, &a.metric).cmp(&(
+                &b.debias,
+                &b.intervention,
+                &b.split,
+                &b.metric,
+            ))
         });
         let got = store
             .debias_deltas(id, Rounding::FourDecimals)
@@ -608,10 +700,16 @@ mod suite {
         }
         let exact = store.debias_deltas(id, Rounding::Exact).await.unwrap();
         for g in &exact {
-            assert_eq!(g.delta, g.after - g.before, "the database subtracts as Rust does");
+            assert_eq!(
+                g.delta,
+                g.after - g.before,
+                "the database subtracts as Rust does"
+            );
         }
         let stored = store.debias_rows(id).await.unwrap();
-        assert!(exact.iter().all(|g| stored.iter().any(|s| (s.before, s.after) == (g.before, g.after))));
+        assert!(exact.iter().all(|g| stored
+            .iter()
+            .any(|s| (s.before, s.after) == (g.before, g.after))));
 
         let components: Vec<(String, String, Option<String>)> = store
             .debias_components(id)
@@ -637,7 +735,11 @@ mod suite {
         assert_eq!(one.rows.len(), 3);
         let none = store.export_view("debias_v", Some(id + 1)).await.unwrap();
         assert!(none.rows.is_empty());
-        assert!(none.columns.iter().any(|c| c == "delta"), "{:?}", none.columns);
+        assert!(
+            none.columns.iter().any(|c| c == "delta"),
+            "{:?}",
+            none.columns
+        );
         let err = store
             .export_view("effects_v; DROP TABLE effects", None)
             .await

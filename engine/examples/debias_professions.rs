@@ -18,7 +18,7 @@ use std::time::Instant;
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
-    split_pairs, DebiasConfig, DebiasInputs, AggregatedEffect, SplitPart, NEUTRAL_TEXT,
+    split_pairs, AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
 };
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
@@ -165,13 +165,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let rows: Vec<AggregatedEffect> = agg
                 .into_iter()
-                .map(|((component, layer, head, label), (s, n))| AggregatedEffect {
-                    component,
-                    layer,
-                    head,
-                    position_label: Some(label),
-                    score: s / n as f64,
-                })
+                .map(
+                    |((component, layer, head, label), (s, n))| AggregatedEffect {
+                        component,
+                        layer,
+                        head,
+                        position_label: Some(label),
+                        score: s / n as f64,
+                    },
+                )
                 .collect();
             println!(
                 "attribution on {} selection pairs ({} effects) in {:.1}s",

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use debias_common::{pairs, tiny};
 use patchsweep_engine::debias::{
-    random_control, select_components, split_pairs, DebiasConfig, AggregatedEffect, InterventionConfig,
-    PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
+    random_control, select_components, split_pairs, AggregatedEffect, DebiasConfig,
+    InterventionConfig, PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
 };
 use patchsweep_engine::grid::{Component, PositionRef};
 

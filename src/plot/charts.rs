@@ -1,9 +1,9 @@
 //! The three kinds of picture, each drawn as one SVG string: heatmaps with a diverging
 //! colour bar, the attribution-vs-activation scatter, and debias before/after bars.
 
-use patchsweep_coordinator::store::{DebiasRow, ScatterSet};
 use super::grid::Heatmap;
 use super::svg::{dark, diverging, short_number, text_width, Anchor, Svg, CATEGORICAL};
+use patchsweep_coordinator::store::{DebiasRow, ScatterSet};
 
 const TITLE: f64 = 14.0;
 const SMALL: f64 = 10.0;

@@ -115,27 +115,40 @@ pub fn query(db: &str, sql: &str) -> Vec<Value> {
 
 /// The debias results of a sweep (the read model's).
 pub fn debias_rows(db: &str, sweep: i64) -> Vec<DebiasRow> {
-    with_store(db, async |store| store.debias_rows(sweep).await.expect("debias results"))
+    with_store(db, async |store| {
+        store.debias_rows(sweep).await.expect("debias results")
+    })
 }
 
 /// A sweep's status (empty when there is no such sweep).
 pub fn sweep_status(db: &str, sweep: i64) -> String {
-    with_store(db, async |store| store.sweeps(SweepSelection::Id(sweep)).await)
-        .expect("read the sweep")
-        .pop()
-        .map(|s| s.status)
-        .unwrap_or_default()
+    with_store(db, async |store| {
+        store.sweeps(SweepSelection::Id(sweep)).await
+    })
+    .expect("read the sweep")
+    .pop()
+    .map(|s| s.status)
+    .unwrap_or_default()
 }
 
 pub type EffectKey = (String, String, i64, i64, i64, i64, String);
 
 /// The stored effects of a sweep, by key (-1 for coordinates that do not apply).
 pub fn effects(db: &str, sweep: i64) -> (BTreeMap<EffectKey, f64>, usize) {
-    let r = with_store(db, async |store| store.export_view("effects_v", Some(sweep)).await)
-        .expect("read the effects");
+    let r = with_store(db, async |store| {
+        store.export_view("effects_v", Some(sweep)).await
+    })
+    .expect("read the effects");
     let column = |name: &str| r.columns.iter().position(|c| c == name).expect(name);
     let [experiment, component, layer, head, position, neuron, pair_id, value] = [
-        "experiment", "component", "layer", "head", "position", "neuron", "pair_id", "value",
+        "experiment",
+        "component",
+        "layer",
+        "head",
+        "position",
+        "neuron",
+        "pair_id",
+        "value",
     ]
     .map(column);
     let n = r.rows.len();

@@ -8,7 +8,7 @@ use patchsweep_coordinator::plan::DebiasTask;
 use patchsweep_coordinator::store::{DebiasRow, LeasedTask, TaskOutput};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
-    split_pairs, DebiasInputs, AggregatedEffect, NEUTRAL_TEXT,
+    split_pairs, AggregatedEffect, DebiasInputs, NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;

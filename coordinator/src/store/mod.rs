@@ -71,10 +71,11 @@ pub use queue::{
 };
 pub use read::export::is_plain_name;
 pub use read::values;
+pub use read::EXAMPLE_QUERY;
 pub use read::{
     Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, PairBaseline,
-    PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow,
-    SweepSelection, TaskSummary, TopComponent,
+    PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
+    TaskSummary, TopComponent,
 };
 pub use result::QueryResult;
 pub use rows::{DebiasRow, EffectRow, PairRow};

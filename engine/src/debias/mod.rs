@@ -47,7 +47,7 @@ pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
 pub use error::{DebiasError, Result};
 pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};
 pub use neutral::{neutral_chunks, NEUTRAL_TEXT};
-pub use run::{run_debias, DebiasInputs, DebiasOutcome, DebiasMeasurement, DeltasArtifact};
+pub use run::{run_debias, DebiasInputs, DebiasMeasurement, DebiasOutcome, DeltasArtifact};
 pub use select::{random_control, select_components, AggregatedEffect};
 pub use split::{debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart};
 pub use target::{describe, Target, TargetKind};

@@ -14,9 +14,12 @@ pub(crate) struct Cells<'a> {
 
 impl<'a> Cells<'a> {
     fn take(&mut self, column: &'static str) -> Result<&'a Value, StoreError> {
-        let v = self.values.get(self.next).ok_or_else(|| StoreError::Query {
-            message: format!("column `{column}` is missing from the result"),
-        })?;
+        let v = self
+            .values
+            .get(self.next)
+            .ok_or_else(|| StoreError::Query {
+                message: format!("column `{column}` is missing from the result"),
+            })?;
         self.next += 1;
         Ok(v)
     }

@@ -219,10 +219,7 @@ impl Store {
             rounded("AVG(effect)", rounding),
         );
         let r = self
-            .fetch(
-                &sql,
-                &[Param::Int(sweep_id), Param::Text(experiment)],
-            )
+            .fetch(&sql, &[Param::Int(sweep_id), Param::Text(experiment)])
             .await?;
         decode(&r, top_component)
     }

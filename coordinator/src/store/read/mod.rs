@@ -24,9 +24,12 @@ pub mod values;
 pub use debias::{DebiasComponents, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent};
 pub use sweeps::{
-    Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow,
-    SweepSelection, TaskSummary,
+    Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
+    TaskSummary,
 };
+
+/// The first query `patchsweep run` suggests to its user.
+pub const EXAMPLE_QUERY: &str = "SELECT * FROM effects_v LIMIT 10";
 
 /// `expr` as the query shows it: as it is, or rounded to 4 decimals by the database.
 fn rounded(expr: &str, rounding: Rounding) -> String {

@@ -100,7 +100,10 @@ impl Store {
         let (sql, params) = match which {
             SweepSelection::Latest => (format!("{SWEEP_COLUMNS} ORDER BY id DESC LIMIT 1"), vec![]),
             SweepSelection::All => (format!("{SWEEP_COLUMNS} ORDER BY id"), vec![]),
-            SweepSelection::Id(id) => (format!("{SWEEP_COLUMNS} WHERE id = $1"), vec![Param::Int(id)]),
+            SweepSelection::Id(id) => (
+                format!("{SWEEP_COLUMNS} WHERE id = $1"),
+                vec![Param::Int(id)],
+            ),
         };
         let r = self.fetch(&sql, &params).await?;
         decode(&r, |c| {
@@ -177,9 +180,7 @@ impl Store {
             rounded("AVG(corrupt_metric)", rounding),
             rounded("AVG(clean_metric - corrupt_metric)", rounding),
         );
-        let r = self
-            .fetch(&sql, &[Param::Int(sweep_id)])
-            .await?;
+        let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
         let rows = decode(&r, |c| {
             Ok(Baselines {
                 pairs: c.int("pairs")?,

@@ -57,7 +57,15 @@ mod tests {
 
     #[test]
     fn floats_round_trip_through_json() {
-        for f in [0.0, -1.5, 1e-300, f64::MAX, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for f in [
+            0.0,
+            -1.5,
+            1e-300,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let back = as_f64(&float(f)).unwrap();
             assert!(back == f || (f.is_nan() && back.is_nan()), "{f}");
         }
