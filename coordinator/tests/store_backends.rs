@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use patchsweep_coordinator::store::{Backend, EffectRow, PairRow, Store, StoreError};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection};
 
 #[macro_use]
 #[path = "common/testdb.rs"]
