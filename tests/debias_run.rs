@@ -8,7 +8,7 @@ mod cluster;
 use std::path::Path;
 use std::process::Command;
 
-use cluster::{bin, debias_rows, query, root};
+use cluster::{bin, debias_rows, root, sweep_rows};
 
 fn spec(dir: &Path) -> std::path::PathBuf {
     let words = [
@@ -136,30 +136,37 @@ fn debias_runs_after_the_sweep_and_repeats_exactly() {
     assert!(rows_a.iter().any(|r| r.metric == "perplexity"));
 
     // The stored split: both sides non-empty, no pair on both (professions: engine tests).
-    let overlap = query(
-        &a,
-        "SELECT COUNT(*) AS n FROM debias_splits s JOIN debias_splits h \
-         ON s.sweep_id = h.sweep_id AND s.debias = h.debias AND s.pair_id = h.pair_id \
-         WHERE s.part = 'selection' AND h.part = 'heldout'",
-    );
-    assert_eq!(overlap[0]["n"], 0);
-    let parts = query(
-        &a,
-        "SELECT part, COUNT(*) AS n FROM debias_splits GROUP BY part ORDER BY part",
-    );
-    assert!(parts
-        .iter()
-        .any(|p| p["part"] == "selection" && p["n"].as_i64() > Some(0)));
-    assert!(parts
-        .iter()
-        .any(|p| p["part"] == "heldout" && p["n"].as_i64() > Some(0)));
+    let splits = sweep_rows(&a, "debias_splits", 1);
+    let part_of = |part: &str| -> std::collections::BTreeSet<(String, String)> {
+        splits
+            .iter()
+            .filter(|s| s["part"] == part)
+            .map(|s| (s["debias"].to_string(), s["pair_id"].to_string()))
+            .collect()
+    };
+    let (selection, heldout) = (part_of("selection"), part_of("heldout"));
+    assert_eq!(selection.intersection(&heldout).count(), 0);
+    assert!(!selection.is_empty());
+    assert!(!heldout.is_empty());
     // The debias task ran after every patch task.
-    let order = query(
-        &a,
-        "SELECT (SELECT MIN(started_at) FROM tasks WHERE kind = 'debias') >= \
-         (SELECT MAX(finished_at) FROM tasks WHERE kind = 'patch') AS after",
+    let tasks = sweep_rows(&a, "tasks", 1);
+    let times = |kind: &str, column: &str| -> Vec<f64> {
+        tasks
+            .iter()
+            .filter(|t| t["kind"] == kind)
+            .filter_map(|t| t[column].as_f64())
+            .collect()
+    };
+    let debias_start = times("debias", "started_at")
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let patches_end = times("patch", "finished_at")
+        .into_iter()
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(
+        debias_start >= patches_end,
+        "{debias_start} < {patches_end}"
     );
-    assert_eq!(order[0]["after"], 1);
     // Fine-tuned deltas were saved where the run was told.
     let saved = std::fs::read_dir(dir.path().join("deltas-a/sweep-1"))
         .map(|d| d.count())

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use cluster::proxy::Proxy;
-use cluster::{effects, query, wait_for, write_spec, Cluster, EffectKey};
+use cluster::{effects, sweep_rows, wait_for, write_spec, Cluster, EffectKey};
 
 /// One scenario at a time: each starts four processes on a two-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -71,19 +71,35 @@ fn check(c: &Cluster, sweep: i64, scenario: &str, failed_experiment: Option<&str
         .iter()
         .filter_map(|(k, v)| got.get(*k).map(|g| (g - v).abs()))
         .fold(0.0, f64::max);
-    let t = &query(
-        &c.db,
-        &format!(
-            "SELECT COUNT(*) AS tasks, \
-             CAST(COALESCE(SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS retried, \
-             CAST(COALESCE(SUM(stale_results), 0) AS BIGINT) AS stale, \
-             CAST(COALESCE(SUM(lease_expirations), 0) AS BIGINT) AS expired, \
-             CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed, \
-             CAST(COALESCE(SUM(CASE WHEN state NOT IN ('done', 'failed') THEN 1 ELSE 0 END), 0) AS BIGINT) AS lost \
-             FROM tasks_v WHERE sweep_id = {sweep}"
+    let tasks = sweep_rows(&c.db, "tasks_v", sweep);
+    let int = |t: &serde_json::Map<String, serde_json::Value>, k: &str| t[k].as_i64().unwrap_or(0);
+    let state = |t: &serde_json::Map<String, serde_json::Value>| {
+        t["state"].as_str().unwrap_or("").to_string()
+    };
+    let counts: BTreeMap<&str, i64> = BTreeMap::from([
+        ("tasks", tasks.len() as i64),
+        (
+            "retried",
+            tasks.iter().filter(|t| int(t, "attempts") > 1).count() as i64,
         ),
-    )[0];
-    let n = |k: &str| t[k].as_i64().unwrap();
+        ("stale", tasks.iter().map(|t| int(t, "stale_results")).sum()),
+        (
+            "expired",
+            tasks.iter().map(|t| int(t, "lease_expirations")).sum(),
+        ),
+        (
+            "failed",
+            tasks.iter().filter(|t| state(t) == "failed").count() as i64,
+        ),
+        (
+            "lost",
+            tasks
+                .iter()
+                .filter(|t| !matches!(state(t).as_str(), "done" | "failed"))
+                .count() as i64,
+        ),
+    ]);
+    let n = |k: &str| counts[k];
     let duplicates = rows - got.len();
     println!(
         "{scenario}: tasks {}, retried {}, lease expirations {}, stale results refused {}, \
@@ -123,13 +139,13 @@ fn leased_by(c: &Cluster, sweep: i64, worker: &str) -> i64 {
         Duration::from_secs(60),
         "a lease held by the worker",
         || {
-            let rows = query(
-                &c.db,
-                &format!(
-                    "SELECT task_id FROM tasks_v WHERE sweep_id = {sweep} AND state = 'leased' \
-                 AND kind = 'patch' AND worker_name = '{worker}' ORDER BY task_id LIMIT 1"
-                ),
-            );
+            let mut rows: Vec<_> = sweep_rows(&c.db, "tasks_v", sweep)
+                .into_iter()
+                .filter(|t| {
+                    t["state"] == "leased" && t["kind"] == "patch" && t["worker_name"] == worker
+                })
+                .collect();
+            rows.sort_by_key(|t| t["task_id"].as_i64());
             task = rows
                 .first()
                 .and_then(|r| r["task_id"].as_i64())
@@ -173,10 +189,10 @@ fn worker_stopped_past_its_lease(db: &str, backend: &str) {
     let task = leased_by(&c, sweep, "w1");
     c.signal_worker("w1", libc::SIGSTOP);
     wait_for(FINISH, "another worker to finish the task", || {
-        let r = query(
-            &c.db,
-            &format!("SELECT state, worker_name FROM tasks_v WHERE task_id = {task}"),
-        );
+        let r: Vec<_> = sweep_rows(&c.db, "tasks_v", sweep)
+            .into_iter()
+            .filter(|t| t["task_id"] == task)
+            .collect();
         r[0]["state"] == "done" && r[0]["worker_name"] != "w1"
     });
     c.signal_worker("w1", libc::SIGCONT);
@@ -184,10 +200,10 @@ fn worker_stopped_past_its_lease(db: &str, backend: &str) {
         Duration::from_secs(60),
         "the stale result to be refused",
         || {
-            let r = query(
-                &c.db,
-                &format!("SELECT stale_results FROM tasks WHERE id = {task}"),
-            );
+            let r: Vec<_> = sweep_rows(&c.db, "tasks_v", sweep)
+                .into_iter()
+                .filter(|t| t["task_id"] == task)
+                .collect();
             r[0]["stale_results"].as_i64().unwrap_or(0) >= 1
         },
     );
@@ -204,11 +220,11 @@ fn coordinator_killed_and_restarted(db: &str, backend: &str) {
     let mut c = start(db, &["w1", "w2", "w3"]);
     let sweep = c.submit(&reference().spec);
     wait_for(FINISH, "some tasks to finish", || {
-        let r = query(
-            &c.db,
-            &format!("SELECT COUNT(*) AS n FROM tasks WHERE sweep_id = {sweep} AND state = 'done'"),
-        );
-        r[0]["n"].as_i64().unwrap_or(0) >= 3
+        let done = sweep_rows(&c.db, "tasks_v", sweep)
+            .iter()
+            .filter(|t| t["state"] == "done")
+            .count();
+        done >= 3
     });
     c.kill_coordinator();
     std::thread::sleep(Duration::from_millis(1500));
@@ -248,23 +264,20 @@ fn a_task_that_always_fails(db: &str, backend: &str) {
     }
     let sweep = c.submit(&reference().spec);
     assert_eq!(c.wait_final(sweep, FINISH), "partial", "{}", c.logs());
-    let failed = query(
-        &c.db,
-        &format!(
-            "SELECT description, attempts, error FROM tasks_v \
-             WHERE sweep_id = {sweep} AND state = 'failed'"
-        ),
-    );
+    let failed: Vec<_> = sweep_rows(&c.db, "tasks_v", sweep)
+        .into_iter()
+        .filter(|t| t["state"] == "failed")
+        .collect();
     assert!(!failed.is_empty());
     for f in &failed {
         assert!(
             f["description"].as_str().unwrap().starts_with("heads"),
-            "{f}"
+            "{f:?}"
         );
-        assert_eq!(f["attempts"].as_i64(), Some(3), "{f}");
+        assert_eq!(f["attempts"].as_i64(), Some(3), "{f:?}");
         assert!(
             f["error"].as_str().unwrap().contains("injected fault"),
-            "{f}"
+            "{f:?}"
         );
     }
     check(

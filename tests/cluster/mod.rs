@@ -113,6 +113,17 @@ pub fn query(db: &str, sql: &str) -> Vec<Value> {
     })
 }
 
+/// One sweep's rows of a view or table, read whole through the read model (the export's
+/// query), one JSON object per row.
+pub fn sweep_rows(db: &str, view: &str, sweep: i64) -> Vec<serde_json::Map<String, Value>> {
+    let r = with_store(db, async |store| store.export_view(view, Some(sweep)).await)
+        .unwrap_or_else(|e| panic!("read {view}: {e}"));
+    r.rows
+        .iter()
+        .map(|row| r.columns.iter().cloned().zip(row.iter().cloned()).collect())
+        .collect()
+}
+
 /// The debias results of a sweep (the read model's).
 pub fn debias_rows(db: &str, sweep: i64) -> Vec<DebiasRow> {
     with_store(db, async |store| {
