@@ -63,6 +63,11 @@ impl RemoteArgs {
     }
 }
 
+/// Bounds of `--lease-seconds`: a lease shorter than this cannot be heartbeated in time;
+/// a longer one would hide a dead worker for more than a day (and overflows durations).
+const MIN_LEASE_SECONDS: f64 = 0.2;
+const MAX_LEASE_SECONDS: f64 = 86_400.0;
+
 /// Lease and retry timing.
 #[derive(Args, Clone)]
 pub struct PolicyArgs {
@@ -82,8 +87,23 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     pub fn policy(&self) -> Result<QueuePolicy> {
-        if !(self.lease_seconds > 0.0) || self.max_attempts < 1 || self.backoff_seconds < 0.0 {
-            bail!("--lease-seconds must be > 0, --max-attempts >= 1, --backoff-seconds >= 0");
+        let within = |v: f64, lo: f64, hi: f64| v.is_finite() && (lo..=hi).contains(&v);
+        if !within(self.lease_seconds, MIN_LEASE_SECONDS, MAX_LEASE_SECONDS) {
+            bail!(
+                "--lease-seconds must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS} (one day), got {}",
+                self.lease_seconds
+            );
+        }
+        if !(1..=1000).contains(&self.max_attempts) {
+            bail!(
+                "--max-attempts must be between 1 and 1000, got {}",
+                self.max_attempts
+            );
+        }
+        if !within(self.backoff_seconds, 0.0, MAX_LEASE_SECONDS)
+            || !within(self.max_backoff_seconds, 0.0, MAX_LEASE_SECONDS)
+        {
+            bail!("--backoff-seconds and --max-backoff-seconds must be between 0 and {MAX_LEASE_SECONDS}");
         }
         Ok(QueuePolicy {
             lease_seconds: self.lease_seconds,

@@ -332,9 +332,15 @@ fn sql_allowed(path: &str) -> bool {
     ALLOWED.iter().any(|p| path.starts_with(p)) || SQL_IN_USER_QUERY_TESTS.contains(&path)
 }
 
-/// Tests that run user SQL through `patchsweep query` on purpose: `cli_run.rs` checks the
-/// query command itself, `export.rs` checks exports against the user-facing views.
-const SQL_IN_USER_QUERY_TESTS: &[&str] = &["tests/cli_run.rs", "tests/export.rs"];
+/// Tests that write SQL on purpose: `cli_run.rs` checks the query command itself,
+/// `export.rs` checks exports against the user-facing views, and `results/mod.rs` inserts
+/// two fixture rows into `debias_results` (the store writes debias rows only as a debias
+/// task's completion, which that picture fixture does not run).
+const SQL_IN_USER_QUERY_TESTS: &[&str] = &[
+    "tests/cli_run.rs",
+    "tests/export.rs",
+    "tests/results/mod.rs",
+];
 
 #[test]
 fn sql_is_written_only_in_the_store() {
