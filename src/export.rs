@@ -66,7 +66,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let store = Store::connect(&args.db).await?;
+        let store = crate::query::open_results(&args.db).await?;
         let result = store
             .export_view(&args.view, args.sweep)
             .await

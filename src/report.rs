@@ -61,7 +61,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let (html, n) = rt.block_on(async {
-        let store = Store::connect(&args.db).await?;
+        let store = crate::query::open_results(&args.db).await?;
         let sweeps = data::sweeps(&store, args.sweep).await?;
         let mut sections = Vec::new();
         for sweep in &sweeps {

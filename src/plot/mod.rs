@@ -122,7 +122,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = Store::connect(&args.db).await?;
+        let store = crate::query::open_results(&args.db).await?;
         let sweeps = data::sweeps(&store, args.sweep).await?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("create {}", args.out.display()))?;

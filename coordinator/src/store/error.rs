@@ -58,6 +58,55 @@ pub enum StoreError {
     /// A user query failed for another reason (syntax, unknown table, ...).
     #[error("query failed: {message}")]
     Query { message: String },
+
+    /// A read-only open found no database file (read-only opens never create one).
+    #[error(
+        "no database at {url}: the file does not exist (reading never creates one); check \
+         the path, or create the database with `patchsweep run` or `patchsweep coordinator`"
+    )]
+    NoDatabase { url: String },
+
+    /// A read-only open found a database without this binary's schema.
+    #[error(
+        "{url} is not a patchsweep results database at this version: {reason}; reading \
+         never migrates, so open it once with `patchsweep run` or `patchsweep coordinator` \
+         of this version, which create and migrate the schema"
+    )]
+    NotMigrated { url: String, reason: String },
+
+    /// The database holds migrations this binary does not know.
+    #[error(
+        "{url} holds schema migration {version}, which this patchsweep does not know: it was \
+         written by a newer patchsweep; read it with that version or a later one"
+    )]
+    SchemaTooNew { url: String, version: i64 },
+
+    /// A user query ran longer than its statement timeout and was stopped.
+    #[error(
+        "statement timed out after {seconds} s and was stopped; narrow the query, or allow \
+         more time (patchsweep query --timeout-seconds)"
+    )]
+    Timeout { seconds: f64 },
+
+    /// User queries were refused: the PostgreSQL login role is (or may become) a superuser,
+    /// or may read server files or signal other sessions.
+    #[error(
+        "refusing to run user queries on {url} as `{role}` ({rights}): even in a READ ONLY \
+         transaction such a role can read server files (pg_read_file, pg_ls_dir), \
+         reload the configuration and end other sessions. Connect as a role that may only \
+         read, created by a superuser with e.g. `CREATE ROLE patchsweep_reader LOGIN PASSWORD \
+         '...'; GRANT USAGE ON SCHEMA public TO patchsweep_reader; GRANT SELECT ON ALL TABLES \
+         IN SCHEMA public TO patchsweep_reader;`, or accept the risk with --allow-superuser"
+    )]
+    Superuser {
+        url: String,
+        role: String,
+        rights: String,
+    },
+
+    /// Writing a query's rows to their destination failed.
+    #[error("writing the query's rows failed: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 /// The URL as shown in messages: the password (and any `password=` parameter) removed.

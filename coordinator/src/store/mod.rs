@@ -10,6 +10,11 @@
 //!   `export` (SQL written once for both backends), and the read-only execution that users'
 //!   queries share;
 //! - `statement.rs`: the single-statement, read-only gate of user queries;
+//! - `readonly.rs`: [`Store::open_readonly`] (no create, no migrate, superuser refusal) and
+//!   [`Store::query_streaming`]; `user_query.rs` runs a user statement on each backend
+//!   (limit, timeout); `stream.rs` the [`RowSink`]s rows stream to (CSV, JSON, collect);
+//! - `migrate.rs`: the embedded migrations, applied under a lock on SQLite too, and the
+//!   check that a database is at this binary's schema;
 //! - `result.rs`: [`QueryResult`] and its table, CSV and JSON renderings;
 //! - `pg_values.rs`: PostgreSQL values to JSON (floats through `read/values.rs`);
 //!   `error.rs`: [`StoreError`].
@@ -53,16 +58,20 @@ macro_rules! in_tx {
 }
 
 mod error;
+mod migrate;
 mod pg_values;
 mod postgres;
 pub mod queue;
 mod queue_sql;
 mod read;
+mod readonly;
 mod result;
 mod rows;
 mod scheduling;
 mod sqlite;
 mod statement;
+mod stream;
+mod user_query;
 
 pub use error::StoreError;
 pub use queue::{
@@ -77,8 +86,10 @@ pub use read::{
     PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
     TaskSummary, TopComponent,
 };
+pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;
 pub use rows::{DebiasRow, EffectRow, PairRow};
+pub use stream::{Collect, CsvSink, JsonSink, QueryOptions, QuerySummary, RowSink};
 
 use rows::StoredPair;
 
@@ -239,13 +250,15 @@ impl Store {
         })
     }
 
-    /// Runs one read-only SQL statement for a user. Writes, and more than one statement,
-    /// are refused with [`StoreError::ReadOnly`]; the database enforces it too (a read-only
-    /// SQLite connection with `query_only`; a PostgreSQL `READ ONLY` transaction).
+    /// Runs one read-only SQL statement for a user and returns all its rows (see
+    /// [`Store::query_streaming`] for rows as they come, a limit and a timeout). Writes, and
+    /// more than one statement, are refused with [`StoreError::ReadOnly`]; the database
+    /// enforces it too (a read-only SQLite connection with `query_only`; a PostgreSQL
+    /// `READ ONLY` transaction).
     pub async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
-        match &self.inner {
-            Inner::Sqlite(s) => s.query_readonly(sql).await,
-            Inner::Postgres(s) => s.query_readonly(sql).await,
-        }
+        let mut rows = Collect::default();
+        self.query_streaming(sql, &QueryOptions::default(), &mut rows)
+            .await?;
+        Ok(rows.0)
     }
 }

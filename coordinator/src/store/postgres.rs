@@ -8,12 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::error::{db_error, reason, sweep_db_error};
-use super::read::exec::pg_fetch;
 use super::rows::{StoredEffect, StoredPair};
-use super::statement::{single_read_statement, Dialect};
-use super::{EffectRow, QueryResult, StoreError};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+use super::{EffectRow, StoreError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows per UNNEST insert; each statement binds one array per column.
@@ -21,8 +17,8 @@ const ROWS_PER_STATEMENT: usize = 20_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PgStore {
-    pool: PgPool,
-    url: String,
+    pub(super) pool: PgPool,
+    pub(super) url: String,
 }
 
 pub(crate) fn accepts(url: &str) -> bool {
@@ -30,6 +26,21 @@ pub(crate) fn accepts(url: &str) -> bool {
 }
 
 pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreError> {
+    let pool = open_pool(url, shown, false).await?;
+    super::migrate::run_postgres(&pool, shown).await?;
+    Ok(PgStore {
+        pool,
+        url: shown.to_string(),
+    })
+}
+
+/// The pool, after one plain connection attempt; `read_only`: every transaction of its
+/// connections is READ ONLY.
+pub(crate) async fn open_pool(
+    url: &str,
+    shown: &str,
+    read_only: bool,
+) -> Result<PgPool, StoreError> {
     let connect_err = |reason: String| StoreError::Connect {
         url: shown.to_string(),
         reason,
@@ -42,32 +53,25 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreErro
         .map_err(|_| connect_err(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| connect_err(reason(&e)))?;
     let _ = probe.close().await;
-    let pool = PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
         // A task's results and its completion commit together, so a commit lost to a
         // server crash only puts the task back (its lease expires, it runs again): the
         // store does not wait for the WAL flush on every completion.
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute("SET synchronous_commit = off").await?;
+                if read_only {
+                    conn.execute("SET default_transaction_read_only = on")
+                        .await?;
+                }
                 Ok(())
             })
         })
         .connect_with(opts)
         .await
-        .map_err(|e| connect_err(reason(&e)))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|err| StoreError::Migrate {
-            url: shown.to_string(),
-            reason: err.to_string(),
-        })?;
-    Ok(PgStore {
-        pool,
-        url: shown.to_string(),
-    })
+        .map_err(|e| connect_err(reason(&e)))
 }
 
 crate::store::queue_sql::queue_sql!(
@@ -127,11 +131,6 @@ impl PgStore {
 
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
-        let stmt = single_read_statement(sql, Dialect::Postgres)?;
-        pg_fetch(&self.pool, &self.url, stmt, &[]).await
     }
 }
 

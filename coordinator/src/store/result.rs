@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::stream::{CsvSink, JsonSink, RowSink};
+
 /// Column names and rows of a read-only query; values are JSON scalars (NULL, integers,
 /// floats, text, booleans), or JSON arrays and objects where the database returned them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,38 +76,26 @@ impl QueryResult {
     /// CSV with a header line: RFC 4180 quoting (fields holding a comma, quote, CR or LF are
     /// quoted, quotes doubled) and CRLF line ends; NULL is an empty field.
     pub fn to_csv(&self) -> String {
-        let mut out = String::new();
-        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
-        out.push_str(&header.join(","));
-        out.push_str("\r\n");
-        for row in &self.rows {
-            let fields: Vec<String> = row.iter().map(|v| csv_field(&text(v, ""))).collect();
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
-        }
-        out
+        let mut sink = CsvSink(Vec::new());
+        self.write_to(&mut sink);
+        String::from_utf8(sink.0).expect("CSV of JSON values is UTF-8")
     }
 
     /// A JSON array with one object per row, keys in column order.
     pub fn to_json(&self) -> String {
-        let mut out = String::from("[");
-        for (r, row) in self.rows.iter().enumerate() {
-            if r > 0 {
-                out.push(',');
-            }
-            out.push('{');
-            for (c, (name, value)) in self.columns.iter().zip(row).enumerate() {
-                if c > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(name.clone()).to_string());
-                out.push(':');
-                out.push_str(&value.to_string());
-            }
-            out.push('}');
+        let mut sink = JsonSink::new(Vec::new());
+        self.write_to(&mut sink);
+        let bytes = sink.close().expect("writing to memory cannot fail");
+        String::from_utf8(bytes).expect("JSON is UTF-8")
+    }
+
+    /// Hands the columns and rows to an in-memory sink.
+    fn write_to(&self, sink: &mut dyn RowSink) {
+        const IN_MEMORY: &str = "writing to memory cannot fail";
+        sink.columns(&self.columns).expect(IN_MEMORY);
+        for row in &self.rows {
+            sink.row(row.clone()).expect(IN_MEMORY);
         }
-        out.push(']');
-        out
     }
 }
 
@@ -116,7 +106,7 @@ impl fmt::Display for QueryResult {
 }
 
 /// A value as text; `null` is what NULL becomes.
-fn text(v: &Value, null: &str) -> String {
+pub(super) fn text(v: &Value, null: &str) -> String {
     match v {
         Value::Null => null.to_string(),
         Value::String(s) => s.clone(),
@@ -143,7 +133,7 @@ fn pad(s: &str, w: usize, right: bool) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

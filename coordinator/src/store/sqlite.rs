@@ -11,13 +11,9 @@ use sqlx::sqlite::{
 use sqlx::{Column, QueryBuilder, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::error::{db_error, query_error, reason, sweep_db_error};
-use super::read::exec::sqlite_fetch;
 use super::read::values::float;
 use super::rows::{StoredEffect, StoredPair};
-use super::statement::{single_read_statement, Dialect};
-use super::{EffectRow, QueryResult, StoreError};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+use super::{EffectRow, StoreError};
 
 /// SQLite's limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 const MAX_BINDS: usize = 32766;
@@ -32,10 +28,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct SqliteStore {
     /// All writes go through this single connection: SQLite admits one writer at a time,
     /// and one connection means the store's own transactions never meet SQLITE_BUSY.
-    write: SqlitePool,
+    pub(super) write: SqlitePool,
     /// Connections for user queries: opened read-only (files) and with `query_only` on.
-    read: SqlitePool,
-    url: String,
+    pub(super) read: SqlitePool,
+    pub(super) url: String,
 }
 
 /// Whether `url` is for this backend (anything that is not another scheme is a file path).
@@ -55,6 +51,7 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
         SqliteConnectOptions::new().filename(url)
     };
     let base = base.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+    let write_opts_file = base.get_filename().to_path_buf();
     let write_opts = base
         .clone()
         .create_if_missing(true)
@@ -69,13 +66,8 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
         .connect_with(write_opts)
         .await
         .map_err(connect_err)?;
-    MIGRATOR
-        .run(&write)
-        .await
-        .map_err(|err| StoreError::Migrate {
-            url: shown.to_string(),
-            reason: err.to_string(),
-        })?;
+    let file = (!in_memory).then(|| write_opts_file.clone());
+    super::migrate::run_sqlite(&write, file.as_deref(), shown).await?;
     // In-memory databases are shared through SQLite's shared cache and cannot be opened
     // read-only; `query_only` alone guards them.
     let read_opts = base.read_only(!in_memory).pragma("query_only", "ON");
@@ -155,11 +147,6 @@ impl SqliteStore {
     /// The pool of read-only connections.
     pub(crate) fn read_pool(&self) -> &SqlitePool {
         &self.read
-    }
-
-    pub(crate) async fn query_readonly(&self, sql: &str) -> Result<QueryResult, StoreError> {
-        let stmt = single_read_statement(sql, Dialect::Sqlite)?;
-        sqlite_fetch(&self.read, &self.url, stmt, &[]).await
     }
 }
 
