@@ -23,7 +23,7 @@ use clap::{Args, ValueEnum};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use patchsweep_coordinator::store::{is_plain_name, values, QueryResult, Store};
+use patchsweep_coordinator::store::{is_plain_name, values, QueryResult};
 
 use columns::column_type;
 

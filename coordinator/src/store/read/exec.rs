@@ -1,5 +1,5 @@
 //! Running one read-only statement with bound parameters on either backend: the named
-//! queries of the read model and users' queries (`Store::query_readonly`) both come here.
+//! queries of the read model come here (users' queries stream through `user_query.rs`).
 //! The statement text is the same on both backends (`$1`, `$2`, ... parameters); rows come
 //! back as JSON values through each backend's decoder. Statements are not kept prepared:
 //! users' would fill the server's cache, and PostgreSQL plans an unnamed statement for its
