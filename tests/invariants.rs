@@ -333,10 +333,12 @@ fn sql_allowed(path: &str) -> bool {
 }
 
 /// Tests that write SQL on purpose: `cli_run.rs` checks the query command itself,
-/// `export.rs` checks exports against the user-facing views, and `results/mod.rs` inserts
-/// two fixture rows into `debias_results` (the store writes debias rows only as a debias
-/// task's completion, which that picture fixture does not run).
+/// `cli_readonly.rs` its read-only guarantees (timeouts, limits, refusals) with runaway
+/// statements, `export.rs` checks exports against the user-facing views, and
+/// `results/mod.rs` inserts two fixture rows into `debias_results` (the store writes debias
+/// rows only as a debias task's completion, which that picture fixture does not run).
 const SQL_IN_USER_QUERY_TESTS: &[&str] = &[
+    "tests/cli_readonly.rs",
     "tests/cli_run.rs",
     "tests/export.rs",
     "tests/results/mod.rs",
