@@ -412,7 +412,8 @@ mod suite {
         );
 
         let tasks = store.task_summaries(id).await.unwrap();
-        let got: Vec<(&str, &str, i64, Option<i64>, Option<i64>, Option<i64>)> = tasks
+        type TaskSummaryKey<'a> = (&'a str, &'a str, i64, Option<i64>, Option<i64>, Option<i64>);
+        let got: Vec<TaskSummaryKey> = tasks
             .iter()
             .map(|t| {
                 (
