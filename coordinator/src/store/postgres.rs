@@ -70,14 +70,6 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<PgStore, StoreErro
     })
 }
 
-crate::store::queue_sql::queue_sql!(
-    conn = PgConnection,
-    now = "(extract(epoch from clock_timestamp())::double precision)",
-    sweep_now = "now()",
-    skip_locked = " FOR UPDATE OF t SKIP LOCKED",
-    lock_row = " FOR UPDATE",
-);
-
 impl PgStore {
     pub(crate) fn url(&self) -> &str {
         &self.url
