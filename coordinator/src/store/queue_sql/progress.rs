@@ -7,6 +7,20 @@ use crate::store::error::db_error;
 use crate::store::queue::{DebiasFigure, QueueTotals, SweepProgress, TaskCounts, TaskFailure};
 use crate::store::StoreError;
 
+/// A sweep: id, name, model, status, error, created_at, finished_at.
+type SweepRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// A debias figure: debias, intervention, split, metric, before, after, control_after.
+type FigureRow = (String, String, String, String, f64, f64, Option<f64>);
+
 /// Where a sweep stands; `None` when it does not exist.
 pub(crate) async fn progress_in<C: QueueConn>(
     tx: &mut C,
@@ -15,15 +29,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
     lease_seconds: f64,
 ) -> Result<Option<SweepProgress>, StoreError> {
     const STEP: &str = "read sweep";
-    let sweep: Option<(
-        i64,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-    )> = sql(
+    let sweep: Option<SweepRow> = sql(
         "SELECT id, name, model, status, error, CAST(created_at AS TEXT), \
              CAST(finished_at AS TEXT) FROM sweeps WHERE id = $1",
     )
@@ -75,7 +81,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
     .fetch_all(tx)
     .await
     .map_err(db_error(STEP, url))?;
-    let figures: Vec<(String, String, String, String, f64, f64, Option<f64>)> = sql(
+    let figures: Vec<FigureRow> = sql(
         "SELECT debias, intervention, split, metric, before, after, control_after \
          FROM debias_results WHERE sweep_id = $1 \
          ORDER BY debias, intervention, split, metric",
