@@ -28,12 +28,21 @@ impl Flavor {
         if !template.contains('{') {
             return Cow::Borrowed(template);
         }
-        let text = template
-            .replace("{now}", self.now)
-            .replace("{sweep_now}", self.sweep_now)
-            .replace("{skip_locked}", self.skip_locked)
-            .replace("{lock_row}", self.lock_row);
-        debug_assert!(!text.contains('{'), "unknown placeholder in {template}");
+        let mut text = String::with_capacity(template.len() + 64);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let close = open + rest[open..].find('}').expect("placeholder closed");
+            text.push_str(&rest[..open]);
+            text.push_str(match &rest[open + 1..close] {
+                "now" => self.now,
+                "sweep_now" => self.sweep_now,
+                "skip_locked" => self.skip_locked,
+                "lock_row" => self.lock_row,
+                other => panic!("unknown placeholder {{{other}}} in {template}"),
+            });
+            rest = &rest[close + 1..];
+        }
+        text.push_str(rest);
         Cow::Owned(text)
     }
 }
@@ -269,4 +278,28 @@ where
         Arg::Text(v) => q.bind(v),
         Arg::OptText(v) => q.bind(v),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_the_backends_fragments() {
+        let t = "UPDATE t SET a = {now} + $1 WHERE id = $2{lock_row}";
+        assert_eq!(
+            SQLITE.render(t),
+            "UPDATE t SET a = ((julianday('now') - 2440587.5) * 86400.0) + $1 WHERE id = $2"
+        );
+        assert_eq!(
+            POSTGRES.render(t),
+            "UPDATE t SET a = (extract(epoch from clock_timestamp())::double precision) + $1 \
+             WHERE id = $2 FOR UPDATE"
+        );
+        assert_eq!(POSTGRES.render("SELECT {sweep_now}"), "SELECT now()");
+        assert!(matches!(
+            SQLITE.render("SELECT 1"),
+            Cow::Borrowed("SELECT 1")
+        ));
+    }
 }
