@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
+use sqlx::{Connection, Executor, PgConnection, Postgres};
 
 use super::error::{db_error, reason, sweep_db_error};
 use super::read::exec::pg_fetch;
