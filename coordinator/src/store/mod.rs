@@ -4,8 +4,9 @@
 //! - this file: [`Store`], which picks a backend from the URL and checks input once;
 //! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
 //! - `rows.rs`: [`PairRow`], [`EffectRow`], [`DebiasRow`] and their stored form;
-//! - `queue.rs`: the task queue's types; `queue_sql.rs` its SQL, written once for both
-//!   backends; `scheduling.rs` the queue's calls on [`Store`], one transaction each;
+//! - `queue.rs`: the task queue's types; `queue_sql/` its SQL, written once for both
+//!   backends (functions generic over the backend's connection); `scheduling.rs` the
+//!   queue's calls on [`Store`], one transaction each;
 //! - `read/`: the read model, the named, typed queries of `run`, `report`, `plot` and
 //!   `export` (SQL written once for both backends), and the read-only execution that users'
 //!   queries share;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
+use sqlx::{Connection, Executor, PgConnection, Postgres};
 
 use super::error::{db_error, reason, sweep_db_error};
 use super::rows::{StoredEffect, StoredPair};
@@ -73,14 +73,6 @@ pub(crate) async fn open_pool(
         .await
         .map_err(|e| connect_err(reason(&e)))
 }
-
-crate::store::queue_sql::queue_sql!(
-    conn = PgConnection,
-    now = "(extract(epoch from clock_timestamp())::double precision)",
-    sweep_now = "now()",
-    skip_locked = " FOR UPDATE OF t SKIP LOCKED",
-    lock_row = " FOR UPDATE",
-);
 
 impl PgStore {
     pub(crate) fn url(&self) -> &str {

@@ -1,9 +1,11 @@
 //! The task queue on [`Store`]: every call is one transaction on either backend, running
-//! the SQL of `queue_sql.rs`.
+//! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
+//! backend's own bulk inserts (`q::`).
 
 use super::queue::{
     LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
 };
+use super::queue_sql;
 use super::rows::StoredPair;
 use super::{Store, StoreError};
 
@@ -18,14 +20,15 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<i64, StoreError> {
         Ok(in_tx!(self, "submit sweep", |tx, url| {
-            q::submit_in(tx, url, name, spec_toml, model, tasks, policy.max_attempts).await?
+            queue_sql::submit_in(tx, url, name, spec_toml, model, tasks, policy.max_attempts)
+                .await?
         }))
     }
 
     /// Records a worker (or refreshes one that registers again under the same id).
     pub async fn register_worker(&self, worker: &WorkerInfo) -> Result<(), StoreError> {
         in_tx!(self, "register worker", |tx, url| {
-            q::register_worker_in(tx, url, worker).await?
+            queue_sql::register_worker_in(tx, url, worker).await?
         });
         Ok(())
     }
@@ -40,9 +43,10 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
-            let touched = q::expire_leases_in(tx, url).await?;
+            let touched = queue_sql::expire_leases_in(tx, url).await?;
             let mut leased =
-                q::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds).await?;
+                queue_sql::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds)
+                    .await?;
             for t in leased.iter_mut().filter(|t| t.kind == crate::plan::DEBIAS) {
                 // Unreadable arguments are left as they are: the worker fails the task
                 // with the reason, instead of one bad task blocking every lease.
@@ -50,9 +54,14 @@ impl Store {
                 else {
                     continue;
                 };
-                args.effects =
-                    q::selection_effects_in(tx, url, t.sweep_id, &args.name, &args.experiment)
-                        .await?;
+                args.effects = queue_sql::selection_effects_in(
+                    tx,
+                    url,
+                    t.sweep_id,
+                    &args.name,
+                    &args.experiment,
+                )
+                .await?;
                 t.payload = serde_json::to_string(&args).expect("plain data serializes");
             }
             (touched, leased)
@@ -68,8 +77,8 @@ impl Store {
     /// a crash); answers how many leases sweeps were touched.
     pub async fn expire_leases(&self) -> Result<usize, StoreError> {
         let (touched, open) = in_tx!(self, "expire leases", |tx, url| {
-            let touched = q::expire_leases_in(tx, url).await?;
-            (touched, q::open_sweeps_in(tx, url).await?)
+            let touched = queue_sql::expire_leases_in(tx, url).await?;
+            (touched, queue_sql::open_sweeps_in(tx, url).await?)
         });
         for &sweep_id in &open {
             self.settle_if_idle(sweep_id).await?;
@@ -86,7 +95,8 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(in_tx!(self, "heartbeat", |tx, url| {
-            q::heartbeat_in(tx, url, worker_id, models, leases, policy.lease_seconds).await?
+            queue_sql::heartbeat_in(tx, url, worker_id, models, leases, policy.lease_seconds)
+                .await?
         }))
     }
 
@@ -109,9 +119,9 @@ impl Store {
             _ => Vec::new(),
         };
         let (settled, sweep) = in_tx!(self, "complete task", |tx, url| {
-            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+            match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => {
-                    q::record_stale_in(tx, url, task_id).await?;
+                    queue_sql::record_stale_in(tx, url, task_id).await?;
                     (Settled::Stale { reason }, None)
                 }
                 Ok((sweep_id, _kind)) => {
@@ -126,16 +136,23 @@ impl Store {
                             }
                             q::insert_pairs_in(tx, url, sweep_id, &pairs).await?;
                             q::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
-                            q::insert_splits_in(tx, url, sweep_id, &p.splits).await?;
-                            q::insert_tasks_in(tx, url, sweep_id, &p.tasks, policy.max_attempts)
-                                .await?;
+                            queue_sql::insert_splits_in(tx, url, sweep_id, &p.splits).await?;
+                            queue_sql::insert_tasks_in(
+                                tx,
+                                url,
+                                sweep_id,
+                                &p.tasks,
+                                policy.max_attempts,
+                            )
+                            .await?;
                             pairs.len() as u64
                         }
                         TaskOutput::Debias(rows_json) => {
-                            q::insert_debias_in(tx, url, sweep_id, task_id, rows_json).await?
+                            queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows_json)
+                                .await?
                         }
                     };
-                    q::mark_done_in(tx, url, task_id, rows).await?;
+                    queue_sql::mark_done_in(tx, url, task_id, rows).await?;
                     (Settled::Completed { rows }, Some(sweep_id))
                 }
             }
@@ -153,8 +170,8 @@ impl Store {
     /// settles the sweep, without serializing every completion on the sweep row.
     async fn settle_if_idle(&self, sweep_id: i64) -> Result<(), StoreError> {
         in_tx!(self, "settle sweep", |tx, url| {
-            if q::active_in(tx, url, sweep_id).await? == 0 {
-                q::settle_sweep_in(tx, url, sweep_id).await?;
+            if queue_sql::active_in(tx, url, sweep_id).await? == 0 {
+                queue_sql::settle_sweep_in(tx, url, sweep_id).await?;
             }
         });
         Ok(())
@@ -174,12 +191,13 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Settled, StoreError> {
         Ok(in_tx!(self, "fail task", |tx, url| {
-            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+            match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => Settled::Stale { reason },
                 Ok((sweep_id, _)) => {
                     let settled =
-                        q::retry_or_fail_in(tx, url, task_id, error, permanent, policy).await?;
-                    q::settle_sweep_in(tx, url, sweep_id).await?;
+                        queue_sql::retry_or_fail_in(tx, url, task_id, error, permanent, policy)
+                            .await?;
+                    queue_sql::settle_sweep_in(tx, url, sweep_id).await?;
                     settled
                 }
             }
@@ -194,10 +212,10 @@ impl Store {
         attempt: i64,
     ) -> Result<bool, StoreError> {
         Ok(in_tx!(self, "release task", |tx, url| {
-            match q::fence_in(tx, url, task_id, attempt, worker_id).await? {
+            match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(_) => false,
                 Ok(_) => {
-                    q::release_in(tx, url, task_id).await?;
+                    queue_sql::release_in(tx, url, task_id).await?;
                     true
                 }
             }
@@ -211,7 +229,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<SweepProgress, StoreError> {
         in_tx!(self, "cancel sweep", |tx, url| {
-            q::cancel_in(tx, url, sweep_id).await?
+            queue_sql::cancel_in(tx, url, sweep_id).await?
         });
         self.sweep_progress(sweep_id, policy).await
     }
@@ -224,7 +242,7 @@ impl Store {
     ) -> Result<SweepProgress, StoreError> {
         self.sweep_progress(sweep_id, policy).await?;
         in_tx!(self, "resume sweep", |tx, url| {
-            q::resume_in(tx, url, sweep_id).await?
+            queue_sql::resume_in(tx, url, sweep_id).await?
         });
         self.sweep_progress(sweep_id, policy).await
     }
@@ -236,7 +254,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<SweepProgress, StoreError> {
         let found = in_tx!(self, "read sweep", |tx, url| {
-            q::progress_in(tx, url, sweep_id, policy.lease_seconds).await?
+            queue_sql::progress_in(tx, url, sweep_id, policy.lease_seconds).await?
         });
         found.ok_or(StoreError::SweepNotFound {
             step: "read sweep",
@@ -250,7 +268,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<super::queue::QueueTotals, StoreError> {
         Ok(in_tx!(self, "read totals", |tx, url| {
-            q::totals_in(tx, url, policy.lease_seconds).await?
+            queue_sql::totals_in(tx, url, policy.lease_seconds).await?
         }))
     }
 
@@ -261,7 +279,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Vec<SweepProgress>, StoreError> {
         let ids = in_tx!(self, "list sweeps", |tx, url| {
-            q::sweep_ids_in(tx, url, limit as i64).await?
+            queue_sql::sweep_ids_in(tx, url, limit as i64).await?
         });
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

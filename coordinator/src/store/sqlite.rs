@@ -82,14 +82,6 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
     })
 }
 
-crate::store::queue_sql::queue_sql!(
-    conn = sqlx::SqliteConnection,
-    now = "((julianday('now') - 2440587.5) * 86400.0)",
-    sweep_now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    skip_locked = "",
-    lock_row = "",
-);
-
 impl SqliteStore {
     pub(crate) fn url(&self) -> &str {
         &self.url

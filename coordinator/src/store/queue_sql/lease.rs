@@ -1,0 +1,139 @@
+//! Leasing tasks, and returning the leases that expired to the queue.
+
+use super::backend::{sql, QueueConn};
+use crate::store::error::db_error;
+use crate::store::queue::LeasedTask;
+use crate::store::StoreError;
+
+/// Returns expired leases to the queue (or fails them on their last attempt) and answers
+/// the sweeps touched.
+pub(crate) async fn expire_leases_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let mut sweeps: Vec<i64> = sql(
+        "UPDATE tasks SET lease_expirations = lease_expirations + 1, \
+         state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END, \
+         error = CASE WHEN attempt >= max_attempts THEN \
+           'lease expired on attempt ' || attempt || ' of ' || max_attempts || \
+           ' (worker ' || COALESCE(worker_id, '?') || ' stopped heartbeating)' \
+           ELSE error END, \
+         finished_at = CASE WHEN attempt >= max_attempts THEN {now} END, \
+         lease_expires_at = NULL \
+         WHERE state = 'leased' AND lease_expires_at < {now} RETURNING sweep_id",
+    )
+    .fetch_scalars(tx)
+    .await
+    .map_err(db_error("expire leases", url))?;
+    sweeps.sort_unstable();
+    sweeps.dedup();
+    Ok(sweeps)
+}
+
+/// Leases up to `max` runnable tasks, those for `model` first.
+pub(crate) async fn lease_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    worker_id: &str,
+    model: &str,
+    max: i64,
+    lease_seconds: f64,
+) -> Result<Vec<LeasedTask>, StoreError> {
+    const STEP: &str = "lease tasks";
+    // Tasks for the worker's model first, then any; both walk the index on
+    // (state, model, sweep_id, id) / (state, sweep_id, id) in order, with a LIMIT.
+    let mut ids: Vec<i64> = if model.is_empty() {
+        Vec::new()
+    } else {
+        sql(
+            "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
+             WHERE t.state = 'queued' AND t.model = $1 AND t.not_before <= {now} \
+             AND s.status IN ('queued', 'running') \
+             ORDER BY t.sweep_id, t.id LIMIT $2{skip_locked}",
+        )
+        .bind(model)
+        .bind(max)
+        .fetch_scalars(tx)
+        .await
+        .map_err(db_error(STEP, url))?
+    };
+    if (ids.len() as i64) < max {
+        let more: Vec<i64> = sql(
+            "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
+             WHERE t.state = 'queued' AND t.not_before <= {now} \
+             AND s.status IN ('queued', 'running') \
+             ORDER BY t.sweep_id, t.id LIMIT $1{skip_locked}",
+        )
+        .bind(max)
+        .fetch_scalars(tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+        for id in more {
+            if (ids.len() as i64) < max && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    let mut leased = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (task_id, attempt, sweep_id, kind, model, payload, description) = sql(
+            "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker_id = $1, \
+             lease_expires_at = {now} + $2, started_at = {now} WHERE id = $3 \
+             RETURNING id, attempt, sweep_id, kind, model, payload, description",
+        )
+        .bind(worker_id)
+        .bind(lease_seconds)
+        .bind(id)
+        .fetch_one(tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+        let spec_toml: String = sql("SELECT spec FROM sweeps WHERE id = $1")
+            .bind(sweep_id)
+            .fetch_scalar(tx)
+            .await
+            .map_err(db_error(STEP, url))?;
+        sql("UPDATE sweeps SET status = 'running' WHERE id = $1 AND status = 'queued'")
+            .bind(sweep_id)
+            .execute(tx)
+            .await
+            .map_err(db_error(STEP, url))?;
+        leased.push(LeasedTask {
+            task_id,
+            attempt,
+            sweep_id,
+            kind,
+            model,
+            payload,
+            description,
+            spec_toml,
+        });
+    }
+    Ok(leased)
+}
+
+/// An experiment's mean |normalized effect| per component, over the selection pairs of a
+/// debias section only (held-out pairs never inform the selection); a leased debias task's
+/// arguments carry them.
+pub(crate) async fn selection_effects_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    sweep_id: i64,
+    debias: &str,
+    experiment: &str,
+) -> Result<Vec<(String, i64, Option<i64>, Option<String>, f64)>, StoreError> {
+    sql(
+        "SELECT e.component, CAST(e.layer AS BIGINT), CAST(e.head AS BIGINT), \
+         e.position_label, CAST(AVG(ABS(e.normalized)) AS DOUBLE PRECISION) \
+         FROM effects_v e JOIN debias_splits d ON d.sweep_id = e.sweep_id \
+         AND d.pair_id = e.pair_id AND d.debias = $2 AND d.part = 'selection' \
+         WHERE e.sweep_id = $1 AND e.experiment = $3 AND e.normalized IS NOT NULL \
+         AND e.layer IS NOT NULL \
+         GROUP BY e.component, e.layer, e.head, e.position_label",
+    )
+    .bind(sweep_id)
+    .bind(debias)
+    .bind(experiment)
+    .fetch_all(tx)
+    .await
+    .map_err(db_error("read selection effects", url))
+}

@@ -1,0 +1,32 @@
+//! The task queue's SQL, written once for both backends.
+//!
+//! Each function is generic over [`QueueConn`], which `SqliteConnection` and
+//! `PgConnection` implement, and runs inside a transaction its caller (`scheduling.rs`)
+//! opened and commits. Statements take `$N` parameters on both backends; what differs
+//! (the clock expressions, and the row locks PostgreSQL needs for concurrent leases where
+//! SQLite has one writer) is named by placeholders that `backend.rs` fills in.
+//!
+//! - `submit.rs`: a sweep and its tasks;
+//! - `workers.rs`: registering, heartbeats;
+//! - `lease.rs`: leasing, lease expiry, a debias task's selection effects;
+//! - `complete.rs`: the fence, completion, failure with retries, release;
+//! - `settle.rs`: waiting tasks queued, a sweep's final state, cancel, resume;
+//! - `progress.rs`: a sweep's progress, totals, the list of sweeps.
+
+mod backend;
+mod complete;
+mod lease;
+mod progress;
+mod settle;
+mod submit;
+mod workers;
+
+pub(crate) use complete::{
+    fence_in, insert_debias_in, insert_splits_in, mark_done_in, record_stale_in, release_in,
+    retry_or_fail_in,
+};
+pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in};
+pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
+pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
+pub(crate) use submit::{insert_tasks_in, submit_in};
+pub(crate) use workers::{heartbeat_in, register_worker_in};

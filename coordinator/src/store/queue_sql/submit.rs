@@ -1,0 +1,58 @@
+//! Storing a sweep and its tasks: at submit, and the plan a prepare task hands back.
+
+use super::backend::{sql, QueueConn};
+use crate::store::error::db_error;
+use crate::store::queue::NewTask;
+use crate::store::StoreError;
+
+/// Stores a sweep (state `queued`) and its first tasks; returns the sweep id.
+pub(crate) async fn submit_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    name: &str,
+    spec: &str,
+    model: &str,
+    tasks: &[NewTask],
+    max_attempts: i64,
+) -> Result<i64, StoreError> {
+    let id: i64 = sql(
+        "INSERT INTO sweeps (name, spec, model, status) VALUES ($1, $2, $3, 'queued') \
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(spec)
+    .bind(model)
+    .fetch_scalar(tx)
+    .await
+    .map_err(db_error("submit sweep", url))?;
+    insert_tasks_in(tx, url, id, tasks, max_attempts).await?;
+    Ok(id)
+}
+
+/// Stores tasks of a sweep: `waiting` when they wait for the rest of it, else `queued`.
+pub(crate) async fn insert_tasks_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    sweep_id: i64,
+    tasks: &[NewTask],
+    max_attempts: i64,
+) -> Result<(), StoreError> {
+    for t in tasks {
+        sql(
+            "INSERT INTO tasks (sweep_id, kind, description, model, payload, cost, \
+             max_attempts, state, created_at) VALUES ($1, $2, $3, \
+             (SELECT model FROM sweeps WHERE id = $1), $4, $5, $6, $7, {now})",
+        )
+        .bind(sweep_id)
+        .bind(&t.kind)
+        .bind(&t.description)
+        .bind(&t.payload)
+        .bind(t.cost)
+        .bind(max_attempts)
+        .bind(if t.waits { "waiting" } else { "queued" })
+        .execute(tx)
+        .await
+        .map_err(db_error("store tasks", url))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Workers: registering, and the heartbeat that keeps their leases.
+
+use super::backend::{sql, QueueConn};
+use crate::store::error::db_error;
+use crate::store::queue::WorkerInfo;
+use crate::store::StoreError;
+
+/// Records a worker, or refreshes one that registers again under the same id.
+pub(crate) async fn register_worker_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    w: &WorkerInfo,
+) -> Result<(), StoreError> {
+    let models = serde_json::to_string(&w.models).unwrap_or_else(|_| "[]".into());
+    sql(
+        "INSERT INTO workers (id, name, device, memory_bytes, models, version, \
+         registered_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, {now}, {now}) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, device = excluded.device, \
+         memory_bytes = excluded.memory_bytes, models = excluded.models, \
+         version = excluded.version, last_seen_at = excluded.last_seen_at",
+    )
+    .bind(&w.id)
+    .bind(&w.name)
+    .bind(&w.device)
+    .bind(w.memory_bytes)
+    .bind(&models)
+    .bind(&w.version)
+    .execute(tx)
+    .await
+    .map_err(db_error("register worker", url))?;
+    Ok(())
+}
+
+/// Extends the worker's leases `(task_id, attempt)`; answers those it no longer holds.
+pub(crate) async fn heartbeat_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    worker_id: &str,
+    models: &[String],
+    leases: &[(i64, i64)],
+    lease_seconds: f64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    const STEP: &str = "heartbeat";
+    let models = serde_json::to_string(models).unwrap_or_else(|_| "[]".into());
+    sql("UPDATE workers SET last_seen_at = {now}, models = $2 WHERE id = $1")
+        .bind(worker_id)
+        .bind(&models)
+        .execute(tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+    let mut lost = Vec::new();
+    for &(task_id, attempt) in leases {
+        let extended = sql("UPDATE tasks SET lease_expires_at = {now} + $1 \
+                            WHERE id = $2 AND attempt = $3 AND worker_id = $4 \
+                            AND state = 'leased'")
+        .bind(lease_seconds)
+        .bind(task_id)
+        .bind(attempt)
+        .bind(worker_id)
+        .execute(tx)
+        .await
+        .map_err(db_error(STEP, url))?;
+        if extended == 0 {
+            lost.push((task_id, attempt));
+        }
+    }
+    Ok(lost)
+}
