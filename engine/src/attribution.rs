@@ -2,10 +2,15 @@
 //! `(a_source - a_base) · ∂metric/∂a` with the gradient taken on the base run — one forward
 //! of the source prompts (cached), one forward and one backward of the base prompts, for a
 //! batch of equal-length pairs.
+//!
+//! Whatever the model's dtype (f32, f16, bf16), the products and their sums are computed in
+//! f32: the activations and gradients are converted before `a_source - a_base` (a half
+//! precision difference of two close activations would lose most of its digits), so a bf16
+//! or f16 model gives estimates as precise as its activations allow.
 
 use std::collections::{HashMap, HashSet};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use patchsweep_model::{HookPoint, HookedTransformer, NoHook};
 
 use crate::error::Result;
@@ -56,10 +61,10 @@ pub fn estimate_values(
                 .collect::<Vec<_>>(),
             0,
         )?;
-        let prod = ((source - base)? * &g.grads[&point])?;
+        let prod = attribution_product(&source, base, &g.grads[&point])?;
         products.insert(
             point,
-            (prod.flatten_all()?.to_vec1()?, prod.dims().to_vec()),
+            (prod.flatten_all()?.to_vec1::<f32>()?, prod.dims().to_vec()),
         );
     }
     let mut values = Vec::with_capacity(jobs.len());
@@ -76,6 +81,13 @@ pub fn estimate_values(
         values.push(row);
     }
     Ok((values, base_metrics))
+}
+
+/// `(source - base) * grad` elementwise, in f32 whatever the dtype of the inputs (the
+/// model's dtype: f32, f16 or bf16).
+pub fn attribution_product(source: &Tensor, base: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+    Ok(((f32(source)? - f32(base)?)? * f32(grad)?)?)
 }
 
 /// Sum of the product tensor over the entries a site selects in row `r`.
@@ -106,4 +118,30 @@ fn site_sum((data, dims): &(Vec<f32>, Vec<usize>), r: usize, site: &Site) -> f32
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The product of half-precision activations and gradients is read as f32 (candle
+    /// refuses `to_vec1::<f32>` on a bf16/f16 tensor) and its difference is taken in f32.
+    #[test]
+    fn products_of_half_precision_tensors_are_f32() -> Result<()> {
+        let dev = Device::Cpu;
+        // 1 + 2^-7 is exact in bf16 and f16; its square (1 + 2^-6 + 2^-14) is not.
+        let x = 1.0078125f32;
+        let source = Tensor::new(&[[x, 3.0, -2.0]], &dev)?;
+        let base = Tensor::new(&[[0.0f32, 1.0, -2.0]], &dev)?;
+        let grad = Tensor::new(&[[x, 0.25, 7.0]], &dev)?;
+        for dtype in [DType::BF16, DType::F16, DType::F32] {
+            let h = |t: &Tensor| t.to_dtype(dtype).unwrap();
+            let prod = attribution_product(&h(&source), &h(&base), &h(&grad))?;
+            assert_eq!(prod.dtype(), DType::F32, "{dtype:?}");
+            let v = prod.flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(v, vec![x * x, 0.5, 0.0], "{dtype:?}");
+        }
+        Ok(())
+    }
 }
