@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use patchsweep_engine::dataset::{
     from_jsonl, professions, professions_with, tokenize_pairs, traits, traits_with, Counterfactual,
-    Dropped, PairSpec, ProfessionsOptions, Template, TraitCounterfactual, TraitsOptions,
+    Dropped, PairSpec, ProfessionsOptions, ProfessionsSource, Template, TraitCounterfactual, TraitsOptions,
     PROFESSIONS,
 };
 use patchsweep_model::load::GgufSource;
@@ -164,6 +164,36 @@ fn multi_token_professions_are_labelled_subject_throughout() {
         multi > 0,
         "expected some multi-token professions to be kept"
     );
+}
+
+#[test]
+fn bolukbasi_professions_on_smollm2_name_both_professions() {
+    let tok = smollm2_tokenizer();
+    for counterfactual in [Counterfactual::OppositeGender, Counterfactual::OppositeProfession] {
+        let opts = ProfessionsOptions {
+            source: ProfessionsSource::Bolukbasi,
+            counterfactual,
+            ..Default::default()
+        };
+        let pairs = professions_with(&opts, Some(&tok)).expect("bolukbasi professions");
+        let (kept, dropped) = tokenize_pairs(&pairs, &tok, None).expect("tokenize");
+        report(
+            &format!("professions (bolukbasi, {counterfactual:?})"),
+            pairs.len(),
+            kept.len(),
+            &dropped,
+        );
+        assert!(kept.len() > pairs.len() / 2, "{dropped}");
+        for p in &pairs {
+            assert!(p.labels["stereotypicality"].parse::<f64>().is_ok());
+            let named = p.labels.get("corrupt_profession");
+            if counterfactual == Counterfactual::OppositeProfession {
+                assert_eq!(named, Some(&p.labels["counterfactual"]), "{}", p.id);
+            } else {
+                assert_eq!(named, None, "{}", p.id);
+            }
+        }
+    }
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! differ only in the bias-carrying word, tokenized to equal length with a label per position.
 //!
 //! # Sources
-//! - [`professions`]: Vig et al. (2020)'s 17 templates × 115 professions, each labelled
-//!   `female`, `male` or `neutral`; the corrupted prompt swaps the profession for "man",
+//! - [`professions`]: Vig et al. (2020)'s 17 templates × a professions list, each profession
+//!   labelled `female`, `male` or `neutral`: the project's 122 ([`PROFESSIONS`], the default)
+//!   or the published list of Bolukbasi et al. (2016) with its stereotypicality scores
+//!   ([`ProfessionsSource::Bolukbasi`]); the corrupted prompt swaps the profession for "man",
 //!   "woman" or an opposite-stereotype profession ([`Counterfactual`]).
 //! - [`traits`]: a second form of gender bias, stereotyped *personal traits* ("The gentle
 //!   person said that" vs "The tough person said that"); see the [`traits`](mod@traits)
@@ -34,7 +36,8 @@ use std::ops::Range;
 pub use error::DatasetError;
 pub use jsonl::from_jsonl;
 pub use professions::{
-    profession_templates, professions, professions_with, Counterfactual, ProfessionsOptions,
+    bolukbasi_professions, profession_templates, professions, professions_with,
+    stereotype_of_score, Counterfactual, Profession, ProfessionsOptions, ProfessionsSource,
     PROFESSIONS,
 };
 pub use template::{from_templates, FillerPair, Slots, Template, TemplatesDataset};

@@ -127,3 +127,99 @@ fn bad_options_are_named() {
         .to_string()
         .contains("no pairs"));
 }
+
+#[test]
+fn project_list_has_no_gendered_or_umbrella_words_and_matches_its_table() {
+    for (p, _) in PROFESSIONS {
+        let w = p.to_lowercase();
+        assert!(
+            !w.contains("wife") && !w.ends_with("man") && !w.ends_with("men"),
+            "{p} is a gender-marked word"
+        );
+    }
+    for gone in ["midwife", "technician", "clerk"] {
+        assert!(PROFESSIONS.iter().all(|p| p.0 != gone), "{gone} is back");
+    }
+    assert!(PROFESSIONS.contains(&("janitor", "neutral")));
+    let table = include_str!("../../data/professions-project/README.md");
+    let rows: Vec<(String, String)> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| profession"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_string(), cells[2].to_string())
+        })
+        .collect();
+    let consts: Vec<(String, String)> = PROFESSIONS
+        .iter()
+        .map(|(p, s)| (p.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(rows, consts, "the table and PROFESSIONS differ");
+}
+
+#[test]
+fn bolukbasi_list_keeps_definitional_zero_and_the_scores() {
+    let list = bolukbasi_professions(0.0);
+    assert_eq!(list.len(), 139);
+    let count = |s: &str| list.iter().filter(|p| p.stereotype == s).count();
+    assert_eq!((count("female"), count("male"), count("neutral")), (33, 85, 21));
+    assert!(list.iter().all(|p| p.definitional == Some(0.0)));
+    assert!(list.iter().all(|p| !p.name.contains('_')));
+    let gc = list.iter().find(|p| p.name == "guidance counselor").expect("spaces");
+    assert_eq!(gc.stereotypicality, Some(0.0));
+    assert!(list.iter().all(|p| p.name != "actress" && p.name != "nurse"));
+    // Vig et al.'s analysis filter, |definitional| < 0.75.
+    let wide = bolukbasi_professions(0.7);
+    assert_eq!(wide.len(), 300);
+    assert!(wide.iter().any(|p| p.name == "nurse" && p.stereotype == "female"));
+    assert!(wide.iter().all(|p| p.name != "actress" && p.name != "waitress"));
+}
+
+#[test]
+fn bolukbasi_pairs_carry_stereotypicality() {
+    let opts = ProfessionsOptions {
+        source: ProfessionsSource::Bolukbasi,
+        templates: Some(vec!["said_that".into()]),
+        ..Default::default()
+    };
+    let pairs = professions(&opts).expect("bolukbasi");
+    let neutral = bolukbasi_professions(0.0)
+        .iter()
+        .filter(|p| p.stereotype == "neutral")
+        .count();
+    assert_eq!(pairs.len(), 139 + neutral);
+    let acc = pairs
+        .iter()
+        .find(|p| p.id == "said_that/accountant/woman")
+        .expect("accountant (0.4, male) is corrupted to woman");
+    assert_eq!(acc.labels["stereotypicality"], "0.4");
+    assert_eq!(acc.labels["definitional"], "0");
+    assert_eq!(acc.labels["stereotype"], "male");
+    for p in &pairs {
+        let score: f64 = p.labels["stereotypicality"].parse().expect("a number");
+        assert_eq!(stereotype_of_score(score), p.labels["stereotype"]);
+    }
+    // Filters read the list chosen; the project's words are not in it.
+    let bad = ProfessionsOptions {
+        professions: Some(vec!["engineer".into()]),
+        ..opts.clone()
+    };
+    assert!(professions(&bad).unwrap_err().to_string().contains("engineer"));
+    let parsed: ProfessionsOptions =
+        serde_json::from_str(r#"{"source": "bolukbasi", "max_definitional": 0.7}"#).expect("json");
+    assert_eq!(parsed.source, ProfessionsSource::Bolukbasi);
+    let wide = professions(&parsed).expect("wide");
+    assert!(wide.iter().any(|p| p.labels["profession"] == "nurse"));
+    assert!(wide.iter().all(|p| {
+        let d: f64 = p.labels["definitional"].parse().unwrap();
+        d.abs() <= 0.7 + 1e-9
+    }));
+    let misplaced = ProfessionsOptions {
+        max_definitional: Some(0.5),
+        ..Default::default()
+    };
+    assert!(professions(&misplaced)
+        .unwrap_err()
+        .to_string()
+        .contains("bolukbasi"));
+}
