@@ -3,9 +3,9 @@
 
 mod debias_common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use debias_common::{pairs, tiny};
+use debias_common::{opposite_profession_pairs, pairs, tiny};
 use patchsweep_engine::debias::{
     random_control, select_components, split_pairs, AggregatedEffect, DebiasConfig,
     InterventionConfig, PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
@@ -181,6 +181,132 @@ fn heldout_never_overlaps_selection_and_is_deterministic() {
     );
 }
 
+/// Every profession and template named by the pairs of one part of a split.
+fn named(
+    all: &[patchsweep_engine::debias::DebiasPair],
+    ids: &[String],
+) -> (HashSet<String>, HashSet<String>) {
+    let ids: HashSet<&String> = ids.iter().collect();
+    let mut professions = HashSet::new();
+    let mut templates = HashSet::new();
+    for p in all.iter().filter(|p| ids.contains(&p.input.id)) {
+        professions.extend(p.professions().cloned());
+        templates.extend(p.template.clone());
+    }
+    (professions, templates)
+}
+
+#[test]
+fn by_default_heldout_pairs_share_no_profession_on_either_side_and_no_template() {
+    let all = opposite_profession_pairs(15, 6);
+    for seed in 0..60u64 {
+        let cfg = SplitConfig {
+            seed,
+            ..SplitConfig::default()
+        };
+        let s = split_pairs(&all, &cfg).unwrap();
+        let (sel_prof, sel_tmpl) = named(&all, &s.selection);
+        let (held_prof, held_tmpl) = named(&all, &s.heldout);
+        assert!(
+            sel_prof.is_disjoint(&held_prof),
+            "seed {seed}: professions on both sides: {:?}",
+            sel_prof.intersection(&held_prof).collect::<Vec<_>>()
+        );
+        assert!(
+            sel_tmpl.is_disjoint(&held_tmpl),
+            "seed {seed}: templates on both sides: {:?}",
+            sel_tmpl.intersection(&held_tmpl).collect::<Vec<_>>()
+        );
+        assert!(!s.heldout_templates.is_empty(), "templates are held out by default");
+        // Every held-out profession is one the split names, and the pairs it leaves out are
+        // exactly those that mix held-out and selection professions or templates.
+        let held: HashSet<&String> = s.heldout_professions.iter().collect();
+        for id in &s.unused {
+            let p = all.iter().find(|p| &p.input.id == id).unwrap();
+            let profs: Vec<bool> = p.professions().map(|x| held.contains(x)).collect();
+            let tmpl = s.heldout_templates.contains(p.template.as_ref().unwrap());
+            let all_held = profs.iter().all(|&h| h) && tmpl;
+            let none_held = profs.iter().all(|&h| !h) && !tmpl;
+            assert!(!all_held && !none_held, "{id} is unused for no reason");
+        }
+    }
+}
+
+#[test]
+fn profession_draw_is_stratified_by_stereotype() {
+    for (n_prof, fraction) in [(30, 0.3), (14, 0.3), (20, 0.5), (9, 0.34)] {
+        let all = pairs(n_prof, 4);
+        let stereo_of: BTreeMap<String, String> = all
+            .iter()
+            .map(|p| (p.profession.clone().unwrap(), p.stereotype.clone().unwrap()))
+            .collect();
+        let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in stereo_of.values() {
+            *sizes.entry(s.as_str()).or_default() += 1;
+        }
+        let k = ((fraction * n_prof as f64).round() as usize).clamp(1, n_prof - 1);
+        for seed in 0..40u64 {
+            let cfg = SplitConfig {
+                heldout_professions: fraction,
+                heldout_templates: 0.5,
+                seed,
+            };
+            let s = split_pairs(&all, &cfg).unwrap();
+            assert_eq!(s.heldout_professions.len(), k);
+            let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in &s.heldout_professions {
+                *held.entry(stereo_of[p].as_str()).or_default() += 1;
+            }
+            for (stereo, &n) in &sizes {
+                let share = k as f64 * n as f64 / n_prof as f64;
+                let got = held.get(stereo).copied().unwrap_or(0) as f64;
+                assert!(
+                    (got - share).abs() < 1.0,
+                    "{n_prof} professions, seed {seed}: {got} {stereo} held out, share {share}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn one_template_is_refused_when_templates_are_held_out() {
+    let one = pairs(9, 1);
+    let err = split_pairs(&one, &SplitConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("at least 2 distinct templates") && err.contains("heldout_templates = 0"),
+        "{err}"
+    );
+    let by_professions = SplitConfig {
+        heldout_templates: 0.0,
+        ..SplitConfig::default()
+    };
+    let s = split_pairs(&one, &by_professions).unwrap();
+    assert!(s.heldout_templates.is_empty());
+}
+
+#[test]
+fn split_sizes_and_summary() {
+    let all = pairs(10, 4);
+    let s = split_pairs(&all, &SplitConfig::default()).unwrap();
+    let z = s.sizes();
+    assert_eq!(z.selection + z.heldout + z.unused, all.len());
+    assert_eq!(z.heldout_professions, 3);
+    assert_eq!(z.heldout_templates, 1);
+    let line = s.summary();
+    for part in [
+        format!("{} selection", z.selection),
+        format!("{} held-out", z.heldout),
+        format!("{} unused", z.unused),
+        "3 professions".to_string(),
+        "1 template".to_string(),
+    ] {
+        assert!(line.contains(&part), "{line} lacks {part}");
+    }
+}
+
 #[test]
 fn split_errors_name_the_problem() {
     let mut all = pairs(4, 2);
@@ -285,5 +411,40 @@ fn control_has_the_same_kinds_and_size_and_avoids_the_selection() {
     assert_eq!(
         TargetKind::from_component(Component::MlpOut).unwrap(),
         TargetKind::MlpOut
+    );
+}
+
+#[test]
+fn a_pair_names_the_profession_of_its_corrupted_prompt() {
+    use patchsweep_engine::dataset::PairSpec;
+    use patchsweep_engine::debias::DebiasPair;
+    let base = pairs(1, 1).remove(0);
+    let spec = |labels: &[(&str, &str)]| PairSpec {
+        id: base.input.id.clone(),
+        template: Some("said_that".into()),
+        clean: "The nurse said that".into(),
+        corrupt: "The x said that".into(),
+        positive: None,
+        negative: None,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        slots: vec![],
+    };
+    let named = |labels: &[(&str, &str)]| {
+        let p = DebiasPair::new(base.input.clone(), &spec(labels), None);
+        (p.corrupt_profession.clone(), p.stereotype.clone())
+    };
+    let nurse = ("profession", "nurse");
+    assert_eq!(
+        named(&[nurse, ("counterfactual", "carpenter"), ("stereotype", "female")]),
+        (Some("carpenter".into()), Some("female".into()))
+    );
+    assert_eq!(named(&[nurse, ("counterfactual", "man")]), (None, None));
+    assert_eq!(named(&[nurse, ("counterfactual", "Woman")]).0, None);
+    assert_eq!(
+        named(&[nurse, ("counterfactual", "man"), ("corrupt_profession", "pilot")]).0,
+        Some("pilot".into())
     );
 }

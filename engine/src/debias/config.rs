@@ -15,14 +15,15 @@
 //! # components = ["head L3H2@end", "mlp_out L2@subject"]   # … or an explicit list
 //!
 //! [debias.split]
-//! heldout_professions = 0.3         # fraction of professions held out
-//! heldout_templates = 0.3           # fraction of templates held out
+//! heldout_professions = 0.3         # fraction of professions held out (default 0.3)
+//! heldout_templates = 0.3           # fraction of templates held out (default 0.3)
 //! seed = 7
 //!
 //! [[debias.intervention]]
 //! kind = "ablation"                 # zero or mean ablation of the selected components
-//! mode = "mean"                     # zero | mean
+//! mode = "mean"                     # zero | mean (per position label)
 //! reference = "selection"           # selection | neutral: prompts the mean is taken over
+//! include_first_position = false    # mean: average over and edit position 0 too
 //! positions = "component"           # component | all | a label | a list ["subject", -1]
 //!
 //! [[debias.intervention]]
@@ -87,11 +88,18 @@ pub struct SelectionConfig {
 }
 
 /// Which professions and templates are held out from selection (and from steering
-/// directions, mean-ablation references and fine-tuning data).
+/// directions, mean-ablation references and fine-tuning data); see [`super::split`].
+///
+/// The default holds out 30% of the professions **and** 30% of the templates, so held-out
+/// pairs share neither with the selection pairs. (Before issue 17 templates were not held out
+/// by default, so held-out corrupted prompts such as "The man said that" were the very strings
+/// the interventions were built from.) A dataset with a single template is refused under this
+/// default: set `heldout_templates = 0` to split by professions only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SplitConfig {
-    /// Fraction of professions held out (0 = split by templates only).
+    /// Fraction of professions held out (0 = split by templates only); stratified by the
+    /// professions' stereotype labels.
     pub heldout_professions: f64,
     /// Fraction of templates held out (0 = split by professions only).
     pub heldout_templates: f64,
@@ -102,7 +110,7 @@ impl Default for SplitConfig {
     fn default() -> Self {
         Self {
             heldout_professions: 0.3,
-            heldout_templates: 0.0,
+            heldout_templates: 0.3,
             seed: 0,
         }
     }

@@ -58,7 +58,9 @@ pub fn pairs(n_prof: usize, n_tmpl: usize) -> Vec<DebiasPair> {
                     metric: metric(),
                 },
                 profession: Some(format!("p{p}")),
+                corrupt_profession: None,
                 template: Some(format!("t{t}")),
+                stereotype: Some(stereo.to_string()),
                 stereotyped: match stereo {
                     "male" => Some(AnswerSide::Positive),
                     "female" => Some(AnswerSide::Negative),
@@ -66,6 +68,20 @@ pub fn pairs(n_prof: usize, n_tmpl: usize) -> Vec<DebiasPair> {
                 },
             });
         }
+    }
+    out
+}
+
+/// Like [`pairs`], but every corrupted prompt names another profession, as
+/// `opposite_profession` does (one partner per profession, the same in every template):
+/// profession `p` is paired with `(p + 1) % n_prof`, so each profession is also the
+/// corrupted side of another profession's pairs.
+pub fn opposite_profession_pairs(n_prof: usize, n_tmpl: usize) -> Vec<DebiasPair> {
+    let mut out = pairs(n_prof, n_tmpl);
+    for (i, p) in out.iter_mut().enumerate() {
+        let partner = (i % n_prof + 1) % n_prof;
+        p.input.corrupt_ids[2] = 100 + partner as u32;
+        p.corrupt_profession = Some(format!("p{partner}"));
     }
     out
 }
