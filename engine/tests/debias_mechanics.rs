@@ -6,16 +6,18 @@ mod debias_common;
 
 use candle_core::{DType, Tensor};
 use debias_common::{pairs, tiny};
-use patchsweep_engine::debias::ablation::ablation_edits;
+use patchsweep_engine::debias::ablation::{
+    ablation_edits, ablation_edits_labelled, ReferencePrompt,
+};
 use patchsweep_engine::debias::batch::{run_edited, Rows};
 use patchsweep_engine::debias::deltas::{apply_deltas, load_deltas, save_deltas};
 use patchsweep_engine::debias::edit::EditPositions;
-use patchsweep_engine::debias::finetune::{cda_examples, finetune};
+use patchsweep_engine::debias::finetune::{cda_examples, cda_loss, finetune, CdaExample};
 use patchsweep_engine::debias::steering::{gender_directions, steering_edits};
 use patchsweep_engine::debias::{
-    neutral_chunks, random_control, run_debias, split_pairs, AblationConfig, AblationMode,
+    neutral_chunks, random_control, run_debias, split_pairs, AblationConfig, AblationMode, CdaLoss,
     DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig, InterventionConfig, PositionsConfig,
-    Reference, SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
+    SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
 };
 use patchsweep_engine::grid::PositionRef;
 use patchsweep_model::{
@@ -134,60 +136,22 @@ fn zero_ablating_a_head_changes_the_output_and_equals_a_manual_patch() {
     }
 }
 
-#[test]
-fn mean_ablation_replaces_by_the_reference_mean() {
-    let model = tiny("tiny-llama2").model;
-    let ps = batch_pairs();
-    let reference: Vec<&[u32]> = ps.iter().map(|p| p.input.corrupt_ids.as_slice()).collect();
-    let cfg = AblationConfig {
-        mode: AblationMode::Mean,
-        reference: Reference::Selection,
-        positions: PositionsConfig::All,
-        name: None,
-    };
-    let edits = ablation_edits(&model, &targets(&["mlp_out L0"]), &cfg, &reference, 8).unwrap();
-    let plain = run_edited(
-        &model,
-        &[],
-        &Rows {
-            ids: reference.clone(),
-            labels: vec![None; reference.len()],
-        },
-        Unembed::None,
-        &[HookPoint::MlpOut(0)],
-    )
-    .unwrap();
-    let want = plain
-        .cache
-        .get(HookPoint::MlpOut(0))
-        .unwrap()
-        .mean(0)
-        .unwrap()
-        .mean(0)
-        .unwrap();
-    let patchsweep_engine::debias::edit::EditOp::Replace(got) = &edits[0].op else {
-        panic!("mean ablation replaces")
-    };
-    let diff: f32 = (got - &want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap();
-    assert!(diff < 1e-6, "{diff}");
-    let after = run_edited(
-        &model,
-        &edits,
-        &rows(&ps),
-        Unembed::None,
-        &[HookPoint::MlpOut(0)],
-    )
-    .unwrap();
-    let v = after.cache.get(HookPoint::MlpOut(0)).unwrap();
-    let spread: f32 = v
-        .broadcast_sub(got)
+/// `point`'s value in every row and position, `[rows, positions, width]` (head `head` of a
+/// `hook_z` value).
+fn values_at(
+    run: &patchsweep_engine::debias::batch::EditedRun,
+    point: HookPoint,
+    head: Option<usize>,
+) -> Tensor {
+    let v = run.cache.get(point).unwrap().to_dtype(DType::F32).unwrap();
+    match head {
+        Some(h) => v.narrow(2, h, 1).unwrap().squeeze(2).unwrap(),
+        None => v,
+    }
+}
+
+fn max_gap(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
         .unwrap()
         .abs()
         .unwrap()
@@ -196,8 +160,170 @@ fn mean_ablation_replaces_by_the_reference_mean() {
         .max(0)
         .unwrap()
         .to_scalar()
-        .unwrap();
-    assert_eq!(spread, 0.0);
+        .unwrap()
+}
+
+#[test]
+fn mean_ablation_replaces_each_position_by_its_label_mean_and_leaves_position_0() {
+    let model = tiny("tiny-llama2").model;
+    // 6 pairs of 5 tokens labelled prefix, prefix, subject, verb, end.
+    let ps = batch_pairs();
+    let reference: Vec<ReferencePrompt> = ps
+        .iter()
+        .map(|p| {
+            (
+                p.input.corrupt_ids.as_slice(),
+                Some(p.input.position_labels.as_slice()),
+            )
+        })
+        .collect();
+    let ref_rows = Rows {
+        ids: reference.iter().map(|r| r.0).collect(),
+        labels: vec![None; reference.len()],
+    };
+    let unlabelled = Rows {
+        ids: rows(&ps).ids,
+        labels: vec![None; ps.len()],
+    };
+    for (target, point, head) in [
+        ("mlp_out L0", HookPoint::MlpOut(0), None),
+        ("head L1H2", HookPoint::Z(1), Some(2)),
+    ] {
+        let plain = |r: &Rows| {
+            values_at(
+                &run_edited(&model, &[], r, Unembed::None, &[point]).unwrap(),
+                point,
+                head,
+            )
+        };
+        let (reference_values, before) = (plain(&ref_rows), plain(&rows(&ps)));
+        // Mean over every reference row at these positions, `[width]`.
+        let mean_at = |positions: &[usize]| -> Tensor {
+            let parts: Vec<Tensor> = positions
+                .iter()
+                .map(|&p| reference_values.narrow(1, p, 1).unwrap())
+                .collect();
+            Tensor::cat(&parts, 1)
+                .unwrap()
+                .mean(0)
+                .unwrap()
+                .mean(0)
+                .unwrap()
+        };
+        for include_first in [false, true] {
+            let cfg = AblationConfig {
+                mode: AblationMode::Mean,
+                positions: PositionsConfig::All,
+                include_first_position: include_first,
+                ..Default::default()
+            };
+            let edits =
+                ablation_edits_labelled(&model, &targets(&[target]), &cfg, &reference, 8).unwrap();
+            let first = usize::from(!include_first);
+            let label_positions: [Vec<usize>; 5] = [
+                (first..2).collect(),
+                (first..2).collect(),
+                vec![2],
+                vec![3],
+                vec![4],
+            ];
+            let run = |r: &Rows| {
+                values_at(
+                    &run_edited(&model, &edits, r, Unembed::None, &[point]).unwrap(),
+                    point,
+                    head,
+                )
+            };
+            let (after, after_unlabelled) = (run(&rows(&ps)), run(&unlabelled));
+            let overall = mean_at(&(first..5).collect::<Vec<_>>());
+            for (p, positions) in label_positions.iter().enumerate() {
+                let got = after.narrow(1, p, 1).unwrap().squeeze(1).unwrap();
+                let got_unlabelled = after_unlabelled
+                    .narrow(1, p, 1)
+                    .unwrap()
+                    .squeeze(1)
+                    .unwrap();
+                let (want, want_unlabelled) = if p < first {
+                    let kept = before.narrow(1, p, 1).unwrap().squeeze(1).unwrap();
+                    (kept.clone(), kept)
+                } else {
+                    let n = ps.len();
+                    (
+                        mean_at(positions)
+                            .unsqueeze(0)
+                            .unwrap()
+                            .repeat((n, 1))
+                            .unwrap(),
+                        overall.unsqueeze(0).unwrap().repeat((n, 1)).unwrap(),
+                    )
+                };
+                let (gap, gap_unlabelled) = (
+                    max_gap(&got, &want),
+                    max_gap(&got_unlabelled, &want_unlabelled),
+                );
+                assert!(
+                    gap < 1e-5,
+                    "{target} include_first={include_first} position {p}: {gap}"
+                );
+                assert!(
+                    gap_unlabelled < 1e-5,
+                    "{target} include_first={include_first} unlabelled position {p}: {gap_unlabelled}"
+                );
+            }
+            // Position 0 is left alone bit for bit unless asked for.
+            let p0 = |t: &Tensor| bits(&t.narrow(1, 0, 1).unwrap());
+            assert_eq!(p0(&after) == p0(&before), !include_first, "{target}");
+        }
+    }
+}
+
+#[test]
+fn cda_answer_set_loss_ignores_pronoun_mass() {
+    let mut logits = vec![0.5f32, -1.0, 2.0, 0.0, 1.5, -0.5];
+    let examples = [
+        CdaExample {
+            ids: vec![1],
+            target: 2,
+            answers: vec![2, 4],
+        },
+        CdaExample {
+            ids: vec![1],
+            target: 4,
+            answers: vec![2, 4],
+        },
+    ];
+    let refs: Vec<&CdaExample> = examples.iter().collect();
+    let loss = |logits: &[f32], kind: CdaLoss| -> f32 {
+        let row = Tensor::new(logits, &candle_core::Device::Cpu).unwrap();
+        let l = Tensor::stack(&[row.clone(), row], 0).unwrap();
+        cda_loss(&l, &refs, kind)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let (full, set) = (
+        loss(&logits, CdaLoss::FullVocab),
+        loss(&logits, CdaLoss::AnswerSet),
+    );
+    // Raise both answers together: more pronoun mass, the same preference between them.
+    logits[2] += 3.0;
+    logits[4] += 3.0;
+    let (full_up, set_up) = (
+        loss(&logits, CdaLoss::FullVocab),
+        loss(&logits, CdaLoss::AnswerSet),
+    );
+    assert!(
+        full_up < full - 0.2,
+        "full-vocab CE falls with pronoun mass: {full} -> {full_up}"
+    );
+    assert!(
+        (set_up - set).abs() < 1e-6,
+        "answer-set CE does not: {set} -> {set_up}"
+    );
+    // Its minimum, ln 2, is exactly "no preference".
+    logits[2] = logits[4];
+    assert!((loss(&logits, CdaLoss::AnswerSet) - std::f32::consts::LN_2).abs() < 1e-6);
+    assert!(loss(&logits, CdaLoss::FullVocab) > std::f32::consts::LN_2 + 1e-3);
 }
 
 #[test]
@@ -273,6 +399,7 @@ fn finetuning_touches_only_the_selected_weights() {
         weight_decay: 0.0,
         batch_size: 5,
         seed: 3,
+        loss: CdaLoss::FullVocab,
     };
     let base_before: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
     let out = finetune(
@@ -394,6 +521,7 @@ fn config() -> DebiasConfig {
                 weight_decay: 0.0,
                 batch_size: 8,
                 seed: 0,
+                loss: CdaLoss::AnswerSet,
             }),
         ],
     }

@@ -36,6 +36,7 @@
 //! lr = 1e-3
 //! batch_size = 16
 //! seed = 0
+//! loss = "full_vocab"               # full_vocab | answer_set (softmax over the answers only)
 //! ```
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -150,7 +151,8 @@ pub enum AblationMode {
     /// Replace the component's output by zeros.
     #[default]
     Zero,
-    /// Replace it by its mean over the reference prompts (all rows and positions).
+    /// Replace it by its mean over the reference prompts, per position label (position 0
+    /// left out unless `include_first_position`; see [`super::ablation`]).
     Mean,
 }
 
@@ -176,6 +178,10 @@ pub struct AblationConfig {
     pub reference: Reference,
     #[serde(default)]
     pub positions: PositionsConfig,
+    /// Mean ablation: also average over, and edit, position 0 (default false: LLaMA-family
+    /// models carry outlier activations there).
+    #[serde(default)]
+    pub include_first_position: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +213,24 @@ pub struct FinetuneConfig {
     /// Seed of the example order.
     #[serde(default)]
     pub seed: u64,
+    /// The cross-entropy's normalisation (see [`super::finetune`]).
+    #[serde(default)]
+    pub loss: CdaLoss,
+}
+
+/// What the CDA cross-entropy normalises over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdaLoss {
+    /// Softmax over the whole vocabulary (ordinary next-token cross-entropy): it is also
+    /// lowered by raising every answer word's probability together, so it can trade bias for
+    /// pronoun mass.
+    #[default]
+    FullVocab,
+    /// Softmax over the pair's answer words only (`he`, `she`, …): it depends only on their
+    /// logit differences, so its minimum is exactly "no preference" and it cannot be lowered
+    /// by moving probability mass onto the answers.
+    AnswerSet,
 }
 
 fn default_steps() -> usize {

@@ -4,6 +4,8 @@
 //! Replacements select with a mask (`where_cond`), as patches do, so an edit list that
 //! touches nothing leaves every value bit for bit unchanged.
 
+use std::collections::BTreeMap;
+
 use candle_core::{DType, Tensor};
 use patchsweep_model::{ActivationCache, Hook, HookPoint};
 
@@ -16,6 +18,14 @@ pub enum EditOp {
     /// Replace by this vector (`[d_head]` for a head, `[d_model]` otherwise); zeros for a
     /// zero ablation, a mean for a mean ablation.
     Replace(Tensor),
+    /// Replace each position by the vector of its position label (`by_label`), or by
+    /// `fallback` when its label has none or the row is unlabelled; with `skip_first`,
+    /// position 0 is never edited. Mean ablation per label (see [`super::ablation`]).
+    ReplaceByLabel {
+        by_label: BTreeMap<String, Tensor>,
+        fallback: Tensor,
+        skip_first: bool,
+    },
     /// `x - (x·u) u` for the unit vector `u` (`[d_model]`).
     ProjectOut(Tensor),
 }
@@ -65,6 +75,9 @@ pub struct EditHook<'a> {
     edits: &'a [Edit],
     /// Per edit: a `[batch, positions]` u8 mask, or `None` when it covers everything.
     masks: Vec<Option<Vec<u8>>>,
+    /// Per edit with [`EditOp::ReplaceByLabel`]: the replacement table `[k, width]` (row 0
+    /// the fallback) and the `[batch * positions]` row of it each position takes.
+    by_label: Vec<Option<(Tensor, Vec<u32>)>>,
     batch: usize,
     n: usize,
     /// Records values after the edits (for tests and inspection).
@@ -76,12 +89,21 @@ impl<'a> EditHook<'a> {
     /// has `n` positions.
     pub fn new(edits: &'a [Edit], labels: &[Option<&[String]>], n: usize) -> Result<Self> {
         let mut masks = Vec::with_capacity(edits.len());
+        let mut tables = Vec::with_capacity(edits.len());
         for e in edits {
             let rows = labels
                 .iter()
                 .map(|l| row_positions(e, *l, n))
                 .collect::<Result<Vec<_>>>()?;
-            if rows.iter().all(Option::is_none) {
+            let skip_first = matches!(
+                e.op,
+                EditOp::ReplaceByLabel {
+                    skip_first: true,
+                    ..
+                }
+            );
+            tables.push(label_table(&e.op, labels, n)?);
+            if rows.iter().all(Option::is_none) && !(skip_first && n > 0) {
                 masks.push(None);
                 continue;
             }
@@ -91,12 +113,16 @@ impl<'a> EditHook<'a> {
                     None => m[r * n..(r + 1) * n].fill(1),
                     Some(ps) => ps.iter().for_each(|&p| m[r * n + p] = 1),
                 }
+                if skip_first && n > 0 {
+                    m[r * n] = 0;
+                }
             }
             masks.push(Some(m));
         }
         Ok(Self {
             edits,
             masks,
+            by_label: tables,
             batch: labels.len(),
             n,
             cache: None,
@@ -146,6 +172,22 @@ impl<'a> EditHook<'a> {
             .broadcast_as(dims.as_slice())?;
         let new = match &e.op {
             EditOp::Replace(v) => v.to_dtype(value.dtype())?.broadcast_as(dims.as_slice())?,
+            EditOp::ReplaceByLabel { .. } => {
+                let (table, rows) = self.by_label[i]
+                    .as_ref()
+                    .expect("a table is built for every ReplaceByLabel edit");
+                let idx = Tensor::new(rows.as_slice(), value.device())?;
+                let width = *dims.last().expect("rank checked above");
+                let mut shape = vec![self.batch, self.n];
+                shape.extend(std::iter::repeat_n(1, dims.len() - 3));
+                shape.push(width);
+                table
+                    .to_device(value.device())?
+                    .to_dtype(value.dtype())?
+                    .index_select(&idx, 0)?
+                    .reshape(shape)?
+                    .broadcast_as(dims.as_slice())?
+            }
             EditOp::ProjectOut(u) => {
                 let u = u.to_dtype(value.dtype())?;
                 let proj = value.broadcast_mul(&u)?.sum_keepdim(dims.len() - 1)?;
@@ -154,6 +196,36 @@ impl<'a> EditHook<'a> {
         };
         Ok(mask.where_cond(&new, &value)?)
     }
+}
+
+/// For a [`EditOp::ReplaceByLabel`]: the vectors stacked `[fallback, labels…]` and, per
+/// (row, position), the index of the one it takes.
+fn label_table(
+    op: &EditOp,
+    labels: &[Option<&[String]>],
+    n: usize,
+) -> Result<Option<(Tensor, Vec<u32>)>> {
+    let EditOp::ReplaceByLabel {
+        by_label, fallback, ..
+    } = op
+    else {
+        return Ok(None);
+    };
+    let names: Vec<&String> = by_label.keys().collect();
+    let mut vectors = vec![fallback.clone()];
+    vectors.extend(by_label.values().cloned());
+    let table = Tensor::stack(&vectors, 0)?;
+    let mut rows = Vec::with_capacity(labels.len() * n);
+    for l in labels {
+        for p in 0..n {
+            let k = l
+                .and_then(|l| l.get(p))
+                .and_then(|label| names.iter().position(|x| *x == label))
+                .map_or(0, |k| k + 1);
+            rows.push(k as u32);
+        }
+    }
+    Ok(Some((table, rows)))
 }
 
 impl Hook for EditHook<'_> {

@@ -1,12 +1,29 @@
 //! Targeted fine-tuning with counterfactual data augmentation (CDA).
 //!
-//! Data: every selection-split clean prompt ("The nurse said that") is paired with every
-//! answer word of both sides of the metric (" he", " she"): the sentence the model would
-//! complete stereotypically and its gender-swapped counterpart appear equally often. The
-//! loss is the cross-entropy of the answer token at the prompt's last position, so training
-//! pushes the selected weights toward giving both continuations the same probability, and
-//! nothing else in the prompt is learned.
+//! # Data
+//! Every selection-split clean prompt ("The nurse said that") is paired with every answer
+//! word of both sides of the metric (" he", " she"): the sentence the model would complete
+//! stereotypically and its gender-swapped counterpart appear equally often. Only the answer
+//! token at the prompt's last position is scored, so nothing else in the prompt is learned.
 //!
+//! # Loss
+//! The mean over examples of `-log q(answer | prompt)`, where `q` is, by
+//! [`CdaLoss`](super::config::CdaLoss):
+//! - `full_vocab` (default): the softmax over the whole vocabulary, i.e. ordinary
+//!   next-token cross-entropy. For one prompt with answers he/she its value is
+//!   `-½ (log p_he + log p_she) = -log(p_he + p_she) + ½ H2` where `H2 = -(log r + log(1-r))`
+//!   depends only on the split `r = p_he / (p_he + p_she)` (minimal at `r = ½`). So it has two
+//!   parts: the bias part (`H2`), and the **pronoun mass** part, which falls as the model puts
+//!   more probability on the answer words whatever their ratio. Training can thus lower the
+//!   loss by making " he"/" she" more likely after every prompt — a change in the model's
+//!   behaviour on unrelated text that the bias metrics do not see (logit differences are
+//!   blind to it), and that perplexity on neutral text only partly shows.
+//! - `answer_set`: the softmax over the pair's answer words only (positive ∪ negative set).
+//!   Its value depends only on the answers' logit differences, so it measures the bias part
+//!   alone: minimal (`ln 2` for he/she) exactly when the model has no preference, and
+//!   unchanged when both answers gain probability together.
+//!
+//! # Training
 //! Only the deltas of the parameters the selected components own (see [`super::deltas`])
 //! are variables; AdamW (candle-nn) updates them; the example order comes from the seed.
 //! The base model is never modified: every step builds a tuned copy that shares all other
@@ -14,12 +31,12 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::{Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use patchsweep_model::{Forward, HookedTransformer, Input, NoHook, Unembed};
 
 use super::batch::by_length;
-use super::config::FinetuneConfig;
+use super::config::{CdaLoss, FinetuneConfig};
 use super::deltas::{compose_weights, tuned_keys, TunedKey};
 use super::error::{DebiasError, Result};
 use super::rng::SeededRng;
@@ -31,6 +48,9 @@ use super::target::Target;
 pub struct CdaExample {
     pub ids: Vec<u32>,
     pub target: u32,
+    /// Every answer token of the pair (both sides, `target` among them): what the
+    /// `answer_set` loss normalises over.
+    pub answers: Vec<u32>,
 }
 
 /// The CDA examples of `pairs`: each clean prompt with each answer token of both sides.
@@ -39,12 +59,16 @@ pub fn cda_examples(pairs: &[&DebiasPair]) -> Vec<CdaExample> {
         .iter()
         .flat_map(|p| {
             let m = &p.input.metric;
+            let mut answers: Vec<u32> = m.positive.iter().chain(&m.negative).copied().collect();
+            answers.sort_unstable();
+            answers.dedup();
             m.positive
                 .iter()
                 .chain(&m.negative)
                 .map(|&target| CdaExample {
                     ids: p.input.clean_ids.clone(),
                     target,
+                    answers: answers.clone(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -60,11 +84,50 @@ pub struct FinetuneOutcome {
     pub losses: Vec<f32>,
 }
 
-/// Mean cross-entropy of the targets of `batch` under `model` (differentiable).
+/// Mean CDA loss of last-position `logits` `[rows, vocab]` for `examples` (one per row),
+/// normalised as `loss` says (see the module doc); differentiable.
+pub fn cda_loss(logits: &Tensor, examples: &[&CdaExample], loss: CdaLoss) -> Result<Tensor> {
+    let dev = logits.device();
+    match loss {
+        CdaLoss::FullVocab => {
+            let targets: Vec<u32> = examples.iter().map(|e| e.target).collect();
+            let targets = Tensor::new(targets.as_slice(), dev)?;
+            Ok(candle_nn::loss::cross_entropy(logits, &targets)?)
+        }
+        CdaLoss::AnswerSet => {
+            let mut total: Option<Tensor> = None;
+            for (r, e) in examples.iter().enumerate() {
+                let at = e
+                    .answers
+                    .iter()
+                    .position(|&a| a == e.target)
+                    .ok_or_else(|| {
+                        DebiasError::Finetune(format!(
+                            "target {} is not among the answers {:?}",
+                            e.target, e.answers
+                        ))
+                    })?;
+                let idx = Tensor::new(e.answers.as_slice(), dev)?;
+                let picked = logits.get(r)?.index_select(&idx, 0)?;
+                let lsm = candle_nn::ops::log_softmax(&picked, D::Minus1)?;
+                let nll = lsm.get(at)?.neg()?;
+                total = Some(match total {
+                    Some(t) => (t + nll)?,
+                    None => nll,
+                });
+            }
+            let total = total.ok_or_else(|| DebiasError::Finetune("an empty batch".into()))?;
+            Ok((total / examples.len() as f64)?)
+        }
+    }
+}
+
+/// Mean loss of the targets of `batch` under `model` (differentiable).
 fn batch_loss(
     model: &HookedTransformer,
     examples: &[CdaExample],
     batch: &[usize],
+    loss: CdaLoss,
 ) -> Result<Tensor> {
     let lens: Vec<usize> = batch.iter().map(|&i| examples[i].ids.len()).collect();
     let mut total: Option<Tensor> = None;
@@ -73,7 +136,7 @@ fn batch_loss(
             .iter()
             .map(|&g| examples[batch[g]].ids.clone())
             .collect();
-        let targets: Vec<u32> = group.iter().map(|&g| examples[batch[g]].target).collect();
+        let chosen: Vec<&CdaExample> = group.iter().map(|&g| &examples[batch[g]]).collect();
         let tokens = model.tokens_tensor(&rows)?;
         let out = model.forward(
             Input::Tokens(&tokens),
@@ -88,9 +151,7 @@ fn batch_loss(
             .logits
             .ok_or_else(|| DebiasError::Finetune("the forward pass returned no logits".into()))?
             .squeeze(1)?;
-        let targets = Tensor::new(targets.as_slice(), model.device())?;
-        let ce = (candle_nn::loss::cross_entropy(&logits, &targets)?
-            * (group.len() as f64 / batch.len() as f64))?;
+        let ce = (cda_loss(&logits, &chosen, loss)? * (group.len() as f64 / batch.len() as f64))?;
         total = Some(match total {
             Some(t) => (t + ce)?,
             None => ce,
@@ -156,7 +217,7 @@ pub fn finetune(
             model.device().clone(),
             model.dtype(),
         );
-        let loss = batch_loss(&tuned, examples, &batch)?;
+        let loss = batch_loss(&tuned, examples, &batch, cfg.loss)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(DebiasError::Finetune(format!(

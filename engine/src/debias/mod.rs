@@ -40,8 +40,8 @@ pub mod steering;
 pub mod target;
 
 pub use config::{
-    AblationConfig, AblationMode, DebiasConfig, FinetuneConfig, InterventionConfig, NeutralConfig,
-    PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,
+    AblationConfig, AblationMode, CdaLoss, DebiasConfig, FinetuneConfig, InterventionConfig,
+    NeutralConfig, PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,
 };
 pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
 pub use error::{DebiasError, Result};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use patchsweep_model::HookedTransformer;
 use serde::Serialize;
 
-use super::ablation::ablation_edits;
+use super::ablation::{ablation_edits_labelled, ReferencePrompt};
 use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
 use super::deltas::{apply_deltas, save_deltas};
 use super::edit::{Edit, EditPositions};
@@ -142,17 +142,28 @@ impl Context<'_> {
         };
         match iv {
             InterventionConfig::Ablation(a) => {
-                let reference: Vec<&[u32]> = match a.reference {
+                let reference: Vec<ReferencePrompt> = match a.reference {
                     Reference::Selection => self
                         .selection
                         .iter()
                         .flat_map(|p| {
-                            [p.input.clean_ids.as_slice(), p.input.corrupt_ids.as_slice()]
+                            let labels = Some(p.input.position_labels.as_slice());
+                            [
+                                (p.input.clean_ids.as_slice(), labels),
+                                (p.input.corrupt_ids.as_slice(), labels),
+                            ]
                         })
                         .collect(),
-                    Reference::Neutral => self.inputs.neutral.iter().map(Vec::as_slice).collect(),
+                    Reference::Neutral => self
+                        .inputs
+                        .neutral
+                        .iter()
+                        .map(|c| (c.as_slice(), None))
+                        .collect(),
                 };
-                Ok(plain(ablation_edits(m, targets, a, &reference, batch)?))
+                Ok(plain(ablation_edits_labelled(
+                    m, targets, a, &reference, batch,
+                )?))
             }
             InterventionConfig::Steering(s) => {
                 let layers = steering_layers(targets);
