@@ -149,8 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             };
             let effects = engine.run(&exp, &sel, &base, &mut |_| {})?;
-            let mut agg: BTreeMap<(String, usize, Option<usize>, String), (f64, usize)> =
-                BTreeMap::new();
+            // (component, layer, head, position label) -> (sum of |normalized|, count).
+            type Key = (String, usize, Option<usize>, String);
+            let mut agg: BTreeMap<Key, (f64, usize)> = BTreeMap::new();
             for e in &effects {
                 let (Some(n), Some(layer), Some(p)) = (e.normalized, e.key.layer, e.key.position)
                 else {

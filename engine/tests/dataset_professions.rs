@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use patchsweep_engine::dataset::{
     from_jsonl, professions, professions_with, tokenize_pairs, traits, traits_with, Counterfactual,
-    Dropped, PairSpec, ProfessionsOptions, ProfessionsSource, Template, TraitCounterfactual, TraitsOptions,
-    PROFESSIONS,
+    Dropped, PairSpec, ProfessionsOptions, ProfessionsSource, Template, TraitCounterfactual,
+    TraitsOptions, PROFESSIONS,
 };
 use patchsweep_model::load::GgufSource;
 use patchsweep_model::Tokenizer;
@@ -169,7 +169,10 @@ fn multi_token_professions_are_labelled_subject_throughout() {
 #[test]
 fn bolukbasi_professions_on_smollm2_name_both_professions() {
     let tok = smollm2_tokenizer();
-    for counterfactual in [Counterfactual::OppositeGender, Counterfactual::OppositeProfession] {
+    for counterfactual in [
+        Counterfactual::OppositeGender,
+        Counterfactual::OppositeProfession,
+    ] {
         let opts = ProfessionsOptions {
             source: ProfessionsSource::Bolukbasi,
             counterfactual,

@@ -217,7 +217,10 @@ fn by_default_heldout_pairs_share_no_profession_on_either_side_and_no_template()
             "seed {seed}: templates on both sides: {:?}",
             sel_tmpl.intersection(&held_tmpl).collect::<Vec<_>>()
         );
-        assert!(!s.heldout_templates.is_empty(), "templates are held out by default");
+        assert!(
+            !s.heldout_templates.is_empty(),
+            "templates are held out by default"
+        );
         // Every held-out profession is one the split names, and the pairs it leaves out are
         // exactly those that mix held-out and selection professions or templates.
         let held: HashSet<&String> = s.heldout_professions.iter().collect();
@@ -438,13 +441,22 @@ fn a_pair_names_the_profession_of_its_corrupted_prompt() {
     };
     let nurse = ("profession", "nurse");
     assert_eq!(
-        named(&[nurse, ("counterfactual", "carpenter"), ("stereotype", "female")]),
+        named(&[
+            nurse,
+            ("counterfactual", "carpenter"),
+            ("stereotype", "female")
+        ]),
         (Some("carpenter".into()), Some("female".into()))
     );
     assert_eq!(named(&[nurse, ("counterfactual", "man")]), (None, None));
     assert_eq!(named(&[nurse, ("counterfactual", "Woman")]).0, None);
     assert_eq!(
-        named(&[nurse, ("counterfactual", "man"), ("corrupt_profession", "pilot")]).0,
+        named(&[
+            nurse,
+            ("counterfactual", "man"),
+            ("corrupt_profession", "pilot")
+        ])
+        .0,
         Some("pilot".into())
     );
 }

@@ -87,7 +87,10 @@ fn attribution_runs_in_half_precision_and_matches_f32() {
         let mut worst = 0f64;
         for (h, r) in half.iter().zip(&reference) {
             assert_eq!(h.key, r.key);
-            assert!(h.value.is_finite() && h.effect.is_finite(), "{dtype:?} {h:?}");
+            assert!(
+                h.value.is_finite() && h.effect.is_finite(),
+                "{dtype:?} {h:?}"
+            );
             worst = worst.max((h.effect - r.effect).abs() / scale);
         }
         // Half-precision forward passes round activations to 8 (bf16) or 11 (f16) bits.
@@ -96,6 +99,9 @@ fn attribution_runs_in_half_precision_and_matches_f32() {
             worst <= tolerance,
             "{dtype:?}: effects differ from f32 by up to {worst} of the largest effect"
         );
-        println!("{dtype:?}: {} effects, worst relative gap {worst:.4}", half.len());
+        println!(
+            "{dtype:?}: {} effects, worst relative gap {worst:.4}",
+            half.len()
+        );
     }
 }

@@ -281,7 +281,9 @@ pub fn professions_with(
             });
         }
     }
-    let list = opts.source.professions(opts.max_definitional.unwrap_or(0.0));
+    let list = opts
+        .source
+        .professions(opts.max_definitional.unwrap_or(0.0));
     let names: Vec<&str> = TEMPLATES.iter().map(|t| t.0).collect();
     let all: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
     let t_filter = check_filter(DS, "templates", opts.templates.as_ref(), &names)?;

@@ -162,17 +162,29 @@ fn bolukbasi_list_keeps_definitional_zero_and_the_scores() {
     let list = bolukbasi_professions(0.0);
     assert_eq!(list.len(), 139);
     let count = |s: &str| list.iter().filter(|p| p.stereotype == s).count();
-    assert_eq!((count("female"), count("male"), count("neutral")), (33, 85, 21));
+    assert_eq!(
+        (count("female"), count("male"), count("neutral")),
+        (33, 85, 21)
+    );
     assert!(list.iter().all(|p| p.definitional == Some(0.0)));
     assert!(list.iter().all(|p| !p.name.contains('_')));
-    let gc = list.iter().find(|p| p.name == "guidance counselor").expect("spaces");
+    let gc = list
+        .iter()
+        .find(|p| p.name == "guidance counselor")
+        .expect("spaces");
     assert_eq!(gc.stereotypicality, Some(0.0));
-    assert!(list.iter().all(|p| p.name != "actress" && p.name != "nurse"));
+    assert!(list
+        .iter()
+        .all(|p| p.name != "actress" && p.name != "nurse"));
     // Vig et al.'s analysis filter, |definitional| < 0.75.
     let wide = bolukbasi_professions(0.7);
     assert_eq!(wide.len(), 300);
-    assert!(wide.iter().any(|p| p.name == "nurse" && p.stereotype == "female"));
-    assert!(wide.iter().all(|p| p.name != "actress" && p.name != "waitress"));
+    assert!(wide
+        .iter()
+        .any(|p| p.name == "nurse" && p.stereotype == "female"));
+    assert!(wide
+        .iter()
+        .all(|p| p.name != "actress" && p.name != "waitress"));
 }
 
 #[test]
@@ -204,7 +216,10 @@ fn bolukbasi_pairs_carry_stereotypicality() {
         professions: Some(vec!["engineer".into()]),
         ..opts.clone()
     };
-    assert!(professions(&bad).unwrap_err().to_string().contains("engineer"));
+    assert!(professions(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("engineer"));
     let parsed: ProfessionsOptions =
         serde_json::from_str(r#"{"source": "bolukbasi", "max_definitional": 0.7}"#).expect("json");
     assert_eq!(parsed.source, ProfessionsSource::Bolukbasi);

@@ -355,14 +355,15 @@ pub fn split_pairs(pairs: &[DebiasPair], cfg: &SplitConfig) -> Result<Split> {
         // label if pairs disagree), else a group of its own.
         let mut strata: BTreeMap<String, String> = BTreeMap::new();
         for p in pairs {
-            let clean = p.profession.as_ref().ok_or_else(|| missing(p, "profession"))?;
+            let clean = p
+                .profession
+                .as_ref()
+                .ok_or_else(|| missing(p, "profession"))?;
             let group = match &p.stereotype {
                 Some(s) => format!("stereotype:{s}"),
                 None => "unlabelled".to_string(),
             };
-            let g = strata
-                .entry(clean.clone())
-                .or_insert_with(|| group.clone());
+            let g = strata.entry(clean.clone()).or_insert_with(|| group.clone());
             if group < *g {
                 *g = group;
             }
@@ -396,13 +397,7 @@ pub fn split_pairs(pairs: &[DebiasPair], cfg: &SplitConfig) -> Result<Split> {
             _ => String::new(),
         };
         let mut rng = SeededRng::new(cfg.seed, 2);
-        held_templates = hold_out(
-            "templates",
-            values,
-            cfg.heldout_templates,
-            &mut rng,
-            &hint,
-        )?;
+        held_templates = hold_out("templates", values, cfg.heldout_templates, &mut rng, &hint)?;
     }
     let (mut selection, mut heldout, mut unused) = (Vec::new(), Vec::new(), Vec::new());
     for p in pairs {
@@ -421,7 +416,10 @@ pub fn split_pairs(pairs: &[DebiasPair], cfg: &SplitConfig) -> Result<Split> {
             });
         }
         if split_templates {
-            let held = p.template.as_ref().is_some_and(|t| held_templates.contains(t));
+            let held = p
+                .template
+                .as_ref()
+                .is_some_and(|t| held_templates.contains(t));
             sides.push(if held { Side::Heldout } else { Side::Selection });
         }
         let id = p.input.id.clone();
