@@ -3,7 +3,7 @@
 # Vig et al. 2020 at commit 6e4bdd1) into this folder, and checks them against the vendored copy.
 set -euo pipefail
 cd "$(dirname "$0")"
-base="https://raw.githubusercontent.com/sebastianGehrmann/CausalMediationAnalysis/6e4bdd1"
+base="https://raw.githubusercontent.com/sebastianGehrmann/CausalMediationAnalysis/6e4bdd13695f53b057729b18b4ad4bbdf1cb1309"
 curl -fsSL "$base/experiment_data/professions.json" -o professions.json
 curl -fsSL "$base/LICENSE" -o LICENSE
 sha256sum -c <<'SUMS'
