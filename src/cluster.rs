@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use patchsweep_coordinator::client::Target;
+use patchsweep_api::client::Target;
 use patchsweep_coordinator::server::{self, auth::read_token, ServeOptions, TlsFiles};
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{QueuePolicy, Store};
@@ -236,7 +236,7 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
         ModelExecutor::new(args.device.clone(), faults).with_counters(opts.counters.clone());
     let compute = ComputeThread::spawn(Box::new(executor));
     runtime()?.block_on(async move {
-        let link = Arc::new(GrpcLink::new(&target).map_err(anyhow::Error::msg)?);
+        let link = Arc::new(GrpcLink::new(&target)?);
         if let Some(addr) = args.health_listen {
             let (_reporter, health) = tonic_health::server::health_reporter();
             tokio::spawn(async move {

@@ -4,7 +4,8 @@
 //! - `main.rs`: argument parsing, logging setup, dispatch.
 //! - `logits.rs`: `patchsweep logits`, for checking a model by hand.
 //! - `run.rs`: `patchsweep run`, a whole sweep in one process (embedded coordinator and
-//!   worker); `progress.rs` its progress bar.
+//!   worker); `local_link.rs` the worker's link to the coordinator there (a direct call);
+//!   `progress.rs` its progress bar.
 //! - `cluster.rs`: `patchsweep coordinator` and `patchsweep worker`.
 //! - `remote.rs`: `patchsweep submit | status | watch | cancel | resume`, clients of a
 //!   coordinator; `sweep_view.rs` how progress reads.
@@ -16,6 +17,7 @@
 
 mod cluster;
 mod export;
+mod local_link;
 mod logits;
 mod metrics;
 mod plot;

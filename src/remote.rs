@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use patchsweep_coordinator::client::{sweep_client, SweepClient};
-use patchsweep_coordinator::spec::SweepSpec;
-use patchsweep_coordinator::store::SweepProgress;
-use patchsweep_coordinator::wire::progress_from_wire;
-use patchsweep_proto::v1 as pb;
+use patchsweep_api::client::SweepApi;
+use patchsweep_api::spec::SweepSpec;
+use patchsweep_api::SweepProgress;
 
 use crate::cluster::RemoteArgs;
 use crate::progress::Progress;
@@ -21,13 +19,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A client; call inside the runtime (the channel's connection task needs it).
-fn client(rt: &tokio::runtime::Runtime, remote: &RemoteArgs) -> Result<SweepClient> {
+fn client(rt: &tokio::runtime::Runtime, remote: &RemoteArgs) -> Result<SweepApi> {
     let _inside = rt.enter();
-    sweep_client(&remote.target()?).map_err(anyhow::Error::msg)
-}
-
-fn rpc_err(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+    Ok(SweepApi::new(&remote.target()?)?)
 }
 
 #[derive(Args)]
@@ -48,18 +42,11 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
     // Check here first: a bad spec is refused before it travels.
     SweepSpec::parse(&text, &origin)?;
     let rt = runtime()?;
-    let mut c = client(&rt, &args.remote)?;
-    let id = rt
-        .block_on(c.submit_sweep(pb::SubmitSweepRequest {
-            spec_toml: text,
-            origin,
-        }))
-        .map_err(rpc_err)?
-        .into_inner()
-        .sweep_id;
+    let c = client(&rt, &args.remote)?;
+    let id = rt.block_on(c.submit(&text, &origin))?;
     println!("{id}");
     if args.watch {
-        rt.block_on(follow(&mut c, id, 1.0))?;
+        rt.block_on(follow(&c, id, 1.0))?;
     }
     Ok(())
 }
@@ -94,21 +81,10 @@ fn json(p: &SweepProgress) -> serde_json::Value {
 
 pub fn status(args: SweepArgs) -> Result<()> {
     let rt = runtime()?;
-    let mut c = client(&rt, &args.remote)?;
+    let c = client(&rt, &args.remote)?;
     let sweeps: Vec<SweepProgress> = match args.sweep_id {
-        Some(id) => vec![progress_from_wire(
-            rt.block_on(c.get_sweep(pb::GetSweepRequest { sweep_id: id }))
-                .map_err(rpc_err)?
-                .into_inner(),
-        )],
-        None => rt
-            .block_on(c.list_sweeps(pb::ListSweepsRequest { limit: 20 }))
-            .map_err(rpc_err)?
-            .into_inner()
-            .sweeps
-            .into_iter()
-            .map(progress_from_wire)
-            .collect(),
+        Some(id) => vec![rt.block_on(c.get(id))?],
+        None => rt.block_on(c.list(20))?,
     };
     if args.json {
         let v: Vec<_> = sweeps.iter().map(json).collect();
@@ -122,19 +98,11 @@ pub fn status(args: SweepArgs) -> Result<()> {
 }
 
 /// Follows a sweep until it ends: a bar on a terminal, lines otherwise.
-async fn follow(c: &mut SweepClient, id: i64, interval: f64) -> Result<SweepProgress> {
-    let mut stream = c
-        .watch_sweep(pb::WatchSweepRequest {
-            sweep_id: id,
-            interval_seconds: interval,
-        })
-        .await
-        .map_err(rpc_err)?
-        .into_inner();
+async fn follow(c: &SweepApi, id: i64, interval: f64) -> Result<SweepProgress> {
+    let mut stream = c.watch(id, interval).await?;
     let mut bar: Option<Progress> = None;
     let mut last = None;
-    while let Some(msg) = stream.message().await.map_err(rpc_err)? {
-        let p = progress_from_wire(msg);
+    while let Some(p) = stream.next().await? {
         let b = bar.get_or_insert_with(|| Progress::new(&format!("sweep {id}"), 0, "patches"));
         b.set(p.patches_done as u64, p.patches_total as u64);
         tracing::debug!("{}", sweep_view::line(&p));
@@ -153,8 +121,8 @@ pub fn watch(args: SweepArgs) -> Result<()> {
         bail!("give the sweep id to watch");
     };
     let rt = runtime()?;
-    let mut c = client(&rt, &args.remote)?;
-    let p = rt.block_on(follow(&mut c, id, args.interval))?;
+    let c = client(&rt, &args.remote)?;
+    let p = rt.block_on(follow(&c, id, args.interval))?;
     if p.state != "done" {
         bail!("sweep {id} ended {}", p.state);
     }
@@ -164,23 +132,17 @@ pub fn watch(args: SweepArgs) -> Result<()> {
 pub fn cancel(args: SweepArgs) -> Result<()> {
     let id = args.sweep_id.context("give the sweep id to cancel")?;
     let rt = runtime()?;
-    let mut c = client(&rt, &args.remote)?;
-    let p = rt
-        .block_on(c.cancel_sweep(pb::CancelSweepRequest { sweep_id: id }))
-        .map_err(rpc_err)?
-        .into_inner();
-    print!("{}", sweep_view::block(&progress_from_wire(p)));
+    let c = client(&rt, &args.remote)?;
+    let p = rt.block_on(c.cancel(id))?;
+    print!("{}", sweep_view::block(&p));
     Ok(())
 }
 
 pub fn resume(args: SweepArgs) -> Result<()> {
     let id = args.sweep_id.context("give the sweep id to resume")?;
     let rt = runtime()?;
-    let mut c = client(&rt, &args.remote)?;
-    let p = rt
-        .block_on(c.resume_sweep(pb::ResumeSweepRequest { sweep_id: id }))
-        .map_err(rpc_err)?
-        .into_inner();
-    print!("{}", sweep_view::block(&progress_from_wire(p)));
+    let c = client(&rt, &args.remote)?;
+    let p = rt.block_on(c.resume(id))?;
+    print!("{}", sweep_view::block(&p));
     Ok(())
 }

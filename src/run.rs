@@ -11,19 +11,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
+use patchsweep_api::SweepProgress;
 use patchsweep_coordinator::service::Coordinator;
-use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_coordinator::store::{
-    values, QueryResult, QueuePolicy, Rounding, Store, SweepProgress, EXAMPLE_QUERY,
+    values, QueryResult, QueuePolicy, Rounding, Store, EXAMPLE_QUERY,
 };
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
-use patchsweep_worker::local_link::LocalLink;
 use patchsweep_worker::model_executor::ModelExecutor;
 use patchsweep_worker::worker_loop::{run_worker, Controls, WorkerOptions};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::local_link::LocalLink;
 use crate::progress::Progress;
 use crate::sweep_view;
 
@@ -65,7 +66,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let prepared = parsed.prepare(&loaded)?;
     report_dataset(&prepared);
     // The debias splits must be possible on the pairs kept: check before storing anything.
-    patchsweep_coordinator::plan::plan_debias(&parsed, &prepared)?;
+    patchsweep_api::plan::plan_debias(&parsed, &prepared)?;
     drop(loaded);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

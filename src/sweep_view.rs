@@ -1,6 +1,6 @@
 //! How a sweep's progress reads on a terminal: one line for `watch`, a block for `status`.
 
-use patchsweep_coordinator::store::SweepProgress;
+use patchsweep_api::SweepProgress;
 
 fn eta(p: &SweepProgress) -> String {
     match p.eta_seconds() {

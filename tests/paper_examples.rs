@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use patchsweep_coordinator::spec::{ParsedSpec, SpecError, SweepSpec};
+use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 use patchsweep_engine::grid::Component;
 use patchsweep_model::config::{HfConfig, RopeScaling};
 use patchsweep_model::{Architecture, ModelConfig, ModelSpec};

@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patchsweep_coordinator::client::{sweep_client, worker_client, Target};
+use patchsweep_api::client::{SweepApi, Target, WorkerApi};
+use patchsweep_api::{
+    EffectRow, NewTask, PairRow, PreparedSweep, Settled, TaskKind, TaskOutput, WorkerInfo,
+};
 use patchsweep_coordinator::server::{self, ServeOptions};
 use patchsweep_coordinator::service::Coordinator;
-use patchsweep_coordinator::store::{
-    EffectRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Store, TaskOutput,
-};
-use patchsweep_coordinator::wire::{effect_to_wire, output_to_wire};
-use patchsweep_proto::v1 as pb;
+use patchsweep_coordinator::store::{QueuePolicy, Store};
 use tokio::sync::Mutex;
 
 struct Args {
@@ -85,23 +84,33 @@ fn pair(i: usize) -> PairRow {
 }
 
 /// `n` effects of task `t`, keys unique across tasks.
-fn effects(t: i64, n: usize) -> Vec<pb::Effect> {
+fn effects(t: i64, n: usize) -> Vec<EffectRow> {
     (0..n)
-        .map(|k| {
-            effect_to_wire(&EffectRow {
-                experiment: "exp".into(),
-                component: "resid_pre".into(),
-                layer: Some((t / 1000) as u32),
-                head: Some((t % 1000) as u32),
-                position: Some((k / PAIRS) as u32),
-                neuron: None,
-                pair_id: format!("p{}", k % PAIRS),
-                value: k as f64 * 0.001,
-                effect: 0.5,
-                normalized: Some(0.25),
-            })
+        .map(|k| EffectRow {
+            experiment: "exp".into(),
+            component: "resid_pre".into(),
+            layer: Some((t / 1000) as u32),
+            head: Some((t % 1000) as u32),
+            position: Some((k / PAIRS) as u32),
+            neuron: None,
+            pair_id: format!("p{}", k % PAIRS),
+            value: k as f64 * 0.001,
+            effect: 0.5,
+            normalized: Some(0.25),
         })
         .collect()
+}
+
+/// A simulated worker as it registers.
+fn sim_worker(name: &str) -> WorkerInfo {
+    WorkerInfo {
+        id: String::new(),
+        name: name.into(),
+        device: "cpu".into(),
+        memory_bytes: 0,
+        models: vec![],
+        version: String::new(),
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -138,46 +147,19 @@ async fn main() {
         token: None,
         tls_ca: None,
     };
-    let mut sweeps = sweep_client(&target).unwrap();
-    let sweep_id = sweeps
-        .submit_sweep(pb::SubmitSweepRequest {
-            spec_toml: SPEC.into(),
-            origin: "bench".into(),
-        })
-        .await
-        .expect("submit")
-        .into_inner()
-        .sweep_id;
+    let sweeps = SweepApi::new(&target).unwrap();
+    let sweep_id = sweeps.submit(SPEC, "bench").await.expect("submit");
     // Play the prepare task: store pairs and the synthetic plan.
-    let mut w = worker_client(&target).unwrap();
-    let id = w
-        .register(pb::RegisterRequest {
-            name: "planner".into(),
-            device: "cpu".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
-    let prep = w
-        .lease_tasks(pb::LeaseTasksRequest {
-            worker_id: id.clone(),
-            models: vec![],
-            max_tasks: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks
-        .remove(0);
+    let w = WorkerApi::new(&target).unwrap();
+    let id = w.register(sim_worker("planner")).await.unwrap().worker_id;
+    let prep = w.lease(&id, &[], 1).await.unwrap().remove(0);
     let plan = PreparedSweep {
         pairs: (0..PAIRS).map(pair).collect(),
         dropped: vec![],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks: (0..a.tasks)
             .map(|i| NewTask {
-                kind: "patch".into(),
+                kind: TaskKind::Patch,
                 description: format!("synthetic {i}"),
                 payload: "{}".into(),
                 cost: a.effects as i64,
@@ -186,15 +168,9 @@ async fn main() {
             .collect(),
         splits: vec![],
     };
-    w.complete_task(pb::CompleteTaskRequest {
-        worker_id: id,
-        task_id: prep.task_id,
-        attempt: prep.attempt,
-        output: Some(output_to_wire(&TaskOutput::Prepare(plan))),
-        compute_seconds: 0.0,
-    })
-    .await
-    .expect("prepare");
+    w.complete(&id, &prep, &TaskOutput::Prepare(plan), 0.0)
+        .await
+        .expect("prepare");
 
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let started = Instant::now();
@@ -204,49 +180,24 @@ async fn main() {
         let latencies = latencies.clone();
         let n = a.effects;
         fleet.push(tokio::spawn(async move {
-            let mut c = worker_client(&target).unwrap();
+            let c = WorkerApi::new(&target).unwrap();
             let id = c
-                .register(pb::RegisterRequest {
-                    name: format!("sim{k}"),
-                    device: "cpu".into(),
-                    ..Default::default()
-                })
+                .register(sim_worker(&format!("sim{k}")))
                 .await
                 .unwrap()
-                .into_inner()
                 .worker_id;
             let mut mine = Vec::new();
             let mut done = 0u64;
             loop {
                 let t0 = Instant::now();
-                let tasks = c
-                    .lease_tasks(pb::LeaseTasksRequest {
-                        worker_id: id.clone(),
-                        models: vec![],
-                        max_tasks: 1,
-                    })
-                    .await
-                    .expect("lease")
-                    .into_inner()
-                    .tasks;
+                let tasks = c.lease(&id, &[], 1).await.expect("lease");
                 mine.push(t0.elapsed().as_secs_f64());
                 let Some(t) = tasks.into_iter().next() else {
                     break;
                 };
-                let r = c
-                    .complete_task(pb::CompleteTaskRequest {
-                        worker_id: id.clone(),
-                        task_id: t.task_id,
-                        attempt: t.attempt,
-                        output: Some(pb::complete_task_request::Output::Patch(pb::PatchOutput {
-                            effects: effects(t.task_id, n),
-                        })),
-                        compute_seconds: 0.0,
-                    })
-                    .await
-                    .expect("complete")
-                    .into_inner();
-                assert!(r.accepted, "{}", r.reason);
+                let output = TaskOutput::Patch(effects(t.task_id, n));
+                let r = c.complete(&id, &t, &output, 0.0).await.expect("complete");
+                assert!(matches!(r, Settled::Completed { .. }), "{r:?}");
                 done += 1;
             }
             latencies.lock().await.extend(mine);

@@ -4,12 +4,14 @@
 //! database, and every sweep goes on. The gRPC server (`server/`) and the embedded `run`
 //! both call this same type.
 
-use crate::plan::PREPARE;
-use crate::spec::{SpecError, SweepSpec};
-use crate::store::{
-    LeasedTask, NewTask, QueuePolicy, Settled, Store, StoreError, SweepProgress, TaskOutput,
-    WorkerInfo,
+use patchsweep_api::args::{payload, PrepareTask};
+use patchsweep_api::spec::{SpecError, SweepSpec};
+pub use patchsweep_api::Registration;
+use patchsweep_api::{
+    LeasedTask, NewTask, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
 };
+
+use crate::store::{QueuePolicy, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -19,14 +21,6 @@ pub enum CoordinatorError {
     Store(#[from] StoreError),
     #[error("invalid request: {0}")]
     Invalid(String),
-}
-
-/// A worker's registration: its id and the lease timing it must keep.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Registration {
-    pub worker_id: String,
-    pub lease_seconds: f64,
-    pub heartbeat_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,9 +47,9 @@ impl Coordinator {
     pub async fn submit(&self, spec_toml: &str, origin: &str) -> Result<i64, CoordinatorError> {
         let parsed = SweepSpec::parse(spec_toml, origin)?;
         let prepare = NewTask {
-            kind: PREPARE.into(),
+            kind: TaskKind::Prepare,
             description: format!("prepare {}", parsed.spec.name),
-            payload: "{}".into(),
+            payload: payload(&PrepareTask::default()),
             cost: 0,
             waits: false,
         };

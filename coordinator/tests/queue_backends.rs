@@ -26,7 +26,7 @@ fn policy(lease: f64) -> QueuePolicy {
 
 fn task(kind: &str, n: usize, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         description: format!("{kind} {n}"),
         payload: format!("{{\"n\":{n}}}"),
         cost: 10,
@@ -174,7 +174,7 @@ mod suite {
         let d = lease_one(&store, &w, &p)
             .await
             .expect("the debias task, now released");
-        assert_eq!(d.kind, "debias");
+        assert_eq!(d.kind.as_str(), "debias");
         let rows = serde_json::to_string(&vec![DebiasRow {
             debias: "d".into(),
             intervention: "ablation-zero".into(),

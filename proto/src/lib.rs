@@ -4,8 +4,9 @@
 //! - `WorkerService` (worker.proto): workers register, lease tasks, heartbeat, and complete
 //!   or fail them under fencing (a result names the lease attempt it was computed under).
 //!
-//! These generated types stay at the edge: the coordinator and the worker convert them to
-//! their domain types where a message enters.
+//! These generated types stay at the edge: `patchsweep_api::wire` converts them to the
+//! domain types (for the typed clients of `patchsweep_api::client` and the coordinator's
+//! server) where a message enters or leaves.
 
 pub mod v1 {
     tonic::include_proto!("patchsweep.v1");

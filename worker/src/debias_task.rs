@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use patchsweep_coordinator::plan::DebiasTask;
-use patchsweep_coordinator::store::{DebiasRow, LeasedTask, TaskOutput};
+use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, TaskOutput};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
     split_pairs, AggregatedEffect, DebiasInputs, NEUTRAL_TEXT,

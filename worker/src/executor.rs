@@ -5,7 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc, Mutex};
 
-use patchsweep_coordinator::store::{LeasedTask, TaskOutput};
+use patchsweep_api::{LeasedTask, TaskOutput};
 use tokio::sync::oneshot;
 
 /// Why a task could not be computed.

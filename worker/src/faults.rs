@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use patchsweep_coordinator::plan::PatchTask;
+use patchsweep_api::PatchTask;
 
 use crate::executor::TaskError;
 

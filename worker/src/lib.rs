@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`link`]: what a worker asks of a coordinator ([`link::Link`]), over gRPC
-//!   ([`grpc_link`]) or in the same process ([`local_link`], the embedded `run`).
+//!   ([`grpc_link`]) or in the same process (the CLI's `LocalLink`, the embedded `run`,
+//!   which owns the coordinator; this crate does not depend on it).
 //! - [`executor`]: the compute side: [`executor::Executor`] and the thread that runs it,
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
@@ -18,6 +19,5 @@ pub mod executor;
 pub mod faults;
 pub mod grpc_link;
 pub mod link;
-pub mod local_link;
 pub mod model_executor;
 pub mod worker_loop;

@@ -3,8 +3,7 @@
 
 use std::future::Future;
 
-use patchsweep_coordinator::service::Registration;
-use patchsweep_coordinator::store::{LeasedTask, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {

@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use patchsweep_coordinator::plan::{self, PatchTask};
-use patchsweep_coordinator::spec::{ParsedSpec, Prepared, SweepSpec};
-use patchsweep_coordinator::store::{EffectRow, LeasedTask, PairRow, PreparedSweep, TaskOutput};
+use patchsweep_api::plan;
+use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
+use patchsweep_api::{
+    EffectRow, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskKind, TaskOutput,
+};
 use patchsweep_engine::experiment::{Baseline, Effect, Engine, PairInput};
 use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
 
@@ -208,13 +210,10 @@ impl ModelExecutor {
 
 impl Executor for ModelExecutor {
     fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-        match task.kind.as_str() {
-            plan::PREPARE => self.prepare(task),
-            plan::PATCH => self.patch(task),
-            plan::DEBIAS => crate::debias_task::run(self, task),
-            other => Err(TaskError::permanent(format!(
-                "this worker cannot run tasks of kind `{other}`"
-            ))),
+        match task.kind {
+            TaskKind::Prepare => self.prepare(task),
+            TaskKind::Patch => self.patch(task),
+            TaskKind::Debias => crate::debias_task::run(self, task),
         }
     }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patchsweep_coordinator::store::{Settled, WorkerInfo};
+use patchsweep_api::{Settled, TaskOutput, WorkerInfo};
 use tokio::sync::watch;
 
 use crate::counters::WorkerCounters;
@@ -245,7 +245,7 @@ pub async fn run_worker<L: Link>(
             Some(Settled::Completed { rows }) => {
                 stats.completed += 1;
                 WorkerCounters::add(&opts.counters.tasks_completed, 1);
-                if let Ok(patchsweep_coordinator::store::TaskOutput::Patch(e)) = &out {
+                if let Ok(TaskOutput::Patch(e)) = &out {
                     WorkerCounters::add(&opts.counters.patches, e.len() as u64);
                 }
                 tracing::info!(task = task.task_id, rows, seconds, "task completed");

@@ -1,5 +1,5 @@
 //! The shared bearer token: checked on every call of both services when configured,
-//! compared in constant time.
+//! compared in constant time. (Clients send it with `patchsweep_api::client::SendToken`.)
 
 use std::sync::Arc;
 
@@ -45,35 +45,6 @@ impl tonic::service::Interceptor for RequireToken {
         } else {
             Err(Status::unauthenticated("wrong bearer token"))
         }
-    }
-}
-
-/// Client side: adds the token to every call.
-#[derive(Clone, Default)]
-pub struct SendToken {
-    header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
-}
-
-impl SendToken {
-    /// Fails when the token holds characters a header cannot carry.
-    pub fn new(token: Option<&str>) -> Result<Self, String> {
-        let header = token
-            .map(|t| {
-                format!("Bearer {t}").parse().map_err(|_| {
-                    "the token holds characters a gRPC header cannot carry".to_string()
-                })
-            })
-            .transpose()?;
-        Ok(Self { header })
-    }
-}
-
-impl tonic::service::Interceptor for SendToken {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(h) = &self.header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
     }
 }
 

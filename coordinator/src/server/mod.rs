@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - `sweeps.rs`, `workers.rs`: the two services, thin over [`Coordinator`];
-//! - `auth.rs`: the token on both sides of the wire.
+//! - `auth.rs`: the token the server requires.
+//!
+//! Prost types are converted by `patchsweep_api::wire` where they enter and leave.
 
 pub mod auth;
 mod sweeps;
@@ -23,8 +25,8 @@ use tonic::Status;
 use crate::service::{Coordinator, CoordinatorError};
 use crate::store::StoreError;
 
-/// The largest message either side accepts (a task's effects travel in one message).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+pub use patchsweep_api::error_chain;
+pub use patchsweep_api::wire::MAX_MESSAGE_BYTES;
 
 /// Maps a coordinator error to the status a client sees.
 pub(crate) fn status(e: CoordinatorError) -> Status {
@@ -99,18 +101,18 @@ pub async fn serve(
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health
-        .set_serving::<SweepServiceServer<sweeps::SweepApi>>()
+        .set_serving::<SweepServiceServer<sweeps::SweepHandler>>()
         .await;
     health
-        .set_serving::<WorkerServiceServer<workers::WorkerApi>>()
+        .set_serving::<WorkerServiceServer<workers::WorkerHandler>>()
         .await;
     let auth = auth::RequireToken::new(opts.token.as_deref());
-    let sweeps = SweepServiceServer::new(sweeps::SweepApi {
+    let sweeps = SweepServiceServer::new(sweeps::SweepHandler {
         coordinator: coordinator.clone(),
     })
     .max_decoding_message_size(opts.max_message_bytes)
     .max_encoding_message_size(opts.max_message_bytes);
-    let workers = WorkerServiceServer::new(workers::WorkerApi {
+    let workers = WorkerServiceServer::new(workers::WorkerHandler {
         coordinator: coordinator.clone(),
     })
     .max_decoding_message_size(opts.max_message_bytes)
@@ -137,19 +139,4 @@ async fn expire_periodically(coordinator: Coordinator) {
             tracing::warn!("expiring leases: {e}");
         }
     }
-}
-
-/// An error with its sources, for messages.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let next = c.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
-        }
-        cur = c.source();
-    }
-    s
 }

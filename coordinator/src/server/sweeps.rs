@@ -3,22 +3,22 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use patchsweep_api::wire::progress_to_wire;
 use patchsweep_proto::v1 as pb;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::service::Coordinator;
-use crate::wire::progress_to_wire;
 
-pub struct SweepApi {
+pub struct SweepHandler {
     pub coordinator: Coordinator,
 }
 
 type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl pb::sweep_service_server::SweepService for SweepApi {
+impl pb::sweep_service_server::SweepService for SweepHandler {
     async fn submit_sweep(
         &self,
         req: Request<pb::SubmitSweepRequest>,

@@ -3,10 +3,11 @@
 //! # Layout
 //! - this file: [`Store`], which picks a backend from the URL and checks input once;
 //! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
-//! - `rows.rs`: [`PairRow`], [`EffectRow`], [`DebiasRow`] and their stored form;
-//! - `queue.rs`: the task queue's types; `queue_sql/` its SQL, written once for both
-//!   backends (functions generic over the backend's connection); `scheduling.rs` the
-//!   queue's calls on [`Store`], one transaction each;
+//! - `rows.rs`: the stored form of [`PairRow`], [`EffectRow`], [`DebiasRow`];
+//! - `queue.rs`: the task queue's types (the shared ones are `patchsweep_api`'s, re-exported
+//!   here); `queue_sql/` its SQL, written once for both backends (functions generic over
+//!   the backend's connection); `scheduling.rs` the queue's calls on [`Store`], one
+//!   transaction each;
 //! - `read/`: the read model, the named, typed queries of `run`, `report`, `plot` and
 //!   `export` (SQL written once for both backends), and the read-only execution that users'
 //!   queries share;
@@ -76,8 +77,8 @@ mod user_query;
 
 pub use error::StoreError;
 pub use queue::{
-    LeasedTask, NewTask, PreparedSweep, QueuePolicy, QueueTotals, Settled, SweepProgress,
-    TaskCounts, TaskFailure, TaskOutput, WorkerInfo,
+    DebiasFigure, LeasedTask, NewTask, PreparedSweep, QueuePolicy, QueueTotals, Settled,
+    SweepProgress, TaskCounts, TaskFailure, TaskKind, TaskOutput, TaskState, WorkerInfo,
 };
 pub use read::export::is_plain_name;
 pub use read::values;

@@ -2,8 +2,10 @@
 //! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
 //! backend's own bulk inserts (`q::`).
 
+use patchsweep_api::DebiasTask;
+
 use super::queue::{
-    LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
+    LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
 };
 use super::queue_sql;
 use super::rows::StoredPair;
@@ -47,11 +49,10 @@ impl Store {
             let mut leased =
                 queue_sql::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds)
                     .await?;
-            for t in leased.iter_mut().filter(|t| t.kind == crate::plan::DEBIAS) {
+            for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Debias) {
                 // Unreadable arguments are left as they are: the worker fails the task
                 // with the reason, instead of one bad task blocking every lease.
-                let Ok(mut args) = serde_json::from_str::<crate::plan::DebiasTask>(&t.payload)
-                else {
+                let Ok(mut args) = serde_json::from_str::<DebiasTask>(&t.payload) else {
                     continue;
                 };
                 args.effects = queue_sql::selection_effects_in(

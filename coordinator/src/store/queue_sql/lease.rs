@@ -5,6 +5,9 @@ use crate::store::error::db_error;
 use crate::store::queue::LeasedTask;
 use crate::store::StoreError;
 
+/// A leased task's row: id, attempt, sweep id, kind, model, payload, description.
+type LeasedRow = (i64, i64, i64, String, String, String, String);
+
 /// Returns expired leases to the queue (or fails them on their last attempt) and answers
 /// the sweeps touched.
 pub(crate) async fn expire_leases_in<C: QueueConn>(
@@ -76,7 +79,7 @@ pub(crate) async fn lease_in<C: QueueConn>(
     }
     let mut leased = Vec::with_capacity(ids.len());
     for id in ids {
-        let (task_id, attempt, sweep_id, kind, model, payload, description) = sql(
+        let (task_id, attempt, sweep_id, kind, model, payload, description): LeasedRow = sql(
             "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker_id = $1, \
              lease_expires_at = {now} + $2, started_at = {now} WHERE id = $3 \
              RETURNING id, attempt, sweep_id, kind, model, payload, description",
@@ -97,6 +100,13 @@ pub(crate) async fn lease_in<C: QueueConn>(
             .execute(tx)
             .await
             .map_err(db_error(STEP, url))?;
+        let kind = kind
+            .parse()
+            .map_err(|e: patchsweep_api::UnknownName| StoreError::Database {
+                step: STEP,
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         leased.push(LeasedTask {
             task_id,
             attempt,

@@ -44,12 +44,12 @@ pub(crate) async fn insert_tasks_in<C: QueueConn>(
              (SELECT model FROM sweeps WHERE id = $1), $4, $5, $6, $7, {now})",
         )
         .bind(sweep_id)
-        .bind(&t.kind)
+        .bind(t.kind.as_str())
         .bind(&t.description)
         .bind(&t.payload)
         .bind(t.cost)
         .bind(max_attempts)
-        .bind(if t.waits { "waiting" } else { "queued" })
+        .bind(t.initial_state().as_str())
         .execute(tx)
         .await
         .map_err(db_error("store tasks", url))?;

@@ -1,20 +1,36 @@
 //! Conversions between the wire types (`patchsweep_proto::v1`) and the domain types, both
-//! ways: the server converts what enters, the worker's client what it sends. Prost types
-//! go no further than this file and `server/`.
+//! ways: the coordinator's server converts what enters and leaves it, the typed clients
+//! ([`crate::client`]) what they send and receive. Prost types go no further than this
+//! file, [`crate::client`] and the coordinator's `server/`.
 
 use std::collections::BTreeMap;
 
 use patchsweep_proto::v1 as pb;
 
-use crate::store::{
-    EffectRow, LeasedTask, NewTask, PairRow, PreparedSweep, SweepProgress, TaskOutput,
-};
+use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
+use crate::rows::{EffectRow, PairRow};
+use crate::task::{LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName};
+use crate::worker::{Registration, WorkerInfo};
 
-fn coord(c: i32) -> Result<Option<u32>, String> {
+/// The largest message either side accepts (a task's effects travel in one message).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// A message that does not convert to the domain types.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WireError {
+    #[error("coordinate {0} is negative")]
+    NegativeCoordinate(i32),
+    #[error("the result carries no output")]
+    NoOutput,
+    #[error(transparent)]
+    UnknownName(#[from] UnknownName),
+}
+
+fn coord(c: i32) -> Result<Option<u32>, WireError> {
     match c {
         -1 => Ok(None),
         c if c >= 0 => Ok(Some(c as u32)),
-        c => Err(format!("coordinate {c} is negative")),
+        c => Err(WireError::NegativeCoordinate(c)),
     }
 }
 
@@ -22,7 +38,7 @@ fn wire_coord(c: Option<u32>) -> i32 {
     c.map(|v| v as i32).unwrap_or(-1)
 }
 
-pub fn effect_from_wire(e: pb::Effect) -> Result<EffectRow, String> {
+pub fn effect_from_wire(e: pb::Effect) -> Result<EffectRow, WireError> {
     Ok(EffectRow {
         layer: coord(e.layer)?,
         head: coord(e.head)?,
@@ -86,13 +102,33 @@ fn pair_to_wire(p: &PairRow) -> pb::Pair {
     }
 }
 
-/// A task's output as it arrives; `None` when the request carries none.
+fn planned_from_wire(t: pb::PlannedTask) -> Result<NewTask, WireError> {
+    Ok(NewTask {
+        kind: t.kind.parse()?,
+        description: t.description,
+        payload: t.payload_json,
+        cost: t.cost,
+        waits: t.waits,
+    })
+}
+
+fn planned_to_wire(t: &NewTask) -> pb::PlannedTask {
+    pb::PlannedTask {
+        kind: t.kind.as_str().to_string(),
+        description: t.description.clone(),
+        payload_json: t.payload.clone(),
+        cost: t.cost,
+        waits: t.waits,
+    }
+}
+
+/// A task's output as it arrives; an error when the request carries none.
 pub fn output_from_wire(
     o: Option<pb::complete_task_request::Output>,
-) -> Result<TaskOutput, String> {
+) -> Result<TaskOutput, WireError> {
     use pb::complete_task_request::Output;
     match o {
-        None => Err("the result carries no output".into()),
+        None => Err(WireError::NoOutput),
         Some(Output::Patch(p)) => Ok(TaskOutput::Patch(
             p.effects
                 .into_iter()
@@ -111,14 +147,8 @@ pub fn output_from_wire(
             tasks: p
                 .tasks
                 .into_iter()
-                .map(|t| NewTask {
-                    waits: t.kind == crate::plan::DEBIAS,
-                    kind: t.kind,
-                    description: t.description,
-                    payload: t.payload_json,
-                    cost: t.cost,
-                })
-                .collect(),
+                .map(planned_from_wire)
+                .collect::<Result<_, _>>()?,
             splits: p
                 .splits
                 .into_iter()
@@ -156,16 +186,7 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
                     direction: direction.clone(),
                 })
                 .collect(),
-            tasks: p
-                .tasks
-                .iter()
-                .map(|t| pb::PlannedTask {
-                    kind: t.kind.clone(),
-                    description: t.description.clone(),
-                    payload_json: t.payload.clone(),
-                    cost: t.cost,
-                })
-                .collect(),
+            tasks: p.tasks.iter().map(planned_to_wire).collect(),
             splits: p
                 .splits
                 .iter()
@@ -184,7 +205,7 @@ pub fn task_to_wire(t: &LeasedTask) -> pb::Task {
         task_id: t.task_id,
         attempt: t.attempt as i32,
         sweep_id: t.sweep_id,
-        kind: t.kind.clone(),
+        kind: t.kind.as_str().to_string(),
         model: t.model.clone(),
         spec_toml: t.spec_toml.clone(),
         payload_json: t.payload.clone(),
@@ -192,17 +213,128 @@ pub fn task_to_wire(t: &LeasedTask) -> pb::Task {
     }
 }
 
-pub fn task_from_wire(t: pb::Task) -> LeasedTask {
-    LeasedTask {
+pub fn task_from_wire(t: pb::Task) -> Result<LeasedTask, WireError> {
+    Ok(LeasedTask {
         task_id: t.task_id,
         attempt: t.attempt as i64,
         sweep_id: t.sweep_id,
-        kind: t.kind,
+        kind: t.kind.parse()?,
         model: t.model,
         spec_toml: t.spec_toml,
         payload: t.payload_json,
         description: t.description,
+    })
+}
+
+/// A registration as it arrives (the coordinator assigns the id).
+pub fn worker_from_wire(r: pb::RegisterRequest) -> WorkerInfo {
+    WorkerInfo {
+        id: String::new(),
+        name: r.name,
+        device: r.device,
+        memory_bytes: r.memory_bytes.min(i64::MAX as u64) as i64,
+        models: r.models,
+        version: r.version,
     }
+}
+
+pub fn worker_to_wire(w: WorkerInfo) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        name: w.name,
+        device: w.device,
+        memory_bytes: w.memory_bytes.max(0) as u64,
+        models: w.models,
+        version: w.version,
+    }
+}
+
+pub fn registration_to_wire(r: Registration) -> pb::RegisterResponse {
+    pb::RegisterResponse {
+        worker_id: r.worker_id,
+        lease_seconds: r.lease_seconds,
+        heartbeat_seconds: r.heartbeat_seconds,
+    }
+}
+
+pub fn registration_from_wire(r: pb::RegisterResponse) -> Registration {
+    Registration {
+        worker_id: r.worker_id,
+        lease_seconds: r.lease_seconds,
+        heartbeat_seconds: r.heartbeat_seconds,
+    }
+}
+
+/// Leases `(task_id, attempt)` on the wire.
+pub fn leases_to_wire(leases: &[(i64, i64)]) -> Vec<pb::LeaseRef> {
+    leases
+        .iter()
+        .map(|&(task_id, attempt)| pb::LeaseRef {
+            task_id,
+            attempt: attempt as i32,
+        })
+        .collect()
+}
+
+pub fn leases_from_wire(leases: &[pb::LeaseRef]) -> Vec<(i64, i64)> {
+    leases
+        .iter()
+        .map(|l| (l.task_id, l.attempt as i64))
+        .collect()
+}
+
+/// Whether a settled result or failure was accepted, and its outcome in words:
+/// `completed`, `requeued (retry in Ns)`, `failed`, or why it was stale.
+fn settled_words(s: &Settled) -> (bool, String) {
+    match s {
+        Settled::Completed { .. } => (true, "completed".into()),
+        Settled::Requeued { retry_in } => (true, format!("requeued (retry in {retry_in:.1}s)")),
+        Settled::Failed => (true, "failed".into()),
+        Settled::Stale { reason } => (false, reason.clone()),
+    }
+}
+
+fn settled_from_words(accepted: bool, outcome: String, rows: u64) -> Settled {
+    if !accepted {
+        Settled::Stale { reason: outcome }
+    } else if outcome == "failed" {
+        Settled::Failed
+    } else if let Some(rest) = outcome.strip_prefix("requeued") {
+        let retry_in = rest
+            .trim()
+            .strip_prefix("(retry in ")
+            .and_then(|r| r.strip_suffix("s)"))
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0.0);
+        Settled::Requeued { retry_in }
+    } else {
+        Settled::Completed { rows }
+    }
+}
+
+pub fn complete_reply(s: &Settled) -> pb::CompleteTaskResponse {
+    let rows_inserted = match s {
+        Settled::Completed { rows } => *rows,
+        _ => 0,
+    };
+    let (accepted, reason) = settled_words(s);
+    pb::CompleteTaskResponse {
+        accepted,
+        reason,
+        rows_inserted,
+    }
+}
+
+pub fn settled_from_complete(r: pb::CompleteTaskResponse) -> Settled {
+    settled_from_words(r.accepted, r.reason, r.rows_inserted)
+}
+
+pub fn fail_reply(s: &Settled) -> pb::FailTaskResponse {
+    let (accepted, outcome) = settled_words(s);
+    pb::FailTaskResponse { accepted, outcome }
+}
+
+pub fn settled_from_fail(r: pb::FailTaskResponse) -> Settled {
+    settled_from_words(r.accepted, r.outcome, 0)
 }
 
 pub fn progress_to_wire(p: &SweepProgress) -> pb::SweepStatus {
@@ -265,7 +397,7 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
         model: s.model,
         state: s.state,
         error: (!s.error.is_empty()).then_some(s.error),
-        tasks: crate::store::TaskCounts {
+        tasks: TaskCounts {
             waiting: 0,
             queued: t.queued,
             leased: t.leased,
@@ -288,7 +420,7 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
         failures: s
             .failures
             .into_iter()
-            .map(|f| crate::store::TaskFailure {
+            .map(|f| TaskFailure {
                 task_id: f.task_id,
                 description: f.description,
                 error: f.error,
@@ -300,7 +432,7 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
         debias: s
             .debias
             .into_iter()
-            .map(|d| crate::store::queue::DebiasFigure {
+            .map(|d| DebiasFigure {
                 debias: d.debias,
                 intervention: d.intervention,
                 split: d.split,
@@ -310,5 +442,73 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
                 control_after: d.control_after,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskKind;
+
+    #[test]
+    fn a_prepare_output_round_trips_with_waits_carried() {
+        let out = TaskOutput::Prepare(PreparedSweep {
+            tasks: vec![
+                NewTask {
+                    kind: TaskKind::Patch,
+                    description: "p".into(),
+                    payload: "{}".into(),
+                    cost: 3,
+                    waits: false,
+                },
+                NewTask {
+                    kind: TaskKind::Debias,
+                    description: "d".into(),
+                    payload: "{}".into(),
+                    cost: 0,
+                    waits: true,
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(output_from_wire(Some(output_to_wire(&out))), Ok(out));
+    }
+
+    #[test]
+    fn settled_answers_round_trip() {
+        for s in [
+            Settled::Completed { rows: 7 },
+            Settled::Requeued { retry_in: 2.5 },
+            Settled::Failed,
+            Settled::Stale {
+                reason: "lease moved on".into(),
+            },
+        ] {
+            assert_eq!(settled_from_complete(complete_reply(&s)), s);
+        }
+        assert_eq!(
+            settled_from_fail(fail_reply(&Settled::Completed { rows: 3 })),
+            Settled::Completed { rows: 0 }
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_and_negative_coordinates_are_refused() {
+        let task = pb::Task {
+            kind: "train".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            task_from_wire(task).unwrap_err().to_string(),
+            "unknown task kind `train`"
+        );
+        let effect = pb::Effect {
+            layer: -2,
+            ..Default::default()
+        };
+        assert_eq!(
+            effect_from_wire(effect),
+            Err(WireError::NegativeCoordinate(-2))
+        );
     }
 }

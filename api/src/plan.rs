@@ -1,4 +1,4 @@
-//! Cutting a sweep into tasks, and the tasks' arguments.
+//! Cutting a sweep into tasks (their arguments are in [`crate::args`]).
 //!
 //! A prepare task (run by a worker, which holds the model) tokenizes the dataset, measures
 //! the baselines and calls [`plan`]; the coordinator stores the plan with the pairs in one
@@ -9,38 +9,10 @@ use std::collections::BTreeMap;
 
 use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
 use patchsweep_engine::grid::Grid;
-use serde::{Deserialize, Serialize};
 
+use crate::args::{payload, DebiasTask, PatchTask};
 use crate::spec::{ParsedSpec, Prepared, TaskSizing};
-use crate::store::NewTask;
-
-/// Task kinds, as stored.
-pub const PREPARE: &str = "prepare";
-pub const PATCH: &str = "patch";
-pub const DEBIAS: &str = "debias";
-
-/// The arguments of a patch task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PatchTask {
-    pub experiment: String,
-    /// Pair ids, all of one token length.
-    pub pairs: Vec<String>,
-    /// `[clean, corrupted]` metric of each pair, measured once by the prepare task.
-    pub baselines: Vec<[f32; 2]>,
-    /// The layers of the experiment's grid this task covers; `None`: all of them.
-    pub layers: Option<Vec<usize>>,
-    /// Whether the experiment's pathways belong to this task.
-    pub pathways: bool,
-}
-
-impl PatchTask {
-    pub fn baselines(&self) -> Vec<Baseline> {
-        self.baselines
-            .iter()
-            .map(|&[clean, corrupt]| Baseline { clean, corrupt })
-            .collect()
-    }
-}
+use crate::task::{NewTask, TaskKind};
 
 /// The experiment narrowed to a task's layers (and pathways).
 pub fn restrict(exp: &Experiment, layers: &Option<Vec<usize>>, pathways: bool) -> Experiment {
@@ -124,7 +96,7 @@ pub fn plan(
                     pathways: g == 0,
                 };
                 tasks.push(NewTask {
-                    kind: PATCH.into(),
+                    kind: TaskKind::Patch,
                     description: format!(
                         "{} {}, {} pair{} from {} ({} tokens)",
                         exp.name,
@@ -134,7 +106,7 @@ pub fn plan(
                         pairs[0].id,
                         pairs[0].clean_ids.len()
                     ),
-                    payload: serde_json::to_string(&args).expect("plain data serializes"),
+                    payload: payload(&args),
                     cost: cost as i64,
                     waits: false,
                 });
@@ -142,18 +114,6 @@ pub fn plan(
         }
     }
     Ok(tasks)
-}
-
-/// The arguments of a debias task. At lease time the store adds `effects`: the
-/// experiment's mean |normalized effect| per component over the selection split only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DebiasTask {
-    /// The `[[debias]]` section's name.
-    pub name: String,
-    pub experiment: String,
-    /// `[component, layer, head, position_label, score]` rows, filled in at lease time.
-    #[serde(default)]
-    pub effects: Vec<(String, i64, Option<i64>, Option<String>, f64)>,
 }
 
 /// One pair's part in a debias section's split, as stored.
@@ -202,14 +162,14 @@ pub fn plan_debias(
             effects: Vec::new(),
         };
         tasks.push(NewTask {
-            kind: DEBIAS.into(),
+            kind: TaskKind::Debias,
             description: format!(
                 "debias {}: {} intervention(s) on {} held-out pairs",
                 cfg.name,
                 cfg.interventions.len(),
                 split.heldout.len()
             ),
-            payload: serde_json::to_string(&args).expect("plain data serializes"),
+            payload: payload(&args),
             cost: 0,
             waits: true,
         });

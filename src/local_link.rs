@@ -1,10 +1,11 @@
 //! The in-process link of the embedded `run`: the worker loop calls the coordinator core
-//! directly, no sockets.
+//! directly, no sockets. It lives here, with the binary that links both sides, so the
+//! worker crate does not depend on the coordinator.
 
-use patchsweep_coordinator::service::{Coordinator, CoordinatorError, Registration};
-use patchsweep_coordinator::store::{LeasedTask, Settled, StoreError, TaskOutput, WorkerInfo};
-
-use crate::link::{Link, LinkError};
+use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
+use patchsweep_coordinator::store::StoreError;
+use patchsweep_worker::link::{Link, LinkError};
 
 pub struct LocalLink {
     pub coordinator: Coordinator,

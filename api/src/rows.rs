@@ -1,0 +1,59 @@
+//! The result rows a sweep produces, as workers send them and the store keeps them.
+
+use std::collections::BTreeMap;
+
+/// One prompt pair of a sweep, with the exact token ids used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRow {
+    pub pair_id: String,
+    pub template: Option<String>,
+    pub clean_prompt: String,
+    pub corrupt_prompt: String,
+    /// Token ids of the clean prompt; the corrupted prompt must have as many.
+    pub clean_ids: Vec<u32>,
+    pub corrupt_ids: Vec<u32>,
+    /// Free labels, e.g. `profession = "nurse"`; stored as a JSON object.
+    pub labels: BTreeMap<String, String>,
+    pub clean_metric: f64,
+    pub corrupt_metric: f64,
+    /// One label per position (e.g. `subject`, `last`), or empty when there are none.
+    pub position_labels: Vec<String>,
+    /// One decoded token per position, or empty.
+    pub clean_tokens: Vec<String>,
+    /// One decoded token per position, or empty.
+    pub corrupt_tokens: Vec<String>,
+}
+
+/// One measured effect: an experiment, a component coordinate and a pair.
+///
+/// `None` coordinates are stored as the sentinel -1 and read back as NULL from the views.
+/// A non-finite `normalized` (clean and corrupted metrics equal) is stored as NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectRow {
+    pub experiment: String,
+    pub component: String,
+    pub layer: Option<u32>,
+    pub head: Option<u32>,
+    pub position: Option<u32>,
+    pub neuron: Option<u32>,
+    pub pair_id: String,
+    pub value: f64,
+    pub effect: f64,
+    pub normalized: Option<f64>,
+}
+
+/// One figure of a debiasing evaluation: a metric before and after an intervention (and
+/// after the same intervention on random components, the control).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DebiasRow {
+    /// The `[[debias]]` section's name.
+    pub debias: String,
+    pub intervention: String,
+    pub components: String,
+    pub split: String,
+    pub metric: String,
+    pub before: f64,
+    pub after: f64,
+    pub control_after: Option<f64>,
+    pub control_components: Option<String>,
+}

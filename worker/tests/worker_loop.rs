@@ -1,0 +1,353 @@
+//! The worker loop without a model or a coordinator: a scripted [`Link`] and a scripted
+//! [`Executor`] check delivery retries, failure reports, stale results, heartbeats, drain
+//! and abort.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use patchsweep_api::{
+    EffectRow, LeasedTask, Registration, Settled, TaskKind, TaskOutput, WorkerInfo,
+};
+use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
+use patchsweep_worker::link::{Link, LinkError};
+use patchsweep_worker::worker_loop::{
+    run_worker, Controls, WorkerError, WorkerOptions, WorkerStats,
+};
+use tokio::sync::watch;
+
+/// A coordinator played by the test: a queue of tasks and a script of answers.
+#[derive(Default)]
+struct FakeLink {
+    queue: Mutex<VecDeque<LeasedTask>>,
+    refuse_registration: bool,
+    /// The next this many deliveries fail as if the coordinator were away.
+    unavailable_deliveries: AtomicUsize,
+    /// Results are answered as stale.
+    stale: bool,
+    delivery_attempts: AtomicUsize,
+    heartbeats: AtomicUsize,
+    completed: Mutex<Vec<(i64, i64, TaskOutput)>>,
+    failed: Mutex<Vec<(i64, String, bool)>>,
+    released: Mutex<Vec<(i64, i64)>>,
+}
+
+impl FakeLink {
+    fn with_tasks(tasks: impl IntoIterator<Item = LeasedTask>) -> Self {
+        Self {
+            queue: Mutex::new(tasks.into_iter().collect()),
+            ..Default::default()
+        }
+    }
+
+    fn completed(&self) -> usize {
+        self.completed.lock().unwrap().len()
+    }
+}
+
+impl Link for FakeLink {
+    async fn register(&self, info: WorkerInfo) -> Result<Registration, LinkError> {
+        if self.refuse_registration {
+            return Err(LinkError::Refused("wrong bearer token".into()));
+        }
+        Ok(Registration {
+            worker_id: format!("{}-1", info.name),
+            lease_seconds: 0.2,
+            heartbeat_seconds: 0.05,
+        })
+    }
+
+    async fn lease(
+        &self,
+        _worker_id: &str,
+        _models: &[String],
+        max: usize,
+    ) -> Result<Vec<LeasedTask>, LinkError> {
+        let mut q = self.queue.lock().unwrap();
+        let n = max.min(q.len());
+        Ok(q.drain(..n).collect())
+    }
+
+    async fn heartbeat(
+        &self,
+        _worker_id: &str,
+        _models: &[String],
+        leases: &[(i64, i64)],
+    ) -> Result<Vec<(i64, i64)>, LinkError> {
+        assert_eq!(leases.len(), 1, "one lease at a time");
+        self.heartbeats.fetch_add(1, Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+
+    async fn complete(
+        &self,
+        _worker_id: &str,
+        task: &LeasedTask,
+        output: &TaskOutput,
+        _compute_seconds: f64,
+    ) -> Result<Settled, LinkError> {
+        self.delivery_attempts.fetch_add(1, Ordering::SeqCst);
+        let away = self
+            .unavailable_deliveries
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if away {
+            return Err(LinkError::Unavailable("connection refused".into()));
+        }
+        if self.stale {
+            return Ok(Settled::Stale {
+                reason: "the lease moved on".into(),
+            });
+        }
+        let rows = match output {
+            TaskOutput::Patch(e) => e.len() as u64,
+            _ => 0,
+        };
+        self.completed
+            .lock()
+            .unwrap()
+            .push((task.task_id, task.attempt, output.clone()));
+        Ok(Settled::Completed { rows })
+    }
+
+    async fn fail(
+        &self,
+        _worker_id: &str,
+        task: &LeasedTask,
+        error: &str,
+        permanent: bool,
+    ) -> Result<Settled, LinkError> {
+        self.failed
+            .lock()
+            .unwrap()
+            .push((task.task_id, error.to_string(), permanent));
+        Ok(if permanent {
+            Settled::Failed
+        } else {
+            Settled::Requeued { retry_in: 1.0 }
+        })
+    }
+
+    async fn release(&self, _worker_id: &str, task: &LeasedTask) -> Result<bool, LinkError> {
+        self.released
+            .lock()
+            .unwrap()
+            .push((task.task_id, task.attempt));
+        Ok(true)
+    }
+}
+
+/// Computes a task in `compute` time: one effect per task, or the error its description
+/// names (`fail permanent`, `fail transient`).
+struct FakeExecutor {
+    compute: Duration,
+}
+
+impl Executor for FakeExecutor {
+    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
+        std::thread::sleep(self.compute);
+        match task.description.as_str() {
+            "fail permanent" => Err(TaskError::permanent("the spec does not fit the model")),
+            "fail transient" => Err(TaskError::transient("out of memory")),
+            _ => Ok(TaskOutput::Patch(vec![EffectRow {
+                experiment: "exp".into(),
+                component: "resid_pre".into(),
+                layer: Some(0),
+                head: None,
+                position: Some(0),
+                neuron: None,
+                pair_id: format!("p{}", task.task_id),
+                value: 1.0,
+                effect: 0.5,
+                normalized: Some(0.5),
+            }])),
+        }
+    }
+
+    fn models(&self) -> Vec<String> {
+        vec!["fake:model".into()]
+    }
+}
+
+fn task(task_id: i64, description: &str) -> LeasedTask {
+    LeasedTask {
+        task_id,
+        attempt: 1,
+        sweep_id: 1,
+        kind: TaskKind::Patch,
+        model: "fake:model".into(),
+        spec_toml: String::new(),
+        payload: "{}".into(),
+        description: description.into(),
+    }
+}
+
+/// A worker running on `link` with an executor taking `compute` per task, and the senders
+/// of its drain and abort signals.
+struct Running {
+    handle: tokio::task::JoinHandle<Result<WorkerStats, WorkerError>>,
+    drain: watch::Sender<bool>,
+    abort: watch::Sender<bool>,
+}
+
+fn start(link: Arc<FakeLink>, compute: Duration) -> Running {
+    let (drain, drain_rx) = watch::channel(false);
+    let (abort, abort_rx) = watch::channel(false);
+    let mut opts = WorkerOptions::new("test", "cpu");
+    opts.idle_poll = Duration::from_millis(10);
+    opts.max_backoff = Duration::from_millis(20);
+    let compute = ComputeThread::spawn(Box::new(FakeExecutor { compute }));
+    let handle = tokio::spawn(run_worker(
+        link,
+        compute,
+        opts,
+        Controls {
+            drain: drain_rx,
+            abort: abort_rx,
+        },
+    ));
+    Running {
+        handle,
+        drain,
+        abort,
+    }
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_result_is_delivered_again_until_the_coordinator_takes_it() {
+    let link = Arc::new(FakeLink::with_tasks([task(1, "t1"), task(2, "t2")]));
+    link.unavailable_deliveries.store(3, Ordering::SeqCst);
+    let w = start(link.clone(), Duration::ZERO);
+    until("both results", || link.completed() == 2).await;
+    w.drain.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!(stats.completed, 2);
+    assert_eq!(link.delivery_attempts.load(Ordering::SeqCst), 5);
+    let ids: Vec<_> = link
+        .completed
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, attempt, _)| (*id, *attempt))
+        .collect();
+    assert_eq!(
+        ids,
+        [(1, 1), (2, 1)],
+        "each result lands once, under its lease"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_reported_with_their_permanence() {
+    let link = Arc::new(FakeLink::with_tasks([
+        task(1, "fail permanent"),
+        task(2, "fail transient"),
+    ]));
+    let w = start(link.clone(), Duration::ZERO);
+    until("both failure reports", || {
+        link.failed.lock().unwrap().len() == 2
+    })
+    .await;
+    w.drain.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!((stats.failed, stats.completed), (2, 0));
+    let failed = link.failed.lock().unwrap().clone();
+    assert_eq!(
+        failed,
+        [
+            (1, "the spec does not fit the model".to_string(), true),
+            (2, "out of memory".to_string(), false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_result_is_counted_not_retried() {
+    let link = Arc::new(FakeLink {
+        stale: true,
+        ..FakeLink::with_tasks([task(1, "t1")])
+    });
+    let w = start(link.clone(), Duration::ZERO);
+    until("the delivery", || {
+        link.delivery_attempts.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    w.drain.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!((stats.stale, stats.completed), (1, 0));
+    assert_eq!(link.delivery_attempts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refused_registration_stops_the_worker() {
+    let link = Arc::new(FakeLink {
+        refuse_registration: true,
+        ..Default::default()
+    });
+    let w = start(link, Duration::ZERO);
+    let err = w.handle.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("wrong bearer token"), "{err}");
+}
+
+#[tokio::test]
+async fn drain_finishes_and_delivers_the_current_task_then_leases_no_more() {
+    let link = Arc::new(FakeLink::with_tasks([task(1, "t1"), task(2, "t2")]));
+    let w = start(link.clone(), Duration::from_millis(300));
+    until("the first lease", || link.queue.lock().unwrap().len() == 1).await;
+    w.drain.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!(stats.completed, 1);
+    assert_eq!(link.completed(), 1);
+    assert!(link.released.lock().unwrap().is_empty());
+    assert_eq!(link.queue.lock().unwrap().len(), 1, "task 2 was not leased");
+    assert!(
+        link.heartbeats.load(Ordering::SeqCst) > 0,
+        "the lease was kept alive while computing"
+    );
+}
+
+#[tokio::test]
+async fn abort_hands_the_current_lease_back_at_once() {
+    let link = Arc::new(FakeLink::with_tasks([task(7, "long")]));
+    let w = start(link.clone(), Duration::from_secs(3));
+    until("the lease", || link.queue.lock().unwrap().is_empty()).await;
+    let asked = Instant::now();
+    w.abort.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "abort waited for compute"
+    );
+    assert_eq!((stats.released, stats.completed), (1, 0));
+    assert_eq!(link.released.lock().unwrap().clone(), [(7, 1)]);
+    assert_eq!(link.delivery_attempts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn abort_gives_up_a_delivery_the_coordinator_never_takes() {
+    let link = Arc::new(FakeLink::with_tasks([task(1, "t1")]));
+    link.unavailable_deliveries
+        .store(usize::MAX, Ordering::SeqCst);
+    let w = start(link.clone(), Duration::ZERO);
+    until("retried deliveries", || {
+        link.delivery_attempts.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    w.drain.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!w.handle.is_finished(), "drain still delivers the result");
+    w.abort.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!(stats, WorkerStats::default());
+    assert_eq!(link.completed(), 0);
+}
