@@ -163,7 +163,7 @@ fn debias_rows() -> Vec<DebiasRow> {
 
 fn task(kind: &str, n: usize, cost: i64, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         description: format!("{kind} {n}"),
         payload: format!("{{\"n\":{n}}}"),
         cost,
@@ -239,7 +239,7 @@ async fn stored_sweep(store: &Store) -> i64 {
     let (first, second) = all.split_at(all.len() / 2);
     for part in [first, second] {
         let t = lease(store).await;
-        assert_eq!(t.kind, "patch");
+        assert_eq!(t.kind.as_str(), "patch");
         let settled = store
             .complete_task(
                 "w",
@@ -258,7 +258,7 @@ async fn stored_sweep(store: &Store) -> i64 {
         );
     }
     let d = lease(store).await;
-    assert_eq!(d.kind, "debias");
+    assert_eq!(d.kind.as_str(), "debias");
     let rows = serde_json::to_string(&debias_rows()).unwrap();
     store
         .complete_task("w", d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
