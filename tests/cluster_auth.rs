@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cluster::{bin, free_port, wait_for, write_spec};
+// The standard gRPC health protocol (grpc.health.v1), not patchsweep's own messages.
+use tonic_health::pb as grpc_health_v1;
 
 fn patchsweep(args: &[&str], token: Option<&str>) -> std::process::Output {
     let mut cmd = Command::new(bin());
@@ -96,9 +98,9 @@ fn a_token_is_required_on_both_services() {
             .connect()
             .await
             .unwrap();
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut health = grpc_health_v1::health_client::HealthClient::new(channel);
         health
-            .check(tonic_health::pb::HealthCheckRequest {
+            .check(grpc_health_v1::HealthCheckRequest {
                 service: String::new(),
             })
             .await
@@ -108,7 +110,7 @@ fn a_token_is_required_on_both_services() {
     });
     assert_eq!(
         serving,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        grpc_health_v1::health_check_response::ServingStatus::Serving as i32
     );
 }
 
