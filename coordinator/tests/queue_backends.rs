@@ -421,6 +421,53 @@ mod suite {
         let prog = store.sweep_progress(sweep, &p).await.unwrap();
         assert_eq!((prog.state.as_str(), prog.retries), ("done", 0));
     }
+
+    /// `workers.last_seen_at` moves on every call a worker makes, not only on heartbeats.
+    pub async fn every_worker_call_marks_the_worker_seen(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(60.0);
+        let id = prepared_sweep(&store, &p, 1, false).await;
+        let w = worker(&store, "w1").await;
+        let seen = |store: Store| async move {
+            count(
+                &store,
+                "SELECT CAST(ROUND(last_seen_at * 1000) AS BIGINT) FROM workers WHERE id = 'w1'",
+            )
+            .await
+        };
+        let mut last = seen(store.clone()).await;
+        let mut moved = |now: i64, what: &str| {
+            assert!(
+                now > last,
+                "{what} did not move last_seen_at ({now} <= {last})"
+            );
+            last = now;
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let t = lease_one(&store, &w, &p).await.expect("a patch task");
+        moved(seen(store.clone()).await, "lease");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        store.release_task(&w, t.task_id, t.attempt).await.unwrap();
+        moved(seen(store.clone()).await, "release");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let t = lease_one(&store, &w, &p)
+            .await
+            .expect("the patch task again");
+        moved(seen(store.clone()).await, "lease");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        store
+            .fail_task(&w, t.task_id, t.attempt, "boom", false, &p)
+            .await
+            .unwrap();
+        moved(seen(store.clone()).await, "fail");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        store
+            .complete_task(&w, t.task_id, t.attempt, &TaskOutput::Patch(vec![]), &p)
+            .await
+            .unwrap();
+        moved(seen(store.clone()).await, "complete (stale)");
+        let _ = id;
+    }
 }
 
 macro_rules! both_backends {
@@ -439,4 +486,5 @@ both_backends!([
     cancel_stops_and_resume_requeues,
     release_hands_back_without_counting,
     concurrent_workers_never_share_a_lease,
+    every_worker_call_marks_the_worker_seen,
 ]);

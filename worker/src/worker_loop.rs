@@ -137,6 +137,13 @@ where
     }
 }
 
+/// The heartbeat period a coordinator asked for, bounded to [50 ms, 1 h] (a NaN or an
+/// absurd value from a misconfigured coordinator must not crash or silence the worker).
+pub fn heartbeat_interval(seconds: f64) -> Duration {
+    let s = if seconds.is_finite() { seconds } else { 15.0 };
+    Duration::from_secs_f64(s.clamp(0.05, 3600.0))
+}
+
 /// Runs the worker until drained or aborted. Errors only when the coordinator refuses
 /// the worker (wrong token, say).
 pub async fn run_worker<L: Link>(
@@ -163,7 +170,7 @@ pub async fn run_worker<L: Link>(
         return Ok(stats);
     };
     let id = reg.worker_id.clone();
-    let heartbeat = Duration::from_secs_f64(reg.heartbeat_seconds.max(0.05));
+    let heartbeat = heartbeat_interval(reg.heartbeat_seconds);
     tracing::info!(worker = %id, "registered");
     while !stopping(&controls) {
         let models = compute.models();

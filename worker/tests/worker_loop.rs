@@ -13,7 +13,7 @@ use patchsweep_api::{
 use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
 use patchsweep_worker::link::{Link, LinkError};
 use patchsweep_worker::worker_loop::{
-    run_worker, Controls, WorkerError, WorkerOptions, WorkerStats,
+    heartbeat_interval, run_worker, Controls, WorkerError, WorkerOptions, WorkerStats,
 };
 use tokio::sync::watch;
 
@@ -350,4 +350,14 @@ async fn abort_gives_up_a_delivery_the_coordinator_never_takes() {
     let stats = w.handle.await.unwrap().unwrap();
     assert_eq!(stats, WorkerStats::default());
     assert_eq!(link.completed(), 0);
+}
+
+#[test]
+fn a_coordinator_cannot_ask_for_an_impossible_heartbeat() {
+    // A lease of 1e30 s used to panic the worker in Duration::from_secs_f64.
+    assert_eq!(heartbeat_interval(2.5e29), Duration::from_secs(3600));
+    assert_eq!(heartbeat_interval(f64::INFINITY), Duration::from_secs(15));
+    assert_eq!(heartbeat_interval(f64::NAN), Duration::from_secs(15));
+    assert_eq!(heartbeat_interval(-1.0), Duration::from_millis(50));
+    assert_eq!(heartbeat_interval(15.0), Duration::from_secs(15));
 }

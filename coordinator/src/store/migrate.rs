@@ -97,30 +97,13 @@ fn state_of(
     })
 }
 
-/// Applies the SQLite migrations; for a file, under an exclusive lock on
-/// `FILE.migrate.lock` taken only when migrations are pending.
-pub(crate) async fn run_sqlite(
-    pool: &Pool<sqlx::Sqlite>,
-    file: Option<&Path>,
-    shown: &str,
-) -> Result<(), StoreError> {
-    let migrate_err = |reason: String| StoreError::Migrate {
+/// Applies the SQLite migrations; for a file the caller holds [`MigrateLock`] over opening
+/// and migrating (see `sqlite::connect`).
+pub(crate) async fn run_sqlite(pool: &Pool<sqlx::Sqlite>, shown: &str) -> Result<(), StoreError> {
+    SQLITE.run(pool).await.map_err(|err| StoreError::Migrate {
         url: shown.to_string(),
-        reason,
-    };
-    let pending = !matches!(sqlite_state(pool).await, Ok(SchemaState::Current));
-    let _lock = match file {
-        Some(file) if pending => Some(
-            MigrateLock::acquire(file)
-                .await
-                .map_err(|e| migrate_err(format!("lock {}: {e}", lock_path(file).display())))?,
-        ),
-        _ => None,
-    };
-    SQLITE
-        .run(pool)
-        .await
-        .map_err(|err| migrate_err(err.to_string()))
+        reason: err.to_string(),
+    })
 }
 
 /// Applies the PostgreSQL migrations (sqlx holds an advisory lock meanwhile).
@@ -162,7 +145,7 @@ pub(crate) fn require_current(
     }
 }
 
-fn lock_path(file: &Path) -> PathBuf {
+pub(crate) fn lock_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".migrate.lock");
     PathBuf::from(name)
@@ -170,12 +153,13 @@ fn lock_path(file: &Path) -> PathBuf {
 
 /// An exclusive `flock` on `FILE.migrate.lock`, released when dropped (the file stays:
 /// removing it would let a third process lock a new file while the second holds the old).
-struct MigrateLock {
+pub(crate) struct MigrateLock {
     _file: std::fs::File,
 }
 
 impl MigrateLock {
-    async fn acquire(db_file: &Path) -> std::io::Result<MigrateLock> {
+    /// Waits for the exclusive lock of `db_file`'s lock file (created if absent).
+    pub(crate) async fn acquire(db_file: &Path) -> std::io::Result<MigrateLock> {
         let path = lock_path(db_file);
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -45,6 +45,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
+            queue_sql::touch_worker_in(tx, url, worker_id).await?;
             let touched = queue_sql::expire_leases_in(tx, url).await?;
             let mut leased =
                 queue_sql::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds)
@@ -120,6 +121,7 @@ impl Store {
             _ => Vec::new(),
         };
         let (settled, sweep) = in_tx!(self, "complete task", |tx, url| {
+            queue_sql::touch_worker_in(tx, url, worker_id).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => {
                     queue_sql::record_stale_in(tx, url, task_id).await?;
@@ -192,6 +194,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Settled, StoreError> {
         Ok(in_tx!(self, "fail task", |tx, url| {
+            queue_sql::touch_worker_in(tx, url, worker_id).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => Settled::Stale { reason },
                 Ok((sweep_id, _)) => {
@@ -213,6 +216,7 @@ impl Store {
         attempt: i64,
     ) -> Result<bool, StoreError> {
         Ok(in_tx!(self, "release task", |tx, url| {
+            queue_sql::touch_worker_in(tx, url, worker_id).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(_) => false,
                 Ok(_) => {

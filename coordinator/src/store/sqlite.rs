@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{Column, QueryBuilder, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::error::{db_error, query_error, reason, sweep_db_error};
+use super::migrate::{lock_path, MigrateLock};
 use super::read::values::float;
 use super::rows::{StoredEffect, StoredPair};
 use super::{EffectRow, StoreError};
@@ -57,6 +58,22 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
+    let file = (!in_memory).then(|| write_opts_file.clone());
+    // Creating the file, switching it to WAL and migrating it race with another process
+    // doing the same (`table sweeps already exists`, `database is locked`): all three happen
+    // under an exclusive lock file beside the database, as sqlx's advisory lock does on
+    // PostgreSQL. The lock file stays (FILE.migrate.lock); it holds nothing.
+    let _lock = match &file {
+        Some(f) => Some(
+            MigrateLock::acquire(f)
+                .await
+                .map_err(|e| StoreError::Migrate {
+                    url: shown.to_string(),
+                    reason: format!("lock {}: {e}", lock_path(f).display()),
+                })?,
+        ),
+        None => None,
+    };
     // One connection, kept open for good: an in-memory database lives as long as it does.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
@@ -66,8 +83,8 @@ pub(crate) async fn connect(url: &str, shown: &str) -> Result<SqliteStore, Store
         .connect_with(write_opts)
         .await
         .map_err(connect_err)?;
-    let file = (!in_memory).then(|| write_opts_file.clone());
-    super::migrate::run_sqlite(&write, file.as_deref(), shown).await?;
+    super::migrate::run_sqlite(&write, shown).await?;
+    drop(_lock);
     // In-memory databases are shared through SQLite's shared cache and cannot be opened
     // read-only; `query_only` alone guards them.
     let read_opts = base.read_only(!in_memory).pragma("query_only", "ON");

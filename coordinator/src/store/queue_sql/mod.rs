@@ -29,4 +29,4 @@ pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
 pub(crate) use submit::{insert_tasks_in, submit_in};
-pub(crate) use workers::{heartbeat_in, register_worker_in};
+pub(crate) use workers::{heartbeat_in, register_worker_in, touch_worker_in};

@@ -31,6 +31,21 @@ pub(crate) async fn register_worker_in<C: QueueConn>(
     Ok(())
 }
 
+/// Marks the worker seen now: every call a worker makes (lease, heartbeat, result, failure,
+/// release) does this, so `workers_v.last_seen_at` says when it last spoke.
+pub(crate) async fn touch_worker_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    worker_id: &str,
+) -> Result<(), StoreError> {
+    sql("UPDATE workers SET last_seen_at = {now} WHERE id = $1")
+        .bind(worker_id)
+        .execute(tx)
+        .await
+        .map_err(db_error("mark worker seen", url))?;
+    Ok(())
+}
+
 /// Extends the worker's leases `(task_id, attempt)`; answers those it no longer holds.
 pub(crate) async fn heartbeat_in<C: QueueConn>(
     tx: &mut C,
