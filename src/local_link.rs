@@ -9,6 +9,8 @@ use patchsweep_worker::link::{Link, LinkError};
 
 pub struct LocalLink {
     pub coordinator: Coordinator,
+    /// The one sweep this worker takes tasks of (the embedded `run`'s own).
+    pub only_sweep: Option<i64>,
 }
 
 fn err(e: CoordinatorError) -> LinkError {
@@ -32,7 +34,7 @@ impl Link for LocalLink {
         max: usize,
     ) -> Result<Vec<LeasedTask>, LinkError> {
         self.coordinator
-            .lease(worker_id, models, max)
+            .lease_of(worker_id, models, max, self.only_sweep)
             .await
             .map_err(err)
     }

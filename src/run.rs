@@ -4,6 +4,11 @@
 //! Order matters for "bad input never costs stored work": the spec is parsed and checked,
 //! the model is loaded and the spec checked against it, and the database is reached — all
 //! before the sweep is stored.
+//!
+//! A run works on its own sweep only (its worker leases nothing else of the database). Run
+//! again with the same spec text on the same database, it continues that sweep if it has
+//! not ended (`--new` starts over); `--resume ID` continues any sweep; Ctrl-C hands the
+//! current lease back and prints how to continue.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +25,9 @@ use patchsweep_coordinator::store::{
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
-use patchsweep_worker::worker_loop::{run_worker, Controls, WorkerOptions};
+use patchsweep_worker::worker_loop::{
+    run_worker, Controls, WorkerError, WorkerOptions, WorkerStats,
+};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -30,14 +37,25 @@ use crate::sweep_view;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The sweep spec (TOML).
-    spec: PathBuf,
+    /// The sweep spec (TOML); optional with --resume, which takes the sweep's stored spec.
+    #[arg(required_unless_present = "resume")]
+    spec: Option<PathBuf>,
     /// Database URL: sqlite://FILE (created if absent) or postgres://...
     #[arg(long, env = "PATCHSWEEP_DB", default_value = "sqlite://patchsweep.db")]
     db: String,
     /// How many top components to print per experiment.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Start a new sweep even when the database holds an unfinished sweep of this same
+    /// spec (by default that sweep is continued).
+    #[arg(long, conflicts_with = "resume")]
+    new: bool,
+    /// Continue this unfinished (or failed, partial, cancelled) sweep of the database.
+    #[arg(long, value_name = "SWEEP_ID")]
+    resume: Option<i64>,
+    /// Test-only fault: sleep this long before each patch task (to interrupt a run mid-sweep).
+    #[arg(long, hide = true, default_value_t = 0)]
+    fault_task_delay_ms: u64,
 }
 
 /// The embedded queue policy: one local worker, so leases only matter if the process
@@ -51,13 +69,46 @@ fn embedded_policy() -> QueuePolicy {
     }
 }
 
+/// How the embedded run's wait ended.
+enum Ending {
+    /// The sweep reached a final state.
+    Settled(Result<SweepProgress>),
+    /// The local worker stopped while the sweep still had work.
+    WorkerStopped(Result<Result<WorkerStats, WorkerError>, tokio::task::JoinError>),
+    /// Ctrl-C.
+    Interrupted,
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.spec)
-        .with_context(|| format!("reading spec {}", args.spec.display()))?;
-    let origin = args.spec.display().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // With --resume the spec is the sweep's own; the database is reached first only then
+    // (otherwise a bad spec is refused before anything, a database file included, exists).
+    let (text, origin, early_store) = match (&args.spec, args.resume) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading spec {}", path.display()))?,
+            path.display().to_string(),
+            None,
+        ),
+        (None, Some(id)) => {
+            let store = rt.block_on(Store::connect(&args.db))?;
+            let text = rt
+                .block_on(store.sweep_spec(id))?
+                .with_context(|| format!("no sweep {id} in {}", args.db))?;
+            (text, format!("sweep {id} of {}", args.db), Some(store))
+        }
+        (None, None) => anyhow::bail!("a spec file or --resume SWEEP_ID is needed"),
+    };
     let parsed = SweepSpec::parse(&text, &origin)?;
     let spec = &parsed.spec;
-    let mut executor = ModelExecutor::new(None, Faults::default());
+    let faults = Faults {
+        task_delay: Duration::from_millis(args.fault_task_delay_ms),
+        ..Faults::default()
+    };
+    let mut executor = ModelExecutor::new(None, faults);
     let loaded = crate::progress::spin(
         &format!("loading model {} on {}", spec.model, spec.device),
         || executor.model_for(spec),
@@ -68,21 +119,33 @@ pub fn run(args: RunArgs) -> Result<()> {
     // The debias splits must be possible on the pairs kept: check before storing anything.
     patchsweep_api::plan::plan_debias(&parsed, &prepared)?;
     drop(loaded);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let final_state = rt.block_on(async {
-        let store = Store::connect(&args.db).await?;
+        let store = match early_store {
+            Some(store) => store,
+            None => Store::connect(&args.db).await?,
+        };
         let coordinator = Coordinator::new(store.clone(), embedded_policy());
-        let sweep_id = coordinator.submit(&text, &origin).await?;
+        let sweep_id = sweep_to_run(&coordinator, &args, &text, &origin).await?;
+        let others = store.other_unfinished_sweeps(sweep_id).await?;
+        if !others.is_empty() {
+            let ids: Vec<String> = others.iter().map(|s| s.id.to_string()).collect();
+            eprintln!(
+                "note: {} holds {} other unfinished sweep(s) (id {}); this run leaves them alone \
+                 (continue one with: patchsweep run --db {} --resume ID)",
+                args.db,
+                others.len(),
+                ids.join(", "),
+                args.db
+            );
+        }
         let compute = ComputeThread::spawn(Box::new(executor));
         let (drain_tx, drain) = watch::channel(false);
-        let (_abort_tx, abort) = watch::channel(false);
+        let (abort_tx, abort) = watch::channel(false);
         let link = Arc::new(LocalLink {
             coordinator: coordinator.clone(),
+            only_sweep: Some(sweep_id),
         });
-        let worker = tokio::spawn(run_worker(
+        let mut worker = tokio::spawn(run_worker(
             link,
             compute,
             WorkerOptions::new(
@@ -91,10 +154,38 @@ pub fn run(args: RunArgs) -> Result<()> {
             ),
             Controls { drain, abort },
         ));
-        let progress = follow(&coordinator, sweep_id).await;
-        let _ = drain_tx.send(true);
-        worker.await.context("the local worker")??;
-        let progress = progress?;
+        let ending = tokio::select! {
+            p = follow(&coordinator, sweep_id) => Ending::Settled(p),
+            stopped = &mut worker => Ending::WorkerStopped(stopped),
+            _ = tokio::signal::ctrl_c() => Ending::Interrupted,
+        };
+        let progress = match ending {
+            Ending::Settled(progress) => {
+                let _ = drain_tx.send(true);
+                worker.await.context("the local worker")??;
+                progress?
+            }
+            Ending::WorkerStopped(stopped) => {
+                stopped.context("the local worker")??;
+                anyhow::bail!("the local worker stopped before sweep {sweep_id} ended");
+            }
+            Ending::Interrupted => {
+                let _ = abort_tx.send(true);
+                worker.await.context("the local worker")??;
+                let p = coordinator.progress(sweep_id).await?;
+                let spec_arg = args
+                    .spec
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_else(|| format!("--resume {sweep_id}"));
+                eprintln!(
+                    "\ninterrupted: sweep {sweep_id} left unfinished ({} of {} patches done; \
+                     its lease handed back). Continue it with:\n  patchsweep run {spec_arg} --db {}",
+                    p.patches_done, p.patches_total, args.db
+                );
+                std::process::exit(130);
+            }
+        };
         eprint!("{}", sweep_view::block(&progress));
         if progress.state != "failed" {
             print_summary(&store, sweep_id, &parsed, args.top).await?;
@@ -109,6 +200,39 @@ pub fn run(args: RunArgs) -> Result<()> {
         "done" => Ok(()),
         other => anyhow::bail!("sweep {} ended {other}", final_state.sweep_id),
     }
+}
+
+/// The sweep this run works on: the one named by --resume; else an unfinished sweep of the
+/// same spec text in this database (unless --new); else a new one.
+async fn sweep_to_run(
+    coordinator: &Coordinator,
+    args: &RunArgs,
+    text: &str,
+    origin: &str,
+) -> Result<i64> {
+    let continuing = |p: &SweepProgress, why: &str| {
+        eprintln!(
+            "continuing sweep {} ({why}): {} of {} patches done; tasks a killed run still \
+             held come back when their lease expires (at most {} s)",
+            p.sweep_id,
+            p.patches_done,
+            p.patches_total,
+            embedded_policy().lease_seconds
+        );
+    };
+    if let Some(id) = args.resume {
+        let p = coordinator.resume(id).await?;
+        continuing(&p, "--resume");
+        return Ok(id);
+    }
+    if !args.new {
+        if let Some(row) = coordinator.store().unfinished_sweep_with_spec(text).await? {
+            let p = coordinator.progress(row.id).await?;
+            continuing(&p, "the same spec, unfinished; --new starts over");
+            return Ok(row.id);
+        }
+    }
+    Ok(coordinator.submit(text, origin).await?)
 }
 
 /// Shows progress until the sweep ends.

@@ -86,10 +86,28 @@ impl Coordinator {
         models: &[String],
         max: usize,
     ) -> Result<Vec<LeasedTask>, CoordinatorError> {
+        self.lease_of(worker_id, models, max, None).await
+    }
+
+    /// A lease limited to one sweep's tasks when `only_sweep` names one (the embedded
+    /// `run` takes only its own sweep's tasks).
+    pub async fn lease_of(
+        &self,
+        worker_id: &str,
+        models: &[String],
+        max: usize,
+        only_sweep: Option<i64>,
+    ) -> Result<Vec<LeasedTask>, CoordinatorError> {
         let preferred = models.first().map(String::as_str).unwrap_or("");
         Ok(self
             .store
-            .lease_tasks(worker_id, preferred, max.clamp(1, 64), &self.policy)
+            .lease_tasks_of(
+                worker_id,
+                preferred,
+                max.clamp(1, 64),
+                only_sweep,
+                &self.policy,
+            )
             .await?)
     }
 

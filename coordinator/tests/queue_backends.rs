@@ -468,6 +468,34 @@ mod suite {
         moved(seen(store.clone()).await, "complete (stale)");
         let _ = id;
     }
+
+    /// A task whose every lease expired (its workers died on it) fails saying so.
+    pub async fn a_task_that_keeps_losing_its_workers_fails_saying_so(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(0.2);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let w = worker(&store, "doomed").await;
+        for attempt in 1..=p.max_attempts {
+            let t = lease_one(&store, &w, &p).await.expect("the patch task");
+            assert_eq!(t.attempt, attempt);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        store.expire_leases().await.unwrap();
+        let r = store
+            .query_readonly("SELECT state, error FROM tasks WHERE kind = 'patch'")
+            .await
+            .unwrap();
+        let rows: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(rows[0]["state"], "failed", "{rows}");
+        let error = rows[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the worker running this task was lost 2 times")
+                && error.contains("last worker doomed"),
+            "{error}"
+        );
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert!(prog.is_final() && prog.state != "done", "{}", prog.state);
+    }
 }
 
 macro_rules! both_backends {
@@ -487,4 +515,5 @@ both_backends!([
     release_hands_back_without_counting,
     concurrent_workers_never_share_a_lease,
     every_worker_call_marks_the_worker_seen,
+    a_task_that_keeps_losing_its_workers_fails_saying_so,
 ]);

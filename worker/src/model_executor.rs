@@ -123,6 +123,7 @@ impl ModelExecutor {
         let baselines = engine
             .baselines(&state.prepared.pairs)
             .map_err(engine_err)?;
+        check_finite_baselines(&state.prepared, &baselines)?;
         let mut tasks =
             plan::plan(&engine, &state.parsed, &state.prepared, &baselines).map_err(engine_err)?;
         let (debias_tasks, splits) =
@@ -222,6 +223,30 @@ impl Executor for ModelExecutor {
             .as_ref()
             .map(|(_, m)| vec![m.spec.to_string()])
             .unwrap_or_default()
+    }
+}
+
+/// A model that outputs NaN or infinities (broken weights, an overflow in half precision)
+/// gives metrics nothing can be measured against: the prepare task fails for good, naming
+/// the first such pair, instead of handing the coordinator results it must refuse.
+fn check_finite_baselines(p: &Prepared, baselines: &[Baseline]) -> Result<(), TaskError> {
+    let bad = p
+        .pairs
+        .iter()
+        .zip(baselines)
+        .filter(|(_, b)| !(b.clean.is_finite() && b.corrupt.is_finite()))
+        .collect::<Vec<_>>();
+    match bad.first() {
+        None => Ok(()),
+        Some((pair, b)) => Err(TaskError::permanent(format!(
+            "the model's metric is not finite on {} of {} pairs (first: pair {:?}, clean {}, \
+             corrupted {}): the model outputs NaN or infinite logits; check its weights and dtype",
+            bad.len(),
+            p.pairs.len(),
+            pair.id,
+            b.clean,
+            b.corrupt
+        ))),
     }
 }
 

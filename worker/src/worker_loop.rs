@@ -223,14 +223,32 @@ pub async fn run_worker<L: Link>(
         let aborted = |c: &Controls| *c.abort.borrow();
         let settled = match &out {
             Ok(output) => {
-                retrying(
+                let delivered = retrying(
                     "deliver result",
                     &mut backoff,
                     &mut controls,
                     aborted,
                     || link.complete(&id, &task, output, seconds),
                 )
-                .await?
+                .await;
+                match delivered {
+                    Err(LinkError::Refused(why)) => {
+                        // A result the coordinator will never take (invalid values, say) is
+                        // this task's failure, not the worker's: report it and go on. If the
+                        // report is refused too, the worker itself is refused: stop.
+                        tracing::warn!(task = task.task_id, "result refused: {why}");
+                        let message = format!("the coordinator refused the result: {why}");
+                        retrying(
+                            "report refused result",
+                            &mut backoff,
+                            &mut controls,
+                            aborted,
+                            || link.fail(&id, &task, &message, true),
+                        )
+                        .await?
+                    }
+                    other => other?,
+                }
             }
             Err(e) => {
                 tracing::warn!(

@@ -26,6 +26,10 @@ struct FakeLink {
     unavailable_deliveries: AtomicUsize,
     /// Results are answered as stale.
     stale: bool,
+    /// Results of tasks with this description are refused as invalid (a poison task).
+    refuse_results_of: Option<&'static str>,
+    /// Failure reports are refused too (the worker itself is no longer accepted).
+    refuse_reports: bool,
     delivery_attempts: AtomicUsize,
     heartbeats: AtomicUsize,
     completed: Mutex<Vec<(i64, i64, TaskOutput)>>,
@@ -95,6 +99,11 @@ impl Link for FakeLink {
         if away {
             return Err(LinkError::Unavailable("connection refused".into()));
         }
+        if self.refuse_results_of == Some(task.description.as_str()) {
+            return Err(LinkError::Refused(
+                "invalid pair p1: clean or corrupted metric is not finite".into(),
+            ));
+        }
         if self.stale {
             return Ok(Settled::Stale {
                 reason: "the lease moved on".into(),
@@ -118,6 +127,9 @@ impl Link for FakeLink {
         error: &str,
         permanent: bool,
     ) -> Result<Settled, LinkError> {
+        if self.refuse_reports {
+            return Err(LinkError::Refused("worker unknown".into()));
+        }
         self.failed
             .lock()
             .unwrap()
@@ -360,4 +372,38 @@ fn a_coordinator_cannot_ask_for_an_impossible_heartbeat() {
     assert_eq!(heartbeat_interval(f64::NAN), Duration::from_secs(15));
     assert_eq!(heartbeat_interval(-1.0), Duration::from_millis(50));
     assert_eq!(heartbeat_interval(15.0), Duration::from_secs(15));
+}
+
+#[tokio::test]
+async fn a_refused_result_fails_its_task_and_the_worker_goes_on() {
+    let link = Arc::new(FakeLink {
+        refuse_results_of: Some("poison"),
+        ..FakeLink::with_tasks([task(1, "poison"), task(2, "t2")])
+    });
+    let w = start(link.clone(), Duration::ZERO);
+    until("the next task's result", || link.completed() == 1).await;
+    w.drain.send(true).unwrap();
+    let stats = w.handle.await.unwrap().unwrap();
+    assert_eq!((stats.failed, stats.completed), (1, 1));
+    let failed = link.failed.lock().unwrap().clone();
+    assert_eq!(failed.len(), 1);
+    let (id, message, permanent) = &failed[0];
+    assert_eq!((*id, *permanent), (1, true));
+    assert!(
+        message.contains("refused the result") && message.contains("not finite"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_refused_outright_stops_with_the_reason() {
+    let link = Arc::new(FakeLink {
+        refuse_results_of: Some("poison"),
+        refuse_reports: true,
+        ..FakeLink::with_tasks([task(1, "poison"), task(2, "t2")])
+    });
+    let w = start(link.clone(), Duration::ZERO);
+    let err = w.handle.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("worker unknown"), "{err}");
+    assert_eq!(link.completed(), 0);
 }

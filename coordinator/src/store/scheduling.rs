@@ -44,12 +44,30 @@ impl Store {
         max: usize,
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
+        self.lease_tasks_of(worker_id, model, max, None, policy)
+            .await
+    }
+
+    /// [`Store::lease_tasks`], limited to one sweep's tasks when `only_sweep` names one
+    /// (the embedded `run` leaves every other sweep of its database alone).
+    pub async fn lease_tasks_of(
+        &self,
+        worker_id: &str,
+        model: &str,
+        max: usize,
+        only_sweep: Option<i64>,
+        policy: &QueuePolicy,
+    ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
             queue_sql::touch_worker_in(tx, url, worker_id).await?;
             let touched = queue_sql::expire_leases_in(tx, url).await?;
+            let scope = queue_sql::LeaseScope {
+                model,
+                only_sweep,
+                max: max as i64,
+            };
             let mut leased =
-                queue_sql::lease_in(tx, url, worker_id, model, max as i64, policy.lease_seconds)
-                    .await?;
+                queue_sql::lease_in(tx, url, worker_id, &scope, policy.lease_seconds).await?;
             for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Debias) {
                 // Unreadable arguments are left as they are: the worker fails the task
                 // with the reason, instead of one bad task blocking every lease.

@@ -17,7 +17,13 @@ pub(crate) async fn expire_leases_in<C: QueueConn>(
     let mut sweeps: Vec<i64> = sql(
         "UPDATE tasks SET lease_expirations = lease_expirations + 1, \
          state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END, \
-         error = CASE WHEN attempt >= max_attempts THEN \
+         error = CASE \
+           WHEN attempt >= max_attempts AND lease_expirations + 1 >= attempt THEN \
+           'the worker running this task was lost ' || attempt || ' times (each lease \
+           expired without a heartbeat; last worker ' || COALESCE(worker_id, '?') || \
+           '): the task may be crashing its workers (out of memory, a fault); \
+           see the workers'' logs' \
+           WHEN attempt >= max_attempts THEN \
            'lease expired on attempt ' || attempt || ' of ' || max_attempts || \
            ' (worker ' || COALESCE(worker_id, '?') || ' stopped heartbeating)' \
            ELSE error END, \
@@ -33,19 +39,40 @@ pub(crate) async fn expire_leases_in<C: QueueConn>(
     Ok(sweeps)
 }
 
+/// Which tasks a lease may take.
+pub(crate) struct LeaseScope<'a> {
+    /// The worker's model: its tasks come first ("" for none).
+    pub model: &'a str,
+    /// Only this sweep's tasks, when set.
+    pub only_sweep: Option<i64>,
+    pub max: i64,
+}
+
 /// Leases up to `max` runnable tasks, those for `model` first.
 pub(crate) async fn lease_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     worker_id: &str,
-    model: &str,
-    max: i64,
+    scope: &LeaseScope<'_>,
     lease_seconds: f64,
 ) -> Result<Vec<LeasedTask>, StoreError> {
     const STEP: &str = "lease tasks";
+    let (model, max) = (scope.model, scope.max);
     // Tasks for the worker's model first, then any; both walk the index on
     // (state, model, sweep_id, id) / (state, sweep_id, id) in order, with a LIMIT.
-    let mut ids: Vec<i64> = if model.is_empty() {
+    let mut ids: Vec<i64> = if let Some(sweep_id) = scope.only_sweep {
+        sql(
+            "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
+             WHERE t.state = 'queued' AND t.sweep_id = $1 AND t.not_before <= {now} \
+             AND s.status IN ('queued', 'running') \
+             ORDER BY t.id LIMIT $2{skip_locked}",
+        )
+        .bind(sweep_id)
+        .bind(max)
+        .fetch_scalars(tx)
+        .await
+        .map_err(db_error(STEP, url))?
+    } else if model.is_empty() {
         Vec::new()
     } else {
         sql(
@@ -60,7 +87,7 @@ pub(crate) async fn lease_in<C: QueueConn>(
         .await
         .map_err(db_error(STEP, url))?
     };
-    if (ids.len() as i64) < max {
+    if (ids.len() as i64) < max && scope.only_sweep.is_none() {
         let more: Vec<i64> = sql(
             "SELECT t.id FROM tasks t JOIN sweeps s ON s.id = t.sweep_id \
              WHERE t.state = 'queued' AND t.not_before <= {now} \

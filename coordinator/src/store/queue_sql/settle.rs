@@ -131,10 +131,15 @@ pub(crate) async fn resume_in<C: QueueConn>(
     .execute(tx)
     .await
     .map_err(db_error(STEP, url))?;
-    sql("UPDATE sweeps SET status = 'running', finished_at = NULL, error = NULL WHERE id = $1")
-        .bind(sweep_id)
-        .execute(tx)
-        .await
-        .map_err(db_error(STEP, url))?;
+    // A sweep that ended `done` (or is still open) is left as it is: resuming it again
+    // changes nothing, not even its `finished_at`.
+    sql(
+        "UPDATE sweeps SET status = 'running', finished_at = NULL, error = NULL \
+         WHERE id = $1 AND status IN ('failed', 'partial', 'cancelled')",
+    )
+    .bind(sweep_id)
+    .execute(tx)
+    .await
+    .map_err(db_error(STEP, url))?;
     settle_sweep_in(tx, url, sweep_id).await
 }

@@ -94,6 +94,17 @@ pub struct TaskSummary {
 
 const SWEEP_COLUMNS: &str = "SELECT id, name, model, status, created_at, finished_at FROM sweeps";
 
+fn sweep_row(c: &mut super::cells::Cells<'_>) -> Result<SweepRow, StoreError> {
+    Ok(SweepRow {
+        id: c.int("id")?,
+        name: c.text("name")?,
+        model: c.text("model")?,
+        status: c.text("status")?,
+        created_at: c.text("created_at")?,
+        finished_at: c.opt_text("finished_at")?,
+    })
+}
+
 impl Store {
     /// The sweeps selected, by id; an empty list when there are none.
     pub async fn sweeps(&self, which: SweepSelection) -> Result<Vec<SweepRow>, StoreError> {
@@ -106,16 +117,52 @@ impl Store {
             ),
         };
         let r = self.fetch(&sql, &params).await?;
-        decode(&r, |c| {
-            Ok(SweepRow {
-                id: c.int("id")?,
-                name: c.text("name")?,
-                model: c.text("model")?,
-                status: c.text("status")?,
-                created_at: c.text("created_at")?,
-                finished_at: c.opt_text("finished_at")?,
-            })
-        })
+        decode(&r, sweep_row)
+    }
+
+    /// The newest sweep with exactly this spec text that has not ended (queued or
+    /// running), if any: the embedded `run` continues it instead of starting over.
+    pub async fn unfinished_sweep_with_spec(
+        &self,
+        spec_toml: &str,
+    ) -> Result<Option<SweepRow>, StoreError> {
+        let r = self
+            .fetch(
+                &format!(
+                    "{SWEEP_COLUMNS} WHERE spec = $1 AND status IN ('queued', 'running') \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                &[Param::Text(spec_toml)],
+            )
+            .await?;
+        Ok(decode(&r, sweep_row)?.into_iter().next())
+    }
+
+    /// The spec text a sweep was submitted with.
+    pub async fn sweep_spec(&self, sweep_id: i64) -> Result<Option<String>, StoreError> {
+        let r = self
+            .fetch(
+                "SELECT spec FROM sweeps WHERE id = $1",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        Ok(decode(&r, |c| c.text("spec"))?.into_iter().next())
+    }
+
+    /// Sweeps other than `sweep_id` that have not ended.
+    pub async fn other_unfinished_sweeps(
+        &self,
+        sweep_id: i64,
+    ) -> Result<Vec<SweepRow>, StoreError> {
+        let r = self
+            .fetch(
+                &format!(
+                    "{SWEEP_COLUMNS} WHERE id <> $1 AND status IN ('queued', 'running') ORDER BY id"
+                ),
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        decode(&r, sweep_row)
     }
 
     /// The sweep's experiments by name, with their effect and component counts.
