@@ -333,6 +333,7 @@ fn sql_allowed(path: &str) -> bool {
 }
 
 /// Tests that write SQL on purpose: `cli_run.rs` checks the query command itself,
+/// `run_resume.rs` reads the tasks' states through `patchsweep query` as a user would,
 /// `cli_readonly.rs` its read-only guarantees (timeouts, limits, refusals) with runaway
 /// statements, `export.rs` checks exports against the user-facing views, and
 /// `results/mod.rs` inserts two fixture rows into `debias_results` (the store writes debias
@@ -342,6 +343,7 @@ const SQL_IN_USER_QUERY_TESTS: &[&str] = &[
     "tests/cli_run.rs",
     "tests/export.rs",
     "tests/results/mod.rs",
+    "tests/run_resume.rs",
 ];
 
 #[test]
