@@ -72,7 +72,7 @@ fn embedded_policy() -> QueuePolicy {
 /// How the embedded run's wait ended.
 enum Ending {
     /// The sweep reached a final state.
-    Settled(Result<SweepProgress>),
+    Settled(Box<Result<SweepProgress>>),
     /// The local worker stopped while the sweep still had work.
     WorkerStopped(Result<Result<WorkerStats, WorkerError>, tokio::task::JoinError>),
     /// Ctrl-C.
@@ -155,7 +155,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             Controls { drain, abort },
         ));
         let ending = tokio::select! {
-            p = follow(&coordinator, sweep_id) => Ending::Settled(p),
+            p = follow(&coordinator, sweep_id) => Ending::Settled(Box::new(p)),
             stopped = &mut worker => Ending::WorkerStopped(stopped),
             _ = tokio::signal::ctrl_c() => Ending::Interrupted,
         };
@@ -163,7 +163,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             Ending::Settled(progress) => {
                 let _ = drain_tx.send(true);
                 worker.await.context("the local worker")??;
-                progress?
+                (*progress)?
             }
             Ending::WorkerStopped(stopped) => {
                 stopped.context("the local worker")??;
