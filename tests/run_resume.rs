@@ -63,15 +63,42 @@ fn csv(db: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
 }
 
-/// The one number a single-cell query answers.
+/// The one number a single-cell query answers; -1 when the query fails (a database still
+/// being created, while waiting).
 fn number(db: &str, sql: &str) -> i64 {
-    let text = csv(db, sql);
-    text.lines()
+    let out = patchsweep(&["query", "--db", db, "--format", "csv", sql]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
         .nth(1)
-        .unwrap_or("")
-        .trim()
-        .parse()
+        .and_then(|l| l.trim().parse().ok())
         .unwrap_or(-1)
+}
+
+/// `patchsweep run SPEC --db DB` in the background, each patch task delayed by `delay_ms`.
+fn spawn_run(spec: &str, db: &str, delay_ms: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_patchsweep"))
+        .args(["run", spec, "--db", db, "--fault-task-delay-ms", delay_ms])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (up to 2 min) until `ready` holds, polling.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ctrl-C to a background run; its output once it has stopped.
+fn interrupt(child: std::process::Child) -> std::process::Output {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait_with_output().unwrap()
 }
 
 const EFFECTS: &str = "SELECT experiment, component, layer, position, pair_id, value \
@@ -98,41 +125,13 @@ fn an_interrupted_run_is_continued_and_equals_an_uninterrupted_one() {
     run_ok(&["run", spec_arg, "--db", &reference]);
 
     let db = format!("sqlite://{}", dir.join("interrupted.db").display());
-    let child = Command::new(env!("CARGO_BIN_EXE_patchsweep"))
-        .args(["run", spec_arg, "--db", &db, "--fault-task-delay-ms", "150"])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(spec_arg, &db, "150");
     // Interrupt once a few patch tasks are done.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "the run never finished a task");
-        std::thread::sleep(Duration::from_millis(100));
-        if !dir.join("interrupted.db").exists() {
-            continue;
-        }
-        let out = patchsweep(&[
-            "query",
-            "--db",
-            &db,
-            "--format",
-            "csv",
-            "SELECT COUNT(*) FROM tasks WHERE kind = 'patch' AND state = 'done'",
-        ]);
-        let done: i64 = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(0);
-        if done >= 2 {
-            break;
-        }
-    }
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let done = "SELECT COUNT(*) FROM tasks WHERE kind = 'patch' AND state = 'done'";
+    wait_for("two finished tasks", || {
+        dir.join("interrupted.db").exists() && number(&db, done) >= 2
+    });
+    let out = interrupt(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
@@ -175,33 +174,12 @@ fn a_run_leaves_other_sweeps_of_its_database_alone() {
     // A foreign sweep left unfinished: a run of another spec, interrupted once planned.
     let foreign = dir.join("foreign.toml");
     std::fs::write(&foreign, spec("foreign", &tiny())).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_patchsweep"))
-        .args([
-            "run",
-            foreign.to_str().unwrap(),
-            "--db",
-            &db,
-            "--fault-task-delay-ms",
-            "1000",
-        ])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !(dir.join("shared.db").exists()
-        && number(&db, "SELECT COUNT(*) FROM tasks WHERE kind = 'patch'") > 0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the foreign sweep was never planned"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let child = spawn_run(foreign.to_str().unwrap(), &db, "1000");
+    wait_for("the foreign sweep's plan", || {
+        dir.join("shared.db").exists()
+            && number(&db, "SELECT COUNT(*) FROM tasks WHERE kind = 'patch'") > 0
+    });
+    let out = interrupt(child);
     assert_eq!(out.status.code(), Some(130));
     let foreign_done = number(
         &db,
