@@ -125,7 +125,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             None => Store::connect(&args.db).await?,
         };
         let coordinator = Coordinator::new(store.clone(), embedded_policy());
-        let sweep_id = sweep_to_run(&coordinator, &args, &text, &origin).await?;
+        let sweep_id = sweep_to_run(&coordinator, &args, &parsed, &text).await?;
         let others = store.other_unfinished_sweeps(sweep_id).await?;
         if !others.is_empty() {
             let ids: Vec<String> = others.iter().map(|s| s.id.to_string()).collect();
@@ -138,6 +138,8 @@ pub fn run(args: RunArgs) -> Result<()> {
                 args.db
             );
         }
+        // Parsed and prepared once: the local worker's tasks take these, not the stored text.
+        executor.adopt(sweep_id, parsed.clone(), prepared);
         let compute = ComputeThread::spawn(Box::new(executor));
         let (drain_tx, drain) = watch::channel(false);
         let (abort_tx, abort) = watch::channel(false);
@@ -207,8 +209,8 @@ pub fn run(args: RunArgs) -> Result<()> {
 async fn sweep_to_run(
     coordinator: &Coordinator,
     args: &RunArgs,
+    parsed: &ParsedSpec,
     text: &str,
-    origin: &str,
 ) -> Result<i64> {
     let continuing = |p: &SweepProgress, why: &str| {
         eprintln!(
@@ -232,7 +234,7 @@ async fn sweep_to_run(
             return Ok(row.id);
         }
     }
-    Ok(coordinator.submit(text, origin).await?)
+    Ok(coordinator.submit_parsed(parsed, text).await?)
 }
 
 /// Shows progress until the sweep ends.

@@ -5,7 +5,7 @@
 //! both call this same type.
 
 use patchsweep_api::args::{payload, PrepareTask};
-use patchsweep_api::spec::{SpecError, SweepSpec};
+use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 pub use patchsweep_api::Registration;
 use patchsweep_api::{
     LeasedTask, NewTask, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
@@ -46,6 +46,16 @@ impl Coordinator {
     /// its prepare task. Nothing is stored for an invalid spec.
     pub async fn submit(&self, spec_toml: &str, origin: &str) -> Result<i64, CoordinatorError> {
         let parsed = SweepSpec::parse(spec_toml, origin)?;
+        self.submit_parsed(&parsed, spec_toml).await
+    }
+
+    /// [`Coordinator::submit`] of a spec its caller parsed (and so validated) already from
+    /// `spec_toml`: the embedded `run` parses once.
+    pub async fn submit_parsed(
+        &self,
+        parsed: &ParsedSpec,
+        spec_toml: &str,
+    ) -> Result<i64, CoordinatorError> {
         let prepare = NewTask {
             kind: TaskKind::Prepare,
             description: format!("prepare {}", parsed.spec.name),

@@ -24,6 +24,22 @@ pub struct SweepState {
     index: HashMap<String, usize>,
 }
 
+impl SweepState {
+    fn new(parsed: ParsedSpec, prepared: Prepared) -> Self {
+        let index = prepared
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        Self {
+            parsed,
+            prepared,
+            index,
+        }
+    }
+}
+
 /// How many prepared sweeps a worker keeps.
 const SWEEPS_KEPT: usize = 8;
 
@@ -79,6 +95,13 @@ impl ModelExecutor {
         Ok(model)
     }
 
+    /// Takes a sweep its caller already parsed and prepared against this executor's model
+    /// (the embedded `run`), so its tasks neither parse the spec nor read the dataset again.
+    pub fn adopt(&mut self, sweep_id: i64, parsed: ParsedSpec, prepared: Prepared) {
+        self.sweeps
+            .insert(sweep_id, Arc::new(SweepState::new(parsed, prepared)));
+    }
+
     /// The sweep of `task`, parsed and prepared against the model (once per sweep).
     pub fn sweep(
         &mut self,
@@ -92,20 +115,10 @@ impl ModelExecutor {
             .map_err(TaskError::permanent)?;
         let model = self.model_for(&parsed.spec)?;
         let prepared = parsed.prepare(&model).map_err(TaskError::permanent)?;
-        let index = prepared
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id.clone(), i))
-            .collect();
         if self.sweeps.len() >= SWEEPS_KEPT {
             self.sweeps.clear();
         }
-        let state = Arc::new(SweepState {
-            parsed,
-            prepared,
-            index,
-        });
+        let state = Arc::new(SweepState::new(parsed, prepared));
         self.sweeps.insert(task.sweep_id, state.clone());
         Ok((model, state))
     }

@@ -79,3 +79,20 @@ fn later_tasks_of_a_prepared_sweep_do_not_parse_its_spec_again() {
         .unwrap_err();
     assert!(err.permanent, "{err}");
 }
+
+#[test]
+fn an_adopted_sweep_is_never_parsed_by_the_executor() {
+    // The embedded `run` parses and prepares once and hands both to its executor.
+    let mut exec = ModelExecutor::new(None, Faults::default());
+    let parsed = patchsweep_api::spec::SweepSpec::parse(&spec(), "test").unwrap();
+    let model = exec.model_for(&parsed.spec).unwrap();
+    let prepared = parsed.prepare(&model).unwrap();
+    exec.adopt(7, parsed, prepared);
+    let out = exec
+        .execute(&leased(7, TaskKind::Prepare, "not a spec", "{}"))
+        .expect("the adopted sweep's prepare task reads no spec text");
+    let TaskOutput::Prepare(prepared) = out else {
+        panic!("a prepare task answers a prepared sweep");
+    };
+    assert_eq!(prepared.pairs.len(), 2);
+}
