@@ -132,9 +132,12 @@ pub struct CoordinatorArgs {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
-    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 0.0.0.0:9090.
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9090.
     #[arg(long, env = "PATCHSWEEP_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Allow --metrics-listen beyond loopback (metrics are served without a token).
+    #[arg(long, env = "PATCHSWEEP_METRICS_PUBLIC")]
+    metrics_public: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -146,6 +149,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let policy = args.policy.policy()?;
+    crate::metrics::check_exposure(args.metrics_listen, args.metrics_public)?;
     let opts = ServeOptions {
         listen: args.listen,
         token: args.token.token()?,
@@ -206,9 +210,12 @@ pub struct WorkerArgs {
     /// Serve grpc.health.v1 on this address for probes, e.g. 0.0.0.0:50052.
     #[arg(long, env = "PATCHSWEEP_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
-    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 0.0.0.0:9091.
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9091.
     #[arg(long, env = "PATCHSWEEP_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Allow --metrics-listen beyond loopback (metrics are served without a token).
+    #[arg(long, env = "PATCHSWEEP_METRICS_PUBLIC")]
+    metrics_public: bool,
     /// Testing only: sleep this long before each patch task.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_task_delay_ms: u64,
@@ -225,6 +232,7 @@ fn default_name() -> String {
 }
 
 pub fn worker(args: WorkerArgs) -> Result<()> {
+    crate::metrics::check_exposure(args.metrics_listen, args.metrics_public)?;
     let target = args.remote.target()?;
     let faults = Faults {
         task_delay: Duration::from_millis(args.fault_task_delay_ms),

@@ -99,3 +99,16 @@ pub async fn coordinator_metrics(c: Coordinator) -> Result<String, String> {
     }
     Ok(out)
 }
+
+/// Metrics are served without a token: an address beyond loopback needs `--metrics-public`
+/// (`PATCHSWEEP_METRICS_PUBLIC=true`), so nobody exposes them by accident.
+pub fn check_exposure(addr: Option<std::net::SocketAddr>, public: bool) -> anyhow::Result<()> {
+    match addr {
+        Some(a) if !a.ip().is_loopback() && !public => anyhow::bail!(
+            "--metrics-listen {a} serves metrics beyond this machine without a token; add \
+             --metrics-public (PATCHSWEEP_METRICS_PUBLIC=true) if that is meant, or listen on \
+             127.0.0.1"
+        ),
+        _ => Ok(()),
+    }
+}

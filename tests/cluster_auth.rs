@@ -260,3 +260,28 @@ fn tls_serves_trusted_clients_only() {
         "plaintext is refused by a TLS coordinator"
     );
 }
+
+#[test]
+fn metrics_beyond_loopback_need_an_explicit_flag() {
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("m.db").display());
+    for args in [
+        vec!["coordinator", "--db", &url, "--metrics-listen", "0.0.0.0:0"],
+        vec![
+            "worker",
+            "--coordinator",
+            "http://127.0.0.1:1",
+            "--metrics-listen",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let out = patchsweep(&args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--metrics-listen 0.0.0.0:0 serves metrics beyond this machine")
+                && stderr.contains("--metrics-public"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
