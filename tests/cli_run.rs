@@ -188,6 +188,38 @@ fn bad_specs_are_refused_before_any_work_with_the_field_named() {
         err.contains("missing file") && err.contains("NoSuch"),
         "{err}"
     );
+    // Debias settings are checked against the model before any compute (issue 15).
+    let debias = |select: &str| {
+        format!(
+            "{SPEC}\n[[debias]]\nname = \"d\"\nexperiment = \"heads\"\n[debias.select]\n{select}\n\
+             [debias.split]\nheldout_templates = 0.0\n[[debias.intervention]]\nkind = \"ablation\"\n"
+        )
+    };
+    for (name, select, expected) in [
+        (
+            "debias-layer.toml",
+            "components = [\"head L40H0\"]",
+            "`debias[0].select.components[0]`: \"head L40H0\": layer 40 does not exist (layers 0..30)",
+        ),
+        (
+            "debias-head.toml",
+            "components = [\"head L3H9\"]",
+            "head 9 does not exist (heads 0..9)",
+        ),
+        (
+            "debias-k.toml",
+            "component = \"head_out\"\ntop_k = 1000000000",
+            "`debias[0].select.top_k`: 1000000000 is more than the",
+        ),
+        (
+            "debias-label.toml",
+            "component = \"head_out\"\ntop_k = 4\nposition = \"nowhere\"",
+            "`debias[0].select.position`: no pair has a position labelled \"nowhere\"",
+        ),
+    ] {
+        let err = run_fails(name, &debias(select), &db);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
     // None of these created a sweep.
     assert!(
         !Path::new(&db_path).exists() || query(&db, "SELECT COUNT(*) FROM sweeps").contains("\n0")

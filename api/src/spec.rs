@@ -548,10 +548,97 @@ impl ParsedSpec {
                     })?;
             }
         }
+        for (i, d) in self.spec.debias.iter().enumerate() {
+            check_debias_against_model(&format!("debias[{i}]"), d, &model.model.cfg, &pairs)?;
+        }
         Ok(Prepared {
             pairs,
             specs,
             dropped,
         })
     }
+}
+
+/// A debias section's settings against the model and the pairs kept, before any compute:
+/// explicit components exist, `top_k` is no larger than what the model has, and position
+/// labels name positions of the pairs (a label matching nothing would select nothing).
+fn check_debias_against_model(
+    at: &str,
+    d: &patchsweep_engine::debias::DebiasConfig,
+    cfg: &patchsweep_model::ModelConfig,
+    pairs: &[PairInput],
+) -> Result<(), SpecError> {
+    use patchsweep_engine::debias::{Target, TargetKind};
+    let labels: HashSet<&str> = pairs
+        .iter()
+        .flat_map(|p| p.position_labels.iter().map(String::as_str))
+        .chain(["last"])
+        .collect();
+    let known_label = |l: &str| labels.contains(l);
+    let shown = || {
+        let mut v: Vec<&str> = labels.iter().copied().collect();
+        v.sort_unstable();
+        v.join(", ")
+    };
+    for (j, text) in d.select.components.iter().flatten().enumerate() {
+        let f = format!("{at}.select.components[{j}]");
+        let t: Target = text.parse().map_err(|e| field(&f, e))?;
+        if t.layer >= cfg.n_layers {
+            return Err(field(
+                &f,
+                format!(
+                    "{text:?}: layer {} does not exist (layers 0..{})",
+                    t.layer, cfg.n_layers
+                ),
+            ));
+        }
+        if let (TargetKind::Head, Some(h)) = (t.kind, t.head) {
+            if h >= cfg.n_heads {
+                return Err(field(
+                    &f,
+                    format!(
+                        "{text:?}: head {h} does not exist (heads 0..{})",
+                        cfg.n_heads
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = t.position.as_deref().filter(|l| !known_label(l)) {
+            return Err(field(
+                &f,
+                format!(
+                    "{text:?}: no pair has a position labelled {l:?} (labels: {})",
+                    shown()
+                ),
+            ));
+        }
+    }
+    if let Some(l) = d.select.position.as_deref().filter(|l| !known_label(l)) {
+        return Err(field(
+            format!("{at}.select.position"),
+            format!(
+                "no pair has a position labelled {l:?} (labels: {})",
+                shown()
+            ),
+        ));
+    }
+    if let Some(k) = d.select.top_k {
+        let per_layer = match d.select.component.as_ref().map(|c| c.name()) {
+            Some("head_out") => cfg.n_heads,
+            _ => 1,
+        };
+        let max_positions = pairs.iter().map(|p| p.clean_ids.len()).max().unwrap_or(1);
+        let most = cfg.n_layers * per_layer * max_positions;
+        if k > most {
+            return Err(field(
+                format!("{at}.select.top_k"),
+                format!(
+                    "{k} is more than the {most} components this model can rank ({} layers × \
+                     {per_layer} per layer × {max_positions} positions)",
+                    cfg.n_layers
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
