@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_coordinator::store::{
-    values, QueryResult, Rounding, Store, StoreError, SweepRow, SweepSelection,
+    values, Baselines, QueryResult, Rounding, Store, StoreError, SweepRow, SweepSelection,
 };
 use serde_json::Value;
 
@@ -191,14 +191,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     out.push_str(&shown(
         &store.baselines(id, Rounding::Exact).await.map(|b| vec![b]),
         &["pairs", "mean_clean", "mean_corrupt", "mean_difference"],
-        |b| {
-            vec![
-                Value::from(b.pairs),
-                values::opt_float(b.mean_clean),
-                values::opt_float(b.mean_corrupt),
-                values::opt_float(b.mean_difference),
-            ]
-        },
+        Baselines::cells,
     ));
     out.push_str("<h4>Dropped pairs</h4>\n");
     out.push_str(&shown(

@@ -20,7 +20,7 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::SweepProgress;
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
-    values, QueryResult, QueuePolicy, Rounding, Store, EXAMPLE_QUERY,
+    values, Baselines, QueryResult, QueuePolicy, Rounding, Store, EXAMPLE_QUERY,
 };
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
@@ -289,14 +289,7 @@ async fn print_summary(
     let baselines = QueryResult::from_rows(
         &["pairs", "mean_clean", "mean_corrupted", "mean_difference"],
         &[base],
-        |b| {
-            vec![
-                Value::from(b.pairs),
-                values::opt_float(b.mean_clean),
-                values::opt_float(b.mean_corrupt),
-                values::opt_float(b.mean_difference),
-            ]
-        },
+        Baselines::cells,
     );
     print!("{}", baselines.to_table());
     for exp in &parsed.experiments {

@@ -168,6 +168,7 @@ async fn pg_rows(
     feed.finish(names)
 }
 
-fn column_names<C: Column>(columns: &[C]) -> Vec<String> {
+/// A statement's or a row's column names (the read model's fetch uses it too).
+pub(crate) fn column_names<C: Column>(columns: &[C]) -> Vec<String> {
     columns.iter().map(|c| c.name().to_string()).collect()
 }

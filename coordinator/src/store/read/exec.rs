@@ -8,9 +8,10 @@
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{Column, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, Statement};
+use sqlx::{Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, Statement};
 
 use crate::store::error::{db_error, query_error};
+use crate::store::user_query::column_names;
 use crate::store::{Inner, QueryResult, Store, StoreError};
 
 /// A bound parameter of a named query.
@@ -80,16 +81,9 @@ pub(crate) async fn sqlite_fetch(
         .await
         .map_err(query_error)?;
     let columns = match rows.first() {
-        Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+        Some(row) => column_names(row.columns()),
         // No row to take the names from: prepare the statement (it is not run).
-        None => conn
-            .prepare(sql)
-            .await
-            .map_err(query_error)?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect(),
+        None => column_names(conn.prepare(sql).await.map_err(query_error)?.columns()),
     };
     let rows = rows
         .iter()
@@ -126,16 +120,9 @@ async fn pg_fetch_in(
         .await
         .map_err(query_error)?;
     let columns = match rows.first() {
-        Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+        Some(row) => column_names(row.columns()),
         // No row to take the names from: prepare the statement (it is not run).
-        None => tx
-            .prepare(sql)
-            .await
-            .map_err(query_error)?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect(),
+        None => column_names(tx.prepare(sql).await.map_err(query_error)?.columns()),
     };
     let rows = rows
         .iter()

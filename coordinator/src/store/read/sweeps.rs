@@ -69,6 +69,19 @@ pub struct Baselines {
     pub mean_difference: Option<f64>,
 }
 
+impl Baselines {
+    /// The row's cells as tables show them: pairs, mean clean, mean corrupted, mean difference.
+    pub fn cells(&self) -> Vec<serde_json::Value> {
+        use super::values::opt_float;
+        vec![
+            serde_json::Value::from(self.pairs),
+            opt_float(self.mean_clean),
+            opt_float(self.mean_corrupt),
+            opt_float(self.mean_difference),
+        ]
+    }
+}
+
 /// Pairs dropped from a sweep for one reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DroppedCount {
