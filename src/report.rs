@@ -302,6 +302,10 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
                 "after",
                 "delta",
                 "control_after",
+                "control_p05",
+                "control_p95",
+                "control_percentile",
+                "control_sets",
                 "control_components",
             ];
             out.push_str(&table(
@@ -316,6 +320,10 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
                         values::float(d.after),
                         values::float(d.after - d.before),
                         values::opt_float(d.control_after),
+                        values::opt_float(d.control_p05),
+                        values::opt_float(d.control_p95),
+                        values::opt_float(d.control_percentile),
+                        d.control_sets.map(Value::from).unwrap_or(Value::Null),
                         opt_text(&d.control_components),
                     ]
                 }),

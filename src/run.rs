@@ -348,6 +348,9 @@ async fn print_summary(
                 "after",
                 "delta",
                 "control_after",
+                "control_p05",
+                "control_p95",
+                "control_percentile",
             ],
             &rows,
             |d| {
@@ -360,10 +363,18 @@ async fn print_summary(
                     values::float(d.after),
                     values::float(d.delta),
                     values::opt_float(d.control_after),
+                    values::opt_float(d.control_p05),
+                    values::opt_float(d.control_p95),
+                    values::opt_float(d.control_percentile),
                 ]
             },
         );
-        println!("\ndebiasing, before and after each intervention (control: the same on random components):");
+        let sets = rows.iter().find_map(|d| d.control_sets).unwrap_or(0);
+        println!(
+            "\ndebiasing, before and after each intervention (control: the same on {sets} random \
+             component sets matched on kind and layer: their mean, 5-95% range, and the located \
+             components' percentile among them):"
+        );
         print!("{}", deltas.to_table());
         let rows = store.debias_components(sweep_id).await?;
         let components = QueryResult::from_rows(

@@ -58,7 +58,7 @@ pub fn block(p: &SweepProgress) -> String {
     }
     if !p.debias.is_empty() {
         s.push_str(&format!(
-            "  debiasing (control: the same intervention on random components):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10}\n",
+            "  debiasing (control: the mean of the same intervention on matched random component sets):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10}\n",
             "debias", "intervention", "split", "metric", "before", "after", "delta", "control"
         ));
         for d in &p.debias {

@@ -43,7 +43,9 @@ pub struct EffectRow {
 }
 
 /// One figure of a debiasing evaluation: a metric before and after an intervention (and
-/// after the same intervention on random components, the control).
+/// after the same intervention on matched random component sets, the control: their mean,
+/// 5th and 95th percentiles, how many sets, and the located components' percentile among
+/// them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DebiasRow {
     /// The `[[debias]]` section's name.
@@ -54,6 +56,16 @@ pub struct DebiasRow {
     pub metric: String,
     pub before: f64,
     pub after: f64,
+    /// The mean over the control sets.
     pub control_after: Option<f64>,
+    /// The first control set's components.
     pub control_components: Option<String>,
+    #[serde(default)]
+    pub control_sets: Option<i64>,
+    #[serde(default)]
+    pub control_p05: Option<f64>,
+    #[serde(default)]
+    pub control_p95: Option<f64>,
+    #[serde(default)]
+    pub control_percentile: Option<f64>,
 }

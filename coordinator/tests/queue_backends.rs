@@ -185,6 +185,10 @@ mod suite {
             after: 0.25,
             control_after: Some(0.9),
             control_components: Some("mlp_out L3".into()),
+            control_sets: Some(20),
+            control_p05: Some(0.7),
+            control_p95: Some(1.1),
+            control_percentile: Some(2.5),
         }])
         .unwrap();
         let settled = store
@@ -202,6 +206,17 @@ mod suite {
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM debias_v WHERE delta = -0.75").await,
             1
+        );
+        // The matched control's summary round-trips on both backends.
+        let stored = store.debias_rows(sweep).await.unwrap();
+        assert_eq!(
+            (
+                stored[0].control_sets,
+                stored[0].control_p05,
+                stored[0].control_p95,
+                stored[0].control_percentile
+            ),
+            (Some(20), Some(0.7), Some(1.1), Some(2.5))
         );
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM tasks_v WHERE state = 'done'").await,

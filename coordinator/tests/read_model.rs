@@ -139,6 +139,10 @@ fn debias_rows() -> Vec<DebiasRow> {
         after,
         control_after: control,
         control_components: control.map(|_| "head_out L0H1".to_string()),
+        control_sets: control.map(|_| 20),
+        control_p05: control.map(|c| c - 0.25),
+        control_p95: control.map(|c| c + 0.25),
+        control_percentile: control.map(|_| 5.0),
     };
     vec![
         row("steering", "heldout", "mean_logit_diff", 1.23456, 0.5, None),

@@ -1,7 +1,7 @@
 //! Locate and remove gender bias on SmolLM2, end to end with the engine alone:
 //! professions pairs → seeded held-out split → attribution patching on (part of) the
 //! selection split → top components → ablation, steering and CDA fine-tuning → before/after
-//! on the held-out pairs and the neutral text, with a random-components control.
+//! on the held-out pairs and the neutral text, with matched random control sets.
 //!
 //! cargo run -p patchsweep-engine --example debias_professions -- [OUT_DIR] [N_SELECT]
 //!
@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
 use patchsweep_engine::debias::{
-    debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
+    debias_pairs, male_side, matched_controls, neutral_chunks, run_debias, select_components,
     split_pairs, AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
 };
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
@@ -186,7 +186,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let rows = &effects_cache.as_ref().expect("computed above").0;
         let targets = select_components(rows, &cfg.select, &m.model.cfg)?;
-        let control = random_control(&targets, cfg.control_seed, &m.model.cfg)?;
+        let controls =
+            matched_controls(&targets, cfg.control_seed, cfg.control_sets, &m.model.cfg)?;
         for t in &targets {
             let score = rows
                 .iter()
@@ -209,7 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pairs: &pairs,
                 split: &split,
                 targets: &targets,
-                control: &control,
+                controls: &controls,
                 neutral: &neutral,
                 deltas_dir: Some(&out_dir),
                 max_batch: 64,
@@ -221,11 +222,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t.elapsed().as_secs_f64(),
             outcome.heldout_pairs,
             outcome.heldout_stereotyped,
-            patchsweep_engine::debias::describe(&control)
+            controls
+                .first()
+                .map(|c| patchsweep_engine::debias::describe(c))
+                .unwrap_or_default()
         );
         for a in &outcome.artifacts {
             println!(
-                "  deltas {} (control: {}): loss {:.4} -> {:.4}",
+                "  deltas {} (control set: {:?}): loss {:.4} -> {:.4}",
                 a.path.display(),
                 a.control,
                 a.first_loss,
@@ -245,14 +249,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.before,
                 r.after,
                 r.delta,
-                r.control_after.unwrap_or(f64::NAN)
+                r.control.as_ref().map_or(f64::NAN, |c| c.mean)
             );
         }
         all_rows.push(serde_json::json!({
             "name": cfg.name,
             "split": split,
             "targets": patchsweep_engine::debias::describe(&targets),
-            "control": patchsweep_engine::debias::describe(&control),
+            "control": controls.first().map(|c| patchsweep_engine::debias::describe(c)),
             "rows": outcome.rows,
             "artifacts": outcome.artifacts,
         }));

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use debias_common::{opposite_profession_pairs, pairs, tiny};
 use patchsweep_engine::debias::{
-    random_control, select_components, split_pairs, AggregatedEffect, DebiasConfig,
-    InterventionConfig, PositionsConfig, SelectionConfig, SplitConfig, Target, TargetKind,
+    matched_control, matched_controls, select_components, split_pairs, AggregatedEffect,
+    DebiasConfig, InterventionConfig, PositionsConfig, SelectionConfig, SplitConfig, Target,
+    TargetKind,
 };
 use patchsweep_engine::grid::{Component, PositionRef};
+use patchsweep_model::ModelConfig;
 
 const SPEC: &str = r#"
 name = "top-heads"
@@ -381,36 +383,71 @@ fn top_k_ranks_by_absolute_score_with_threshold_and_position() {
     assert!(err.contains("head 9 does not exist"), "{err}");
 }
 
+/// The tiny model's config with more layers and heads, so matching has room to show.
+fn wide(n_layers: usize, n_heads: usize) -> ModelConfig {
+    let mut cfg = tiny("tiny-llama2").model.cfg.clone();
+    cfg.n_layers = n_layers;
+    cfg.n_heads = n_heads;
+    cfg
+}
+
+fn targets(names: &[&str]) -> Vec<Target> {
+    names.iter().map(|s| s.parse().unwrap()).collect()
+}
+
 #[test]
-fn control_has_the_same_kinds_and_size_and_avoids_the_selection() {
-    let model = tiny("tiny-llama2").model;
-    let selected: Vec<Target> = ["head L0H1@end", "head L1H2@end", "mlp_out L0@subject"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let a = random_control(&selected, 5, &model.cfg).unwrap();
-    assert_eq!(a, random_control(&selected, 5, &model.cfg).unwrap());
-    assert_eq!(a.len(), 3);
-    for (s, c) in selected.iter().zip(&a) {
-        assert_eq!((s.kind, &s.position), (c.kind, &c.position));
-        assert!(
-            !selected.iter().any(|x| x.site() == c.site()),
-            "{c} is selected"
-        );
+fn matched_control_keeps_kind_layer_and_label_and_avoids_the_selection() {
+    let model = wide(12, 4);
+    let selected = targets(&[
+        "head L9H1@end",
+        "head L9H2@end",
+        "head L3H0@end",
+        "mlp_out L5@subject",
+    ]);
+    for seed in 0..50 {
+        let c = matched_control(&selected, seed, &model).unwrap();
+        assert_eq!(c, matched_control(&selected, seed, &model).unwrap());
+        assert_eq!(c.len(), 4);
+        for (s, m) in selected.iter().zip(&c) {
+            assert_eq!((s.kind, &s.position), (m.kind, &m.position));
+            assert!(
+                !selected.iter().any(|x| x.site() == m.site()),
+                "{m} is selected"
+            );
+        }
+        // Heads come from the same layer while it has free heads …
+        assert_eq!((c[0].layer, c[1].layer, c[2].layer), (9, 9, 3), "{c:?}");
+        assert_ne!(c[0].head, c[1].head);
+        // … a layer-level component from the nearest layer.
+        assert!([4, 6].contains(&c[3].layer), "{c:?}");
     }
-    assert_eq!(a[2].to_string(), "mlp_out L1@subject");
-    let seeds: HashSet<Vec<Target>> = (0..10)
-        .map(|s| random_control(&selected, s, &model.cfg).unwrap())
-        .collect();
-    assert!(seeds.len() > 1, "the seed changes nothing");
-    let too_many: Vec<Target> = ["mlp_out L0", "mlp_out L1"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let err = random_control(&too_many, 0, &model.cfg)
+    let sets = matched_controls(&selected, 7, 20, &model).unwrap();
+    assert_eq!(sets.len(), 20);
+    assert_eq!(sets[3], matched_control(&selected, 10, &model).unwrap());
+    let distinct: HashSet<&Vec<Target>> = sets.iter().collect();
+    assert!(distinct.len() > 1, "the seed changes nothing");
+    // Both neighbours of mlp_out L5 are drawn over 20 seeds, not always the same side.
+    let sides: HashSet<usize> = sets.iter().map(|c| c[3].layer).collect();
+    assert_eq!(sides, HashSet::from([4, 6]));
+}
+
+#[test]
+fn matched_control_spills_to_the_nearest_layers_when_one_is_full() {
+    let model = wide(8, 2);
+    // Layer 0's two heads are both selected: their matches come from layer 1, the nearest.
+    let c = matched_control(&targets(&["head L0H0", "head L0H1"]), 3, &model).unwrap();
+    assert!(c.iter().all(|t| t.layer == 1), "{c:?}");
+    // A block of MLPs is matched by the layers next to the block.
+    let block = targets(&["mlp_out L0", "mlp_out L1", "mlp_out L2", "mlp_out L3"]);
+    let c = matched_control(&block, 1, &model).unwrap();
+    let mut layers: Vec<usize> = c.iter().map(|t| t.layer).collect();
+    layers.sort();
+    assert_eq!(layers, vec![4, 5, 6, 7], "{c:?}");
+    let all = targets(&["mlp_out L0", "mlp_out L1"]);
+    let err = matched_control(&all, 0, &wide(2, 2))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("only 0 others"), "{err}");
+    assert!(err.contains("no mlp_out is left"), "{err}");
     assert_eq!(
         TargetKind::from_component(Component::MlpOut).unwrap(),
         TargetKind::MlpOut

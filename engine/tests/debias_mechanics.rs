@@ -15,9 +15,9 @@ use patchsweep_engine::debias::edit::EditPositions;
 use patchsweep_engine::debias::finetune::{cda_examples, cda_loss, finetune, CdaExample};
 use patchsweep_engine::debias::steering::{gender_directions, steering_edits};
 use patchsweep_engine::debias::{
-    neutral_chunks, random_control, run_debias, split_pairs, AblationConfig, AblationMode, CdaLoss,
-    DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig, InterventionConfig, PositionsConfig,
-    SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
+    matched_controls, neutral_chunks, run_debias, split_pairs, AblationConfig, AblationMode,
+    CdaLoss, DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig, InterventionConfig,
+    PositionsConfig, SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
 };
 use patchsweep_engine::grid::PositionRef;
 use patchsweep_model::{
@@ -502,6 +502,7 @@ fn config() -> DebiasConfig {
             seed: 1,
         },
         control_seed: 2,
+        control_sets: 3,
         neutral: Default::default(),
         evaluate_selection: true,
         interventions: vec![
@@ -538,24 +539,24 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
     let neutral = neutral_chunks(&loaded.tokenizer, NEUTRAL_TEXT, 24, Some(6), None).unwrap();
     assert_eq!(neutral.len(), 6);
     let sel = targets(&["head L1H2@end", "mlp_out L0@subject"]);
-    let control = random_control(&sel, cfg.control_seed, &model.cfg).unwrap();
+    let controls = matched_controls(&sel, cfg.control_seed, cfg.control_sets, &model.cfg).unwrap();
     let dir = std::env::temp_dir().join(format!("patchsweep-debias-run-{}", std::process::id()));
-    let run = |targets: &[Target], control: &[Target], sub: &str| {
+    let run = |targets: &[Target], controls: &[Vec<Target>], sub: &str| {
         let d = dir.join(sub);
         let inputs = DebiasInputs {
             model,
             pairs: &all,
             split: &split,
             targets,
-            control,
+            controls,
             neutral: &neutral,
             deltas_dir: Some(&d),
             max_batch: 8,
         };
         run_debias(&cfg, &inputs).unwrap()
     };
-    let a = run(&sel, &control, "a");
-    let b = run(&sel, &control, "b");
+    let a = run(&sel, &controls, "a");
+    let b = run(&sel, &controls, "b");
     assert_eq!(a.rows, b.rows, "re-running changed the numbers");
     assert_eq!(a.artifacts.len(), 2);
     for (x, y) in a.artifacts.iter().zip(&b.artifacts) {
@@ -574,7 +575,10 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             "{name} changed no held-out metric"
         );
     }
-    assert!(a.rows.iter().all(|r| r.control_after.is_some()));
+    assert!(a
+        .rows
+        .iter()
+        .all(|r| r.control.as_ref().is_some_and(|c| c.sets == 3)));
 
     let none = run(&[], &[], "none");
     assert_eq!(none.rows.len(), a.rows.len());
@@ -587,7 +591,7 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             r.metric
         );
         assert_eq!(r.delta, 0.0);
-        assert_eq!(r.control_after, None);
+        assert_eq!(r.control, None);
     }
     let top1 = none
         .rows

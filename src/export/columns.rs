@@ -38,6 +38,7 @@ const INTEGER_NAMES: &[&str] = &[
     "max_attempts",
     "patches",
     "rows_stored",
+    "control_sets",
     "stale_results",
     "lease_expirations",
     "memory_bytes",
@@ -60,6 +61,9 @@ const REAL_NAMES: &[&str] = &[
     "after",
     "delta",
     "control_after",
+    "control_p05",
+    "control_p95",
+    "control_percentile",
     "seconds",
 ];
 

@@ -327,8 +327,8 @@ fn padded(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
     }
 }
 
-const BARS_NOTE: &str =
-    "before and after intervening on the components found; control: the same on random ones";
+const BARS_NOTE: &str = "before and after intervening on the components found; control: the \
+     same on matched random sets (mean, whisker 5-95%)";
 
 /// Debias results of one (debias section, metric): for every (intervention, split) the
 /// metric before, after, and after the same intervention on random control components.
@@ -336,7 +336,7 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
     let series: [(&str, &str); 3] = [
         ("before", "#9e9e9e"),
         ("after", CATEGORICAL[0]),
-        ("control after", CATEGORICAL[1]),
+        ("control mean", CATEGORICAL[1]),
     ];
     let has_control = rows.iter().any(|r| r.control_after.is_some());
     let bars_per_group = if has_control { 3 } else { 2 };
@@ -349,7 +349,15 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
     let h = top + ph + bottom;
     let values: Vec<f64> = rows
         .iter()
-        .flat_map(|r| [Some(r.before), Some(r.after), r.control_after])
+        .flat_map(|r| {
+            [
+                Some(r.before),
+                Some(r.after),
+                r.control_after,
+                r.control_p05,
+                r.control_p95,
+            ]
+        })
         .flatten()
         .filter(|v| v.is_finite())
         .collect();
@@ -399,6 +407,13 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
                     r.intervention, r.split, series[k].0, r.components
                 ),
             );
+        }
+        if let (true, Some(p05), Some(p95)) = (has_control, r.control_p05, r.control_p95) {
+            let x = gx + 2.0 * bar_w + (bar_w - 3.0) / 2.0;
+            svg.line(x, sy(p05), x, sy(p95), "#333333", 1.2);
+            for y in [sy(p05), sy(p95)] {
+                svg.line(x - 4.0, y, x + 4.0, y, "#333333", 1.2);
+            }
         }
         let cx = gx + bar_w * bars_per_group as f64 / 2.0;
         svg.text(cx, top + ph + 15.0, TICK, Anchor::Middle, &r.intervention);

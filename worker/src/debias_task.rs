@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, TaskOutput};
 use patchsweep_engine::debias::{
-    debias_pairs, male_side, neutral_chunks, random_control, run_debias, select_components,
+    debias_pairs, male_side, matched_controls, neutral_chunks, run_debias, select_components,
     split_pairs, AggregatedEffect, DebiasInputs, NEUTRAL_TEXT,
 };
 
@@ -55,7 +55,13 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
         })
         .collect();
     let targets = select_components(&rows, &cfg.select, &model.model.cfg).map_err(perm)?;
-    let control = random_control(&targets, cfg.control_seed, &model.model.cfg).map_err(perm)?;
+    let controls = matched_controls(
+        &targets,
+        cfg.control_seed,
+        cfg.control_sets,
+        &model.model.cfg,
+    )
+    .map_err(perm)?;
     let neutral = neutral_chunks(
         &model.tokenizer,
         NEUTRAL_TEXT,
@@ -72,7 +78,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
             pairs: &pairs,
             split: &split,
             targets: &targets,
-            control: &control,
+            controls: &controls,
             neutral: &neutral,
             deltas_dir: Some(&dir),
             max_batch: spec.batch_size,
@@ -80,7 +86,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     )
     .map_err(TaskError::transient)?;
     for a in &outcome.artifacts {
-        tracing::info!(intervention = %a.intervention, control = a.control, path = %a.path.display(), first_loss = a.first_loss, final_loss = a.final_loss, "tuned deltas saved");
+        tracing::info!(intervention = %a.intervention, control = ?a.control, path = %a.path.display(), first_loss = a.first_loss, final_loss = a.final_loss, "tuned deltas saved");
     }
     let rows: Vec<DebiasRow> = outcome
         .rows
@@ -93,8 +99,12 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
             metric: r.metric,
             before: r.before,
             after: r.after,
-            control_after: r.control_after,
+            control_after: r.control.as_ref().map(|c| c.mean),
             control_components: Some(r.control_components),
+            control_sets: r.control.as_ref().map(|c| c.sets as i64),
+            control_p05: r.control.as_ref().map(|c| c.p05),
+            control_p95: r.control.as_ref().map(|c| c.p95),
+            control_percentile: r.control.as_ref().map(|c| c.percentile),
         })
         .collect();
     Ok(TaskOutput::Debias(

@@ -5,7 +5,8 @@
 //! [[debias]]
 //! name = "top-heads"
 //! experiment = "heads"              # the sweep experiment whose effects select components
-//! control_seed = 11                 # the random-components control
+//! control_seed = 11                 # first seed of the matched random control sets
+//! control_sets = 20                 # how many sets (0: no control)
 //!
 //! [debias.select]                   # top-k by |mean normalized effect| …
 //! component = "head_out"            # head_out | attn_out | mlp_out
@@ -49,6 +50,11 @@ fn default_control_seed() -> u64 {
     1
 }
 
+/// Twenty sets: enough for a mean, a 5–95% range and a percentile a reviewer can read.
+fn default_control_sets() -> usize {
+    20
+}
+
 /// One `[[debias]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,9 +66,12 @@ pub struct DebiasConfig {
     pub select: SelectionConfig,
     #[serde(default)]
     pub split: SplitConfig,
-    /// Seed of the random-components control.
+    /// Seed of the first matched random control set (the others take the next seeds).
     #[serde(default = "default_control_seed")]
     pub control_seed: u64,
+    /// How many matched random control sets every intervention is repeated on (0: none).
+    #[serde(default = "default_control_sets")]
+    pub control_sets: usize,
     #[serde(default)]
     pub neutral: NeutralConfig,
     /// Also report the bias metrics on the selection split (split `selection`).

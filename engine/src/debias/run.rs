@@ -1,6 +1,6 @@
 //! One debias run: every intervention of a [`DebiasConfig`] applied to the selected
-//! components and to the random control, measured before and after on the held-out pairs
-//! and on the neutral text, as flat result rows.
+//! components and to each matched random control set, measured before and after on the
+//! held-out pairs and on the neutral text, as flat result rows.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::ablation::{ablation_edits_labelled, ReferencePrompt};
 use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
+use super::control::ControlSummary;
 use super::deltas::{apply_deltas, save_deltas};
 use super::edit::{Edit, EditPositions};
 use super::error::Result;
@@ -27,8 +28,8 @@ pub struct DebiasInputs<'a> {
     pub split: &'a Split,
     /// The selected components ([`super::select_components`]).
     pub targets: &'a [Target],
-    /// The random control ([`super::random_control`]); empty for none.
-    pub control: &'a [Target],
+    /// The matched random control sets ([`super::matched_controls`]); empty for none.
+    pub controls: &'a [Vec<Target>],
     /// Neutral text chunks ([`super::neutral_chunks`]).
     pub neutral: &'a [Vec<u32>],
     /// Where fine-tuning deltas are written (`None`: not written).
@@ -44,7 +45,7 @@ pub struct DebiasMeasurement {
     pub intervention: String,
     /// The selected components, e.g. `head L3H2@end, mlp_out L2@subject`.
     pub components: String,
-    /// The control's components.
+    /// The first control set's components (the others follow from the next seeds).
     pub control_components: String,
     /// `heldout` (bias metrics), `selection` (the same on the selection split, when asked
     /// for) or `neutral` (capability).
@@ -56,16 +57,17 @@ pub struct DebiasMeasurement {
     pub after: f64,
     /// `after - before`.
     pub delta: f64,
-    /// The same intervention on the random control (`None` without a control).
-    pub control_after: Option<f64>,
+    /// `after` of the same intervention on each control set, summarised (`None` without
+    /// a control).
+    pub control: Option<ControlSummary>,
 }
 
 /// A deltas file written by a fine-tuning intervention.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeltasArtifact {
     pub intervention: String,
-    /// Whether these are the control's deltas.
-    pub control: bool,
+    /// The control set these deltas belong to (`None`: the selected components).
+    pub control: Option<usize>,
     pub path: PathBuf,
     pub first_loss: f32,
     pub final_loss: f32,
@@ -132,7 +134,15 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn apply(&self, iv: &InterventionConfig, targets: &[Target], control: bool) -> Result<Applied> {
+    /// `control`: which control set `targets` is (`None`: the selected components). Only the
+    /// selected components' and the first control set's deltas are written: the others are
+    /// as many again, and follow from their seeds.
+    fn apply(
+        &self,
+        iv: &InterventionConfig,
+        targets: &[Target],
+        control: Option<usize>,
+    ) -> Result<Applied> {
         let m = self.inputs.model;
         let batch = self.inputs.max_batch;
         let plain = |edits| Applied {
@@ -183,13 +193,13 @@ impl Context<'_> {
                 let examples = cda_examples(&self.selection);
                 let out = finetune(m, targets, &examples, f)?;
                 let name = iv.name();
-                let artifact = match self.inputs.deltas_dir {
+                let artifact = match self.inputs.deltas_dir.filter(|_| control.unwrap_or(0) == 0) {
                     Some(dir) => {
                         let file = format!(
                             "{}.{}{}.safetensors",
                             file_safe(&self.cfg.name),
                             file_safe(&name),
-                            if control { ".control" } else { "" }
+                            if control.is_some() { ".control" } else { "" }
                         );
                         let path = dir.join(file);
                         save_deltas(&out.deltas, &path)?;
@@ -228,6 +238,9 @@ impl Context<'_> {
     }
 }
 
+/// One figure of a measured model state: split, metric and value (`None`: undefined).
+type Figure = (&'static str, &'static str, Option<f64>);
+
 fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<f64>)> {
     vec![
         ("mean_logit_diff", Some(b.mean_logit_diff)),
@@ -250,7 +263,11 @@ fn capability_values(
 /// Runs every intervention of `cfg` (see the module doc).
 pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOutcome> {
     cfg.validate()?;
-    for t in inputs.targets.iter().chain(inputs.control) {
+    for t in inputs
+        .targets
+        .iter()
+        .chain(inputs.controls.iter().flatten())
+    {
         t.validate(&inputs.model.cfg)?;
     }
     let ctx = Context {
@@ -272,62 +289,60 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         &parts,
     )?;
     let base_top1 = base.capability.top1.clone();
-    let (components, control_components) = (describe(inputs.targets), describe(inputs.control));
+    let figures = |m: &Measured| -> Result<Vec<Figure>> {
+        let mut out = Vec::new();
+        for (split, b) in &m.bias {
+            out.extend(
+                bias_values(b)
+                    .into_iter()
+                    .map(|(metric, v)| (*split, metric, v)),
+            );
+        }
+        out.extend(
+            capability_values(&m.capability, &base_top1)?
+                .into_iter()
+                .map(|(metric, v)| ("neutral", metric, v)),
+        );
+        Ok(out)
+    };
+    let before = figures(&base)?;
+    let components = describe(inputs.targets);
+    let control_components = inputs
+        .controls
+        .first()
+        .map(|c| describe(c))
+        .unwrap_or_default();
     let mut rows = Vec::new();
     let mut artifacts = Vec::new();
     for iv in &cfg.interventions {
         let name = iv.name();
         tracing::info!(debias = %cfg.name, intervention = %name, components = %components, "intervening");
-        let applied = ctx.apply(iv, inputs.targets, false)?;
-        let after = ctx.measure(&applied, &parts)?;
+        let applied = ctx.apply(iv, inputs.targets, None)?;
+        let after = figures(&ctx.measure(&applied, &parts)?)?;
         artifacts.extend(applied.artifact);
-        let control = if inputs.control.is_empty() {
-            None
-        } else {
-            let applied = ctx.apply(iv, inputs.control, true)?;
-            let m = ctx.measure(&applied, &parts)?;
+        let mut controls = Vec::with_capacity(inputs.controls.len());
+        for (i, set) in inputs.controls.iter().enumerate() {
+            let applied = ctx.apply(iv, set, Some(i))?;
+            controls.push(figures(&ctx.measure(&applied, &parts)?)?);
             artifacts.extend(applied.artifact);
-            Some(m)
-        };
-        let mut push = |split: &str,
-                        before: Vec<(&'static str, Option<f64>)>,
-                        after: Vec<(&'static str, Option<f64>)>,
-                        ctrl: Option<Vec<(&'static str, Option<f64>)>>| {
-            for (i, (metric, b)) in before.into_iter().enumerate() {
-                let (Some(b), Some(a)) = (b, after[i].1) else {
-                    continue;
-                };
-                rows.push(DebiasMeasurement {
-                    intervention: name.clone(),
-                    components: components.clone(),
-                    control_components: control_components.clone(),
-                    split: split.to_string(),
-                    metric: metric.to_string(),
-                    before: b,
-                    after: a,
-                    delta: a - b,
-                    control_after: ctrl.as_ref().and_then(|c| c[i].1),
-                });
-            }
-        };
-        for (k, (split, b)) in base.bias.iter().enumerate() {
-            push(
-                split,
-                bias_values(b),
-                bias_values(&after.bias[k].1),
-                control.as_ref().map(|c| bias_values(&c.bias[k].1)),
-            );
         }
-        let ctrl_cap = match &control {
-            Some(c) => Some(capability_values(&c.capability, &base_top1)?),
-            None => None,
-        };
-        push(
-            "neutral",
-            capability_values(&base.capability, &base_top1)?,
-            capability_values(&after.capability, &base_top1)?,
-            ctrl_cap,
-        );
+        for (i, &(split, metric, b)) in before.iter().enumerate() {
+            let (Some(b), Some(a)) = (b, after[i].2) else {
+                continue;
+            };
+            let control_values: Vec<f64> = controls.iter().filter_map(|c| c[i].2).collect();
+            rows.push(DebiasMeasurement {
+                intervention: name.clone(),
+                components: components.clone(),
+                control_components: control_components.clone(),
+                split: split.to_string(),
+                metric: metric.to_string(),
+                before: b,
+                after: a,
+                delta: a - b,
+                control: ControlSummary::of(&control_values, a),
+            });
+        }
     }
     let held = &base.bias[0].1;
     Ok(DebiasOutcome {

@@ -1,17 +1,16 @@
-//! Choosing components from a sweep's stored effects, and the random control set.
+//! Choosing components from a sweep's stored effects.
 //!
 //! The store aggregates effects in SQL (one row per component, layer, head and position
 //! label, with the mean normalized effect over pairs); [`select_components`] ranks those
-//! rows. [`random_control`] draws components of the same kinds and number at random.
+//! rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use patchsweep_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 use super::config::SelectionConfig;
 use super::error::{config, DebiasError, Result};
-use super::rng::SeededRng;
 use super::target::{Target, TargetKind};
 
 /// One aggregated effect from a sweep, as the store returns it.
@@ -86,62 +85,4 @@ pub fn select_components(
     }
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     Ok(candidates.into_iter().take(top_k).map(|(_, t)| t).collect())
-}
-
-/// Every (layer, head) site of a kind in the model.
-fn all_sites(kind: TargetKind, model: &ModelConfig) -> Vec<(usize, Option<usize>)> {
-    (0..model.n_layers)
-        .flat_map(|l| match kind {
-            TargetKind::Head => (0..model.n_heads).map(|h| (l, Some(h))).collect::<Vec<_>>(),
-            _ => vec![(l, None)],
-        })
-        .collect()
-}
-
-/// A random control: for each selected component, one of the same kind (and the same
-/// position label) drawn without replacement from the sites the selection does not use.
-/// The draw depends only on `seed`, the selection and the model's dimensions.
-pub fn random_control(selected: &[Target], seed: u64, model: &ModelConfig) -> Result<Vec<Target>> {
-    let used: BTreeSet<_> = selected.iter().map(Target::site).collect();
-    let mut need: BTreeMap<TargetKind, usize> = BTreeMap::new();
-    for t in selected {
-        *need.entry(t.kind).or_default() += 1;
-    }
-    let mut pools: BTreeMap<TargetKind, Vec<(usize, Option<usize>)>> = BTreeMap::new();
-    for (&kind, &n) in &need {
-        let mut pool: Vec<_> = all_sites(kind, model)
-            .into_iter()
-            .filter(|&(l, h)| !used.contains(&(kind, l, h)))
-            .collect();
-        if pool.len() < n {
-            return Err(DebiasError::Control(format!(
-                "{n} {} components selected but only {} others exist in the model",
-                kind.name(),
-                pool.len()
-            )));
-        }
-        let stream = match kind {
-            TargetKind::Head => 1,
-            TargetKind::AttnOut => 2,
-            TargetKind::MlpOut => 3,
-        };
-        SeededRng::new(seed, stream).shuffle(&mut pool);
-        pool.reverse();
-        pools.insert(kind, pool);
-    }
-    selected
-        .iter()
-        .map(|t| {
-            let (layer, head) = pools
-                .get_mut(&t.kind)
-                .and_then(Vec::pop)
-                .ok_or_else(|| DebiasError::Control(format!("no {} left", t.kind.name())))?;
-            Ok(Target {
-                kind: t.kind,
-                layer,
-                head,
-                position: t.position.clone(),
-            })
-        })
-        .collect()
 }

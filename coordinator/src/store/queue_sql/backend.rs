@@ -67,6 +67,7 @@ const POSTGRES: Flavor = Flavor {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
     Int(i64),
+    OptInt(Option<i64>),
     Real(f64),
     OptReal(Option<f64>),
     Text(&'a str),
@@ -76,6 +77,12 @@ pub(crate) enum Arg<'a> {
 impl From<i64> for Arg<'_> {
     fn from(v: i64) -> Self {
         Arg::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
     }
 }
 
@@ -268,6 +275,7 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     f64: Encode<'q, DB> + Type<DB>,
     Option<f64>: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
     &'q str: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
@@ -275,6 +283,7 @@ where
         Arg::Int(v) => q.bind(v),
         Arg::Real(v) => q.bind(v),
         Arg::OptReal(v) => q.bind(v),
+        Arg::OptInt(v) => q.bind(v),
         Arg::Text(v) => q.bind(v),
         Arg::OptText(v) => q.bind(v),
     })

@@ -113,8 +113,10 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
     for r in &rows {
         n += sql(
             "INSERT INTO debias_results (sweep_id, debias, intervention, components, \
-                  split, metric, before, after, control_after, control_components, task_id) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+                  split, metric, before, after, control_after, control_components, task_id, \
+                  control_sets, control_p05, control_p95, control_percentile) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                  ON CONFLICT DO NOTHING",
         )
         .bind(sweep_id)
         .bind(&r.debias)
@@ -127,6 +129,10 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
         .bind(r.control_after)
         .bind(&r.control_components)
         .bind(task_id)
+        .bind(r.control_sets)
+        .bind(r.control_p05)
+        .bind(r.control_p95)
+        .bind(r.control_percentile)
         .execute(tx)
         .await
         .map_err(db_error(STEP, url))?;

@@ -18,6 +18,10 @@ pub struct RoundedDebiasRow {
     pub after: f64,
     pub delta: f64,
     pub control_after: Option<f64>,
+    pub control_p05: Option<f64>,
+    pub control_p95: Option<f64>,
+    pub control_percentile: Option<f64>,
+    pub control_sets: Option<i64>,
 }
 
 /// The components an intervention of a debias section changed, and its control's.
@@ -36,7 +40,8 @@ impl Store {
         let r = self
             .fetch(
                 "SELECT debias, intervention, components, split, metric, before, after, \
-                 control_after, control_components FROM debias_v WHERE sweep_id = $1 \
+                 control_after, control_components, control_sets, control_p05, control_p95, \
+                 control_percentile FROM debias_v WHERE sweep_id = $1 \
                  ORDER BY debias, metric, split, intervention",
                 &[Param::Int(sweep_id)],
             )
@@ -52,6 +57,10 @@ impl Store {
                 after: c.float("after")?,
                 control_after: c.opt_float("control_after")?,
                 control_components: c.opt_text("control_components")?,
+                control_sets: c.opt_int("control_sets")?,
+                control_p05: c.opt_float("control_p05")?,
+                control_p95: c.opt_float("control_p95")?,
+                control_percentile: c.opt_float("control_percentile")?,
             })
         })
     }
@@ -64,12 +73,16 @@ impl Store {
         rounding: Rounding,
     ) -> Result<Vec<RoundedDebiasRow>, StoreError> {
         let sql = format!(
-            "SELECT debias, intervention, split, metric, {}, {}, {}, {} \
-             FROM debias_v WHERE sweep_id = $1 ORDER BY debias, intervention, split, metric",
+            "SELECT debias, intervention, split, metric, {}, {}, {}, {}, {}, {}, {}, \
+             control_sets FROM debias_v WHERE sweep_id = $1 \
+             ORDER BY debias, intervention, split, metric",
             rounded("before", rounding),
             rounded("after", rounding),
             rounded("delta", rounding),
             rounded("control_after", rounding),
+            rounded("control_p05", rounding),
+            rounded("control_p95", rounding),
+            rounded("control_percentile", rounding),
         );
         let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
         decode(&r, |c| {
@@ -82,6 +95,10 @@ impl Store {
                 after: c.float("after")?,
                 delta: c.float("delta")?,
                 control_after: c.opt_float("control_after")?,
+                control_p05: c.opt_float("control_p05")?,
+                control_p95: c.opt_float("control_p95")?,
+                control_percentile: c.opt_float("control_percentile")?,
+                control_sets: c.opt_int("control_sets")?,
             })
         })
     }
