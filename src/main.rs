@@ -66,20 +66,29 @@ enum Command {
     /// Submit a sweep spec to a coordinator; prints the sweep id.
     Submit(remote::SubmitArgs),
     /// Show a sweep (or the recent sweeps): progress, workers, failures.
-    Status(remote::SweepArgs),
+    Status(remote::StatusArgs),
     /// Follow a sweep's progress until it ends.
-    Watch(remote::SweepArgs),
+    Watch(remote::WatchArgs),
     /// Cancel a sweep: its tasks stop being handed out.
-    Cancel(remote::SweepArgs),
+    Cancel(remote::OneSweepArgs),
     /// Queue a sweep's failed and cancelled tasks again.
-    Resume(remote::SweepArgs),
+    Resume(remote::OneSweepArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Services log each task by default; one-shot commands only what went wrong.
+    let default_filter = match cli.command {
+        Command::Coordinator(_) | Command::Worker(_) => {
+            "warn,patchsweep=info,patchsweep_worker=info,patchsweep_coordinator=info"
+        }
+        _ => "warn",
+    };
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if cli.log_json {
         logs.json().init();

@@ -52,17 +52,34 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct SweepArgs {
-    /// The sweep id (as `submit` printed it); absent for `status`: list recent sweeps.
+pub struct StatusArgs {
+    /// The sweep id (as `submit` printed it); without it, the 20 most recent sweeps.
     sweep_id: Option<i64>,
     #[command(flatten)]
     remote: RemoteArgs,
-    /// Seconds between updates (`watch`).
-    #[arg(long, default_value_t = 1.0)]
-    interval: f64,
-    /// Print JSON instead of text (`status`).
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// The sweep id (as `submit` printed it).
+    sweep_id: i64,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Seconds between updates.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+}
+
+/// `cancel` and `resume`: one sweep, by id.
+#[derive(Args)]
+pub struct OneSweepArgs {
+    /// The sweep id (as `submit` printed it; `status` lists them).
+    sweep_id: i64,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 fn json(p: &SweepProgress) -> serde_json::Value {
@@ -79,7 +96,7 @@ fn json(p: &SweepProgress) -> serde_json::Value {
     })
 }
 
-pub fn status(args: SweepArgs) -> Result<()> {
+pub fn status(args: StatusArgs) -> Result<()> {
     let rt = runtime()?;
     let c = client(&rt, &args.remote)?;
     let sweeps: Vec<SweepProgress> = match args.sweep_id {
@@ -116,10 +133,8 @@ async fn follow(c: &SweepApi, id: i64, interval: f64) -> Result<SweepProgress> {
     Ok(p)
 }
 
-pub fn watch(args: SweepArgs) -> Result<()> {
-    let Some(id) = args.sweep_id else {
-        bail!("give the sweep id to watch");
-    };
+pub fn watch(args: WatchArgs) -> Result<()> {
+    let id = args.sweep_id;
     let rt = runtime()?;
     let c = client(&rt, &args.remote)?;
     let p = rt.block_on(follow(&c, id, args.interval))?;
@@ -129,8 +144,8 @@ pub fn watch(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn cancel(args: SweepArgs) -> Result<()> {
-    let id = args.sweep_id.context("give the sweep id to cancel")?;
+pub fn cancel(args: OneSweepArgs) -> Result<()> {
+    let id = args.sweep_id;
     let rt = runtime()?;
     let c = client(&rt, &args.remote)?;
     let p = rt.block_on(c.cancel(id))?;
@@ -138,8 +153,8 @@ pub fn cancel(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn resume(args: SweepArgs) -> Result<()> {
-    let id = args.sweep_id.context("give the sweep id to resume")?;
+pub fn resume(args: OneSweepArgs) -> Result<()> {
+    let id = args.sweep_id;
     let rt = runtime()?;
     let c = client(&rt, &args.remote)?;
     let p = rt.block_on(c.resume(id))?;

@@ -118,6 +118,18 @@ fn query_reads_a_read_only_file_and_leaves_it_unchanged() {
     assert_eq!(stdout(&out), "name\r\ns\r\n");
     let err = stderr(&patchsweep(&["query", "--db", &url, "DELETE FROM sweeps"]));
     assert!(err.contains("queries are read-only"), "{err}");
+    // A typo is a syntax error, not a refused write (issue 16).
+    let err = stderr(&patchsweep(&[
+        "query",
+        "--db",
+        &url,
+        "SELEC name FROM sweeps",
+    ]));
+    assert!(
+        err.contains("syntax error") && err.contains("did you mean SELECT?"),
+        "{err}"
+    );
+    assert!(!err.contains("read-only"), "{err}");
     assert_eq!(std::fs::read(&copy).unwrap(), before, "the file changed");
     // SQLite's read-only open of a WAL database may leave `-shm` and an empty `-wal`.
     let wal = ro.join("results.db-wal");

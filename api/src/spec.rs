@@ -19,6 +19,9 @@ use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
+mod forms;
+pub use forms::{LayersSpec, PositionsSpec};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("spec {origin}: {message}")]
@@ -136,22 +139,6 @@ pub struct InlinePair {
     pub negative: Option<Vec<String>>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-}
-
-/// `"all"`, `"A..B"` (B excluded), `"A..=B"`, or a list of layers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum LayersSpec {
-    Text(String),
-    List(Vec<usize>),
-}
-
-/// `"all"`, `"joint"`, one label, or a list of indices (negative from the end) and labels.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum PositionsSpec {
-    Text(String),
-    List(Vec<PositionRef>),
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -178,11 +178,45 @@ impl Cell {
 }
 
 /// A position given by index (negative counts from the end) or by label (`subject`, `end`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PositionRef {
     Index(i64),
     Label(String),
+}
+
+struct PositionRefVisitor;
+
+impl serde::de::Visitor<'_> for PositionRefVisitor {
+    type Value = PositionRef;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "a position: an index (0, 1, … or negative from the end: -1 is the last token) or a \
+             label such as \"subject\""
+        )
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<PositionRef, E> {
+        Ok(PositionRef::Index(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<PositionRef, E> {
+        i64::try_from(v)
+            .map(PositionRef::Index)
+            .map_err(|_| E::custom(format!("position {v} is too large")))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<PositionRef, E> {
+        Ok(PositionRef::Label(v.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for PositionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(PositionRefVisitor)
+    }
 }
 
 /// Which positions a grid measures.
@@ -263,8 +297,9 @@ impl Grid {
         let layer_ok = |l: usize| -> Result<()> {
             if l >= cfg.n_layers {
                 return Err(EngineError::Grid(format!(
-                    "layer {l} does not exist (the model has {})",
-                    cfg.n_layers
+                    "layer {l} does not exist: the model has {} layers, numbered 0..={}",
+                    cfg.n_layers,
+                    cfg.n_layers.saturating_sub(1)
                 )));
             }
             Ok(())

@@ -73,11 +73,24 @@ impl Metric {
                 .map(|w| answer_token(tok, w))
                 .collect::<Result<Vec<_>>>()
         };
+        let (positive, negative) = (ids(positive)?, ids(negative)?);
+        let as_set = |v: &[u32]| {
+            v.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<u32>>()
+        };
+        if as_set(&positive) == as_set(&negative) {
+            return Err(EngineError::Metric(
+                "positive and negative are the same answer tokens, so the metric is 0 on every \
+                 prompt and no effect can be measured; give two different answer sets"
+                    .into(),
+            ));
+        }
         Ok(Self {
             kind,
             reduce,
-            positive: ids(positive)?,
-            negative: ids(negative)?,
+            positive,
+            negative,
         })
     }
 

@@ -11,8 +11,20 @@ pub enum ModelError {
     #[error("model spec {spec:?} is not understood: {reason}")]
     BadSpec { spec: String, reason: String },
 
-    #[error("missing file: {path}")]
+    #[error("missing file: {path}{}", demo_hint(path))]
     MissingFile { path: PathBuf },
+
+    #[error(
+        "model {spec:?}: there is no file or folder {spec:?} here, but there is a folder {dir:?} \
+         (a typo in the path?), so {spec:?} was looked up as a Hugging Face repository and the \
+         Hub answered: {hub}. For a local model give an existing path (`./{spec}` or \
+         `dir:{spec}`, `gguf:FILE`); for the Hub, `hf:{spec}`"
+    )]
+    NotLocalNorHub {
+        spec: String,
+        dir: String,
+        hub: String,
+    },
 
     #[error("corrupt or truncated file {path}: {reason}")]
     CorruptFile { path: PathBuf, reason: String },
@@ -56,6 +68,16 @@ pub enum ModelError {
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// Where the README's demo model is missing, the command that fetches it.
+fn demo_hint(path: &std::path::Path) -> &'static str {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with("SmolLM2-135M-Instruct") {
+        " (the demo model: run scripts/fetch-demo-model.sh to fetch it)"
+    } else {
+        ""
+    }
+}
 
 /// A candle error's message without the backtrace candle appends when `RUST_BACKTRACE` is set.
 pub fn candle_message(e: &candle_core::Error) -> String {

@@ -119,6 +119,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, LinkError>>,
 {
+    // A coordinator still starting (a worker started with it) is not worth a warning; one
+    // that stays away is.
+    const QUIET_RETRIES: u32 = 3;
+    let mut failures = 0u32;
     loop {
         match f().await {
             Ok(v) => {
@@ -126,7 +130,12 @@ where
                 return Ok(Some(v));
             }
             Err(LinkError::Unavailable(e)) => {
-                tracing::warn!("{what}: {e}; retrying");
+                failures += 1;
+                if failures <= QUIET_RETRIES {
+                    tracing::info!("{what}: {e}; retrying");
+                } else {
+                    tracing::warn!("{what}: {e}; retrying (attempt {failures})");
+                }
                 if give_up(controls) {
                     return Ok(None);
                 }

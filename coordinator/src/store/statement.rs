@@ -32,12 +32,99 @@ pub(crate) fn single_read_statement(sql: &str, dialect: Dialect) -> Result<&str,
         Dialect::Sqlite => &["SELECT", "WITH", "VALUES", "EXPLAIN", "PRAGMA"],
         Dialect::Postgres => &["SELECT", "WITH", "VALUES", "EXPLAIN", "TABLE", "SHOW"],
     };
+    if !allowed.contains(&keyword.as_str()) && !STATEMENT_KEYWORDS.contains(&keyword.as_str()) {
+        let typo = allowed
+            .iter()
+            .find(|k| edit_distance(k, &keyword) <= 2)
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default();
+        return Err(StoreError::Query {
+            message: format!(
+                "syntax error: `{keyword}` does not start an SQL statement{typo}; queries start \
+                 with {}",
+                allowed.join(", ")
+            ),
+        });
+    }
     if !allowed.contains(&keyword.as_str()) {
         return Err(StoreError::ReadOnly {
             reason: format!("{keyword} is not a query; use {}", allowed.join(", ")),
         });
     }
     Ok(first.trim_end())
+}
+
+/// Keywords that start a statement that is SQL but not a query (on either backend): these
+/// are refused as writes; any other first word is a syntax error.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "REPLACE",
+    "UPSERT",
+    "MERGE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "TRUNCATE",
+    "ATTACH",
+    "DETACH",
+    "VACUUM",
+    "REINDEX",
+    "ANALYZE",
+    "BEGIN",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "START",
+    "SET",
+    "RESET",
+    "GRANT",
+    "REVOKE",
+    "COPY",
+    "CALL",
+    "DO",
+    "LOCK",
+    "LISTEN",
+    "NOTIFY",
+    "UNLISTEN",
+    "PREPARE",
+    "EXECUTE",
+    "DEALLOCATE",
+    "DECLARE",
+    "FETCH",
+    "CLOSE",
+    "MOVE",
+    "DISCARD",
+    "LOAD",
+    "CLUSTER",
+    "CHECKPOINT",
+    "COMMENT",
+    "SECURITY",
+    "REFRESH",
+    "IMPORT",
+    "ABORT",
+    "PRAGMA",
+    "TABLE",
+    "SHOW",
+];
+
+/// Levenshtein distance of two short ASCII words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Byte index of the first top-level `;`, or `sql.len()`.
@@ -231,6 +318,30 @@ mod tests {
             ok("PRAGMA table_info(effects)", Sqlite),
             "PRAGMA table_info(effects)"
         );
+    }
+
+    #[test]
+    fn a_misspelt_keyword_is_a_syntax_error_not_a_refused_write() {
+        for d in [Sqlite, Postgres] {
+            let msg = single_read_statement("SELEC * FROM effects_v", d)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("syntax error") && msg.contains("`SELEC`"),
+                "{msg}"
+            );
+            assert!(msg.contains("did you mean SELECT?"), "{msg}");
+            assert!(!msg.contains("read-only"), "{msg}");
+            let msg = single_read_statement("hello world", d)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("syntax error") && !msg.contains("did you mean"),
+                "{msg}"
+            );
+        }
+        assert_eq!(edit_distance("SELEC", "SELECT"), 1);
+        assert_eq!(edit_distance("WTIH", "WITH"), 2);
     }
 
     #[test]

@@ -82,6 +82,17 @@ pub enum DatasetError {
         reason: Option<String>,
     },
 
+    /// A prompt tokenized to nothing: there is no position to measure at.
+    #[error(
+        "pair {id:?}: the {which} prompt {text:?} has no tokens (no BOS is prepended for this \
+         model); give it some text, or set `prepend_bos = true` in the spec"
+    )]
+    EmptyPrompt {
+        id: String,
+        which: &'static str,
+        text: String,
+    },
+
     /// The tokenizer failed on a prompt.
     #[error("pair {id:?}: cannot tokenize {text:?}: {source}")]
     Tokenizer {

@@ -24,7 +24,8 @@ use super::{DatasetError, Dropped, PairSpec, TokenizedPair};
 
 /// Tokenizes every pair (`prepend_bos: None` follows the tokenizer), dropping pairs whose
 /// prompts differ in token count (`token_count_mismatch`) or tokenize identically
-/// (`identical_prompts`); the rest keep their order. Errors only if the tokenizer fails.
+/// (`identical_prompts`); the rest keep their order. Errors if the tokenizer fails or a
+/// prompt has no tokens at all.
 pub fn tokenize_pairs(
     pairs: &[PairSpec],
     tok: &Tokenizer,
@@ -47,6 +48,18 @@ pub fn tokenize_pairs(
         let corrupt_ids = tok
             .encode(&pair.corrupt, prepend_bos)
             .map_err(encode_err(&pair.corrupt))?;
+        for (which, ids, text) in [
+            ("clean", &clean_ids, &pair.clean),
+            ("corrupted", &corrupt_ids, &pair.corrupt),
+        ] {
+            if ids.is_empty() {
+                return Err(DatasetError::EmptyPrompt {
+                    id: pair.id.clone(),
+                    which,
+                    text: text.clone(),
+                });
+            }
+        }
         let reason = if clean_ids.len() != corrupt_ids.len() {
             Some(Dropped::TOKEN_COUNT_MISMATCH)
         } else if clean_ids == corrupt_ids {

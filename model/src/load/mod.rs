@@ -126,7 +126,8 @@ pub fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LoadedModel> {
         }
         ModelSpec::Folder(dir) => load_files(&folder_files(dir)?, opts)?,
         ModelSpec::Hub { repo, revision } => {
-            load_files(&hub_files(repo, revision.as_deref())?, opts)?
+            let files = hub_files(repo, revision.as_deref()).map_err(|e| local_hint(repo, e))?;
+            load_files(&files, opts)?
         }
     };
     Ok(LoadedModel {
@@ -134,6 +135,26 @@ pub fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LoadedModel> {
         model: HookedTransformer::new(cfg, weights, opts.device.clone(), opts.dtype),
         tokenizer,
     })
+}
+
+/// A bare `ORG/NAME` whose `ORG` is a local folder was most likely meant as a local path:
+/// the Hub's error then says so (`models/nope` must not answer with a DNS error only).
+fn local_hint(repo: &str, hub: ModelError) -> ModelError {
+    let Some((dir, _)) = repo.split_once('/') else {
+        return hub;
+    };
+    if !std::path::Path::new(dir).is_dir() {
+        return hub;
+    }
+    let hub = match hub {
+        ModelError::Hub { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    ModelError::NotLocalNorHub {
+        spec: repo.to_string(),
+        dir: dir.to_string(),
+        hub,
+    }
 }
 
 fn load_files(

@@ -1,0 +1,136 @@
+//! The forms `layers` and `positions` take in a spec, with errors that show those forms
+//! (an untagged enum would only say "data did not match any variant").
+
+use std::fmt;
+
+use patchsweep_engine::grid::PositionRef;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+const LAYERS_FORMS: &str =
+    "\"all\", a range \"A..B\" (B excluded) or \"A..=B\", or a list of layers such as [0, 5]";
+const POSITIONS_FORMS: &str = "\"all\", \"joint\", one position label such as \"subject\", or a \
+     list of indices (negative from the end) and labels such as [-1, \"subject\"]";
+
+/// `"all"`, `"A..B"` (B excluded), `"A..=B"`, or a list of layers.
+#[derive(Debug, Clone)]
+pub enum LayersSpec {
+    Text(String),
+    List(Vec<usize>),
+}
+
+/// `"all"`, `"joint"`, one label, or a list of indices (negative from the end) and labels.
+#[derive(Debug, Clone)]
+pub enum PositionsSpec {
+    Text(String),
+    List(Vec<PositionRef>),
+}
+
+struct LayersVisitor;
+
+impl<'de> Visitor<'de> for LayersVisitor {
+    type Value = LayersSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{LAYERS_FORMS}")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<LayersSpec, E> {
+        Ok(LayersSpec::Text(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<LayersSpec, E> {
+        Err(E::custom(format!(
+            "a single number ({v}) is not a layer selection; expected {LAYERS_FORMS} \
+             (one layer: [{v}])"
+        )))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<LayersSpec, E> {
+        self.visit_i64(v as i64)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LayersSpec, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Layer>()? {
+            out.push(v.0);
+        }
+        Ok(LayersSpec::List(out))
+    }
+}
+
+/// One layer in a list: a non-negative integer, with an error that says so.
+struct Layer(usize);
+
+struct LayerVisitor;
+
+impl Visitor<'_> for LayerVisitor {
+    type Value = Layer;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a layer number (0, 1, 2, ...)")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Layer, E> {
+        usize::try_from(v)
+            .map(Layer)
+            .map_err(|_| E::custom(format!("layer {v} is too large")))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Layer, E> {
+        u64::try_from(v)
+            .map_err(|_| E::custom(format!("layer {v} is negative")))
+            .and_then(|v| self.visit_u64(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Layer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LayerVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for LayersSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LayersVisitor)
+    }
+}
+
+struct PositionsVisitor;
+
+impl<'de> Visitor<'de> for PositionsVisitor {
+    type Value = PositionsSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{POSITIONS_FORMS}")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionsSpec, E> {
+        Ok(PositionsSpec::Text(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionsSpec, E> {
+        Err(E::custom(format!(
+            "a single number ({v}) is not a position selection; expected {POSITIONS_FORMS} \
+             (one position: [{v}])"
+        )))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionsSpec, E> {
+        self.visit_i64(v as i64)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PositionsSpec, A::Error> {
+        let mut out = Vec::new();
+        while let Some(p) = seq.next_element::<PositionRef>()? {
+            out.push(p);
+        }
+        Ok(PositionsSpec::List(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for PositionsSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PositionsVisitor)
+    }
+}
