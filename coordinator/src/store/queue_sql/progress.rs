@@ -30,8 +30,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
 ) -> Result<Option<SweepProgress>, StoreError> {
     const STEP: &str = "read sweep";
     let sweep: Option<SweepRow> = sql(
-        "SELECT id, name, model, status, error, CAST(created_at AS TEXT), \
-             CAST(finished_at AS TEXT) FROM sweeps WHERE id = $1",
+        "SELECT id, name, model, status, error, {sweep_times} FROM sweeps WHERE id = $1",
     )
     .bind(sweep_id)
     .fetch_optional(tx)
