@@ -100,14 +100,24 @@ struct Sizer<'a> {
 const F32: usize = 4;
 
 impl Sizer<'_> {
+    /// Values per position of one hook of `component`.
+    fn width(&self, component: Component) -> usize {
+        let c = self.cfg;
+        match component {
+            Component::MlpNeuron => c.d_mlp,
+            Component::HeadOut | Component::HeadQ => c.n_heads * c.d_head,
+            Component::HeadK | Component::HeadV => c.n_kv_heads * c.d_head,
+            _ => c.d_model,
+        }
+    }
+
     /// One cached run of `tokens` positions: residual entering every block, keys and values of
-    /// every block, and `hooks` hook values of the widest kind.
-    fn cached_run(&self, tokens: usize, hooks: usize) -> u64 {
+    /// every block, and hook values `hook_width` wide per position (all hooks together).
+    fn cached_run(&self, tokens: usize, hook_width: usize) -> u64 {
         let c = self.cfg;
         let resid = product(&[c.n_layers, tokens, c.d_model, self.dtype_bytes]);
         let kv = product(&[2, c.n_layers, tokens, c.n_kv_heads, c.d_head, self.dtype_bytes]);
-        let widest = c.d_mlp.max(c.d_model).max(c.n_heads * c.d_head);
-        let hook_values = product(&[hooks, tokens, widest, self.dtype_bytes]);
+        let hook_values = product(&[tokens, hook_width, self.dtype_bytes]);
         resid.saturating_add(kv).saturating_add(hook_values)
     }
 
@@ -135,10 +145,10 @@ impl Sizer<'_> {
     }
 
     /// Caching the runs of `rows` prompts of `tokens` tokens in one batch (`cache_runs`).
-    fn cache_batch(&self, rows: usize, tokens: usize, hooks: usize) -> Vec<(&'static str, u64)> {
+    fn cache_batch(&self, rows: usize, tokens: usize) -> Vec<(&'static str, u64)> {
         let mut parts = vec![(
             "cached runs",
-            self.cached_run(tokens, hooks).saturating_mul(rows as u64),
+            self.cached_run(tokens, 0).saturating_mul(rows as u64),
         )];
         parts.extend(self.forward(rows, tokens));
         parts
@@ -172,7 +182,7 @@ impl Engine<'_> {
             .into_iter()
             .map(|(tokens, n)| {
                 let rows = n.min(self.max_batch.max(1));
-                let mut parts = s.cache_batch(rows, tokens, 0);
+                let mut parts = s.cache_batch(rows, tokens);
                 parts[0].1 = parts[0].1.saturating_mul(2);
                 MemoryEstimate::new(parts, rows, tokens)
             })
@@ -190,14 +200,23 @@ impl Engine<'_> {
             .layers
             .as_ref()
             .map_or(cfg.n_layers, |l| l.len().min(cfg.n_layers));
-        let kinds = exp
+        // Hooks read per layer (the residual entering a block is cached anyway), plus the
+        // pathways' sites.
+        let per_layer: usize = exp
             .grid
             .components
             .iter()
             .filter(|c| **c != Component::ResidPre)
-            .count();
-        let sites: usize = exp.grid.pathways.iter().map(|p| p.sites.len()).sum();
-        let hooks = kinds.saturating_mul(layers).saturating_add(sites);
+            .map(|c| s.width(*c))
+            .sum();
+        let sites: usize = exp
+            .grid
+            .pathways
+            .iter()
+            .flat_map(|p| &p.sites)
+            .map(|site| s.width(site.component))
+            .sum();
+        let hooks = per_layer.saturating_mul(layers).saturating_add(sites);
         Self::lengths(pairs)
             .into_iter()
             .map(|(tokens, n)| {

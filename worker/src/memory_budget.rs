@@ -8,7 +8,9 @@ use patchsweep_engine::memory::{gib, MemoryEstimate};
 use crate::executor::TaskError;
 
 /// The default budget on `device`: on the CPU the memory available now (`MemAvailable` of
-/// `/proc/meminfo`), on `cuda:N` that GPU's free memory (from `nvidia-smi`).
+/// `/proc/meminfo`), on `cuda:N` that GPU's free memory (from `nvidia-smi`). A worker takes
+/// it once at start, before it loads a model: the check weighs a task's working memory
+/// (activations, caches, attention scores), not the weights.
 pub fn default_max_task_memory(device: &str) -> Result<u64, String> {
     match device.strip_prefix("cuda") {
         None => available_host_memory(),
