@@ -23,11 +23,20 @@ fn variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> std::path
 /// `patchsweep status ID` as a user reads it.
 fn status(cluster: &Cluster, sweep: i64) -> String {
     let out = Command::new(bin())
-        .args(["status", &sweep.to_string(), "--coordinator", &cluster.url()])
+        .args([
+            "status",
+            &sweep.to_string(),
+            "--coordinator",
+            &cluster.url(),
+        ])
         .env_remove("PATCHSWEEP_TOKEN")
         .output()
         .expect("status");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -35,7 +44,10 @@ fn assert_workers_alive(cluster: &mut Cluster) {
     let logs = cluster.logs();
     for (name, child) in &mut cluster.workers {
         let exited = child.try_wait().unwrap();
-        assert!(exited.is_none(), "worker {name} exited ({exited:?})\n{logs}");
+        assert!(
+            exited.is_none(),
+            "worker {name} exited ({exited:?})\n{logs}"
+        );
     }
 }
 
@@ -56,8 +68,14 @@ fn bad_sweeps_fail_with_the_reason_and_the_workers_go_on() {
     // 20,000 words before the swapped word: far beyond the tiny model's 128 positions.
     let prefix = "word ".repeat(20_000);
     let long_spec = variant(dir.path(), "long", |t| {
-        t.replace("\"The cat said that\"", &format!("\"{prefix}The cat said that\""))
-            .replace("\"The bat said that\"", &format!("\"{prefix}The bat said that\""))
+        t.replace(
+            "\"The cat said that\"",
+            &format!("\"{prefix}The cat said that\""),
+        )
+        .replace(
+            "\"The bat said that\"",
+            &format!("\"{prefix}The bat said that\""),
+        )
     });
 
     for (spec, reason) in [
@@ -76,6 +94,12 @@ fn bad_sweeps_fail_with_the_reason_and_the_workers_go_on() {
 
     let good = cluster.submit(&write_spec(dir.path()));
     let state = cluster.wait_final(good, Duration::from_secs(180));
-    assert_eq!(state, "done", "{}\n{}", status(&cluster, good), cluster.logs());
+    assert_eq!(
+        state,
+        "done",
+        "{}\n{}",
+        status(&cluster, good),
+        cluster.logs()
+    );
     assert_workers_alive(&mut cluster);
 }

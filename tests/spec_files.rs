@@ -80,11 +80,21 @@ fn devices_and_files_over_the_limit_are_refused_before_reading() {
     std::fs::write(&big, format!("{line}\n").repeat(64)).unwrap();
     let spec = spec_with_jsonl(&dir, big.to_str().unwrap());
     let e = fails_fast(
-        &["run", spec.to_str().unwrap(), "--db", &db, "--max-file-bytes", "1KiB"],
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--db",
+            &db,
+            "--max-file-bytes",
+            "1KiB",
+        ],
         fast,
     );
     assert!(e.contains("larger than the limit of 1024 bytes"), "{e}");
-    assert!(!dir.join("r.db").exists(), "nothing is created for a refused spec");
+    assert!(
+        !dir.join("r.db").exists(),
+        "nothing is created for a refused spec"
+    );
 }
 
 #[test]
@@ -98,8 +108,14 @@ fn errors_about_a_file_never_show_its_bytes() {
         &["run", spec.to_str().unwrap(), "--db", &db],
         Duration::from_secs(60),
     );
-    assert!(e.contains("passwd:1:"), "the error names the file and line: {e}");
-    assert!(!e.contains("root"), "the error shows the file's content: {e}");
+    assert!(
+        e.contains("passwd:1:"),
+        "the error names the file and line: {e}"
+    );
+    assert!(
+        !e.contains("root"),
+        "the error shows the file's content: {e}"
+    );
     // A model path naming a file that is no model: named, its bytes not shown.
     let text = format!(
         r#"name = "not-a-model"
@@ -124,7 +140,10 @@ components = ["resid_pre"]
         Duration::from_secs(60),
     );
     assert!(e.contains("not a GGUF file"), "{e}");
-    assert!(!e.contains("root") && !e.contains("0x"), "the error shows file bytes: {e}");
+    assert!(
+        !e.contains("root") && !e.contains("0x"),
+        "the error shows file bytes: {e}"
+    );
 }
 
 #[test]

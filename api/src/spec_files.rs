@@ -79,10 +79,7 @@ pub fn inline_files(text: &str, limit: u64) -> Result<String, SpecError> {
     let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
         return Ok(text.to_string());
     };
-    let Some(dataset) = doc
-        .get_mut("dataset")
-        .and_then(|d| d.as_table_like_mut())
-    else {
+    let Some(dataset) = doc.get_mut("dataset").and_then(|d| d.as_table_like_mut()) else {
         return Ok(text.to_string());
     };
     let Some(path) = dataset
@@ -165,7 +162,10 @@ mod tests {
         assert!(matches!(e, SpecFileError::TooLarge { .. }), "{e}");
         for device in ["/dev/zero", "/dev/null", "/"] {
             let e = read_bounded(Path::new(device), 1 << 30, "a dataset file").unwrap_err();
-            assert!(matches!(e, SpecFileError::NotRegular { .. }), "{device}: {e}");
+            assert!(
+                matches!(e, SpecFileError::NotRegular { .. }),
+                "{device}: {e}"
+            );
         }
         let binary = path.with_file_name("binary.jsonl");
         std::fs::write(&binary, b"ok\xffSECRET").unwrap();

@@ -497,7 +497,6 @@ mod suite {
         assert!(prog.is_final() && prog.state != "done", "{}", prog.state);
     }
 
-
     /// Every timestamp a user reads (progress, the sweep list, the tables and views) has
     /// one format on both backends.
     pub async fn timestamps_read_the_same_on_both_backends(url: &str) {
@@ -513,7 +512,11 @@ mod suite {
         let prog = store.sweep_progress(sweep, &p).await.unwrap();
         assert_eq!(prog.state, "done");
         let mut seen = vec![prog.created_at, prog.finished_at.expect("finished")];
-        let row = store.sweeps(SweepSelection::Id(sweep)).await.unwrap().remove(0);
+        let row = store
+            .sweeps(SweepSelection::Id(sweep))
+            .await
+            .unwrap()
+            .remove(0);
         seen.push(row.created_at);
         seen.push(row.finished_at.expect("finished"));
         for sql in [
@@ -530,7 +533,10 @@ mod suite {
             }
         }
         for s in &seen {
-            assert!(iso_millis_utc(s), "{s:?} is not YYYY-MM-DDTHH:MM:SS.mmmZ ({seen:?})");
+            assert!(
+                iso_millis_utc(s),
+                "{s:?} is not YYYY-MM-DDTHH:MM:SS.mmmZ ({seen:?})"
+            );
         }
     }
 }
@@ -540,14 +546,21 @@ fn iso_millis_utc(s: &str) -> bool {
     let b = s.as_bytes();
     let digit = |i: usize| b[i].is_ascii_digit();
     b.len() == 24
-        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')]
-            .iter()
-            .all(|&(i, c)| b[i] == c)
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (23, b'Z'),
+        ]
+        .iter()
+        .all(|&(i, c)| b[i] == c)
         && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
             .iter()
             .all(|&i| digit(i))
 }
-
 
 macro_rules! both_backends {
     ([$($test:ident),* $(,)?]) => {

@@ -116,7 +116,14 @@ impl Sizer<'_> {
     fn cached_run(&self, tokens: usize, hook_width: usize) -> u64 {
         let c = self.cfg;
         let resid = product(&[c.n_layers, tokens, c.d_model, self.dtype_bytes]);
-        let kv = product(&[2, c.n_layers, tokens, c.n_kv_heads, c.d_head, self.dtype_bytes]);
+        let kv = product(&[
+            2,
+            c.n_layers,
+            tokens,
+            c.n_kv_heads,
+            c.d_head,
+            self.dtype_bytes,
+        ]);
         let hook_values = product(&[tokens, hook_width, self.dtype_bytes]);
         resid.saturating_add(kv).saturating_add(hook_values)
     }
@@ -163,7 +170,7 @@ impl Engine<'_> {
         }
     }
 
-    /// Pairs per token count, longest first.
+    /// How many pairs have each token count (the longer prompt of a pair counts).
     fn lengths(pairs: &[PairInput]) -> BTreeMap<usize, usize> {
         let mut by_len = BTreeMap::new();
         for p in pairs {

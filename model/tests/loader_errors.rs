@@ -113,7 +113,10 @@ fn truncated_and_corrupt_gguf_are_reported() {
         "{msg}"
     );
     for leaked in ["root", "726f6f74", "746f6f72", "0x"] {
-        assert!(!msg.contains(leaked), "the error shows file bytes ({leaked}): {msg}");
+        assert!(
+            !msg.contains(leaked),
+            "the error shows file bytes ({leaked}): {msg}"
+        );
     }
     // A device or a folder is refused before anything is read (`/dev/zero` would never end).
     let msg = load_err(ModelSpec::Gguf("/dev/zero".into()));

@@ -10,7 +10,11 @@ use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
 fn tiny() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../model/tests/data/tiny-llama2").into()
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../model/tests/data/tiny-llama2"
+    )
+    .into()
 }
 
 /// A sweep of `model` on one pair: `prefix` repeated `words` times, then the cat/bat swap.
@@ -93,8 +97,7 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
         "{err}"
     );
     // Prepared where memory suffices, its patch task is refused where it does not.
-    let mut roomy =
-        ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(1 << 30));
+    let mut roomy = ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(1 << 30));
     let TaskOutput::Prepare(prepared) = roomy
         .execute(&leased(TaskKind::Prepare, &text, "{}"))
         .expect("prepare within the budget")
@@ -127,11 +130,9 @@ fn the_estimate_covers_the_allocation_that_aborted_a_worker() {
         env!("CARGO_MANIFEST_DIR"),
         "/../models/SmolLM2-135M-Instruct.Q4_1.gguf"
     );
-    let parsed = patchsweep_api::spec::SweepSpec::parse(
-        &spec(&format!("gguf:{model}"), 1),
-        "smollm2",
-    )
-    .unwrap();
+    let parsed =
+        patchsweep_api::spec::SweepSpec::parse(&spec(&format!("gguf:{model}"), 1), "smollm2")
+            .unwrap();
     let mut exec = ModelExecutor::new(None, Faults::default());
     let loaded = exec.model_for(&parsed.spec).expect("the demo model");
     let words = |w: &str| vec![w.to_string()];

@@ -48,7 +48,9 @@ fn check_magic(reader: &mut BufReader<File>, path: &Path) -> Result<()> {
             "not a GGUF file (it does not start with the GGUF magic)",
         ));
     }
-    reader.seek(SeekFrom::Start(0)).map_err(|e| corrupt(path, e))?;
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| corrupt(path, e))?;
     Ok(())
 }
 
@@ -59,7 +61,10 @@ impl GgufSource {
         })?;
         let kind = file.metadata().map_err(|e| corrupt(path, e))?.file_type();
         if !kind.is_file() {
-            return Err(corrupt(path, "not a regular file (a GGUF model must be one)"));
+            return Err(corrupt(
+                path,
+                "not a regular file (a GGUF model must be one)",
+            ));
         }
         let mut reader = BufReader::new(file);
         check_magic(&mut reader, path)?;
