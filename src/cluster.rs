@@ -15,6 +15,7 @@ use patchsweep_coordinator::store::{QueuePolicy, Store};
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::grpc_link::GrpcLink;
+use patchsweep_worker::memory_budget;
 use patchsweep_worker::model_executor::ModelExecutor;
 use patchsweep_worker::worker_loop::{run_worker, Controls, WorkerOptions};
 use tokio::sync::watch;
@@ -216,6 +217,11 @@ pub struct WorkerArgs {
     /// Allow --metrics-listen beyond loopback (metrics are served without a token).
     #[arg(long, env = "PATCHSWEEP_METRICS_PUBLIC")]
     metrics_public: bool,
+    /// The most memory one task may need, e.g. 8GiB: a task estimated above it fails for
+    /// good with the numbers instead of aborting the worker. Default: the memory available
+    /// on the device at start (CPU: MemAvailable; CUDA: the GPU's free memory).
+    #[arg(long, env = "PATCHSWEEP_MAX_TASK_MEMORY", value_parser = memory_budget::parse_bytes)]
+    max_task_memory: Option<u64>,
     /// Testing only: sleep this long before each patch task.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_task_delay_ms: u64,
@@ -239,9 +245,12 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
         fail_experiment: args.fault_fail_experiment.clone(),
     };
     let device = args.device.clone().unwrap_or_else(|| "cpu".into());
-    let opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device);
-    let executor =
-        ModelExecutor::new(args.device.clone(), faults).with_counters(opts.counters.clone());
+    let max_task_memory = memory_budget::resolve(args.max_task_memory, &device);
+    let mut opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device);
+    opts.memory_bytes = max_task_memory.map_or(0, |b| b.min(i64::MAX as u64) as i64);
+    let executor = ModelExecutor::new(args.device.clone(), faults)
+        .with_counters(opts.counters.clone())
+        .with_max_task_memory(max_task_memory);
     let compute = ComputeThread::spawn(Box::new(executor));
     runtime()?.block_on(async move {
         let link = Arc::new(GrpcLink::new(&target)?);

@@ -13,6 +13,12 @@ pub struct Progress {
     done: u64,
     next_line: u64,
     started: Instant,
+    /// Where rates count from: the start (0 done), or the first reading of a count kept
+    /// elsewhere (`set`), so a watch started mid-sweep does not credit the work done before
+    /// it to its first instant.
+    base: (u64, Instant),
+    /// Readings given to `set` so far.
+    readings: u64,
 }
 
 impl Progress {
@@ -27,14 +33,39 @@ impl Progress {
             b.set_message(label.to_string());
             b
         });
+        let started = Instant::now();
         Self {
             bar,
             label: label.to_string(),
             total,
             done: 0,
             next_line: total / 10,
-            started: Instant::now(),
+            started,
+            base: (0, started),
+            readings: 0,
         }
+    }
+
+    /// Items per second since the base; `None` until some time has passed.
+    fn rate(&self, now: Instant) -> Option<f64> {
+        let secs = now.saturating_duration_since(self.base.1).as_secs_f64();
+        (secs > 0.0).then(|| self.done.saturating_sub(self.base.0) as f64 / secs)
+    }
+
+    fn print_line(&mut self) {
+        let (rate, eta) = match self.rate(Instant::now()) {
+            Some(r) if r > 0.0 => (
+                format!("{r:.0}/s"),
+                format!("{:.0}s", self.total.saturating_sub(self.done) as f64 / r),
+            ),
+            Some(r) => (format!("{r:.0}/s"), "-".into()),
+            None => ("-/s".into(), "-".into()),
+        };
+        eprintln!(
+            "{}: {}/{} ({rate}, ETA {eta})",
+            self.label, self.done, self.total
+        );
+        self.next_line = self.done + (self.total / 10).max(1);
     }
 
     pub fn advance(&mut self, n: usize) {
@@ -42,21 +73,16 @@ impl Progress {
         match &self.bar {
             Some(b) => b.inc(n as u64),
             None if self.done >= self.next_line.max(1) || self.done == self.total => {
-                let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-                let rate = self.done as f64 / secs;
-                let eta = (self.total.saturating_sub(self.done)) as f64 / rate.max(1e-9);
-                eprintln!(
-                    "{}: {}/{} ({:.0}/s, ETA {:.0}s)",
-                    self.label, self.done, self.total, rate, eta
-                );
-                self.next_line = self.done + (self.total / 10).max(1);
+                self.print_line()
             }
             None => {}
         }
     }
 
     /// Moves to `done` of `total` (for progress read from elsewhere, e.g. the database).
+    /// The first reading is the base rates count from; the second prints the first rate.
     pub fn set(&mut self, done: u64, total: u64) {
+        self.readings += 1;
         if total != self.total {
             self.total = total;
             self.next_line = self.done + (total / 10).max(1);
@@ -64,8 +90,25 @@ impl Progress {
                 b.set_length(total);
             }
         }
+        if self.readings == 1 {
+            self.done = done;
+            self.base = (done, Instant::now());
+            match &self.bar {
+                Some(b) => {
+                    b.set_position(done);
+                    b.tick();
+                    b.reset_eta();
+                }
+                None => eprintln!("{}: {}/{}", self.label, done, total),
+            }
+            self.next_line = done + (total / 10).max(1);
+            return;
+        }
         if done > self.done {
             self.advance((done - self.done) as usize);
+        }
+        if self.readings == 2 && self.bar.is_none() && self.done < self.next_line {
+            self.print_line();
         }
     }
 
@@ -101,4 +144,30 @@ pub fn spin<T>(label: &str, work: impl FnOnce() -> T) -> T {
     }
     eprintln!("{label}: {:.1}s", started.elapsed().as_secs_f64());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_read_mid_way_is_the_base_of_the_rate() {
+        // A watch started after 10^9 patches were done: the first reading is not a rate.
+        let mut p = Progress::new("sweep", 0, "patches");
+        p.set(1_000_000_000, 2_000_000_000);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        p.set(1_000_000_010, 2_000_000_000);
+        // 10 patches in at least 50 ms: at most 200/s (it read 5 * 10^10/s before).
+        let rate = p.rate(Instant::now()).expect("a rate after two readings");
+        assert!(rate > 0.0 && rate <= 200.0, "{rate}/s");
+    }
+
+    #[test]
+    fn local_progress_counts_from_zero() {
+        let mut p = Progress::new("work", 100, "items");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        p.advance(10);
+        let rate = p.rate(Instant::now()).unwrap();
+        assert!(rate > 0.0 && rate < 10.0 / 0.02 + 1.0, "{rate}/s");
+    }
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use patchsweep_api::client::SweepApi;
 use patchsweep_api::spec::SweepSpec;
+use patchsweep_api::spec_files;
 use patchsweep_api::SweepProgress;
 
 use crate::cluster::RemoteArgs;
@@ -33,11 +34,28 @@ pub struct SubmitArgs {
     /// Follow the sweep until it ends, like `watch`.
     #[arg(long)]
     watch: bool,
+    #[command(flatten)]
+    files: SpecFileArgs,
+}
+
+/// How the client reads the spec and the files it names.
+#[derive(Args)]
+pub struct SpecFileArgs {
+    /// Largest spec or dataset file read, e.g. 64MiB (only regular files are read).
+    #[arg(long, default_value = "256MiB", value_parser = patchsweep_api::byte_size::parse_bytes)]
+    pub max_file_bytes: u64,
+}
+
+impl SpecFileArgs {
+    /// The spec at `path` with the dataset files it names read and inlined: what travels.
+    pub fn read_spec(&self, path: &std::path::Path) -> Result<String> {
+        let text = spec_files::read_bounded(path, self.max_file_bytes, "a spec")?;
+        Ok(spec_files::inline_files(&text, self.max_file_bytes)?)
+    }
 }
 
 pub fn submit(args: SubmitArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.spec)
-        .with_context(|| format!("reading spec {}", args.spec.display()))?;
+    let text = args.files.read_spec(&args.spec)?;
     let origin = args.spec.display().to_string();
     // Check here first: a bad spec is refused before it travels.
     SweepSpec::parse(&text, &origin)?;

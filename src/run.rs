@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// Continue this unfinished (or failed, partial, cancelled) sweep of the database.
     #[arg(long, value_name = "SWEEP_ID")]
     resume: Option<i64>,
+    #[command(flatten)]
+    files: crate::remote::SpecFileArgs,
+    /// The most memory one task may need, e.g. 8GiB (as `patchsweep worker`). Default: the
+    /// memory available on the spec's device at start.
+    #[arg(long, value_parser = patchsweep_worker::memory_budget::parse_bytes)]
+    max_task_memory: Option<u64>,
     /// Test-only fault: sleep this long before each patch task (to interrupt a run mid-sweep).
     #[arg(long, hide = true, default_value_t = 0)]
     fault_task_delay_ms: u64,
@@ -88,8 +94,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // (otherwise a bad spec is refused before anything, a database file included, exists).
     let (text, origin, early_store) = match (&args.spec, args.resume) {
         (Some(path), _) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading spec {}", path.display()))?,
+            args.files.read_spec(path)?,
             path.display().to_string(),
             None,
         ),
@@ -108,7 +113,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         task_delay: Duration::from_millis(args.fault_task_delay_ms),
         ..Faults::default()
     };
-    let mut executor = ModelExecutor::new(None, faults);
+    let max_task_memory =
+        patchsweep_worker::memory_budget::resolve(args.max_task_memory, &spec.device);
+    let mut executor = ModelExecutor::new(None, faults).with_max_task_memory(max_task_memory);
     let loaded = crate::progress::spin(
         &format!("loading model {} on {}", spec.model, spec.device),
         || executor.model_for(spec),

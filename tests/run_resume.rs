@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{patchsweep, root};
+use common::{nan_model, patchsweep, root};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -205,29 +205,6 @@ fn a_run_leaves_other_sweeps_of_its_database_alone() {
         csv(&db, "SELECT id, status FROM sweeps ORDER BY id"),
         "id,status\n1,running\n2,done\n"
     );
-}
-
-/// A copy of the tiny checkpoint whose layer-0 `o_proj` holds NaN.
-fn nan_model(dir: &Path) -> PathBuf {
-    let model = dir.join("tiny-nan");
-    std::fs::create_dir_all(&model).unwrap();
-    for entry in std::fs::read_dir(tiny()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
-    let file = model.join("model.safetensors");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    let tensor = &header["model.layers.0.self_attn.o_proj.weight"];
-    assert_eq!(tensor["dtype"], "F32", "{tensor}");
-    let [from, to] = [0, 1].map(|i| tensor["data_offsets"][i].as_u64().unwrap() as usize);
-    let data = 8 + header_len;
-    for chunk in bytes[data + from..data + to].chunks_exact_mut(4) {
-        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
-    }
-    std::fs::write(&file, bytes).unwrap();
-    model
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //! - [`worker`]: a worker as it registers ([`WorkerInfo`], [`Registration`]).
 //! - [`progress`]: where a sweep stands ([`SweepProgress`], [`TaskCounts`]).
 //! - [`spec`]: the sweep spec (TOML), validated completely before any compute.
+//! - [`spec_files`]: the files a spec names, read (bounded) by the submitting client and
+//!   inlined; [`byte_size`]: sizes as flags take them (`256MiB`).
 //! - [`plan`]: cutting a prepared sweep into tasks (run by the worker's prepare task).
 //! - [`wire`]: prost ↔ domain conversions, both ways (client and server share them).
 //! - [`client`]: typed clients of both services ([`client::SweepApi`],
@@ -18,11 +20,13 @@
 //! server.
 
 pub mod args;
+pub mod byte_size;
 pub mod client;
 pub mod plan;
 pub mod progress;
 pub mod rows;
 pub mod spec;
+pub mod spec_files;
 pub mod task;
 pub mod wire;
 pub mod worker;

@@ -2,10 +2,11 @@
 //! compute, every error naming its field.
 //!
 //! Validation has two steps: [`SweepSpec::parse`] checks everything that needs no model
-//! (syntax, names, ranges, the dataset source, reading a JSONL file); [`SweepSpec::prepare`]
-//! checks the rest against the loaded model's config and tokenizer (layers, heads, answer
-//! words being single tokens, position labels) and returns the tokenized pairs and the
-//! engine's experiments. Nothing is computed or stored until both have passed.
+//! (syntax, names, ranges, the dataset source, an inlined JSONL dataset: a spec never makes
+//! its reader open a path, see [`crate::spec_files`]); [`SweepSpec::prepare`] checks the rest
+//! against the loaded model's config and tokenizer (layers, heads, answer words being single
+//! tokens, position labels, prompts within the model's context) and returns the tokenized
+//! pairs and the engine's experiments. Nothing is computed or stored until both have passed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -123,10 +124,22 @@ pub struct DatasetSpec {
     pub builtin: Option<String>,
     pub professions: Option<ProfessionsOptions>,
     pub traits: Option<TraitsOptions>,
+    /// A JSONL file as the user names it; the client replaces it by `jsonl_inline`
+    /// ([`crate::spec_files::inline_files`]) and a path left here is refused.
     pub jsonl: Option<PathBuf>,
+    /// A JSONL file's content, inlined by the client that read it.
+    pub jsonl_inline: Option<InlineFile>,
     pub templates: Option<TemplatesDataset>,
     /// Keep only the first `limit` pairs.
     pub limit: Option<usize>,
+}
+
+/// A file's name (for messages) and its content, as the submitting client read it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineFile {
+    pub name: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,7 +340,7 @@ impl DatasetSpec {
         let sources = [
             self.pairs.is_some(),
             self.builtin.is_some(),
-            self.jsonl.is_some(),
+            self.jsonl.is_some() || self.jsonl_inline.is_some(),
             self.templates.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() != 1 {
@@ -385,7 +398,18 @@ impl DatasetSpec {
                 Err(e) => return Err(field(format!("dataset.{name}"), e)),
             }
         } else if let Some(path) = &self.jsonl {
-            dataset::from_jsonl(path).map_err(|e| field("dataset.jsonl", e))?
+            return Err(field(
+                "dataset.jsonl",
+                format!(
+                    "names the file {} that was not sent with the spec: `patchsweep submit` \
+                     and `run` read dataset files and send their content; a coordinator or \
+                     worker never opens a path from a spec",
+                    path.display()
+                ),
+            ));
+        } else if let Some(file) = &self.jsonl_inline {
+            dataset::jsonl::parse_jsonl(&file.text, std::path::Path::new(&file.name))
+                .map_err(|e| field("dataset.jsonl", e))?
         } else {
             let t = self.templates.as_ref().expect("one source is set");
             dataset::from_templates(t).map_err(|e| field("dataset.templates", e))?
@@ -497,6 +521,9 @@ impl ParsedSpec {
                 ),
             ));
         }
+        for t in &tokenized {
+            check_context(&t.spec.id, t.clean_ids.len(), &model.model.cfg)?;
+        }
         let mut pairs = Vec::with_capacity(tokenized.len());
         let mut specs = Vec::with_capacity(tokenized.len());
         for t in tokenized {
@@ -543,6 +570,26 @@ impl ParsedSpec {
             specs,
             dropped,
         })
+    }
+}
+
+/// A pair's prompts fit the model's context (the clean and corrupted prompts of a kept pair
+/// have the same token count). A sliding window does not lift the limit: positions beyond
+/// `max_position_embeddings` were never trained.
+fn check_context(
+    pair_id: &str,
+    tokens: usize,
+    cfg: &patchsweep_model::ModelConfig,
+) -> Result<(), SpecError> {
+    match cfg.max_positions {
+        Some(most) if tokens > most => Err(field(
+            format!("dataset pair {pair_id:?}"),
+            format!(
+                "its prompts have {tokens} tokens but the model takes at most {most} \
+                 (max_position_embeddings); shorten the prompt"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ pub struct WorkerInfo {
     pub id: String,
     pub name: String,
     pub device: String,
+    /// The most memory one task may take on it (`--max-task-memory`); 0: no cap.
     pub memory_bytes: i64,
     pub models: Vec<String>,
     pub version: String,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, LeasedTask, NewTask, PairRow, PreparedSweep, QueuePolicy, Settled, Store,
-    TaskOutput, WorkerInfo,
+    SweepSelection, TaskOutput, WorkerInfo,
 };
 
 #[macro_use]
@@ -511,6 +511,70 @@ mod suite {
         let prog = store.sweep_progress(sweep, &p).await.unwrap();
         assert!(prog.is_final() && prog.state != "done", "{}", prog.state);
     }
+
+    /// Every timestamp a user reads (progress, the sweep list, the tables and views) has
+    /// one format on both backends.
+    pub async fn timestamps_read_the_same_on_both_backends(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let w = worker(&store, "clock").await;
+        let t = lease_one(&store, &w, &p).await.expect("the patch task");
+        store
+            .complete_task(&w, t.task_id, t.attempt, &TaskOutput::Patch(vec![]), &p)
+            .await
+            .unwrap();
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!(prog.state, "done");
+        let mut seen = vec![prog.created_at, prog.finished_at.expect("finished")];
+        let row = store
+            .sweeps(SweepSelection::Id(sweep))
+            .await
+            .unwrap()
+            .remove(0);
+        seen.push(row.created_at);
+        seen.push(row.finished_at.expect("finished"));
+        for sql in [
+            "SELECT created_at, finished_at FROM sweeps",
+            "SELECT created_at, started_at, finished_at FROM tasks_v",
+            "SELECT registered_at, last_seen_at FROM workers_v",
+        ] {
+            let r = store.query_readonly(sql).await.unwrap();
+            let rows: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+            for row in rows.as_array().unwrap() {
+                for v in row.as_object().unwrap().values() {
+                    seen.push(v.as_str().unwrap_or_else(|| panic!("{sql}: {row}")).into());
+                }
+            }
+        }
+        for s in &seen {
+            assert!(
+                iso_millis_utc(s),
+                "{s:?} is not YYYY-MM-DDTHH:MM:SS.mmmZ ({seen:?})"
+            );
+        }
+    }
+}
+
+/// `2026-11-30T09:28:50.123Z`: the one timestamp format of both backends.
+fn iso_millis_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digit = |i: usize| b[i].is_ascii_digit();
+    b.len() == 24
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (23, b'Z'),
+        ]
+        .iter()
+        .all(|&(i, c)| b[i] == c)
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
+            .iter()
+            .all(|&i| digit(i))
 }
 
 macro_rules! both_backends {
@@ -531,4 +595,5 @@ both_backends!([
     concurrent_workers_never_share_a_lease,
     every_worker_call_marks_the_worker_seen,
     a_task_that_keeps_losing_its_workers_fails_saying_so,
+    timestamps_read_the_same_on_both_backends,
 ]);

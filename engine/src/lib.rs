@@ -10,6 +10,7 @@
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
 //! - [`attribution`]: attribution patching from one backward pass.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
+//! - [`memory`]: the memory a piece of work needs, estimated before it runs.
 //! - [`debias`]: targeted interventions on located components, evaluated on held-out pairs
 //!   and for capability cost.
 
@@ -20,6 +21,7 @@ pub mod debias;
 pub mod error;
 pub mod experiment;
 pub mod grid;
+pub mod memory;
 pub mod metric;
 pub mod oracle;
 pub mod runs;

@@ -68,6 +68,10 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     pub qkv_bias: bool,
     pub sliding_window: Option<usize>,
+    /// Longest sequence the model was trained for (`max_position_embeddings`, GGUF
+    /// `context_length`); `None` when the checkpoint does not say. A sliding window does not
+    /// lift it: RoPE positions beyond it were never trained.
+    pub max_positions: Option<usize>,
     pub bos_token_id: Option<u32>,
 }
 
@@ -102,6 +106,9 @@ impl ModelConfig {
         }
         if self.sliding_window == Some(0) {
             return fail("sliding_window must be positive".into());
+        }
+        if self.max_positions == Some(0) {
+            return fail("max_position_embeddings must be positive".into());
         }
         Ok(())
     }
@@ -140,6 +147,8 @@ pub struct HfConfig {
     pub sliding_window: Option<usize>,
     #[serde(default)]
     pub use_sliding_window: Option<bool>,
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
     #[serde(default)]
     pub hidden_act: Option<String>,
     #[serde(default)]
@@ -223,6 +232,7 @@ impl HfConfig {
                 _ => self.attention_bias.unwrap_or(false),
             },
             sliding_window,
+            max_positions: self.max_position_embeddings,
             bos_token_id: self
                 .bos_token_id
                 .as_ref()

@@ -103,11 +103,24 @@ fn truncated_and_corrupt_gguf_are_reported() {
         msg.contains("corrupt or truncated") && msg.contains("head.gguf"),
         "{msg}"
     );
-    // Not a GGUF at all.
+    // Not a GGUF at all: named, without echoing any of its bytes (a model path may name any
+    // file the worker can read, e.g. `gguf:/etc/passwd`).
     let text = dir.join("text.gguf");
-    std::fs::write(&text, "this is not a model\n").unwrap();
+    std::fs::write(&text, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
     let msg = load_err(ModelSpec::Gguf(text));
-    assert!(msg.contains("not a readable GGUF"), "{msg}");
+    assert!(
+        msg.contains("not a GGUF file") && msg.contains("text.gguf"),
+        "{msg}"
+    );
+    for leaked in ["root", "726f6f74", "746f6f72", "0x"] {
+        assert!(
+            !msg.contains(leaked),
+            "the error shows file bytes ({leaked}): {msg}"
+        );
+    }
+    // A device or a folder is refused before anything is read (`/dev/zero` would never end).
+    let msg = load_err(ModelSpec::Gguf("/dev/zero".into()));
+    assert!(msg.contains("not a regular file"), "{msg}");
 }
 
 #[test]

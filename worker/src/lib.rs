@@ -8,6 +8,7 @@
 //! - [`executor`]: the compute side: [`executor::Executor`] and the thread that runs it,
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
+//! - [`memory_budget`]: `--max-task-memory` and the check a task passes before computing.
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
@@ -19,5 +20,6 @@ pub mod executor;
 pub mod faults;
 pub mod grpc_link;
 pub mod link;
+pub mod memory_budget;
 pub mod model_executor;
 pub mod worker_loop;

@@ -16,6 +16,7 @@ use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
 use crate::counters::WorkerCounters;
 use crate::executor::{Executor, TaskError};
 use crate::faults::Faults;
+use crate::memory_budget;
 
 /// A sweep as this worker prepared it.
 pub struct SweepState {
@@ -50,6 +51,8 @@ pub struct ModelExecutor {
     sweeps: HashMap<i64, Arc<SweepState>>,
     faults: Faults,
     counters: Arc<WorkerCounters>,
+    /// The most memory one task may need (`None`: no cap); see [`crate::memory_budget`].
+    max_task_memory: Option<u64>,
 }
 
 impl ModelExecutor {
@@ -60,7 +63,14 @@ impl ModelExecutor {
             sweeps: HashMap::new(),
             faults,
             counters: Arc::default(),
+            max_task_memory: None,
         }
+    }
+
+    /// Refuses tasks whose memory estimate exceeds `bytes` (`None`: no cap).
+    pub fn with_max_task_memory(mut self, bytes: Option<u64>) -> Self {
+        self.max_task_memory = bytes;
+        self
     }
 
     /// Reports model loads into `counters` (the worker's metrics).
@@ -132,6 +142,11 @@ impl ModelExecutor {
     fn prepare(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
         let (model, state) = self.sweep(task)?;
         let engine = Self::engine(&model, &state);
+        memory_budget::check(
+            "preparing the sweep (the baselines of every pair)",
+            &engine.baselines_memory(&state.prepared.pairs),
+            self.max_task_memory,
+        )?;
         let engine_err = |e: patchsweep_engine::EngineError| TaskError::transient(e);
         let baselines = engine
             .baselines(&state.prepared.pairs)
@@ -209,6 +224,11 @@ impl ModelExecutor {
             .collect::<Result<_, _>>()?;
         let narrowed = plan::restrict(exp, &args.layers, args.pathways);
         let engine = Self::engine(&model, &state);
+        memory_budget::check(
+            &format!("this task of experiment `{}`", exp.name),
+            &engine.run_memory(&narrowed, &pairs),
+            self.max_task_memory,
+        )?;
         let baselines: Vec<Baseline> = args.baselines();
         let effects = engine
             .run(&narrowed, &pairs, &baselines, &mut |_| {})

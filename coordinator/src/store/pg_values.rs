@@ -195,7 +195,8 @@ fn numeric(b: &[u8]) -> Option<Value> {
     text.parse::<f64>().ok().map(float)
 }
 
-/// Microseconds since 2000-01-01 00:00 as ISO 8601.
+/// Microseconds since 2000-01-01 00:00 as ISO 8601 with milliseconds, the one format of
+/// timestamps on both backends (SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`).
 fn timestamp(micros: i64, zone: &str) -> String {
     match micros {
         i64::MAX => return "infinity".into(),
@@ -207,12 +208,7 @@ fn timestamp(micros: i64, zone: &str) -> String {
     let days = secs.div_euclid(86_400);
     let s = secs.rem_euclid(86_400);
     let time = format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-    let frac = if frac == 0 {
-        String::new()
-    } else {
-        format!(".{frac:06}")
-    };
-    format!("{}T{time}{frac}{zone}", date(days))
+    format!("{}T{time}.{:03}{zone}", date(days), frac / 1000)
 }
 
 /// Days since 2000-01-01 as `YYYY-MM-DD` (proleptic Gregorian; H. Hinnant's civil_from_days).
@@ -264,11 +260,12 @@ mod tests {
         assert_eq!(date(0), "2000-01-01");
         assert_eq!(date(-1), "1999-12-31");
         assert_eq!(date(60), "2000-03-01");
-        assert_eq!(timestamp(0, "Z"), "2000-01-01T00:00:00Z");
+        assert_eq!(timestamp(0, "Z"), "2000-01-01T00:00:00.000Z");
         // 2026-11-01T12:34:56.5Z
         let days = 9801; // 2000-01-01 + 9801 days
         assert_eq!(date(days), "2026-11-01");
         let micros = (days * 86_400 + 12 * 3600 + 34 * 60 + 56) * 1_000_000 + 500_000;
-        assert_eq!(timestamp(micros, "Z"), "2026-11-01T12:34:56.500000Z");
+        assert_eq!(timestamp(micros, "Z"), "2026-11-01T12:34:56.500Z");
+        assert_eq!(timestamp(micros + 999, "Z"), "2026-11-01T12:34:56.500Z");
     }
 }

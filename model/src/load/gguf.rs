@@ -36,12 +36,38 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> ModelError {
     }
 }
 
+/// The file starts with the GGUF magic. Errors name the file but never show its bytes
+/// (a model path may name any file the worker can read).
+fn check_magic(reader: &mut BufReader<File>, path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut magic = [0u8; 4];
+    let read = reader.read_exact(&mut magic);
+    if read.is_err() || &magic != b"GGUF" {
+        return Err(corrupt(
+            path,
+            "not a GGUF file (it does not start with the GGUF magic)",
+        ));
+    }
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| corrupt(path, e))?;
+    Ok(())
+}
+
 impl GgufSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|_| ModelError::MissingFile {
             path: path.to_path_buf(),
         })?;
+        let kind = file.metadata().map_err(|e| corrupt(path, e))?.file_type();
+        if !kind.is_file() {
+            return Err(corrupt(
+                path,
+                "not a regular file (a GGUF model must be one)",
+            ));
+        }
         let mut reader = BufReader::new(file);
+        check_magic(&mut reader, path)?;
         let content = Content::read(&mut reader).map_err(|e| {
             corrupt(
                 path,
@@ -148,6 +174,7 @@ impl GgufSource {
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
             qkv_bias: self.content.tensor_infos.contains_key("blk.0.attn_q.bias"),
             sliding_window: self.meta_usize("attention.sliding_window").ok(),
+            max_positions: self.meta_usize("context_length").ok(),
             bos_token_id: self
                 .content
                 .metadata

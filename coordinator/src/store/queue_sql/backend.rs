@@ -11,12 +11,15 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Encode, FromRow, PgConnection, SqliteConnection, Type};
 
 /// The fragments of SQL that differ between the backends; statements name them with the
-/// placeholders `{now}`, `{sweep_now}`, `{skip_locked}` and `{lock_row}`.
+/// placeholders `{now}`, `{sweep_now}`, `{sweep_times}`, `{skip_locked}` and `{lock_row}`.
 pub(crate) struct Flavor {
     /// The database clock in seconds since the Unix epoch (a float): lease times.
     now: &'static str,
     /// The database clock as the timestamp of `sweeps.finished_at`.
     sweep_now: &'static str,
+    /// `sweeps.created_at, sweeps.finished_at` as ISO 8601 UTC text with milliseconds
+    /// (`2026-11-30T09:28:50.123Z`; SQLite's columns hold that text already).
+    sweep_times: &'static str,
     /// Appended to the lease's candidate SELECT: concurrent leases skip each other's rows.
     skip_locked: &'static str,
     /// Appended to a SELECT of one row: locks it until the transaction ends.
@@ -36,6 +39,7 @@ impl Flavor {
             text.push_str(match &rest[open + 1..close] {
                 "now" => self.now,
                 "sweep_now" => self.sweep_now,
+                "sweep_times" => self.sweep_times,
                 "skip_locked" => self.skip_locked,
                 "lock_row" => self.lock_row,
                 other => panic!("unknown placeholder {{{other}}} in {template}"),
@@ -52,6 +56,7 @@ impl Flavor {
 const SQLITE: Flavor = Flavor {
     now: "((julianday('now') - 2440587.5) * 86400.0)",
     sweep_now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    sweep_times: "created_at, finished_at",
     skip_locked: "",
     lock_row: "",
 };
@@ -59,6 +64,8 @@ const SQLITE: Flavor = Flavor {
 const POSTGRES: Flavor = Flavor {
     now: "(extract(epoch from clock_timestamp())::double precision)",
     sweep_now: "now()",
+    sweep_times: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                  to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
     skip_locked: " FOR UPDATE OF t SKIP LOCKED",
     lock_row: " FOR UPDATE",
 };

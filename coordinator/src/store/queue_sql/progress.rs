@@ -29,14 +29,12 @@ pub(crate) async fn progress_in<C: QueueConn>(
     lease_seconds: f64,
 ) -> Result<Option<SweepProgress>, StoreError> {
     const STEP: &str = "read sweep";
-    let sweep: Option<SweepRow> = sql(
-        "SELECT id, name, model, status, error, CAST(created_at AS TEXT), \
-             CAST(finished_at AS TEXT) FROM sweeps WHERE id = $1",
-    )
-    .bind(sweep_id)
-    .fetch_optional(tx)
-    .await
-    .map_err(db_error(STEP, url))?;
+    let sweep: Option<SweepRow> =
+        sql("SELECT id, name, model, status, error, {sweep_times} FROM sweeps WHERE id = $1")
+            .bind(sweep_id)
+            .fetch_optional(tx)
+            .await
+            .map_err(db_error(STEP, url))?;
     let Some((sweep_id, name, model, state, error, created_at, finished_at)) = sweep else {
         return Ok(None);
     };

@@ -1,0 +1,175 @@
+//! Files a spec names, read by the client that submits it (`patchsweep submit`, `run`):
+//! the spec file itself and `dataset.jsonl`. Their content travels inside the spec text
+//! (`dataset.jsonl` becomes `dataset.jsonl_inline = { name, text }`), so the coordinator
+//! and workers never open a path a submitter chose; [`crate::spec::SweepSpec::parse`]
+//! refuses a `dataset.jsonl` path that was not inlined.
+//!
+//! Reading is bounded: only regular files (a device such as `/dev/zero`, a FIFO or a folder
+//! is refused before any byte is read), at most a limit (default
+//! [`DEFAULT_MAX_FILE_BYTES`], `--max-file-bytes`), and never more than the limit plus one
+//! byte even when the file grows meanwhile. Errors name the file and never show its bytes.
+//!
+//! Model paths (`gguf:PATH`, a folder) are not inlined: a worker opens the model it loads.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::spec::SpecError;
+
+/// Default limit on one file a spec names: 256 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Why a file could not be read; names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecFileError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a regular file (a device, FIFO or folder cannot be read as {what})")]
+    NotRegular { path: String, what: &'static str },
+    #[error("{path} is larger than the limit of {limit} bytes for {what} (--max-file-bytes)")]
+    TooLarge {
+        path: String,
+        limit: u64,
+        what: &'static str,
+    },
+    #[error("{path} is not UTF-8 text (first invalid byte at offset {offset})")]
+    NotText { path: String, offset: usize },
+}
+
+/// Reads a regular UTF-8 file of at most `limit` bytes; `what` says what it is for errors.
+pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<String, SpecFileError> {
+    let shown = path.display().to_string();
+    let io = |source| SpecFileError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(SpecFileError::NotRegular { path: shown, what });
+    }
+    let too_large = || SpecFileError::TooLarge {
+        path: shown.clone(),
+        limit,
+        what,
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|e| SpecFileError::NotText {
+        path: shown.clone(),
+        offset: e.utf8_error().valid_up_to(),
+    })
+}
+
+/// The spec text with every file it names read (bounded) and inlined. A text that is not
+/// valid TOML comes back unchanged: parsing it reports the error with its position.
+pub fn inline_files(text: &str, limit: u64) -> Result<String, SpecError> {
+    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return Ok(text.to_string());
+    };
+    let Some(dataset) = doc.get_mut("dataset").and_then(|d| d.as_table_like_mut()) else {
+        return Ok(text.to_string());
+    };
+    let Some(path) = dataset
+        .get("jsonl")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+    else {
+        return Ok(text.to_string());
+    };
+    let content =
+        read_bounded(Path::new(&path), limit, "a dataset file").map_err(|e| SpecError::Field {
+            field: "dataset.jsonl".into(),
+            reason: e.to_string(),
+        })?;
+    let mut inline = toml_edit::InlineTable::new();
+    inline.insert("name", path.into());
+    inline.insert("text", content.into());
+    dataset.remove("jsonl");
+    dataset.insert(
+        "jsonl_inline",
+        toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),
+    );
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SweepSpec;
+
+    fn spec(dataset: &str) -> String {
+        format!(
+            "name = \"files\"\nmodel = \"gguf:m.gguf\"\n{dataset}\n\
+             [metric]\nkind = \"logit_diff\"\npositive = [\" he\"]\nnegative = [\" she\"]\n\
+             [[experiment]]\nname = \"resid\"\nmethod = \"activation\"\n\
+             components = [\"resid_pre\"]\n"
+        )
+    }
+
+    fn jsonl_file(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("spec-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            "{\"clean\": \"The nurse said\", \"corrupt\": \"The man said\", \"id\": \"n\"}\n",
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn a_dataset_file_travels_inline_and_a_path_alone_is_refused() {
+        let path = jsonl_file("pairs.jsonl");
+        for dataset in [
+            format!("[dataset]\njsonl = {:?}", path.display().to_string()),
+            format!("dataset = {{ jsonl = {:?} }}", path.display().to_string()),
+        ] {
+            let text = spec(&dataset);
+            let refused = SweepSpec::parse(&text, "t").unwrap_err().to_string();
+            assert!(
+                refused.contains("dataset.jsonl") && refused.contains("not sent with the spec"),
+                "{refused}"
+            );
+            let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES).unwrap();
+            assert!(!inlined.contains("jsonl ="), "{inlined}");
+            let parsed = SweepSpec::parse(&inlined, "t").expect("the inlined spec");
+            let pairs = parsed.pairs.expect("jsonl pairs need no tokenizer");
+            assert_eq!(pairs.len(), 1);
+            assert_eq!(pairs[0].clean, "The nurse said");
+        }
+    }
+
+    #[test]
+    fn reading_is_bounded_and_regular_files_only() {
+        let path = jsonl_file("limit.jsonl");
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(read_bounded(&path, len, "x").is_ok());
+        let e = read_bounded(&path, len - 1, "a dataset file").unwrap_err();
+        assert!(matches!(e, SpecFileError::TooLarge { .. }), "{e}");
+        for device in ["/dev/zero", "/dev/null", "/"] {
+            let e = read_bounded(Path::new(device), 1 << 30, "a dataset file").unwrap_err();
+            assert!(
+                matches!(e, SpecFileError::NotRegular { .. }),
+                "{device}: {e}"
+            );
+        }
+        let binary = path.with_file_name("binary.jsonl");
+        std::fs::write(&binary, b"ok\xffSECRET").unwrap();
+        let e = read_bounded(&binary, 1 << 20, "x").unwrap_err().to_string();
+        assert!(e.contains("offset 2") && !e.contains("SECRET"), "{e}");
+    }
+}
