@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use patchsweep_api::client::{SweepApi, Target, WorkerApi};
 use patchsweep_api::{
-    EffectRow, NewTask, PairRow, PreparedSweep, Settled, TaskKind, TaskOutput, WorkerInfo,
+    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PreparedSweep, Settled, TaskKind, TaskOutput,
+    WorkerInfo,
 };
 use patchsweep_coordinator::server::{self, ServeOptions};
 use patchsweep_coordinator::service::Coordinator;
@@ -152,7 +153,7 @@ async fn main() {
     // Play the prepare task: store pairs and the synthetic plan.
     let w = WorkerApi::new(&target).unwrap();
     let id = w.register(sim_worker("planner")).await.unwrap().worker_id;
-    let prep = w.lease(&id, &[], 1).await.unwrap().remove(0);
+    let prep = w.lease(&id, &[], &[], 1).await.unwrap().remove(0);
     let plan = PreparedSweep {
         pairs: (0..PAIRS).map(pair).collect(),
         dropped: vec![],
@@ -179,6 +180,12 @@ async fn main() {
         let target = target.clone();
         let latencies = latencies.clone();
         let n = a.effects;
+        // Simulated workers hold the sweep prepared, as real ones do after its first task:
+        // its tasks come without the spec text.
+        let held = [HeldSweep {
+            sweep_id,
+            spec_digest: spec_digest(SPEC),
+        }];
         fleet.push(tokio::spawn(async move {
             let c = WorkerApi::new(&target).unwrap();
             let id = c
@@ -190,7 +197,7 @@ async fn main() {
             let mut done = 0u64;
             loop {
                 let t0 = Instant::now();
-                let tasks = c.lease(&id, &[], 1).await.expect("lease");
+                let tasks = c.lease(&id, &[], &held, 1).await.expect("lease");
                 mine.push(t0.elapsed().as_secs_f64());
                 let Some(t) = tasks.into_iter().next() else {
                     break;

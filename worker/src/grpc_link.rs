@@ -49,9 +49,13 @@ impl Link for GrpcLink {
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, LinkError> {
-        self.client.lease(worker_id, models, max).await.map_err(err)
+        self.client
+            .lease(worker_id, models, held, max)
+            .await
+            .map_err(err)
     }
 
     async fn heartbeat(

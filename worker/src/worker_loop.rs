@@ -173,9 +173,9 @@ pub async fn run_worker<L: Link>(
     let heartbeat = heartbeat_interval(reg.heartbeat_seconds);
     tracing::info!(worker = %id, "registered");
     while !stopping(&controls) {
-        let models = compute.models();
+        let (models, held) = (compute.models(), compute.held_sweeps());
         let leased = retrying("lease", &mut backoff, &mut controls, stopping, || {
-            link.lease(&id, &models, 1)
+            link.lease(&id, &models, &held, 1)
         })
         .await?;
         let Some(task) = leased.and_then(|t| t.into_iter().next()) else {
