@@ -193,7 +193,8 @@ async fn bad_requests_are_refused_and_store_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, CoordinatorError::Spec(_)), "{err}");
-    assert!(err.to_string().contains("metric"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("line 5") && msg.contains("`vibes`"), "{msg}");
     assert!(c.list(10).await.unwrap().is_empty());
     let err = c
         .register(WorkerInfo {

@@ -46,7 +46,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     )
     .map_err(perm)?;
     let stored = args.split.as_ref().ok_or_else(|| {
-        perm(format!(
+        TaskError::permanent(format!(
             "debias task `{}` carries no stored split (the coordinator attaches the split \
              stored at prepare time when it leases the task; is it older than this worker?)",
             args.name

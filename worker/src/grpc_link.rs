@@ -1,7 +1,7 @@
 //! The gRPC link to a remote coordinator, over the typed client of `patchsweep_api`.
 
 use patchsweep_api::client::{ClientError, Code, Target, WorkerApi};
-use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
 
 use crate::link::{Link, LinkError};
 

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use sqlx::database::HasStatementCache;
 use sqlx::postgres::PgPool;
 use sqlx::query::Query;
 use serde_json::Value;
@@ -27,7 +28,7 @@ use super::{Inner, Store, StoreError};
 /// `stmt` with `params` bound, not kept prepared: users' statements would fill the server's
 /// cache, and PostgreSQL plans an unnamed statement for its parameters' values, as it would
 /// the same statement with literals.
-fn bound<'q, DB: Database>(stmt: &'q str, params: &[Arg<'q>]) -> Query<'q, DB, DB::Arguments<'q>>
+fn bound<'q, DB: Database + HasStatementCache>(stmt: &'q str, params: &[Arg<'q>]) -> Query<'q, DB, DB::Arguments<'q>>
 where
     i64: Encode<'q, DB> + Type<DB>,
     f64: Encode<'q, DB> + Type<DB>,
