@@ -99,10 +99,8 @@ mod tests {
     async fn a_held_sweep_s_tasks_come_without_their_spec() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let coordinator = Coordinator::new(
-            Store::connect(&url).await.unwrap(),
-            QueuePolicy::default(),
-        );
+        let coordinator =
+            Coordinator::new(Store::connect(&url).await.unwrap(), QueuePolicy::default());
         let spec = format!(
             "name = \"local\"\nmodel = \"{}/model/tests/data/tiny-llama2\"\n\n[metric]\n\
              kind = \"logit_diff\"\npositive = [\" to\"]\nnegative = [\" the\"]\n\n[dataset]\n\
@@ -117,14 +115,7 @@ mod tests {
             only_sweep: Some(sweep_id),
         };
         let worker = link
-            .register(WorkerInfo {
-                id: String::new(),
-                name: "embedded".into(),
-                device: "cpu".into(),
-                memory_bytes: 0,
-                models: vec![],
-                version: "test".into(),
-            })
+            .register(WorkerInfo::new("embedded", "cpu"))
             .await
             .unwrap()
             .worker_id;

@@ -98,7 +98,10 @@ mod tests {
         assert!(d.effects.is_empty());
         assert_eq!(d.split, None);
         // Stored before lease time without a split, as before.
-        assert_eq!(payload(&d), r#"{"name":"d","experiment":"exp","effects":[]}"#);
+        assert_eq!(
+            payload(&d),
+            r#"{"name":"d","experiment":"exp","effects":[]}"#
+        );
     }
 
     #[test]
@@ -107,7 +110,10 @@ mod tests {
         s.push("a".into(), "selection").unwrap();
         s.push("b".into(), "heldout").unwrap();
         s.push("c".into(), "unused").unwrap();
-        assert_eq!((s.selection.len(), s.heldout.len(), s.unused.len()), (1, 1, 1));
+        assert_eq!(
+            (s.selection.len(), s.heldout.len(), s.unused.len()),
+            (1, 1, 1)
+        );
         let err = s.push("d".into(), "train").unwrap_err();
         assert_eq!(err.to_string(), "unknown split part `train`");
     }

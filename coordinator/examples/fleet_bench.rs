@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use patchsweep_api::client::{SweepApi, Target, WorkerApi};
 use patchsweep_api::{
-    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PreparedSweep, Settled, TaskKind, TaskOutput,
-    WorkerInfo,
+    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PreparedSweep, Settled, TaskKind,
+    TaskOutput, WorkerInfo,
 };
 use patchsweep_coordinator::server::{self, ServeOptions};
 use patchsweep_coordinator::service::Coordinator;
@@ -104,14 +104,7 @@ fn effects(t: i64, n: usize) -> Vec<EffectRow> {
 
 /// A simulated worker as it registers.
 fn sim_worker(name: &str) -> WorkerInfo {
-    WorkerInfo {
-        id: String::new(),
-        name: name.into(),
-        device: "cpu".into(),
-        memory_bytes: 0,
-        models: vec![],
-        version: String::new(),
-    }
+    WorkerInfo::new(name, "cpu")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

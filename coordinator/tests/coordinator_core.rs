@@ -11,28 +11,16 @@ use patchsweep_api::{
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::{QueuePolicy, Store};
 
+#[path = "../../tests/fixtures/tiny_spec.rs"]
+mod tiny_spec;
+use tiny_spec::{said_pairs, tiny_spec};
+
 fn spec() -> String {
-    format!(
-        r#"name = "core"
-model = "{}/../model/tests/data/tiny-llama2"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-  {{ clean = "The cat said that", corrupt = "The bat said that" }},
-  {{ clean = "The dog said that", corrupt = "The log said that" }},
-]
-
-[[experiment]]
-name = "resid"
-method = "activation"
-components = ["resid_pre"]
-"#,
-        env!("CARGO_MANIFEST_DIR")
+    let rest = "\n[[experiment]]\nname = \"resid\"\nmethod = \"activation\"\n\
+                components = [\"resid_pre\"]\n";
+    tiny_spec(
+        "core",
+        &(said_pairs(&[("cat", "bat"), ("dog", "log")]) + rest),
     )
 }
 
@@ -53,17 +41,7 @@ async fn coordinator() -> (Coordinator, tempfile::TempDir) {
 }
 
 async fn worker(c: &Coordinator, name: &str) -> String {
-    let reg = c
-        .register(WorkerInfo {
-            id: String::new(),
-            name: name.into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
-        })
-        .await
-        .unwrap();
+    let reg = c.register(WorkerInfo::new(name, "cpu")).await.unwrap();
     assert!(reg.worker_id.starts_with(&format!("{name}-")), "{reg:?}");
     assert_eq!(reg.heartbeat_seconds, reg.lease_seconds / 4.0);
     reg.worker_id
@@ -196,17 +174,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
     let msg = err.to_string();
     assert!(msg.contains("line 5") && msg.contains("`vibes`"), "{msg}");
     assert!(c.list(10).await.unwrap().is_empty());
-    let err = c
-        .register(WorkerInfo {
-            id: String::new(),
-            name: " ".into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = c.register(WorkerInfo::new(" ", "cpu")).await.unwrap_err();
     assert_eq!(err.to_string(), "invalid request: worker name is empty");
     assert!(c.progress(42).await.is_err());
 }
@@ -239,9 +207,14 @@ async fn cancel_fences_the_held_lease_and_resume_requeues() {
     let sweep = c.submit(&spec(), "test").await.unwrap();
     let w = worker(&c, "w").await;
     let prep = c.lease(&w, &[], &[], 1).await.unwrap().remove(0);
-    c.complete(&w, prep.task_id, prep.attempt, &TaskOutput::Prepare(prepared()))
-        .await
-        .unwrap();
+    c.complete(
+        &w,
+        prep.task_id,
+        prep.attempt,
+        &TaskOutput::Prepare(prepared()),
+    )
+    .await
+    .unwrap();
     let leased = c.lease(&w, &[], &[], 1).await.unwrap().remove(0);
     let p = c.cancel(sweep).await.unwrap();
     assert_eq!((p.state.as_str(), p.tasks.cancelled), ("cancelled", 2));
@@ -256,10 +229,7 @@ async fn cancel_fences_the_held_lease_and_resume_requeues() {
         .await
         .unwrap();
     assert!(matches!(late, Settled::Stale { .. }), "{late:?}");
-    assert!(!c
-        .release(&w, leased.task_id, leased.attempt)
-        .await
-        .unwrap());
+    assert!(!c.release(&w, leased.task_id, leased.attempt).await.unwrap());
 
     let p = c.resume(sweep).await.unwrap();
     assert_eq!((p.state.as_str(), p.tasks.queued), ("running", 2));
@@ -287,11 +257,18 @@ async fn a_released_lease_is_leased_again_and_lease_sizes_are_bounded() {
     let w = worker(&c, "w").await;
     let prep = c.lease(&w, &[], &[], 0).await.unwrap();
     assert_eq!(prep.len(), 1, "a lease of 0 asks for one");
-    assert!(c.release(&w, prep[0].task_id, prep[0].attempt).await.unwrap());
+    assert!(c
+        .release(&w, prep[0].task_id, prep[0].attempt)
+        .await
+        .unwrap());
     let again = c.lease(&w, &[], &[], 1).await.unwrap().remove(0);
     assert_eq!(again.task_id, prep[0].task_id);
     let hb = c
-        .heartbeat(&w, &[], &[(again.task_id, again.attempt), (again.task_id, 99)])
+        .heartbeat(
+            &w,
+            &[],
+            &[(again.task_id, again.attempt), (again.task_id, 99)],
+        )
         .await
         .unwrap();
     assert_eq!(hb, [(again.task_id, 99)], "only the lease held is extended");

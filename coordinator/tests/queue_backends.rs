@@ -73,11 +73,7 @@ async fn worker(store: &Store, id: &str) -> String {
     store
         .register_worker(&WorkerInfo {
             id: id.into(),
-            name: id.into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
+            ..WorkerInfo::new(id, "cpu")
         })
         .await
         .unwrap();
@@ -504,7 +500,13 @@ mod suite {
             rows.push(e);
         }
         store
-            .complete_task(&w, patch.task_id, patch.attempt, &TaskOutput::Patch(rows), &p)
+            .complete_task(
+                &w,
+                patch.task_id,
+                patch.attempt,
+                &TaskOutput::Patch(rows),
+                &p,
+            )
             .await
             .unwrap();
         // The stored split is changed behind the coordinator's back: the lease reads it.
@@ -565,7 +567,10 @@ mod suite {
         assert_eq!(first.spec_toml.as_deref(), Some("spec"));
         assert_eq!(first.spec_digest, spec_digest("spec"));
         let second = lease(held(spec_digest("spec"))).await;
-        assert_eq!((second.spec_toml, second.spec_digest), (None, spec_digest("spec")));
+        assert_eq!(
+            (second.spec_toml, second.spec_digest),
+            (None, spec_digest("spec"))
+        );
         let third = lease(held(spec_digest("another spec"))).await;
         assert_eq!(third.spec_toml.as_deref(), Some("spec"));
     }

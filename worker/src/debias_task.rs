@@ -159,7 +159,8 @@ fn stored_split(
         .iter()
         .filter(|p| heldout.contains(&p.input.id))
         .collect();
-    let professions: BTreeSet<String> = held.iter().flat_map(|p| p.professions().cloned()).collect();
+    let professions: BTreeSet<String> =
+        held.iter().flat_map(|p| p.professions().cloned()).collect();
     let templates: BTreeSet<String> = held.iter().filter_map(|p| p.template.clone()).collect();
     Ok(Split {
         seed,

@@ -101,7 +101,13 @@ impl ModelExecutor {
     /// Takes a sweep its caller already parsed and prepared against this executor's model
     /// (the embedded `run`) from the spec text of digest `spec_digest`, so its tasks
     /// neither carry nor parse the spec, nor read the dataset again.
-    pub fn adopt(&mut self, sweep_id: i64, spec_digest: String, parsed: ParsedSpec, prepared: Prepared) {
+    pub fn adopt(
+        &mut self,
+        sweep_id: i64,
+        spec_digest: String,
+        parsed: ParsedSpec,
+        prepared: Prepared,
+    ) {
         self.sweeps.insert(
             sweep_id,
             Arc::new(SweepState::new(spec_digest, parsed, prepared)),
@@ -136,11 +142,7 @@ impl ModelExecutor {
         if self.sweeps.len() >= SWEEPS_KEPT {
             self.sweeps.clear();
         }
-        let state = Arc::new(SweepState::new(
-            task.spec_digest.clone(),
-            parsed,
-            prepared,
-        ));
+        let state = Arc::new(SweepState::new(task.spec_digest.clone(), parsed, prepared));
         self.sweeps.insert(task.sweep_id, state.clone());
         Ok((model, state))
     }

@@ -155,12 +155,9 @@ pub async fn run_worker<L: Link>(
     let mut stats = WorkerStats::default();
     let mut backoff = Backoff::new(opts.max_backoff);
     let info = WorkerInfo {
-        id: String::new(),
-        name: opts.name.clone(),
-        device: opts.device.clone(),
         memory_bytes: opts.memory_bytes,
         models: compute.models(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..WorkerInfo::new(&opts.name, &opts.device)
     };
     let Some(reg) = retrying("register", &mut backoff, &mut controls, stopping, || {
         link.register(info.clone())

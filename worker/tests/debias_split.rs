@@ -12,44 +12,12 @@ use patchsweep_worker::executor::{Executor, TaskError};
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
+#[path = "../../tests/fixtures/tiny_spec.rs"]
+mod tiny_spec;
+use tiny_spec::{labelled_pairs, tiny_spec, WORDS};
+
 fn spec() -> String {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../model/tests/data/tiny-llama2"
-    );
-    let words = [
-        ("cat", "bat"),
-        ("man", "can"),
-        ("dog", "log"),
-        ("hat", "mat"),
-        ("pen", "ten"),
-        ("box", "fox"),
-    ];
-    let mut pairs = String::new();
-    for (i, (a, b)) in words.iter().enumerate() {
-        for (t, tpl) in [("said", "The {} said that"), ("was", "The {} was in the")] {
-            let st = if i % 2 == 0 { "male" } else { "female" };
-            pairs.push_str(&format!(
-                "  {{ clean = \"{}\", corrupt = \"{}\", labels = {{ profession = \"{a}\", \
-                 template = \"{t}\", stereotype = \"{st}\" }} }},\n",
-                tpl.replace("{}", a),
-                tpl.replace("{}", b)
-            ));
-        }
-    }
-    format!(
-        r#"name = "stored-split"
-model = "{model}"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-{pairs}]
-
+    let rest = r#"
 [[experiment]]
 name = "heads"
 method = "activation"
@@ -75,8 +43,8 @@ max_chunks = 1
 [[debias.intervention]]
 kind = "ablation"
 mode = "zero"
-"#
-    )
+"#;
+    tiny_spec("stored-split", &(labelled_pairs(&WORDS[..6]) + rest))
 }
 
 fn leased(kind: TaskKind, spec_toml: Option<&str>, payload: &str) -> LeasedTask {
@@ -156,7 +124,11 @@ fn a_debias_task_evaluates_on_the_split_it_is_handed() {
     assert!(!as_stored.is_empty());
     let mut compared = 0;
     for ((part, metric), figure) in &as_stored {
-        let other = if part == "heldout" { "selection" } else { "heldout" };
+        let other = if part == "heldout" {
+            "selection"
+        } else {
+            "heldout"
+        };
         assert_eq!(
             swapped.get(&(other.to_string(), metric.clone())),
             Some(figure),
@@ -175,7 +147,10 @@ fn a_debias_task_evaluates_on_the_split_it_is_handed() {
 fn a_debias_task_without_a_usable_stored_split_fails_permanently() {
     let (mut exec, _, stored, args) = prepared();
     let err = run(&mut exec, &args, None).unwrap_err();
-    assert!(err.permanent && err.message.contains("carries no stored split"), "{err}");
+    assert!(
+        err.permanent && err.message.contains("carries no stored split"),
+        "{err}"
+    );
     let mut unknown = stored.clone();
     unknown.heldout.push("no-such-pair".into());
     let err = run(&mut exec, &args, Some(unknown)).unwrap_err();

@@ -6,35 +6,16 @@ use patchsweep_worker::executor::Executor;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
+#[path = "../../tests/fixtures/tiny_spec.rs"]
+mod tiny_spec;
+use tiny_spec::{said_pairs, tiny_spec};
+
 fn spec() -> String {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../model/tests/data/tiny-llama2"
-    );
-    format!(
-        r#"name = "parse-once"
-model = "{model}"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-  {{ clean = "The cat said that", corrupt = "The bat said that" }},
-  {{ clean = "The dog said that", corrupt = "The log said that" }},
-]
-
-[tasks]
-pairs_per_task = 1
-layers_per_task = 1
-
-[[experiment]]
-name = "resid"
-method = "activation"
-components = ["resid_pre"]
-"#
+    let rest = "[tasks]\npairs_per_task = 1\nlayers_per_task = 1\n\n[[experiment]]\n\
+                name = \"resid\"\nmethod = \"activation\"\ncomponents = [\"resid_pre\"]\n";
+    tiny_spec(
+        "parse-once",
+        &(said_pairs(&[("cat", "bat"), ("dog", "log")]) + "\n" + rest),
     )
 }
 
@@ -93,7 +74,13 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     // The same sweep id under another digest (another database's sweep 1) is not reused:
     // its own text is parsed (and refused, permanently, when it is not a spec).
     let err = exec
-        .execute(&leased(1, TaskKind::Patch, Some("not a spec"), "other", &patch.payload))
+        .execute(&leased(
+            1,
+            TaskKind::Patch,
+            Some("not a spec"),
+            "other",
+            &patch.payload,
+        ))
         .unwrap_err();
     assert!(err.permanent, "{err}");
     // A sweep this worker does not hold, sent without its text: a transient error (the
@@ -102,7 +89,10 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
         .execute(&leased(2, TaskKind::Patch, None, &digest, &patch.payload))
         .unwrap_err();
     assert!(!err.permanent, "{err}");
-    assert!(err.message.contains("sweep 2's spec text was not sent"), "{err}");
+    assert!(
+        err.message.contains("sweep 2's spec text was not sent"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,7 +106,13 @@ fn an_adopted_sweep_is_never_parsed_by_the_executor() {
     exec.adopt(7, spec_digest(&text), parsed, prepared);
     assert_eq!(exec.held_sweeps()[0].sweep_id, 7);
     let out = exec
-        .execute(&leased(7, TaskKind::Prepare, None, &spec_digest(&text), "{}"))
+        .execute(&leased(
+            7,
+            TaskKind::Prepare,
+            None,
+            &spec_digest(&text),
+            "{}",
+        ))
         .expect("the adopted sweep's prepare task needs no spec text");
     let TaskOutput::Prepare(prepared) = out else {
         panic!("a prepare task answers a prepared sweep");

@@ -70,8 +70,8 @@ mod user_query;
 pub use error::StoreError;
 pub use queue::{
     DebiasFigure, HeldSweep, LeaseScope, LeasedTask, NewTask, PreparedSweep, QueuePolicy,
-    QueueTotals, Settled, SweepProgress, TaskCounts, TaskFailure, TaskKind, TaskOutput,
-    TaskState, WorkerInfo,
+    QueueTotals, Settled, SweepProgress, TaskCounts, TaskFailure, TaskKind, TaskOutput, TaskState,
+    WorkerInfo,
 };
 pub use read::export::is_plain_name;
 pub use read::values;

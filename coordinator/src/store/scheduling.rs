@@ -5,7 +5,8 @@
 use patchsweep_api::DebiasTask;
 
 use super::queue::{
-    LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
+    LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput,
+    WorkerInfo,
 };
 use super::queue_sql;
 use super::rows::StoredPair;
@@ -81,7 +82,8 @@ impl Store {
                     &args.experiment,
                 )
                 .await?;
-                args.split = Some(queue_sql::stored_split_in(tx, url, t.sweep_id, &args.name).await?);
+                args.split =
+                    Some(queue_sql::stored_split_in(tx, url, t.sweep_id, &args.name).await?);
                 t.payload = serde_json::to_string(&args).expect("plain data serializes");
             }
             (touched, leased)

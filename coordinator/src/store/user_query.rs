@@ -10,33 +10,39 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::database::HasStatementCache;
+use serde_json::Value;
 use sqlx::postgres::PgPool;
 use sqlx::query::Query;
-use serde_json::Value;
 use sqlx::{
-    Column, Connection, Database, Encode, Executor, IntoArguments, Postgres, Row, Sqlite,
-    SqliteConnection, Statement, Type,
+    Column, Connection, Database, Executor, IntoArguments, Postgres, Row, Sqlite, SqliteConnection,
+    Statement,
 };
 use tokio_stream::StreamExt;
 
 use super::error::{db_error, query_error};
-use super::stream::{Feed, QueryOptions, QuerySummary, RowSink};
 use super::queue_sql::{bind_all, Arg};
+use super::stream::{Feed, QueryOptions, QuerySummary, RowSink};
 use super::{Inner, Store, StoreError};
 
-/// `stmt` with `params` bound, not kept prepared: users' statements would fill the server's
-/// cache, and PostgreSQL plans an unnamed statement for its parameters' values, as it would
-/// the same statement with literals.
-fn bound<'q, DB: Database + HasStatementCache>(stmt: &'q str, params: &[Arg<'q>]) -> Query<'q, DB, DB::Arguments<'q>>
-where
-    i64: Encode<'q, DB> + Type<DB>,
-    f64: Encode<'q, DB> + Type<DB>,
-    Option<f64>: Encode<'q, DB> + Type<DB>,
-    &'q str: Encode<'q, DB> + Type<DB>,
-    Option<&'q str>: Encode<'q, DB> + Type<DB>,
-{
-    bind_all(sqlx::query(stmt).persistent(false), params)
+/// What the shared loop needs of a backend: the error code of a statement its timeout
+/// stopped, and the decoding of its values.
+trait ReadBackend: Database {
+    const TIMEOUT_CODE: &'static str;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError>;
+}
+
+impl ReadBackend for Sqlite {
+    const TIMEOUT_CODE: &'static str = SQLITE_INTERRUPT;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError> {
+        super::sqlite::decode_row(row)
+    }
+}
+
+impl ReadBackend for Postgres {
+    const TIMEOUT_CODE: &'static str = PG_QUERY_CANCELED;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError> {
+        super::pg_values::decode_row(row)
+    }
 }
 
 impl Store {
@@ -108,16 +114,8 @@ async fn on_sqlite(
             .map_err(db_error("query", url))?
             .set_progress_handler(PROGRESS_STEPS, move || Instant::now() < deadline);
     }
-    let outcome = stream_rows::<Sqlite>(
-        conn,
-        stmt,
-        bound(stmt, params),
-        options,
-        sink,
-        SQLITE_INTERRUPT,
-        super::sqlite::decode_row,
-    )
-    .await;
+    let query = bind_all(sqlx::query(stmt).persistent(false), params);
+    let outcome = stream_rows::<Sqlite>(conn, stmt, query, options, sink).await;
     if options.timeout.is_some() {
         if let Ok(mut handle) = conn.lock_handle().await {
             handle.remove_progress_handler();
@@ -147,16 +145,8 @@ async fn on_postgres(
             .await
             .map_err(db_error("query", url))?;
     }
-    let outcome = stream_rows::<Postgres>(
-        &mut *tx,
-        stmt,
-        bound(stmt, params),
-        options,
-        sink,
-        PG_QUERY_CANCELED,
-        super::pg_values::decode_row,
-    )
-    .await;
+    let query = bind_all(sqlx::query(stmt).persistent(false), params);
+    let outcome = stream_rows::<Postgres>(&mut *tx, stmt, query, options, sink).await;
     if matches!(
         outcome,
         Ok(QuerySummary {
@@ -174,30 +164,30 @@ async fn on_postgres(
     outcome
 }
 
-/// The backends' shared loop: the statement's rows to the sink, up to the limit, then the
-/// column names from the prepared statement when no row came (it is not run again).
-#[allow(clippy::too_many_arguments)]
+/// The backends' shared loop: the rows of `query` (the statement `stmt` with its
+/// parameters bound) to the sink, up to the limit, then the column names from the prepared
+/// statement when no row came (it is not run again). Statements are not kept prepared:
+/// users' would fill the server's cache, and PostgreSQL plans an unnamed statement for its
+/// parameters' values, as it would the same statement with literals.
 async fn stream_rows<'q, DB>(
     conn: &mut DB::Connection,
     stmt: &'q str,
     query: Query<'q, DB, DB::Arguments<'q>>,
     options: &QueryOptions,
     sink: &mut dyn RowSink,
-    timeout_code: &'static str,
-    decode: fn(&DB::Row) -> Result<Vec<Value>, StoreError>,
 ) -> Result<QuerySummary, StoreError>
 where
-    DB: Database,
+    DB: ReadBackend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments<'q>: IntoArguments<'q, DB>,
 {
-    let err = user_error(options.timeout, timeout_code);
+    let err = user_error(options.timeout, DB::TIMEOUT_CODE);
     let mut feed = Feed::new(sink, options);
     {
         let mut rows = query.fetch(&mut *conn);
         while let Some(row) = rows.next().await {
             let row = row.map_err(&err)?;
-            if !feed.push(|| column_names(row.columns()), || decode(&row))? {
+            if !feed.push(|| column_names(row.columns()), || DB::decode(&row))? {
                 break;
             }
         }

@@ -3,8 +3,8 @@
 use super::backend::{sql, QueueConn};
 use crate::store::error::db_error;
 use crate::store::queue::{LeaseScope, LeasedTask};
-use patchsweep_api::{spec_digest, StoredSplit};
 use crate::store::StoreError;
+use patchsweep_api::{spec_digest, StoredSplit};
 
 /// A leased task's row: id, attempt, sweep id, kind, model, payload, description.
 type LeasedRow = (i64, i64, i64, String, String, String, String);

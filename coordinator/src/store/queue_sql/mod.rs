@@ -29,9 +29,7 @@ pub(crate) use complete::{
     fence_in, insert_debias_in, insert_splits_in, mark_done_in, record_stale_in, release_in,
     retry_or_fail_in,
 };
-pub(crate) use lease::{
-    expire_leases_in, lease_in, selection_effects_in, stored_split_in,
-};
+pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
 pub(crate) use submit::{insert_tasks_in, submit_in};
