@@ -2,7 +2,7 @@
 //! directly, no sockets. It lives here, with the binary that links both sides, so the
 //! worker crate does not depend on the coordinator.
 
-use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::StoreError;
 use patchsweep_worker::link::{Link, LinkError};
@@ -31,10 +31,11 @@ impl Link for LocalLink {
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, LinkError> {
         self.coordinator
-            .lease_of(worker_id, models, max, self.only_sweep)
+            .lease_of(worker_id, models, held, max, self.only_sweep)
             .await
             .map_err(err)
     }
@@ -82,5 +83,49 @@ impl Link for LocalLink {
             .release(worker_id, task.task_id, task.attempt)
             .await
             .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use patchsweep_api::spec_digest;
+    use patchsweep_coordinator::store::{QueuePolicy, Store};
+
+    use super::*;
+
+    /// The embedded worker names the sweep it adopted when it leases, as a remote worker
+    /// does: its tasks come without the spec text.
+    #[tokio::test]
+    async fn a_held_sweep_s_tasks_come_without_their_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let coordinator =
+            Coordinator::new(Store::connect(&url).await.unwrap(), QueuePolicy::default());
+        let spec = format!(
+            "name = \"local\"\nmodel = \"{}/model/tests/data/tiny-llama2\"\n\n[metric]\n\
+             kind = \"logit_diff\"\npositive = [\" to\"]\nnegative = [\" the\"]\n\n[dataset]\n\
+             pairs = [{{ clean = \"The cat said that\", corrupt = \"The bat said that\" }}]\n\n\
+             [[experiment]]\nname = \"resid\"\nmethod = \"activation\"\n\
+             components = [\"resid_pre\"]\n",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let sweep_id = coordinator.submit(&spec, "test").await.unwrap();
+        let link = LocalLink {
+            coordinator: coordinator.clone(),
+            only_sweep: Some(sweep_id),
+        };
+        let worker = link
+            .register(WorkerInfo::new("embedded", "cpu"))
+            .await
+            .unwrap()
+            .worker_id;
+        let held = [HeldSweep {
+            sweep_id,
+            spec_digest: spec_digest(&spec),
+        }];
+        let task = link.lease(&worker, &[], &held, 1).await.unwrap().remove(0);
+        assert_eq!(task.sweep_id, sweep_id);
+        assert_eq!(task.spec_toml, None);
+        assert_eq!(task.spec_digest, spec_digest(&spec));
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
-use patchsweep_api::SweepProgress;
+use patchsweep_api::{spec_digest, SweepProgress};
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
     values, Baselines, QueryResult, QueuePolicy, Rounding, Store, EXAMPLE_QUERY,
@@ -145,8 +145,9 @@ pub fn run(args: RunArgs) -> Result<()> {
                 args.db
             );
         }
-        // Parsed and prepared once: the local worker's tasks take these, not the stored text.
-        executor.adopt(sweep_id, parsed.clone(), prepared);
+        // Parsed and prepared once: the local worker holds the sweep, so its tasks come
+        // without the spec text (the stored text is this text, so the digests agree).
+        executor.adopt(sweep_id, spec_digest(&text), parsed.clone(), prepared);
         let compute = ComputeThread::spawn(Box::new(executor));
         let (drain_tx, drain) = watch::channel(false);
         let (abort_tx, abort) = watch::channel(false);

@@ -8,44 +8,11 @@ mod cluster;
 use std::path::Path;
 use std::process::Command;
 
-use cluster::{bin, debias_rows, root, sweep_rows};
+use cluster::tiny_spec::{labelled_pairs, tiny_spec, WORDS};
+use cluster::{bin, debias_rows, sweep_rows};
 
 fn spec(dir: &Path) -> std::path::PathBuf {
-    let words = [
-        ("cat", "bat"),
-        ("man", "can"),
-        ("dog", "log"),
-        ("hat", "mat"),
-        ("pen", "ten"),
-        ("box", "fox"),
-        ("cup", "pup"),
-        ("bed", "red"),
-    ];
-    let mut pairs = String::new();
-    for (i, (a, b)) in words.iter().enumerate() {
-        for (t, tpl) in [("said", "The {} said that"), ("was", "The {} was in the")] {
-            let st = if i % 2 == 0 { "male" } else { "female" };
-            pairs.push_str(&format!(
-                "  {{ clean = \"{}\", corrupt = \"{}\", labels = {{ profession = \"{a}\", \
-                 template = \"{t}\", stereotype = \"{st}\" }} }},\n",
-                tpl.replace("{}", a),
-                tpl.replace("{}", b)
-            ));
-        }
-    }
-    let text = format!(
-        r#"name = "tiny-debias"
-model = "{}"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-{pairs}]
-
+    let rest = r#"
 [[experiment]]
 name = "heads"
 method = "activation"
@@ -78,9 +45,8 @@ kind = "steering"
 kind = "finetune"
 steps = 3
 lr = 0.01
-"#,
-        root().join("model/tests/data/tiny-llama2").display()
-    );
+"#;
+    let text = tiny_spec("tiny-debias", &(labelled_pairs(&WORDS) + rest));
     let path = dir.join("debias.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -34,8 +34,41 @@ impl PatchTask {
 /// `(component, layer, head, position_label, score)`.
 pub type SelectionEffect = (String, i64, Option<i64>, Option<String>, f64);
 
-/// The arguments of a debias task. At lease time the store adds `effects`: the
-/// experiment's mean |normalized effect| per component over the selection split only.
+/// A debias section's split as the prepare task stored it (`debias_splits`): the pair ids
+/// of each part, in pair-id order. The split is drawn once, when the sweep is prepared; a
+/// debias task runs on this stored split and never draws it again (a sweep prepared by an
+/// older version keeps the split it was prepared with).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSplit {
+    /// Pairs components are selected on (and directions, means, fine-tuning data come from).
+    pub selection: Vec<String>,
+    /// Pairs the evaluation runs on.
+    pub heldout: Vec<String>,
+    /// Pairs in neither.
+    pub unused: Vec<String>,
+}
+
+impl StoredSplit {
+    /// Adds a stored member; `part` is `selection`, `heldout` or `unused`.
+    pub fn push(&mut self, pair_id: String, part: &str) -> Result<(), crate::UnknownName> {
+        match part {
+            "selection" => self.selection.push(pair_id),
+            "heldout" => self.heldout.push(pair_id),
+            "unused" => self.unused.push(pair_id),
+            other => {
+                return Err(crate::UnknownName {
+                    what: "split part",
+                    name: other.to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The arguments of a debias task. At lease time the store adds `effects` (the
+/// experiment's mean |normalized effect| per component over the selection split only) and
+/// `split` (the section's stored split).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebiasTask {
     /// The `[[debias]]` section's name.
@@ -44,6 +77,9 @@ pub struct DebiasTask {
     /// Filled in at lease time.
     #[serde(default)]
     pub effects: Vec<SelectionEffect>,
+    /// Filled in at lease time; `None` as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<StoredSplit>,
 }
 
 /// The JSON payload of a task's arguments.
@@ -60,5 +96,25 @@ mod tests {
         assert_eq!(payload(&PrepareTask::default()), "{}");
         let d: DebiasTask = serde_json::from_str(r#"{"name":"d","experiment":"exp"}"#).unwrap();
         assert!(d.effects.is_empty());
+        assert_eq!(d.split, None);
+        // Stored before lease time without a split, as before.
+        assert_eq!(
+            payload(&d),
+            r#"{"name":"d","experiment":"exp","effects":[]}"#
+        );
+    }
+
+    #[test]
+    fn stored_split_parts_are_named_as_stored() {
+        let mut s = StoredSplit::default();
+        s.push("a".into(), "selection").unwrap();
+        s.push("b".into(), "heldout").unwrap();
+        s.push("c".into(), "unused").unwrap();
+        assert_eq!(
+            (s.selection.len(), s.heldout.len(), s.unused.len()),
+            (1, 1, 1)
+        );
+        let err = s.push("d".into(), "train").unwrap_err();
+        assert_eq!(err.to_string(), "unknown split part `train`");
     }
 }

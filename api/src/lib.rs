@@ -31,11 +31,12 @@ pub mod task;
 pub mod wire;
 pub mod worker;
 
-pub use args::{DebiasTask, PatchTask, PrepareTask, SelectionEffect};
+pub use args::{DebiasTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit};
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 pub use rows::{DebiasRow, EffectRow, PairRow};
 pub use task::{
-    LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput, TaskState, UnknownName,
+    spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput,
+    TaskState, UnknownName,
 };
 pub use worker::{Registration, WorkerInfo};
 

@@ -160,6 +160,7 @@ pub fn plan_debias(
             name: cfg.name.clone(),
             experiment: cfg.experiment.clone(),
             effects: Vec::new(),
+            split: None,
         };
         tasks.push(NewTask {
             kind: TaskKind::Debias,

@@ -115,11 +115,34 @@ pub struct LeasedTask {
     pub sweep_id: i64,
     pub kind: TaskKind,
     pub model: String,
-    /// The sweep's spec; a worker parses it once per sweep, not per task.
-    pub spec_toml: String,
+    /// The sweep's spec text, sent only when the worker did not name the sweep (with this
+    /// digest) among those it holds: a worker parses and prepares a sweep once.
+    pub spec_toml: Option<String>,
+    /// [`spec_digest`] of the sweep's spec text.
+    pub spec_digest: String,
     /// JSON arguments, by kind (see [`crate::args`]).
     pub payload: String,
     pub description: String,
+}
+
+/// A sweep a worker holds parsed and prepared, named in its lease request so that the
+/// sweep's tasks come without their spec text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeldSweep {
+    pub sweep_id: i64,
+    /// [`spec_digest`] of the spec text the worker prepared it from.
+    pub spec_digest: String,
+}
+
+/// The digest naming a spec text (SHA-256, hex): a worker's prepared sweep is reused only
+/// for tasks whose sweep has this digest, so a sweep id reused by another database (a
+/// coordinator started on a fresh one) never runs on a stale spec.
+pub fn spec_digest(spec_toml: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(spec_toml.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a prepare task found: the pairs with baselines, the experiments and the plan.
@@ -177,5 +200,14 @@ mod tests {
         );
         let err = "train".parse::<TaskKind>().unwrap_err();
         assert_eq!(err.to_string(), "unknown task kind `train`");
+    }
+
+    #[test]
+    fn spec_digests_name_the_text() {
+        assert_eq!(
+            spec_digest(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_ne!(spec_digest("name = \"a\""), spec_digest("name = \"b\""));
     }
 }

@@ -9,7 +9,9 @@ use patchsweep_proto::v1 as pb;
 
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 use crate::rows::{EffectRow, PairRow};
-use crate::task::{LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName};
+use crate::task::{
+    spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName,
+};
 use crate::worker::{Registration, WorkerInfo};
 
 /// The largest message either side accepts (a task's effects travel in one message).
@@ -208,12 +210,19 @@ pub fn task_to_wire(t: &LeasedTask) -> pb::Task {
         kind: t.kind.as_str().to_string(),
         model: t.model.clone(),
         spec_toml: t.spec_toml.clone(),
+        spec_digest: t.spec_digest.clone(),
         payload_json: t.payload.clone(),
         description: t.description.clone(),
     }
 }
 
+/// A leased task as it arrives; a coordinator older than `spec_digest` sends the spec
+/// text with every task and no digest, which is then taken from the text.
 pub fn task_from_wire(t: pb::Task) -> Result<LeasedTask, WireError> {
+    let spec_digest = match (&t.spec_toml, t.spec_digest.is_empty()) {
+        (Some(text), true) => spec_digest(text),
+        _ => t.spec_digest,
+    };
     Ok(LeasedTask {
         task_id: t.task_id,
         attempt: t.attempt as i64,
@@ -221,9 +230,29 @@ pub fn task_from_wire(t: pb::Task) -> Result<LeasedTask, WireError> {
         kind: t.kind.parse()?,
         model: t.model,
         spec_toml: t.spec_toml,
+        spec_digest,
         payload: t.payload_json,
         description: t.description,
     })
+}
+
+/// The sweeps a worker holds, as its lease request names them.
+pub fn held_to_wire(held: &[HeldSweep]) -> Vec<pb::HeldSweep> {
+    held.iter()
+        .map(|h| pb::HeldSweep {
+            sweep_id: h.sweep_id,
+            spec_digest: h.spec_digest.clone(),
+        })
+        .collect()
+}
+
+pub fn held_from_wire(held: Vec<pb::HeldSweep>) -> Vec<HeldSweep> {
+    held.into_iter()
+        .map(|h| HeldSweep {
+            sweep_id: h.sweep_id,
+            spec_digest: h.spec_digest,
+        })
+        .collect()
 }
 
 /// A registration as it arrives (the coordinator assigns the id).
@@ -490,6 +519,39 @@ mod tests {
             settled_from_fail(fail_reply(&Settled::Completed { rows: 3 })),
             Settled::Completed { rows: 0 }
         );
+    }
+
+    #[test]
+    fn leased_tasks_round_trip_with_or_without_their_spec() {
+        for spec_toml in [Some("name = \"s\"".to_string()), None] {
+            let t = LeasedTask {
+                task_id: 4,
+                attempt: 2,
+                sweep_id: 9,
+                kind: TaskKind::Patch,
+                model: "m".into(),
+                spec_digest: spec_digest("name = \"s\""),
+                spec_toml,
+                payload: "{}".into(),
+                description: "d".into(),
+            };
+            assert_eq!(task_from_wire(task_to_wire(&t)), Ok(t));
+        }
+        // A coordinator older than the digest sends the text only: the digest is the text's.
+        let old = pb::Task {
+            kind: "patch".into(),
+            spec_toml: Some("name = \"s\"".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            task_from_wire(old).unwrap().spec_digest,
+            spec_digest("name = \"s\"")
+        );
+        let held = vec![HeldSweep {
+            sweep_id: 9,
+            spec_digest: "ab".into(),
+        }];
+        assert_eq!(held_from_wire(held_to_wire(&held)), held);
     }
 
     #[test]

@@ -13,6 +13,21 @@ pub struct WorkerInfo {
     pub version: String,
 }
 
+impl WorkerInfo {
+    /// A worker named `name` on `device`, as it registers first: no id yet (the
+    /// coordinator assigns one), no model loaded, this build's version.
+    pub fn new(name: &str, device: &str) -> Self {
+        Self {
+            id: String::new(),
+            name: name.to_string(),
+            device: device.to_string(),
+            memory_bytes: 0,
+            models: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
 /// A worker's registration: its id and the lease timing it must keep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registration {

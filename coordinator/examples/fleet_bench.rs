@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use patchsweep_api::client::{SweepApi, Target, WorkerApi};
 use patchsweep_api::{
-    EffectRow, NewTask, PairRow, PreparedSweep, Settled, TaskKind, TaskOutput, WorkerInfo,
+    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PreparedSweep, Settled, TaskKind,
+    TaskOutput, WorkerInfo,
 };
 use patchsweep_coordinator::server::{self, ServeOptions};
 use patchsweep_coordinator::service::Coordinator;
@@ -103,14 +104,7 @@ fn effects(t: i64, n: usize) -> Vec<EffectRow> {
 
 /// A simulated worker as it registers.
 fn sim_worker(name: &str) -> WorkerInfo {
-    WorkerInfo {
-        id: String::new(),
-        name: name.into(),
-        device: "cpu".into(),
-        memory_bytes: 0,
-        models: vec![],
-        version: String::new(),
-    }
+    WorkerInfo::new(name, "cpu")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -152,7 +146,7 @@ async fn main() {
     // Play the prepare task: store pairs and the synthetic plan.
     let w = WorkerApi::new(&target).unwrap();
     let id = w.register(sim_worker("planner")).await.unwrap().worker_id;
-    let prep = w.lease(&id, &[], 1).await.unwrap().remove(0);
+    let prep = w.lease(&id, &[], &[], 1).await.unwrap().remove(0);
     let plan = PreparedSweep {
         pairs: (0..PAIRS).map(pair).collect(),
         dropped: vec![],
@@ -179,6 +173,12 @@ async fn main() {
         let target = target.clone();
         let latencies = latencies.clone();
         let n = a.effects;
+        // Simulated workers hold the sweep prepared, as real ones do after its first task:
+        // its tasks come without the spec text.
+        let held = [HeldSweep {
+            sweep_id,
+            spec_digest: spec_digest(SPEC),
+        }];
         fleet.push(tokio::spawn(async move {
             let c = WorkerApi::new(&target).unwrap();
             let id = c
@@ -190,7 +190,7 @@ async fn main() {
             let mut done = 0u64;
             loop {
                 let t0 = Instant::now();
-                let tasks = c.lease(&id, &[], 1).await.expect("lease");
+                let tasks = c.lease(&id, &[], &held, 1).await.expect("lease");
                 mine.push(t0.elapsed().as_secs_f64());
                 let Some(t) = tasks.into_iter().next() else {
                     break;

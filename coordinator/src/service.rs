@@ -8,10 +8,10 @@ use patchsweep_api::args::{payload, PrepareTask};
 use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 pub use patchsweep_api::Registration;
 use patchsweep_api::{
-    LeasedTask, NewTask, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
+    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
 };
 
-use crate::store::{QueuePolicy, Store, StoreError};
+use crate::store::{LeaseScope, QueuePolicy, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -90,13 +90,16 @@ impl Coordinator {
         })
     }
 
+    /// Up to `max` tasks (1..=64), those for the first of `models` first. A task of a
+    /// sweep the worker holds (`held`, same spec digest) comes without its spec text.
     pub async fn lease(
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, CoordinatorError> {
-        self.lease_of(worker_id, models, max, None).await
+        self.lease_of(worker_id, models, held, max, None).await
     }
 
     /// A lease limited to one sweep's tasks when `only_sweep` names one (the embedded
@@ -105,19 +108,20 @@ impl Coordinator {
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
         only_sweep: Option<i64>,
     ) -> Result<Vec<LeasedTask>, CoordinatorError> {
         let preferred = models.first().map(String::as_str).unwrap_or("");
+        let scope = LeaseScope {
+            model: preferred,
+            only_sweep,
+            held,
+            max: max.clamp(1, 64),
+        };
         Ok(self
             .store
-            .lease_tasks_of(
-                worker_id,
-                preferred,
-                max.clamp(1, 64),
-                only_sweep,
-                &self.policy,
-            )
+            .lease_scoped(worker_id, &scope, &self.policy)
             .await?)
     }
 

@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use patchsweep_api::{spec_digest, DebiasTask, StoredSplit};
 use patchsweep_coordinator::store::{
-    DebiasRow, EffectRow, LeasedTask, NewTask, PairRow, PreparedSweep, QueuePolicy, Settled, Store,
-    SweepSelection, TaskOutput, WorkerInfo,
+    DebiasRow, EffectRow, HeldSweep, LeaseScope, LeasedTask, NewTask, PairRow, PreparedSweep,
+    QueuePolicy, Settled, Store, SweepSelection, TaskKind, TaskOutput, WorkerInfo,
 };
 
 #[macro_use]
@@ -72,11 +73,7 @@ async fn worker(store: &Store, id: &str) -> String {
     store
         .register_worker(&WorkerInfo {
             id: id.into(),
-            name: id.into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
+            ..WorkerInfo::new(id, "cpu")
         })
         .await
         .unwrap();
@@ -93,7 +90,8 @@ async fn lease_one(store: &Store, w: &str, p: &QueuePolicy) -> Option<LeasedTask
 }
 
 /// A sweep whose prepare task completed with `patches` patch tasks (and one waiting
-/// debias task when `debias`); answers the sweep id.
+/// debias task `d` when `debias`, its split: p0 selection, p1 held out); answers the sweep
+/// id.
 async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: bool) -> i64 {
     let id = store
         .submit_sweep("s", "spec", "gguf:m", &[task("prepare", 0, false)], p)
@@ -102,8 +100,8 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
     let w = worker(store, "preparer").await;
     let prep = lease_one(store, &w, p).await.expect("the prepare task");
     assert_eq!(
-        (prep.kind.as_str(), prep.attempt, prep.spec_toml.as_str()),
-        ("prepare", 1, "spec")
+        (prep.kind.as_str(), prep.attempt, prep.spec_toml.as_deref()),
+        ("prepare", 1, Some("spec"))
     );
     let mut tasks: Vec<NewTask> = (0..patches).map(|n| task("patch", n, false)).collect();
     if debias {
@@ -117,7 +115,14 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
         dropped: vec![("token_count_mismatch".into(), 1)],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks,
-        splits: vec![],
+        splits: if debias {
+            vec![
+                ("d".into(), "p0".into(), "selection".into()),
+                ("d".into(), "p1".into(), "heldout".into()),
+            ]
+        } else {
+            vec![]
+        },
     });
     let settled = store
         .complete_task(&w, prep.task_id, prep.attempt, &out, p)
@@ -125,6 +130,18 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
         .unwrap();
     assert_eq!(settled, Settled::Completed { rows: 2 });
     id
+}
+
+/// Runs a statement on the database behind the store, as an operator (or a bug) might.
+async fn tamper(url: &str, statement: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(statement).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(statement).execute(&mut c).await.unwrap();
+    }
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -484,6 +501,95 @@ mod suite {
         let _ = id;
     }
 
+    /// A leased debias task's arguments carry its section's split as stored (read back at
+    /// lease time, not drawn again) and the effects of the stored selection pairs only.
+    pub async fn a_leased_debias_task_carries_the_stored_split(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 1, true).await;
+        let w = worker(&store, "w1").await;
+        let patch = lease_one(&store, &w, &p).await.unwrap();
+        let mut rows = effects("p0", 0..2);
+        for mut e in effects("p1", 0..2) {
+            e.normalized = Some(0.9);
+            rows.push(e);
+        }
+        store
+            .complete_task(
+                &w,
+                patch.task_id,
+                patch.attempt,
+                &TaskOutput::Patch(rows),
+                &p,
+            )
+            .await
+            .unwrap();
+        // The stored split is changed behind the coordinator's back: the lease reads it.
+        tamper(
+            url,
+            &format!(
+                "UPDATE debias_splits SET part = CASE part WHEN 'selection' THEN 'heldout' \
+                 ELSE 'selection' END WHERE sweep_id = {sweep}"
+            ),
+        )
+        .await;
+        let d = lease_one(&store, &w, &p).await.expect("the debias task");
+        assert_eq!(d.kind, TaskKind::Debias);
+        let args: DebiasTask = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(
+            args.split,
+            Some(StoredSplit {
+                selection: vec!["p1".into()],
+                heldout: vec!["p0".into()],
+                unused: vec![],
+            })
+        );
+        let scores: Vec<f64> = args.effects.iter().map(|e| e.4).collect();
+        assert_eq!(scores.len(), 2, "{:?}", args.effects);
+        assert!(
+            scores.iter().all(|s| (s - 0.9).abs() < 1e-9),
+            "the selection (now p1) alone informs the effects: {scores:?}"
+        );
+    }
+
+    /// A task of a sweep the worker names as held, under the stored spec's digest, comes
+    /// without its spec text; under another digest (another database's sweep of the same
+    /// id) it comes with it.
+    pub async fn a_held_sweeps_tasks_come_without_their_spec(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 3, false).await;
+        let w = worker(&store, "w1").await;
+        let lease = |held: Vec<HeldSweep>| {
+            let (store, w) = (&store, &w);
+            async move {
+                let scope = LeaseScope {
+                    model: "",
+                    only_sweep: None,
+                    held: &held,
+                    max: 1,
+                };
+                store.lease_scoped(w, &scope, &p).await.unwrap().remove(0)
+            }
+        };
+        let held = |digest: String| {
+            vec![HeldSweep {
+                sweep_id: sweep,
+                spec_digest: digest,
+            }]
+        };
+        let first = lease(vec![]).await;
+        assert_eq!(first.spec_toml.as_deref(), Some("spec"));
+        assert_eq!(first.spec_digest, spec_digest("spec"));
+        let second = lease(held(spec_digest("spec"))).await;
+        assert_eq!(
+            (second.spec_toml, second.spec_digest),
+            (None, spec_digest("spec"))
+        );
+        let third = lease(held(spec_digest("another spec"))).await;
+        assert_eq!(third.spec_toml.as_deref(), Some("spec"));
+    }
+
     /// A task whose every lease expired (its workers died on it) fails saying so.
     pub async fn a_task_that_keeps_losing_its_workers_fails_saying_so(url: &str) {
         let store = Store::connect(url).await.unwrap();
@@ -596,4 +702,6 @@ both_backends!([
     every_worker_call_marks_the_worker_seen,
     a_task_that_keeps_losing_its_workers_fails_saying_so,
     timestamps_read_the_same_on_both_backends,
+    a_leased_debias_task_carries_the_stored_split,
+    a_held_sweeps_tasks_come_without_their_spec,
 ]);

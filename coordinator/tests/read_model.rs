@@ -195,11 +195,7 @@ async fn stored_sweep(store: &Store) -> i64 {
     store
         .register_worker(&WorkerInfo {
             id: "w".into(),
-            name: "w".into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
+            ..WorkerInfo::new("w", "cpu")
         })
         .await
         .unwrap();

@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 pub mod common;
 pub mod proxy;
+#[path = "../fixtures/tiny_spec.rs"]
+pub mod tiny_spec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,37 +34,7 @@ pub fn free_port() -> u16 {
 /// The test sweep: 8 pairs on the tiny LLaMA-2-shaped model, two experiments, cut into
 /// small tasks (2 pairs × 1 layer) so that faults land mid-sweep.
 pub fn write_spec(dir: &Path) -> PathBuf {
-    let model = root().join("model/tests/data/tiny-llama2");
-    let words = [
-        ("cat", "bat"),
-        ("man", "can"),
-        ("dog", "log"),
-        ("hat", "mat"),
-        ("pen", "ten"),
-        ("box", "fox"),
-        ("cup", "pup"),
-        ("bed", "red"),
-    ];
-    let pairs: Vec<String> = words
-        .iter()
-        .map(|(a, b)| {
-            format!("  {{ clean = \"The {a} said that\", corrupt = \"The {b} said that\" }},")
-        })
-        .collect();
-    let text = format!(
-        r#"name = "cluster-test"
-model = "{}"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-{}
-]
-
+    let rest = r#"
 [tasks]
 pairs_per_task = 2
 layers_per_task = 1
@@ -77,9 +49,10 @@ name = "heads"
 method = "activation"
 components = ["head_out"]
 positions = "joint"
-"#,
-        model.display(),
-        pairs.join("\n")
+"#;
+    let text = tiny_spec::tiny_spec(
+        "cluster-test",
+        &(tiny_spec::said_pairs(&tiny_spec::WORDS) + rest),
     );
     let path = dir.join("cluster-test.toml");
     std::fs::write(&path, text).expect("write spec");

@@ -1,13 +1,17 @@
 //! Debias tasks: select the components (from the effects the store aggregated over the
-//! selection split), draw the random control, run every intervention and evaluate it on
+//! selection split), draw the matched random control sets, run every intervention and evaluate it on
 //! the held-out pairs and the neutral text.
+//!
+//! The split is the one the prepare task drew and the store kept (`debias_splits`), handed
+//! over in the task's arguments at lease time: it is never drawn again here.
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
-use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, TaskOutput};
+use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
 use patchsweep_engine::debias::{
     debias_pairs, male_side, matched_controls, neutral_chunks, run_debias, select_components,
-    split_pairs, AggregatedEffect, DebiasInputs, NEUTRAL_TEXT,
+    AggregatedEffect, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;
@@ -41,7 +45,14 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
         male_side(&spec.metric.positive, &spec.metric.negative),
     )
     .map_err(perm)?;
-    let split = split_pairs(&pairs, &cfg.split).map_err(perm)?;
+    let stored = args.split.as_ref().ok_or_else(|| {
+        TaskError::permanent(format!(
+            "debias task `{}` carries no stored split (the coordinator attaches the split \
+             stored at prepare time when it leases the task; is it older than this worker?)",
+            args.name
+        ))
+    })?;
+    let split = stored_split(&args.name, stored, cfg.split.seed, &pairs)?;
     let rows: Vec<AggregatedEffect> = args
         .effects
         .iter()
@@ -110,4 +121,63 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     Ok(TaskOutput::Debias(
         serde_json::to_string(&rows).expect("plain data serializes"),
     ))
+}
+
+/// The engine's [`Split`] of a stored split: every stored pair must be one this worker
+/// prepared, and both the selection and the held-out part must have pairs. The held-out
+/// professions and templates are those the held-out pairs name (the store keeps pairs, not
+/// the draw; the run reads only the pairs).
+fn stored_split(
+    debias: &str,
+    stored: &StoredSplit,
+    seed: u64,
+    pairs: &[DebiasPair],
+) -> Result<Split, TaskError> {
+    let known: HashSet<&str> = pairs.iter().map(|p| p.input.id.as_str()).collect();
+    let parts = [
+        ("selection", &stored.selection),
+        ("heldout", &stored.heldout),
+        ("unused", &stored.unused),
+    ];
+    for (part, ids) in parts {
+        if let Some(id) = ids.iter().find(|id| !known.contains(id.as_str())) {
+            return Err(TaskError::permanent(format!(
+                "the stored split of debias `{debias}` puts pair `{id}` in its {part} part, \
+                 but the sweep's dataset as this worker prepares it has no such pair"
+            )));
+        }
+    }
+    if stored.selection.is_empty() || stored.heldout.is_empty() {
+        return Err(TaskError::permanent(format!(
+            "the stored split of debias `{debias}` has {} selection and {} held-out pairs; \
+             both need at least one",
+            stored.selection.len(),
+            stored.heldout.len()
+        )));
+    }
+    // In the order of the prepared pairs, as the prepare task drew them.
+    let in_order = |ids: &[String]| -> Vec<String> {
+        let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        pairs
+            .iter()
+            .filter(|p| ids.contains(p.input.id.as_str()))
+            .map(|p| p.input.id.clone())
+            .collect()
+    };
+    let heldout = in_order(&stored.heldout);
+    let held: Vec<&DebiasPair> = pairs
+        .iter()
+        .filter(|p| heldout.contains(&p.input.id))
+        .collect();
+    let professions: BTreeSet<String> =
+        held.iter().flat_map(|p| p.professions().cloned()).collect();
+    let templates: BTreeSet<String> = held.iter().filter_map(|p| p.template.clone()).collect();
+    Ok(Split {
+        seed,
+        heldout_professions: professions.into_iter().collect(),
+        heldout_templates: templates.into_iter().collect(),
+        selection: in_order(&stored.selection),
+        heldout,
+        unused: in_order(&stored.unused),
+    })
 }

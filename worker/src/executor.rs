@@ -5,7 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc, Mutex};
 
-use patchsweep_api::{LeasedTask, TaskOutput};
+use patchsweep_api::{HeldSweep, LeasedTask, TaskOutput};
 use tokio::sync::oneshot;
 
 /// Why a task could not be computed.
@@ -38,21 +38,42 @@ pub trait Executor: Send + 'static {
     fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError>;
     /// The model specs loaded now (the scheduler prefers their tasks).
     fn models(&self) -> Vec<String>;
+    /// The sweeps held parsed and prepared now: the worker names them when it leases, and
+    /// their tasks come without their spec text. An executor that keeps no sweep holds none.
+    fn held_sweeps(&self) -> Vec<HeldSweep> {
+        Vec::new()
+    }
 }
 
 type Job = (LeasedTask, oneshot::Sender<Result<TaskOutput, TaskError>>);
 
+/// What the executor holds, as of its last task: loaded models and prepared sweeps.
+#[derive(Default)]
+struct Holding {
+    models: Vec<String>,
+    sweeps: Vec<HeldSweep>,
+}
+
+impl Holding {
+    fn of(executor: &dyn Executor) -> Self {
+        Self {
+            models: executor.models(),
+            sweeps: executor.held_sweeps(),
+        }
+    }
+}
+
 /// A handle on the compute thread.
 pub struct ComputeThread {
     jobs: mpsc::Sender<Job>,
-    models: Arc<Mutex<Vec<String>>>,
+    holding: Arc<Mutex<Holding>>,
 }
 
 impl ComputeThread {
     pub fn spawn(mut executor: Box<dyn Executor>) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>();
-        let models = Arc::new(Mutex::new(executor.models()));
-        let shared = models.clone();
+        let holding = Arc::new(Mutex::new(Holding::of(executor.as_ref())));
+        let shared = holding.clone();
         std::thread::Builder::new()
             .name("patchsweep-compute".into())
             .spawn(move || {
@@ -67,14 +88,14 @@ impl ComputeThread {
                                     .unwrap_or_else(|| "unknown panic".into());
                                 Err(TaskError::transient(format!("the task panicked: {what}")))
                             });
-                    if let Ok(mut m) = shared.lock() {
-                        *m = executor.models();
+                    if let Ok(mut h) = shared.lock() {
+                        *h = Holding::of(executor.as_ref());
                     }
                     let _ = reply.send(out);
                 }
             })
             .expect("spawning the compute thread");
-        Self { jobs, models }
+        Self { jobs, holding }
     }
 
     /// Computes `task` on the compute thread.
@@ -88,6 +109,18 @@ impl ComputeThread {
     }
 
     pub fn models(&self) -> Vec<String> {
-        self.models.lock().map(|m| m.clone()).unwrap_or_default()
+        self.holding
+            .lock()
+            .map(|h| h.models.clone())
+            .unwrap_or_default()
+    }
+
+    /// The sweeps the executor holds prepared, as of its last task (the compute thread is
+    /// idle while the worker leases, so this is what the next task will find).
+    pub fn held_sweeps(&self) -> Vec<HeldSweep> {
+        self.holding
+            .lock()
+            .map(|h| h.sweeps.clone())
+            .unwrap_or_default()
     }
 }

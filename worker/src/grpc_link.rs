@@ -1,7 +1,7 @@
 //! The gRPC link to a remote coordinator, over the typed client of `patchsweep_api`.
 
 use patchsweep_api::client::{ClientError, Code, Target, WorkerApi};
-use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
 
 use crate::link::{Link, LinkError};
 
@@ -49,9 +49,13 @@ impl Link for GrpcLink {
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, LinkError> {
-        self.client.lease(worker_id, models, max).await.map_err(err)
+        self.client
+            .lease(worker_id, models, held, max)
+            .await
+            .map_err(err)
     }
 
     async fn heartbeat(

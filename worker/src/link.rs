@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use patchsweep_api::{LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
@@ -21,10 +21,12 @@ pub trait Link: Send + Sync + 'static {
         info: WorkerInfo,
     ) -> impl Future<Output = Result<Registration, LinkError>> + Send;
 
+    /// Up to `max` tasks; those of a sweep in `held` come without their spec text.
     fn lease(
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> impl Future<Output = Result<Vec<LeasedTask>, LinkError>> + Send;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use patchsweep_api::plan;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{
-    EffectRow, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskKind, TaskOutput,
+    EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskKind, TaskOutput,
 };
 use patchsweep_engine::experiment::{Baseline, Effect, Engine, PairInput};
 use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
@@ -20,13 +20,15 @@ use crate::memory_budget;
 
 /// A sweep as this worker prepared it.
 pub struct SweepState {
+    /// The digest of the spec text it was prepared from.
+    pub spec_digest: String,
     pub parsed: ParsedSpec,
     pub prepared: Prepared,
     index: HashMap<String, usize>,
 }
 
 impl SweepState {
-    fn new(parsed: ParsedSpec, prepared: Prepared) -> Self {
+    fn new(spec_digest: String, parsed: ParsedSpec, prepared: Prepared) -> Self {
         let index = prepared
             .pairs
             .iter()
@@ -34,6 +36,7 @@ impl SweepState {
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
         Self {
+            spec_digest,
             parsed,
             prepared,
             index,
@@ -106,29 +109,50 @@ impl ModelExecutor {
     }
 
     /// Takes a sweep its caller already parsed and prepared against this executor's model
-    /// (the embedded `run`), so its tasks neither parse the spec nor read the dataset again.
-    pub fn adopt(&mut self, sweep_id: i64, parsed: ParsedSpec, prepared: Prepared) {
-        self.sweeps
-            .insert(sweep_id, Arc::new(SweepState::new(parsed, prepared)));
+    /// (the embedded `run`) from the spec text of digest `spec_digest`, so its tasks
+    /// neither carry nor parse the spec, nor read the dataset again.
+    pub fn adopt(
+        &mut self,
+        sweep_id: i64,
+        spec_digest: String,
+        parsed: ParsedSpec,
+        prepared: Prepared,
+    ) {
+        self.sweeps.insert(
+            sweep_id,
+            Arc::new(SweepState::new(spec_digest, parsed, prepared)),
+        );
     }
 
-    /// The sweep of `task`, parsed and prepared against the model (once per sweep).
+    /// The sweep of `task`, parsed and prepared against the model once per sweep: a sweep
+    /// held under the task's spec digest is reused (its tasks come without spec text);
+    /// otherwise the task's spec text is parsed and prepared.
     pub fn sweep(
         &mut self,
         task: &LeasedTask,
     ) -> Result<(Arc<LoadedModel>, Arc<SweepState>), TaskError> {
-        // A prepared sweep is kept (no parsing, dataset reading or tokenizing per task).
         if let Some(s) = self.sweeps.get(&task.sweep_id).cloned() {
-            return Ok((self.model_for(&s.parsed.spec)?, s));
+            if s.spec_digest == task.spec_digest {
+                return Ok((self.model_for(&s.parsed.spec)?, s));
+            }
         }
-        let parsed = SweepSpec::parse(&task.spec_toml, &format!("sweep {}", task.sweep_id))
+        let Some(text) = &task.spec_toml else {
+            // Sent without its text although this worker does not hold it (it named the
+            // sweep, then let it go): the next lease, which no longer names it, brings it.
+            return Err(TaskError::transient(format!(
+                "sweep {}'s spec text was not sent and this worker does not hold the sweep \
+                 (spec digest {})",
+                task.sweep_id, task.spec_digest
+            )));
+        };
+        let parsed = SweepSpec::parse(text, &format!("sweep {}", task.sweep_id))
             .map_err(TaskError::permanent)?;
         let model = self.model_for(&parsed.spec)?;
         let prepared = parsed.prepare(&model).map_err(TaskError::permanent)?;
         if self.sweeps.len() >= SWEEPS_KEPT {
             self.sweeps.clear();
         }
-        let state = Arc::new(SweepState::new(parsed, prepared));
+        let state = Arc::new(SweepState::new(task.spec_digest.clone(), parsed, prepared));
         self.sweeps.insert(task.sweep_id, state.clone());
         Ok((model, state))
     }
@@ -256,6 +280,19 @@ impl Executor for ModelExecutor {
             .as_ref()
             .map(|(_, m)| vec![m.spec.to_string()])
             .unwrap_or_default()
+    }
+
+    fn held_sweeps(&self) -> Vec<HeldSweep> {
+        let mut held: Vec<HeldSweep> = self
+            .sweeps
+            .iter()
+            .map(|(&sweep_id, s)| HeldSweep {
+                sweep_id,
+                spec_digest: s.spec_digest.clone(),
+            })
+            .collect();
+        held.sort_by_key(|h| h.sweep_id);
+        held
     }
 }
 

@@ -164,12 +164,9 @@ pub async fn run_worker<L: Link>(
     let mut stats = WorkerStats::default();
     let mut backoff = Backoff::new(opts.max_backoff);
     let info = WorkerInfo {
-        id: String::new(),
-        name: opts.name.clone(),
-        device: opts.device.clone(),
         memory_bytes: opts.memory_bytes,
         models: compute.models(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..WorkerInfo::new(&opts.name, &opts.device)
     };
     let Some(reg) = retrying("register", &mut backoff, &mut controls, stopping, || {
         link.register(info.clone())
@@ -182,9 +179,9 @@ pub async fn run_worker<L: Link>(
     let heartbeat = heartbeat_interval(reg.heartbeat_seconds);
     tracing::info!(worker = %id, "registered");
     while !stopping(&controls) {
-        let models = compute.models();
+        let (models, held) = (compute.models(), compute.held_sweeps());
         let leased = retrying("lease", &mut backoff, &mut controls, stopping, || {
-            link.lease(&id, &models, 1)
+            link.lease(&id, &models, &held, 1)
         })
         .await?;
         let Some(task) = leased.and_then(|t| t.into_iter().next()) else {

@@ -1,96 +1,119 @@
-//! A worker parses and prepares a sweep once: later tasks of the same sweep reuse it, so
-//! their spec text is not read again (no per-task parse, dataset read or tokenizing).
+//! A worker parses and prepares a sweep once: later tasks of the same sweep reuse it, and
+//! come without their spec text (no per-task parse, dataset read or tokenizing).
 
-use patchsweep_api::{LeasedTask, TaskKind, TaskOutput};
+use patchsweep_api::{spec_digest, HeldSweep, LeasedTask, TaskKind, TaskOutput};
 use patchsweep_worker::executor::Executor;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
+#[path = "../../tests/fixtures/tiny_spec.rs"]
+mod tiny_spec;
+use tiny_spec::{said_pairs, tiny_spec};
+
 fn spec() -> String {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../model/tests/data/tiny-llama2"
-    );
-    format!(
-        r#"name = "parse-once"
-model = "{model}"
-
-[metric]
-kind = "logit_diff"
-positive = [" to"]
-negative = [" the"]
-
-[dataset]
-pairs = [
-  {{ clean = "The cat said that", corrupt = "The bat said that" }},
-  {{ clean = "The dog said that", corrupt = "The log said that" }},
-]
-
-[tasks]
-pairs_per_task = 1
-layers_per_task = 1
-
-[[experiment]]
-name = "resid"
-method = "activation"
-components = ["resid_pre"]
-"#
+    let rest = "[tasks]\npairs_per_task = 1\nlayers_per_task = 1\n\n[[experiment]]\n\
+                name = \"resid\"\nmethod = \"activation\"\ncomponents = [\"resid_pre\"]\n";
+    tiny_spec(
+        "parse-once",
+        &(said_pairs(&[("cat", "bat"), ("dog", "log")]) + "\n" + rest),
     )
 }
 
-fn leased(sweep_id: i64, kind: TaskKind, spec_toml: &str, payload: &str) -> LeasedTask {
+fn leased(
+    sweep_id: i64,
+    kind: TaskKind,
+    spec_toml: Option<&str>,
+    digest: &str,
+    payload: &str,
+) -> LeasedTask {
     LeasedTask {
         task_id: 1,
         attempt: 1,
         sweep_id,
         kind,
         model: String::new(),
-        spec_toml: spec_toml.into(),
+        spec_toml: spec_toml.map(str::to_string),
+        spec_digest: digest.into(),
         payload: payload.into(),
         description: format!("{kind} task"),
     }
 }
 
 #[test]
-fn later_tasks_of_a_prepared_sweep_do_not_parse_its_spec_again() {
+fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     let mut exec = ModelExecutor::new(None, Faults::default());
+    let text = spec();
+    let digest = spec_digest(&text);
+    assert!(exec.held_sweeps().is_empty());
     let prepared = exec
-        .execute(&leased(1, TaskKind::Prepare, &spec(), "{}"))
+        .execute(&leased(1, TaskKind::Prepare, Some(&text), &digest, "{}"))
         .expect("prepare");
     let TaskOutput::Prepare(prepared) = prepared else {
         panic!("a prepare task answers a prepared sweep");
     };
+    // The worker names the sweep when it leases, so its tasks come without the text.
+    assert_eq!(
+        exec.held_sweeps(),
+        [HeldSweep {
+            sweep_id: 1,
+            spec_digest: digest.clone()
+        }]
+    );
     let patch = prepared
         .tasks
         .iter()
         .find(|t| t.kind == TaskKind::Patch && !t.waits)
         .expect("a patch task");
-    // The spec text of a later task is not read: the prepared sweep is reused.
     let out = exec
-        .execute(&leased(1, TaskKind::Patch, "not a spec", &patch.payload))
-        .expect("patch task of a prepared sweep");
+        .execute(&leased(1, TaskKind::Patch, None, &digest, &patch.payload))
+        .expect("patch task of a held sweep, without spec text");
     let TaskOutput::Patch(effects) = out else {
         panic!("a patch task answers effects");
     };
     assert!(!effects.is_empty());
-    // Another sweep's spec is parsed (and refused, permanently, when it is not one).
+    // The same sweep id under another digest (another database's sweep 1) is not reused:
+    // its own text is parsed (and refused, permanently, when it is not a spec).
     let err = exec
-        .execute(&leased(2, TaskKind::Patch, "not a spec", &patch.payload))
+        .execute(&leased(
+            1,
+            TaskKind::Patch,
+            Some("not a spec"),
+            "other",
+            &patch.payload,
+        ))
         .unwrap_err();
     assert!(err.permanent, "{err}");
+    // A sweep this worker does not hold, sent without its text: a transient error (the
+    // next lease, which does not name it, brings the text).
+    let err = exec
+        .execute(&leased(2, TaskKind::Patch, None, &digest, &patch.payload))
+        .unwrap_err();
+    assert!(!err.permanent, "{err}");
+    assert!(
+        err.message.contains("sweep 2's spec text was not sent"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_adopted_sweep_is_never_parsed_by_the_executor() {
     // The embedded `run` parses and prepares once and hands both to its executor.
     let mut exec = ModelExecutor::new(None, Faults::default());
-    let parsed = patchsweep_api::spec::SweepSpec::parse(&spec(), "test").unwrap();
+    let text = spec();
+    let parsed = patchsweep_api::spec::SweepSpec::parse(&text, "test").unwrap();
     let model = exec.model_for(&parsed.spec).unwrap();
     let prepared = parsed.prepare(&model).unwrap();
-    exec.adopt(7, parsed, prepared);
+    exec.adopt(7, spec_digest(&text), parsed, prepared);
+    assert_eq!(exec.held_sweeps()[0].sweep_id, 7);
     let out = exec
-        .execute(&leased(7, TaskKind::Prepare, "not a spec", "{}"))
-        .expect("the adopted sweep's prepare task reads no spec text");
+        .execute(&leased(
+            7,
+            TaskKind::Prepare,
+            None,
+            &spec_digest(&text),
+            "{}",
+        ))
+        .expect("the adopted sweep's prepare task needs no spec text");
     let TaskOutput::Prepare(prepared) = out else {
         panic!("a prepare task answers a prepared sweep");
     };

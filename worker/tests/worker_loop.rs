@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use patchsweep_api::{
-    EffectRow, LeasedTask, Registration, Settled, TaskKind, TaskOutput, WorkerInfo,
+    EffectRow, HeldSweep, LeasedTask, Registration, Settled, TaskKind, TaskOutput, WorkerInfo,
 };
 use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
 use patchsweep_worker::link::{Link, LinkError};
@@ -35,6 +35,8 @@ struct FakeLink {
     completed: Mutex<Vec<(i64, i64, TaskOutput)>>,
     failed: Mutex<Vec<(i64, String, bool)>>,
     released: Mutex<Vec<(i64, i64)>>,
+    /// The sweeps the worker named as held, at each lease that answered a task.
+    held_at_lease: Mutex<Vec<Vec<HeldSweep>>>,
 }
 
 impl FakeLink {
@@ -66,10 +68,14 @@ impl Link for FakeLink {
         &self,
         _worker_id: &str,
         _models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, LinkError> {
         let mut q = self.queue.lock().unwrap();
         let n = max.min(q.len());
+        if n > 0 {
+            self.held_at_lease.lock().unwrap().push(held.to_vec());
+        }
         Ok(q.drain(..n).collect())
     }
 
@@ -151,14 +157,22 @@ impl Link for FakeLink {
 }
 
 /// Computes a task in `compute` time: one effect per task, or the error its description
-/// names (`fail permanent`, `fail transient`).
+/// names (`fail permanent`, `fail transient`); holds the sweep of every task it computed.
 struct FakeExecutor {
     compute: Duration,
+    held: Vec<HeldSweep>,
 }
 
 impl Executor for FakeExecutor {
     fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
         std::thread::sleep(self.compute);
+        let sweep = HeldSweep {
+            sweep_id: task.sweep_id,
+            spec_digest: task.spec_digest.clone(),
+        };
+        if !self.held.contains(&sweep) {
+            self.held.push(sweep);
+        }
         match task.description.as_str() {
             "fail permanent" => Err(TaskError::permanent("the spec does not fit the model")),
             "fail transient" => Err(TaskError::transient("out of memory")),
@@ -180,6 +194,10 @@ impl Executor for FakeExecutor {
     fn models(&self) -> Vec<String> {
         vec!["fake:model".into()]
     }
+
+    fn held_sweeps(&self) -> Vec<HeldSweep> {
+        self.held.clone()
+    }
 }
 
 fn task(task_id: i64, description: &str) -> LeasedTask {
@@ -189,7 +207,8 @@ fn task(task_id: i64, description: &str) -> LeasedTask {
         sweep_id: 1,
         kind: TaskKind::Patch,
         model: "fake:model".into(),
-        spec_toml: String::new(),
+        spec_toml: Some("name = \"fake\"".into()),
+        spec_digest: "d1".into(),
         payload: "{}".into(),
         description: description.into(),
     }
@@ -209,7 +228,10 @@ fn start(link: Arc<FakeLink>, compute: Duration) -> Running {
     let mut opts = WorkerOptions::new("test", "cpu");
     opts.idle_poll = Duration::from_millis(10);
     opts.max_backoff = Duration::from_millis(20);
-    let compute = ComputeThread::spawn(Box::new(FakeExecutor { compute }));
+    let compute = ComputeThread::spawn(Box::new(FakeExecutor {
+        compute,
+        held: Vec::new(),
+    }));
     let handle = tokio::spawn(run_worker(
         link,
         compute,
@@ -256,6 +278,29 @@ async fn a_result_is_delivered_again_until_the_coordinator_takes_it() {
         ids,
         [(1, 1), (2, 1)],
         "each result lands once, under its lease"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_names_the_sweeps_the_executor_holds() {
+    let other = LeasedTask {
+        sweep_id: 2,
+        spec_digest: "d2".into(),
+        ..task(3, "t3")
+    };
+    let link = Arc::new(FakeLink::with_tasks([task(1, "t1"), task(2, "t2"), other]));
+    let w = start(link.clone(), Duration::ZERO);
+    until("three results", || link.completed() == 3).await;
+    w.drain.send(true).unwrap();
+    w.handle.await.unwrap().unwrap();
+    let held = |id: i64, digest: &str| HeldSweep {
+        sweep_id: id,
+        spec_digest: digest.into(),
+    };
+    assert_eq!(
+        *link.held_at_lease.lock().unwrap(),
+        [vec![], vec![held(1, "d1")], vec![held(1, "d1")]],
+        "the first lease names nothing held; later ones the sweep its task prepared"
     );
 }
 

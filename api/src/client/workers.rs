@@ -7,7 +7,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::{channel, ClientError, SendToken, Target};
-use crate::task::{LeasedTask, Settled, TaskOutput};
+use crate::task::{HeldSweep, LeasedTask, Settled, TaskOutput};
 use crate::wire::{self, MAX_MESSAGE_BYTES};
 use crate::worker::{Registration, WorkerInfo};
 
@@ -48,10 +48,12 @@ impl WorkerApi {
     }
 
     /// Up to `max` tasks, those for a model in `models` first; empty when there are none.
+    /// Tasks of a sweep in `held` come without their spec text.
     pub async fn lease(
         &self,
         worker_id: &str,
         models: &[String],
+        held: &[HeldSweep],
         max: usize,
     ) -> Result<Vec<LeasedTask>, ClientError> {
         let r = self
@@ -61,6 +63,7 @@ impl WorkerApi {
                 worker_id: worker_id.to_string(),
                 models: models.to_vec(),
                 max_tasks: max as u32,
+                held: wire::held_to_wire(held),
             })
             .await
             .map_err(self.err())?;

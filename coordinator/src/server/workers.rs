@@ -2,7 +2,7 @@
 //! under fencing.
 
 use patchsweep_api::wire::{
-    complete_reply, fail_reply, leases_from_wire, leases_to_wire, output_from_wire,
+    complete_reply, fail_reply, held_from_wire, leases_from_wire, leases_to_wire, output_from_wire,
     registration_to_wire, task_to_wire, worker_from_wire,
 };
 use patchsweep_proto::v1 as pb;
@@ -37,7 +37,12 @@ impl pb::worker_service_server::WorkerService for WorkerHandler {
         let r = req.into_inner();
         let tasks = self
             .coordinator
-            .lease(&r.worker_id, &r.models, r.max_tasks.max(1) as usize)
+            .lease(
+                &r.worker_id,
+                &r.models,
+                &held_from_wire(r.held),
+                r.max_tasks.max(1) as usize,
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::LeaseTasksResponse {

@@ -31,32 +31,24 @@
 macro_rules! in_tx {
     ($store:expr, $step:expr, |$tx:ident, $url:ident| $body:expr) => {
         match &$store.inner {
-            $crate::store::Inner::Sqlite(s) => {
-                #[allow(unused_imports)]
-                use $crate::store::sqlite as q;
-                let mut t = s.begin($step).await?;
-                let $url = s.url();
-                let $tx = &mut *t;
-                let out = $body;
-                t.commit()
-                    .await
-                    .map_err($crate::store::error::db_error($step, s.url()))?;
-                out
-            }
+            $crate::store::Inner::Sqlite(s) => in_tx!(@on s, sqlite, $step, |$tx, $url| $body),
             $crate::store::Inner::Postgres(s) => {
-                #[allow(unused_imports)]
-                use $crate::store::postgres as q;
-                let mut t = s.begin($step).await?;
-                let $url = s.url();
-                let $tx = &mut *t;
-                let out = $body;
-                t.commit()
-                    .await
-                    .map_err($crate::store::error::db_error($step, s.url()))?;
-                out
+                in_tx!(@on s, postgres, $step, |$tx, $url| $body)
             }
         }
     };
+    (@on $s:ident, $backend:ident, $step:expr, |$tx:ident, $url:ident| $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::store::$backend as q;
+        let mut t = $s.begin($step).await?;
+        let $url = $s.url();
+        let $tx = &mut *t;
+        let out = $body;
+        t.commit()
+            .await
+            .map_err($crate::store::error::db_error($step, $s.url()))?;
+        out
+    }};
 }
 
 mod error;
@@ -77,8 +69,9 @@ mod user_query;
 
 pub use error::StoreError;
 pub use queue::{
-    DebiasFigure, LeasedTask, NewTask, PreparedSweep, QueuePolicy, QueueTotals, Settled,
-    SweepProgress, TaskCounts, TaskFailure, TaskKind, TaskOutput, TaskState, WorkerInfo,
+    DebiasFigure, HeldSweep, LeaseScope, LeasedTask, NewTask, PreparedSweep, QueuePolicy,
+    QueueTotals, Settled, SweepProgress, TaskCounts, TaskFailure, TaskKind, TaskOutput, TaskState,
+    WorkerInfo,
 };
 pub use read::export::is_plain_name;
 pub use read::values;
@@ -162,10 +155,9 @@ impl Store {
         spec_toml: &str,
         model: &str,
     ) -> Result<i64, StoreError> {
-        match &self.inner {
-            Inner::Sqlite(s) => s.create_sweep(name, spec_toml, model).await,
-            Inner::Postgres(s) => s.create_sweep(name, spec_toml, model).await,
-        }
+        Ok(in_tx!(self, "create sweep", |tx, url| {
+            queue_sql::create_sweep_in(tx, url, name, spec_toml, model).await?
+        }))
     }
 
     /// Records an experiment of a sweep. Idempotent: adding the same experiment again is a
@@ -178,7 +170,7 @@ impl Store {
         direction: &str,
     ) -> Result<(), StoreError> {
         let existing = in_tx!(self, "add experiment", |tx, url| {
-            q::add_experiment_in(tx, url, sweep_id, name, method, direction).await?
+            queue_sql::add_experiment_in(tx, url, sweep_id, name, method, direction).await?
         });
         match existing {
             Some((m, d)) if m != method || d != direction => Err(StoreError::ExperimentConflict {
@@ -232,7 +224,7 @@ impl Store {
             });
         }
         let found = in_tx!(self, STEP, |tx, url| {
-            q::set_dropped_in(tx, url, sweep_id, counts).await?
+            queue_sql::set_dropped_in(tx, url, sweep_id, counts).await?
         });
         found.then_some(()).ok_or(StoreError::SweepNotFound {
             step: STEP,
@@ -242,10 +234,9 @@ impl Store {
 
     /// Sets the sweep's final status and its finish time (database clock).
     pub async fn finish_sweep(&self, sweep_id: i64, status: &str) -> Result<(), StoreError> {
-        let found = match &self.inner {
-            Inner::Sqlite(s) => s.finish_sweep(sweep_id, status).await?,
-            Inner::Postgres(s) => s.finish_sweep(sweep_id, status).await?,
-        };
+        let found = in_tx!(self, "finish sweep", |tx, url| {
+            queue_sql::finish_sweep_in(tx, url, sweep_id, status).await?
+        });
         found.then_some(()).ok_or(StoreError::SweepNotFound {
             step: "finish sweep",
             sweep_id,

@@ -90,37 +90,6 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    pub(crate) async fn create_sweep(
-        &self,
-        name: &str,
-        spec: &str,
-        model: &str,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO sweeps (name, spec, model) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(name)
-        .bind(spec)
-        .bind(model)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error("create sweep", &self.url))
-    }
-
-    pub(crate) async fn finish_sweep(
-        &self,
-        sweep_id: i64,
-        status: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sweeps SET status = $1, finished_at = now() WHERE id = $2")
-            .bind(status)
-            .bind(sweep_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("finish sweep", &self.url))?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -241,76 +210,4 @@ pub(crate) async fn insert_effects_in(
         .rows_affected();
     }
     Ok(inserted)
-}
-
-pub(crate) async fn add_experiment_in(
-    tx: &mut PgConnection,
-    url: &str,
-    sweep_id: i64,
-    name: &str,
-    method: &str,
-    direction: &str,
-) -> Result<Option<(String, String)>, StoreError> {
-    const STEP: &str = "add experiment";
-    let inserted = sqlx::query(
-        "INSERT INTO experiments (sweep_id, name, method, direction) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(sweep_id)
-    .bind(name)
-    .bind(method)
-    .bind(direction)
-    .execute(&mut *tx)
-    .await
-    .map_err(sweep_db_error(STEP, url, sweep_id))?
-    .rows_affected();
-    let existing = if inserted == 0 {
-        sqlx::query_as(
-            "SELECT method, direction FROM experiments WHERE sweep_id = $1 AND name = $2",
-        )
-        .bind(sweep_id)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?
-    } else {
-        None
-    };
-    Ok(existing)
-}
-
-pub(crate) async fn set_dropped_in(
-    tx: &mut PgConnection,
-    url: &str,
-    sweep_id: i64,
-    counts: &[(String, i64)],
-) -> Result<bool, StoreError> {
-    const STEP: &str = "set dropped pairs";
-    // Lock the sweep row: concurrent calls for one sweep take turns.
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE")
-        .bind(sweep_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?;
-    if found.is_none() {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = $1")
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?;
-    for (reason, count) in counts {
-        sqlx::query(
-            "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES ($1, $2, $3) \
-             ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
-        )
-        .bind(sweep_id)
-        .bind(reason)
-        .bind(count)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?;
-    }
-    Ok(true)
 }

@@ -8,9 +8,24 @@
 //! the database clock.
 
 pub use patchsweep_api::{
-    DebiasFigure, LeasedTask, NewTask, PreparedSweep, Settled, SweepProgress, TaskCounts,
-    TaskFailure, TaskKind, TaskOutput, TaskState, WorkerInfo,
+    DebiasFigure, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, SweepProgress,
+    TaskCounts, TaskFailure, TaskKind, TaskOutput, TaskState, WorkerInfo,
 };
+
+/// Which tasks a lease may take, and the sweeps whose spec text the worker needs not be
+/// sent.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseScope<'a> {
+    /// The worker's model: its tasks come first ("" for none).
+    pub model: &'a str,
+    /// Only this sweep's tasks, when set (the embedded `run` leaves every other sweep of
+    /// its database alone).
+    pub only_sweep: Option<i64>,
+    /// Sweeps the worker holds prepared: their tasks come without their spec text when
+    /// the digest is the stored spec's.
+    pub held: &'a [HeldSweep],
+    pub max: usize,
+}
 
 /// Retry and lease timing, fixed by the coordinator's configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use super::error::{reason, redact_url};
 use super::statement::{single_read_statement, Dialect};
 use super::stream::{QueryOptions, QuerySummary, RowSink};
-use super::{migrate, postgres, sqlite, user_query, Inner, Store, StoreError};
+use super::{migrate, postgres, sqlite, Inner, Store, StoreError};
 
 /// Roles that let a session reach the server's files, programs or other sessions.
 const DANGEROUS_ROLES: &str = "'pg_read_server_files', 'pg_write_server_files', \
@@ -64,21 +64,12 @@ impl Store {
         options: &QueryOptions,
         sink: &mut dyn RowSink,
     ) -> Result<QuerySummary, StoreError> {
-        match &self.inner {
-            Inner::Sqlite(s) => {
-                let stmt = single_read_statement(sql, Dialect::Sqlite)?;
-                let mut conn = s
-                    .read
-                    .acquire()
-                    .await
-                    .map_err(super::error::db_error("query", &self.url))?;
-                user_query::on_sqlite(&mut conn, &self.url, stmt, options, sink).await
-            }
-            Inner::Postgres(s) => {
-                let stmt = single_read_statement(sql, Dialect::Postgres)?;
-                user_query::on_postgres(&s.pool, &self.url, stmt, options, sink).await
-            }
-        }
+        let dialect = match &self.inner {
+            Inner::Sqlite(_) => Dialect::Sqlite,
+            Inner::Postgres(_) => Dialect::Postgres,
+        };
+        let stmt = single_read_statement(sql, dialect)?;
+        self.stream_statement(stmt, &[], options, sink).await
     }
 }
 

@@ -5,7 +5,8 @@
 use patchsweep_api::DebiasTask;
 
 use super::queue::{
-    LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
+    LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput,
+    WorkerInfo,
 };
 use super::queue_sql;
 use super::rows::StoredPair;
@@ -36,7 +37,7 @@ impl Store {
     }
 
     /// Returns expired leases to the queue, then leases up to `max` tasks to the worker,
-    /// tasks for `model` first.
+    /// tasks for `model` first (each with its spec text).
     pub async fn lease_tasks(
         &self,
         worker_id: &str,
@@ -44,30 +45,29 @@ impl Store {
         max: usize,
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
-        self.lease_tasks_of(worker_id, model, max, None, policy)
-            .await
+        let scope = LeaseScope {
+            model,
+            only_sweep: None,
+            held: &[],
+            max,
+        };
+        self.lease_scoped(worker_id, &scope, policy).await
     }
 
-    /// [`Store::lease_tasks`], limited to one sweep's tasks when `only_sweep` names one
-    /// (the embedded `run` leaves every other sweep of its database alone).
-    pub async fn lease_tasks_of(
+    /// [`Store::lease_tasks`] within `scope`: one sweep's tasks only when it names one,
+    /// and without the spec text of the sweeps the worker holds. A leased debias task's
+    /// arguments get its section's selection effects and stored split.
+    pub async fn lease_scoped(
         &self,
         worker_id: &str,
-        model: &str,
-        max: usize,
-        only_sweep: Option<i64>,
+        scope: &LeaseScope<'_>,
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
             queue_sql::touch_worker_in(tx, url, worker_id).await?;
             let touched = queue_sql::expire_leases_in(tx, url).await?;
-            let scope = queue_sql::LeaseScope {
-                model,
-                only_sweep,
-                max: max as i64,
-            };
             let mut leased =
-                queue_sql::lease_in(tx, url, worker_id, &scope, policy.lease_seconds).await?;
+                queue_sql::lease_in(tx, url, worker_id, scope, policy.lease_seconds).await?;
             for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Debias) {
                 // Unreadable arguments are left as they are: the worker fails the task
                 // with the reason, instead of one bad task blocking every lease.
@@ -82,6 +82,8 @@ impl Store {
                     &args.experiment,
                 )
                 .await?;
+                args.split =
+                    Some(queue_sql::stored_split_in(tx, url, t.sweep_id, &args.name).await?);
                 t.payload = serde_json::to_string(&args).expect("plain data serializes");
             }
             (touched, leased)
@@ -152,11 +154,13 @@ impl Store {
                         }
                         TaskOutput::Prepare(p) => {
                             for (name, method, direction) in &p.experiments {
-                                q::add_experiment_in(tx, url, sweep_id, name, method, direction)
-                                    .await?;
+                                queue_sql::add_experiment_in(
+                                    tx, url, sweep_id, name, method, direction,
+                                )
+                                .await?;
                             }
                             q::insert_pairs_in(tx, url, sweep_id, &pairs).await?;
-                            q::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
+                            queue_sql::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
                             queue_sql::insert_splits_in(tx, url, sweep_id, &p.splits).await?;
                             queue_sql::insert_tasks_in(
                                 tx,

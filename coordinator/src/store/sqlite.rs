@@ -121,56 +121,10 @@ impl SqliteStore {
             .map_err(db_error(step, &self.url))
     }
 
-    pub(crate) async fn create_sweep(
-        &self,
-        name: &str,
-        spec: &str,
-        model: &str,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar("INSERT INTO sweeps (name, spec, model) VALUES (?, ?, ?) RETURNING id")
-            .bind(name)
-            .bind(spec)
-            .bind(model)
-            .fetch_one(&self.write)
-            .await
-            .map_err(db_error("create sweep", &self.url))
-    }
-
-    pub(crate) async fn finish_sweep(
-        &self,
-        sweep_id: i64,
-        status: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sweeps SET status = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-             WHERE id = ?",
-        )
-        .bind(status)
-        .bind(sweep_id)
-        .execute(&self.write)
-        .await
-        .map_err(db_error("finish sweep", &self.url))?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// The pool of read-only connections.
     pub(crate) fn read_pool(&self) -> &SqlitePool {
         &self.read
     }
-}
-
-async fn sweep_exists(
-    tx: &mut sqlx::SqliteConnection,
-    sweep_id: i64,
-    step: &'static str,
-    url: &str,
-) -> Result<bool, StoreError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM sweeps WHERE id = ?")
-        .bind(sweep_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error(step, url))?;
-    Ok(found.is_some())
 }
 
 /// SQLite types each value, not each column: decode by the value's own type. Integers in a
@@ -297,68 +251,4 @@ pub(crate) async fn insert_effects_in(
             .rows_affected();
     }
     Ok(inserted)
-}
-
-pub(crate) async fn add_experiment_in(
-    tx: &mut sqlx::SqliteConnection,
-    url: &str,
-    sweep_id: i64,
-    name: &str,
-    method: &str,
-    direction: &str,
-) -> Result<Option<(String, String)>, StoreError> {
-    const STEP: &str = "add experiment";
-    let inserted = sqlx::query(
-        "INSERT INTO experiments (sweep_id, name, method, direction) VALUES (?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(sweep_id)
-    .bind(name)
-    .bind(method)
-    .bind(direction)
-    .execute(&mut *tx)
-    .await
-    .map_err(sweep_db_error(STEP, url, sweep_id))?
-    .rows_affected();
-    let existing = if inserted == 0 {
-        sqlx::query_as("SELECT method, direction FROM experiments WHERE sweep_id = ? AND name = ?")
-            .bind(sweep_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error(STEP, url))?
-    } else {
-        None
-    };
-    Ok(existing)
-}
-
-pub(crate) async fn set_dropped_in(
-    tx: &mut sqlx::SqliteConnection,
-    url: &str,
-    sweep_id: i64,
-    counts: &[(String, i64)],
-) -> Result<bool, StoreError> {
-    const STEP: &str = "set dropped pairs";
-    if !sweep_exists(&mut *tx, sweep_id, STEP, url).await? {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM dropped_pairs WHERE sweep_id = ?")
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?;
-    for (reason, count) in counts {
-        sqlx::query(
-            "INSERT INTO dropped_pairs (sweep_id, reason, count) VALUES (?, ?, ?) \
-             ON CONFLICT (sweep_id, reason) DO UPDATE SET count = dropped_pairs.count + excluded.count",
-        )
-        .bind(sweep_id)
-        .bind(reason)
-        .bind(count)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(STEP, url))?;
-    }
-    Ok(true)
 }

@@ -1,5 +1,6 @@
-//! One user statement on each backend, its rows streamed to a sink, under a row limit and a
-//! statement timeout. The statement has passed the gate of `statement.rs` already.
+//! One read-only statement on each backend, its rows streamed to a sink, under a row limit
+//! and a statement timeout: a user's statement (`query`, after the gate of `statement.rs`)
+//! and the read model's named queries with their bound parameters (`read/exec.rs`) run here.
 //!
 //! - SQLite: a connection opened read-only with `query_only`; the timeout is a progress
 //!   handler that interrupts the statement once the deadline has passed.
@@ -9,13 +10,66 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use sqlx::postgres::PgPool;
-use sqlx::{Column, Connection, Executor, PgConnection, Row, SqliteConnection, Statement};
+use sqlx::query::Query;
+use sqlx::{
+    Column, Connection, Database, Executor, IntoArguments, Postgres, Row, Sqlite, SqliteConnection,
+    Statement,
+};
 use tokio_stream::StreamExt;
 
 use super::error::{db_error, query_error};
+use super::queue_sql::{bind_all, Arg};
 use super::stream::{Feed, QueryOptions, QuerySummary, RowSink};
-use super::StoreError;
+use super::{Inner, Store, StoreError};
+
+/// What the shared loop needs of a backend: the error code of a statement its timeout
+/// stopped, and the decoding of its values.
+trait ReadBackend: Database {
+    const TIMEOUT_CODE: &'static str;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError>;
+}
+
+impl ReadBackend for Sqlite {
+    const TIMEOUT_CODE: &'static str = SQLITE_INTERRUPT;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError> {
+        super::sqlite::decode_row(row)
+    }
+}
+
+impl ReadBackend for Postgres {
+    const TIMEOUT_CODE: &'static str = PG_QUERY_CANCELED;
+    fn decode(row: &Self::Row) -> Result<Vec<Value>, StoreError> {
+        super::pg_values::decode_row(row)
+    }
+}
+
+impl Store {
+    /// Runs one read-only statement (already gated, or the read model's own) on this
+    /// store's backend, streaming its rows to `sink`.
+    pub(crate) async fn stream_statement(
+        &self,
+        stmt: &str,
+        params: &[Arg<'_>],
+        options: &QueryOptions,
+        sink: &mut dyn RowSink,
+    ) -> Result<QuerySummary, StoreError> {
+        match &self.inner {
+            Inner::Sqlite(s) => {
+                let mut conn = s
+                    .read_pool()
+                    .acquire()
+                    .await
+                    .map_err(db_error("query", &self.url))?;
+                on_sqlite(&mut conn, &self.url, stmt, params, options, sink).await
+            }
+            Inner::Postgres(s) => {
+                on_postgres(s.pool(), &self.url, stmt, params, options, sink).await
+            }
+        }
+    }
+}
 
 /// SQLite virtual-machine steps between two looks at the clock.
 const PROGRESS_STEPS: i32 = 10_000;
@@ -41,10 +95,11 @@ fn user_error(
     }
 }
 
-pub(crate) async fn on_sqlite(
+async fn on_sqlite(
     conn: &mut SqliteConnection,
     url: &str,
     stmt: &str,
+    params: &[Arg<'_>],
     options: &QueryOptions,
     sink: &mut dyn RowSink,
 ) -> Result<QuerySummary, StoreError> {
@@ -59,7 +114,8 @@ pub(crate) async fn on_sqlite(
             .map_err(db_error("query", url))?
             .set_progress_handler(PROGRESS_STEPS, move || Instant::now() < deadline);
     }
-    let outcome = sqlite_rows(conn, stmt, options, sink).await;
+    let query = bind_all(sqlx::query(stmt).persistent(false), params);
+    let outcome = stream_rows::<Sqlite>(conn, stmt, query, options, sink).await;
     if options.timeout.is_some() {
         if let Ok(mut handle) = conn.lock_handle().await {
             handle.remove_progress_handler();
@@ -68,41 +124,11 @@ pub(crate) async fn on_sqlite(
     outcome
 }
 
-async fn sqlite_rows(
-    conn: &mut SqliteConnection,
-    stmt: &str,
-    options: &QueryOptions,
-    sink: &mut dyn RowSink,
-) -> Result<QuerySummary, StoreError> {
-    let err = user_error(options.timeout, SQLITE_INTERRUPT);
-    let mut feed = Feed::new(sink, options);
-    {
-        let mut rows = sqlx::query(stmt).persistent(false).fetch(&mut *conn);
-        while let Some(row) = rows.next().await {
-            let row = row.map_err(&err)?;
-            let more = feed.push(
-                || column_names(row.columns()),
-                || super::sqlite::decode_row(&row),
-            )?;
-            if !more {
-                break;
-            }
-        }
-    }
-    let names = match feed.has_columns() {
-        true => None,
-        // No row to take the names from: prepare the statement (it is not run).
-        false => Some(column_names(
-            conn.prepare(stmt).await.map_err(query_error)?.columns(),
-        )),
-    };
-    feed.finish(names)
-}
-
-pub(crate) async fn on_postgres(
+async fn on_postgres(
     pool: &PgPool,
     url: &str,
     stmt: &str,
+    params: &[Arg<'_>],
     options: &QueryOptions,
     sink: &mut dyn RowSink,
 ) -> Result<QuerySummary, StoreError> {
@@ -119,7 +145,8 @@ pub(crate) async fn on_postgres(
             .await
             .map_err(db_error("query", url))?;
     }
-    let outcome = pg_rows(&mut tx, stmt, options, sink).await;
+    let query = bind_all(sqlx::query(stmt).persistent(false), params);
+    let outcome = stream_rows::<Postgres>(&mut *tx, stmt, query, options, sink).await;
     if matches!(
         outcome,
         Ok(QuerySummary {
@@ -137,24 +164,30 @@ pub(crate) async fn on_postgres(
     outcome
 }
 
-async fn pg_rows(
-    tx: &mut PgConnection,
-    stmt: &str,
+/// The backends' shared loop: the rows of `query` (the statement `stmt` with its
+/// parameters bound) to the sink, up to the limit, then the column names from the prepared
+/// statement when no row came (it is not run again). Statements are not kept prepared:
+/// users' would fill the server's cache, and PostgreSQL plans an unnamed statement for its
+/// parameters' values, as it would the same statement with literals.
+async fn stream_rows<'q, DB>(
+    conn: &mut DB::Connection,
+    stmt: &'q str,
+    query: Query<'q, DB, DB::Arguments<'q>>,
     options: &QueryOptions,
     sink: &mut dyn RowSink,
-) -> Result<QuerySummary, StoreError> {
-    let err = user_error(options.timeout, PG_QUERY_CANCELED);
+) -> Result<QuerySummary, StoreError>
+where
+    DB: ReadBackend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let err = user_error(options.timeout, DB::TIMEOUT_CODE);
     let mut feed = Feed::new(sink, options);
     {
-        // Not persistent: user statements would otherwise fill the server's statement cache.
-        let mut rows = sqlx::query(stmt).persistent(false).fetch(&mut *tx);
+        let mut rows = query.fetch(&mut *conn);
         while let Some(row) = rows.next().await {
             let row = row.map_err(&err)?;
-            let more = feed.push(
-                || column_names(row.columns()),
-                || super::pg_values::decode_row(&row),
-            )?;
-            if !more {
+            if !feed.push(|| column_names(row.columns()), || DB::decode(&row))? {
                 break;
             }
         }
@@ -162,13 +195,13 @@ async fn pg_rows(
     let names = match feed.has_columns() {
         true => None,
         false => Some(column_names(
-            tx.prepare(stmt).await.map_err(query_error)?.columns(),
+            conn.prepare(stmt).await.map_err(query_error)?.columns(),
         )),
     };
     feed.finish(names)
 }
 
-/// A statement's or a row's column names (the read model's fetch uses it too).
-pub(crate) fn column_names<C: Column>(columns: &[C]) -> Vec<String> {
+/// A statement's or a row's column names.
+fn column_names<C: Column>(columns: &[C]) -> Vec<String> {
     columns.iter().map(|c| c.name().to_string()).collect()
 }

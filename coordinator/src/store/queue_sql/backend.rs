@@ -70,7 +70,7 @@ const POSTGRES: Flavor = Flavor {
     lock_row: " FOR UPDATE",
 };
 
-/// A value bound to a `$N` parameter.
+/// A value bound to a `$N` parameter (of the queue's statements and the read model's).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
     Int(i64),
@@ -274,7 +274,9 @@ impl QueueConn for PgConnection {
     }
 }
 
-fn bind_all<'q, DB: Database>(
+/// `query` with `args` bound to its `$N` parameters in order (the read model's and users'
+/// statements bind theirs here too).
+pub(crate) fn bind_all<'q, DB: Database>(
     query: Query<'q, DB, DB::Arguments<'q>>,
     args: &[Arg<'q>],
 ) -> Query<'q, DB, DB::Arguments<'q>>

@@ -2,8 +2,9 @@
 
 use super::backend::{sql, QueueConn};
 use crate::store::error::db_error;
-use crate::store::queue::LeasedTask;
+use crate::store::queue::{LeaseScope, LeasedTask};
 use crate::store::StoreError;
+use patchsweep_api::{spec_digest, StoredSplit};
 
 /// A leased task's row: id, attempt, sweep id, kind, model, payload, description.
 type LeasedRow = (i64, i64, i64, String, String, String, String);
@@ -39,16 +40,8 @@ pub(crate) async fn expire_leases_in<C: QueueConn>(
     Ok(sweeps)
 }
 
-/// Which tasks a lease may take.
-pub(crate) struct LeaseScope<'a> {
-    /// The worker's model: its tasks come first ("" for none).
-    pub model: &'a str,
-    /// Only this sweep's tasks, when set.
-    pub only_sweep: Option<i64>,
-    pub max: i64,
-}
-
-/// Leases up to `max` runnable tasks, those for `model` first.
+/// Leases up to `max` runnable tasks, those for `model` first; a task of a sweep the
+/// worker holds (same spec digest) comes without its spec text.
 pub(crate) async fn lease_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
@@ -57,7 +50,7 @@ pub(crate) async fn lease_in<C: QueueConn>(
     lease_seconds: f64,
 ) -> Result<Vec<LeasedTask>, StoreError> {
     const STEP: &str = "lease tasks";
-    let (model, max) = (scope.model, scope.max);
+    let (model, max) = (scope.model, scope.max as i64);
     // Tasks for the worker's model first, then any; both walk the index on
     // (state, model, sweep_id, id) / (state, sweep_id, id) in order, with a LIMIT.
     let mut ids: Vec<i64> = if let Some(sweep_id) = scope.only_sweep {
@@ -117,11 +110,16 @@ pub(crate) async fn lease_in<C: QueueConn>(
         .fetch_one(tx)
         .await
         .map_err(db_error(STEP, url))?;
-        let spec_toml: String = sql("SELECT spec FROM sweeps WHERE id = $1")
+        let spec: String = sql("SELECT spec FROM sweeps WHERE id = $1")
             .bind(sweep_id)
             .fetch_scalar(tx)
             .await
             .map_err(db_error(STEP, url))?;
+        let digest = spec_digest(&spec);
+        let held = scope
+            .held
+            .iter()
+            .any(|h| h.sweep_id == sweep_id && h.spec_digest == digest);
         sql("UPDATE sweeps SET status = 'running' WHERE id = $1 AND status = 'queued'")
             .bind(sweep_id)
             .execute(tx)
@@ -142,7 +140,8 @@ pub(crate) async fn lease_in<C: QueueConn>(
             model,
             payload,
             description,
-            spec_toml,
+            spec_toml: (!held).then_some(spec),
+            spec_digest: digest,
         });
     }
     Ok(leased)
@@ -173,4 +172,35 @@ pub(crate) async fn selection_effects_in<C: QueueConn>(
     .fetch_all(tx)
     .await
     .map_err(db_error("read selection effects", url))
+}
+
+/// A debias section's split as the prepare task stored it; a leased debias task's
+/// arguments carry it, so the worker runs on the stored split and never draws it again.
+pub(crate) async fn stored_split_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    sweep_id: i64,
+    debias: &str,
+) -> Result<StoredSplit, StoreError> {
+    const STEP: &str = "read debias split";
+    let members: Vec<(String, String)> = sql(
+        "SELECT pair_id, part FROM debias_splits WHERE sweep_id = $1 AND debias = $2 \
+         ORDER BY pair_id",
+    )
+    .bind(sweep_id)
+    .bind(debias)
+    .fetch_all(tx)
+    .await
+    .map_err(db_error(STEP, url))?;
+    let mut split = StoredSplit::default();
+    for (pair_id, part) in members {
+        split
+            .push(pair_id, &part)
+            .map_err(|e| StoreError::Database {
+                step: STEP,
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(split)
 }

@@ -8,10 +8,12 @@
 //!
 //! - `submit.rs`: a sweep and its tasks;
 //! - `workers.rs`: registering, heartbeats;
-//! - `lease.rs`: leasing, lease expiry, a debias task's selection effects;
+//! - `lease.rs`: leasing, lease expiry, a debias task's selection effects and stored split;
 //! - `complete.rs`: the fence, completion, failure with retries, release;
 //! - `settle.rs`: waiting tasks queued, a sweep's final state, cancel, resume;
-//! - `progress.rs`: a sweep's progress, totals, the list of sweeps.
+//! - `progress.rs`: a sweep's progress, totals, the list of sweeps;
+//! - `sweeps.rs`: a sweep created and finished directly, its experiments and dropped
+//!   pairs.
 
 mod backend;
 mod complete;
@@ -19,14 +21,17 @@ mod lease;
 mod progress;
 mod settle;
 mod submit;
+mod sweeps;
 mod workers;
 
+pub(crate) use backend::{bind_all, Arg};
 pub(crate) use complete::{
     fence_in, insert_debias_in, insert_splits_in, mark_done_in, record_stale_in, release_in,
     retry_or_fail_in,
 };
-pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, LeaseScope};
+pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
 pub(crate) use submit::{insert_tasks_in, submit_in};
+pub(crate) use sweeps::{add_experiment_in, create_sweep_in, finish_sweep_in, set_dropped_in};
 pub(crate) use workers::{heartbeat_in, register_worker_in, touch_worker_in};
