@@ -50,7 +50,8 @@ fn leased(kind: TaskKind, spec_toml: &str, payload: &str) -> LeasedTask {
         sweep_id: 1,
         kind,
         model: String::new(),
-        spec_toml: spec_toml.into(),
+        spec_toml: Some(spec_toml.into()),
+        spec_digest: patchsweep_api::spec_digest(spec_toml),
         payload: payload.into(),
         description: format!("{kind} task"),
     }
