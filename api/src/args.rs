@@ -30,12 +30,13 @@ impl PatchTask {
     }
 }
 
-/// One component's mean |normalized effect| over a debias section's selection split:
-/// `(component, layer, head, position_label, score)`.
+/// One component's score over a debias section's selection split:
+/// `(component, layer, head, position_label, score)`, the score being the normalized effect
+/// as `cells_v` forms it (strong pairs only), `1 - normalized` for a `noise` experiment.
 pub type SelectionEffect = (String, i64, Option<i64>, Option<String>, f64);
 
 /// The arguments of a debias task. At lease time the store adds `effects`: the
-/// experiment's mean |normalized effect| per component over the selection split only.
+/// experiment's score per component ([`SelectionEffect`]) over the selection split only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebiasTask {
     /// The `[[debias]]` section's name.

@@ -45,6 +45,7 @@ fn pair(id: &str) -> PairRow {
         labels: BTreeMap::new(),
         clean_metric: 1.0,
         corrupt_metric: 0.0,
+        toward_stereotype: 0,
         position_labels: vec![],
         clean_tokens: vec![],
         corrupt_tokens: vec![],
@@ -96,7 +97,7 @@ async fn lease_one(store: &Store, w: &str, p: &QueuePolicy) -> Option<LeasedTask
 /// debias task when `debias`); answers the sweep id.
 async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: bool) -> i64 {
     let id = store
-        .submit_sweep("s", "spec", "gguf:m", &[task("prepare", 0, false)], p)
+        .submit_sweep("s", "spec", "gguf:m", 0.0, &[task("prepare", 0, false)], p)
         .await
         .unwrap();
     let w = worker(store, "preparer").await;
@@ -315,7 +316,7 @@ mod suite {
         let store = Store::connect(url).await.unwrap();
         let p = policy(30.0);
         let sweep = store
-            .submit_sweep("s", "spec", "m", &[task("prepare", 0, false)], &p)
+            .submit_sweep("s", "spec", "m", 0.0, &[task("prepare", 0, false)], &p)
             .await
             .unwrap();
         let w = worker(&store, "w").await;

@@ -74,6 +74,7 @@ fn pairs() -> Vec<PairRow> {
         labels: BTreeMap::new(),
         clean_metric: 1.0 + i as f64 / 3.0,
         corrupt_metric: -0.25 * i as f64,
+        toward_stereotype: 0,
         position_labels: labels.iter().map(|s| s.to_string()).collect(),
         clean_tokens: tokens.iter().map(|s| s.to_string()).collect(),
         corrupt_tokens: tokens.iter().map(|s| format!("{s}'")).collect(),
@@ -185,7 +186,7 @@ fn policy() -> QueuePolicy {
 async fn stored_sweep(store: &Store) -> i64 {
     let p = policy();
     let id = store
-        .submit_sweep("small", "spec", "m", &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep("small", "spec", "m", 0.0, &[task("prepare", 0, 0, false)], &p)
         .await
         .unwrap();
     store
@@ -265,7 +266,7 @@ async fn stored_sweep(store: &Store) -> i64 {
         .await
         .unwrap();
     store
-        .submit_sweep("later", "spec", "m", &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep("later", "spec", "m", 0.0, &[task("prepare", 0, 0, false)], &p)
         .await
         .unwrap();
     id

@@ -125,6 +125,7 @@ fn pair(i: usize) -> PairRow {
         labels: BTreeMap::from([("profession".to_string(), profession)]),
         clean_metric: 1.5,
         corrupt_metric: -0.5,
+        toward_stereotype: 0,
         position_labels: POSITION_LABELS.iter().map(|s| s.to_string()).collect(),
         clean_tokens,
         corrupt_tokens,

@@ -7,7 +7,7 @@
 //! experiment = "heads"              # the sweep experiment whose effects select components
 //! control_seed = 11                 # the random-components control
 //!
-//! [debias.select]                   # top-k by |mean normalized effect| …
+//! [debias.select]                   # top-k by |normalized effect| (noise: |1 - normalized|) …
 //! component = "head_out"            # head_out | attn_out | mlp_out
 //! top_k = 4
 //! threshold = 0.05                  # optional: keep only |score| >= threshold
