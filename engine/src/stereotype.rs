@@ -40,8 +40,8 @@ pub enum Orient {
     Stereotype,
 }
 
-pub(crate) const MALE_WORDS: &[&str] = &["he", "him", "his", "himself", "man", "men", "boy"];
-pub(crate) const FEMALE_WORDS: &[&str] =
+const MALE_WORDS: &[&str] = &["he", "him", "his", "himself", "man", "men", "boy"];
+const FEMALE_WORDS: &[&str] =
     &["she", "her", "hers", "herself", "woman", "women", "girl"];
 
 fn gender_of(word: &str) -> Option<&'static str> {
