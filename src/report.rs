@@ -194,6 +194,17 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         &["pairs", "mean_clean", "mean_corrupt", "mean_difference"],
         Baselines::cells,
     ));
+    let weak = store.weak_pairs(id).await;
+    let _ = writeln!(
+        out,
+        "<h4>Weak pairs</h4>\n<p class=\"note\">|clean − corrupt| below min_span {}: left out of every normalized effect (heatmaps, top components, debias selection).</p>",
+        weak.as_ref().map_or_else(|_| "?".to_string(), |w| w.min_span.to_string())
+    );
+    out.push_str(&shown(
+        &weak.map(|w| w.weak),
+        &["pair_id", "span"],
+        |(pair, span)| vec![text(pair), values::float(*span)],
+    ));
     out.push_str("<h4>Dropped pairs</h4>\n");
     out.push_str(&shown(
         &store.dropped_counts(id).await,
