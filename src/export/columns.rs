@@ -47,6 +47,11 @@ const INTEGER_NAMES: &[&str] = &[
     "token_id",
     "corrupt_token_id",
     "id",
+    "weak",
+    "toward_stereotype",
+    "pairs",
+    "pairs_used",
+    "strong",
 ];
 
 /// Real-valued columns of the views, likewise.
@@ -61,6 +66,12 @@ const REAL_NAMES: &[&str] = &[
     "delta",
     "control_after",
     "seconds",
+    "span",
+    "min_span",
+    "mean_effect",
+    "oriented_effect",
+    "shift",
+    "abs_span",
 ];
 
 /// The type of a column named `name` holding `values`.
