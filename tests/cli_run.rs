@@ -156,7 +156,11 @@ layers = [0]
     for orient in ["answers", "stereotype"] {
         let file = write_spec(&format!("orient-{orient}.toml"), &spec(orient));
         let out = patchsweep(&["run", file.to_str().unwrap(), "--db", &db]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let csv = query(
             &db,
             &format!(
@@ -189,9 +193,15 @@ layers = [0]
     assert_eq!(toward(stereo), vec![-1, -1, 0]);
     let flipped = |a: f64, b: f64| (a + b).abs() < 1e-4 * (1.0 + a.abs());
     let same = |a: f64, b: f64| (a - b).abs() < 1e-4 * (1.0 + a.abs());
-    assert!(flipped(answers[0].1, stereo[0].1) && flipped(answers[0].2, stereo[0].2), "{rows:?}");
+    assert!(
+        flipped(answers[0].1, stereo[0].1) && flipped(answers[0].2, stereo[0].2),
+        "{rows:?}"
+    );
     for i in [1, 2] {
-        assert!(same(answers[i].1, stereo[i].1) && same(answers[i].2, stereo[i].2), "{rows:?}");
+        assert!(
+            same(answers[i].1, stereo[i].1) && same(answers[i].2, stereo[i].2),
+            "{rows:?}"
+        );
     }
 }
 

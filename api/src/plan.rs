@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
 use patchsweep_engine::debias::Split;
+use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
 use patchsweep_engine::grid::Grid;
 
 use crate::args::{payload, DebiasTask, PatchTask};
@@ -158,7 +158,12 @@ pub fn plan_debias(
 ) -> patchsweep_engine::debias::Result<(Vec<NewTask>, Vec<SplitMember>)> {
     let mut tasks = Vec::new();
     let mut members = Vec::new();
-    for (cfg, (_, split)) in parsed.spec.debias.iter().zip(debias_splits(parsed, prepared)?) {
+    for (cfg, (_, split)) in parsed
+        .spec
+        .debias
+        .iter()
+        .zip(debias_splits(parsed, prepared)?)
+    {
         for (part, ids) in [
             ("selection", &split.selection),
             ("heldout", &split.heldout),

@@ -566,8 +566,16 @@ impl ParsedSpec {
         let mut specs = Vec::with_capacity(tokenized.len());
         let mut toward = Vec::with_capacity(tokenized.len());
         for mut t in tokenized {
-            let positive = t.spec.positive.clone().unwrap_or_else(|| m.positive.clone());
-            let negative = t.spec.negative.clone().unwrap_or_else(|| m.negative.clone());
+            let positive = t
+                .spec
+                .positive
+                .clone()
+                .unwrap_or_else(|| m.positive.clone());
+            let negative = t
+                .spec
+                .negative
+                .clone()
+                .unwrap_or_else(|| m.negative.clone());
             // Oriented per pair: the pair keeps its own (swapped) words, so every later
             // reader of the spec (debias, summaries) sees the orientation used.
             let (positive, negative) =

@@ -105,9 +105,7 @@ fn effects() -> Vec<EffectRow> {
             pair_id: pair.into(),
             value,
             effect: value - base(experiment, pair),
-            normalized: Some(
-                (value - p.corrupt_metric) / (p.clean_metric - p.corrupt_metric),
-            ),
+            normalized: Some((value - p.corrupt_metric) / (p.clean_metric - p.corrupt_metric)),
         }
     })
     .collect()
@@ -137,7 +135,14 @@ fn policy() -> QueuePolicy {
 async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
     let p = policy();
     let id = store
-        .submit_sweep("cells", "spec", "m", MIN_SPAN, &[task("prepare", "{}", false)], &p)
+        .submit_sweep(
+            "cells",
+            "spec",
+            "m",
+            MIN_SPAN,
+            &[task("prepare", "{}", false)],
+            &p,
+        )
         .await
         .unwrap();
     store
@@ -151,7 +156,14 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
         })
         .await
         .unwrap();
-    let lease = || async { store.lease_tasks("w", "", 1, &p).await.unwrap().pop().unwrap() };
+    let lease = || async {
+        store
+            .lease_tasks("w", "", 1, &p)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
     let prep = lease().await;
     let prepared = PreparedSweep {
         pairs: pairs(),
@@ -306,6 +318,9 @@ mod suite {
         assert!(close(score(0), 0.0), "{:?}", args.effects);
         assert!(close(score(1), 1.0), "{:?}", args.effects);
         let e = &args.effects[0];
-        assert_eq!((e.0.as_str(), e.2, e.3.as_deref()), ("mlp_out", None, Some("subject")));
+        assert_eq!(
+            (e.0.as_str(), e.2, e.3.as_deref()),
+            ("mlp_out", None, Some("subject"))
+        );
     }
 }

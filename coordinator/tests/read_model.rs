@@ -186,7 +186,14 @@ fn policy() -> QueuePolicy {
 async fn stored_sweep(store: &Store) -> i64 {
     let p = policy();
     let id = store
-        .submit_sweep("small", "spec", "m", 0.0, &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep(
+            "small",
+            "spec",
+            "m",
+            0.0,
+            &[task("prepare", 0, 0, false)],
+            &p,
+        )
         .await
         .unwrap();
     store
@@ -266,7 +273,14 @@ async fn stored_sweep(store: &Store) -> i64 {
         .await
         .unwrap();
     store
-        .submit_sweep("later", "spec", "m", 0.0, &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep(
+            "later",
+            "spec",
+            "m",
+            0.0,
+            &[task("prepare", 0, 0, false)],
+            &p,
+        )
         .await
         .unwrap();
     id
@@ -509,7 +523,11 @@ mod suite {
             assert_eq!(c.pairs, pairs.len() as i64, "{key:?}");
             assert!(close(c.shift, *shift) && close(c.span, *span), "{key:?}");
             let mean = c.mean.expect("a strong pair");
-            assert!(close(mean, shift / span), "{key:?}: {mean} vs {}", shift / span);
+            assert!(
+                close(mean, shift / span),
+                "{key:?}: {mean} vs {}",
+                shift / span
+            );
         }
 
         let mut tokens: BTreeMap<(i64, i64, Option<String>, String), i64> = BTreeMap::new();
@@ -589,8 +607,7 @@ mod suite {
             // cells_v: by position label (the heads have no position, so no label); every
             // pair is strong (min_span 0, clean > corrupt), no pair has a stereotype.
             type Key = (String, Option<i64>, Option<i64>, Option<String>);
-            let mut groups: BTreeMap<Key, (f64, f64, Vec<f64>, BTreeSet<String>)> =
-                BTreeMap::new();
+            let mut groups: BTreeMap<Key, (f64, f64, Vec<f64>, BTreeSet<String>)> = BTreeMap::new();
             for e in effects().iter().filter(|e| e.experiment == experiment) {
                 let p = pair_of(&e.pair_id);
                 let g = groups

@@ -41,8 +41,7 @@ pub enum Orient {
 }
 
 const MALE_WORDS: &[&str] = &["he", "him", "his", "himself", "man", "men", "boy"];
-const FEMALE_WORDS: &[&str] =
-    &["she", "her", "hers", "herself", "woman", "women", "girl"];
+const FEMALE_WORDS: &[&str] = &["she", "her", "hers", "herself", "woman", "women", "girl"];
 
 fn gender_of(word: &str) -> Option<&'static str> {
     let w = word.trim().to_lowercase();

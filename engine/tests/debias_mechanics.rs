@@ -618,8 +618,14 @@ fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
     // (Equal up to batching: the twin joins the batched forward.)
     let same = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + a.abs());
     assert_eq!(twinned.n_pairs, 4);
-    assert!(same(twinned.mean_logit_diff, before.mean_logit_diff), "{twinned:?} {before:?}");
-    assert!(same(twinned.mean_abs_logit_diff, before.mean_abs_logit_diff));
+    assert!(
+        same(twinned.mean_logit_diff, before.mean_logit_diff),
+        "{twinned:?} {before:?}"
+    );
+    assert!(same(
+        twinned.mean_abs_logit_diff,
+        before.mean_abs_logit_diff
+    ));
 
     // A pro-stereotypical swap (a female-stereotyped profession set to "woman") counts for
     // the win share but not for Vig's total effect.
@@ -631,5 +637,8 @@ fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
     with_pro.push(pro);
     let pro = bias_metrics(&model, &[], &refs(&with_pro), 8).unwrap();
     assert_eq!((pro.n_stereotyped, pro.n_anti_swaps), (3, 2));
-    assert!(same(pro.total_effect.unwrap(), before.total_effect.unwrap()), "{pro:?}");
+    assert!(
+        same(pro.total_effect.unwrap(), before.total_effect.unwrap()),
+        "{pro:?}"
+    );
 }

@@ -261,7 +261,10 @@ fn scheme_note(scheme: &Scheme, pairs_by_len: &BTreeMap<i64, i64>) -> String {
     let s = |n: i64| if n == 1 { "" } else { "s" };
     match scheme {
         Scheme::Index { all: true, .. } => {
-            format!("normalized effect (strong pairs, ratio of sums) over {total} pair{}", s(total))
+            format!(
+                "normalized effect (strong pairs, ratio of sums) over {total} pair{}",
+                s(total)
+            )
         }
         Scheme::Label => {
             let lens: Vec<String> = pairs_by_len.keys().map(|l| l.to_string()).collect();

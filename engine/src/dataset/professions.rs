@@ -391,7 +391,11 @@ fn pair(
     if corrupt_profession {
         labels.insert("corrupt_profession".into(), cf.to_string());
         // opposite_profession pairs each profession with one of the opposite stereotype
-        let opposite = if prof.stereotype == "female" { "male" } else { "female" };
+        let opposite = if prof.stereotype == "female" {
+            "male"
+        } else {
+            "female"
+        };
         labels.insert("counterfactual_stereotype".into(), opposite.to_string());
     }
     for (key, score) in [

@@ -185,7 +185,10 @@ fn pair(
         ("trait".to_string(), word.to_string()),
         ("stereotype".to_string(), stereo.to_string()),
         ("counterfactual".to_string(), cf.to_string()),
-        ("counterfactual_stereotype".to_string(), cf_stereo.to_string()),
+        (
+            "counterfactual_stereotype".to_string(),
+            cf_stereo.to_string(),
+        ),
         ("template".to_string(), t.name.clone()),
     ]);
     Ok(PairSpec {

@@ -36,9 +36,9 @@ use serde::{Deserialize, Serialize};
 use super::config::SplitConfig;
 use super::error::{DebiasError, Result};
 use super::rng::SeededRng;
-use crate::stereotype::{is_anti_stereotypical_swap, is_gender_word, stereotyped_side};
 use crate::dataset::PairSpec;
 use crate::experiment::PairInput;
+use crate::stereotype::{is_anti_stereotypical_swap, is_gender_word, stereotyped_side};
 
 pub use crate::stereotype::{male_side, AnswerSide};
 

@@ -18,10 +18,8 @@ pub(crate) async fn submit_in<C: QueueConn>(
     tasks: &[NewTask],
     max_attempts: i64,
 ) -> Result<i64, StoreError> {
-    let id: i64 = sql(
-        "INSERT INTO sweeps (name, spec, model, status, min_span) \
-         VALUES ($1, $2, $3, 'queued', $4) RETURNING id",
-    )
+    let id: i64 = sql("INSERT INTO sweeps (name, spec, model, status, min_span) \
+         VALUES ($1, $2, $3, 'queued', $4) RETURNING id")
     .bind(name)
     .bind(spec)
     .bind(model)
