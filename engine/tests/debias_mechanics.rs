@@ -603,7 +603,9 @@ fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
     use patchsweep_engine::debias::bias_metrics;
     let model = tiny("tiny-llama2").model;
     let base: Vec<DebiasPair> = pairs(3, 1); // female, male, neutral
-    let refs = |ps: &[DebiasPair]| ps.iter().collect::<Vec<_>>();
+    fn refs(ps: &[DebiasPair]) -> Vec<&DebiasPair> {
+        ps.iter().collect()
+    }
     let before = bias_metrics(&model, &[], &refs(&base), 8).unwrap();
     assert_eq!(before.n_anti_swaps, 2);
 
