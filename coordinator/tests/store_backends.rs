@@ -272,7 +272,10 @@ mod suite {
                 "corrupt_prompt",
                 "clean_metric",
                 "corrupt_metric",
-                "n_tokens"
+                "n_tokens",
+                "span",
+                "weak",
+                "toward_stereotype"
             ]
         );
         assert_eq!(cols.rows.len(), 10);
