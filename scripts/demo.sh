@@ -10,11 +10,11 @@ cargo build --release --quiet
 db="sqlite://patchsweep-demo.db"
 ./target/release/patchsweep run examples/smollm2-professions.toml --db "$db"
 echo
-echo "mean normalized effect of the residual stream by layer and position label (first 12 rows):"
-./target/release/patchsweep query --db "$db" "SELECT layer, position_label, ROUND(CAST(AVG(normalized) AS NUMERIC), 3) AS mean_normalized
-  FROM effects_v WHERE experiment = 'components' AND component = 'resid_pre'
+echo "normalized effect of the residual stream by layer and position label (cells_v; first 12 rows):"
+./target/release/patchsweep query --db "$db" "SELECT layer, position_label, pairs_used, ROUND(CAST(normalized AS NUMERIC), 3) AS normalized
+  FROM cells_v WHERE experiment = 'components' AND component = 'resid_pre'
     AND sweep_id = (SELECT MAX(id) FROM sweeps)
-  GROUP BY layer, position_label ORDER BY layer, position_label LIMIT 12"
+  ORDER BY layer, position_label LIMIT 12"
 ./target/release/patchsweep plot --db "$db" --out demo-pictures
 ./target/release/patchsweep report --db "$db" --out demo-pictures/report.html
 echo "pictures and report: demo-pictures/ (open demo-pictures/report.html)"

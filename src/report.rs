@@ -96,8 +96,9 @@ fn page(url: &str, sweeps: &[SweepRow], sections: &[String]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n\
-         <p class=\"meta\">Database {} · patchsweep {} · heatmaps show the mean normalized \
-         effect (patched − corrupt) / (clean − corrupt) over pairs, blue below 0, red above.</p>\n",
+         <p class=\"meta\">Database {} · patchsweep {} · heatmaps show the normalized \
+         effect Σ sign(span)·(patched − corrupt) / Σ |span| (span = clean − corrupt) over the \
+         pairs with |span| ≥ min_span, blue below 0, red above.</p>\n",
         escape(&title),
         escape(&title),
         escape(url),
@@ -193,6 +194,17 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         &["pairs", "mean_clean", "mean_corrupt", "mean_difference"],
         Baselines::cells,
     ));
+    let weak = store.weak_pairs(id).await;
+    let _ = writeln!(
+        out,
+        "<h4>Weak pairs</h4>\n<p class=\"note\">|clean − corrupt| below min_span {}: left out of every normalized effect (heatmaps, top components, debias selection).</p>",
+        weak.as_ref().map_or_else(|_| "?".to_string(), |w| w.min_span.to_string())
+    );
+    out.push_str(&shown(
+        &weak.map(|w| w.weak),
+        &["pair_id", "span"],
+        |(pair, span)| vec![text(pair), values::float(*span)],
+    ));
     out.push_str("<h4>Dropped pairs</h4>\n");
     out.push_str(&shown(
         &store.dropped_counts(id).await,
@@ -230,21 +242,22 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     ));
 
     let pictures = plot::pictures(store, sweep).await?;
-    out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">Mean normalized effect over pairs, positions grouped by label where they have one, ordered by magnitude.</p>\n");
+    out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">From <code>cells_v</code>: normalized effect over the strong pairs (ratio of sums), mean effect oriented toward the stereotyped answer, positions grouped by label, ordered by |normalized|.</p>\n");
     for exp in experiments.iter().flatten() {
         let exp = &exp.experiment;
         let _ = writeln!(out, "<h4>{}</h4>", escape(exp));
         out.push_str(&shown(
-            &store.top_components(id, exp, TOP).await,
+            &store.top_components(id, exp, TOP, Rounding::Exact).await,
             &[
                 "component",
                 "layer",
                 "head",
                 "neuron",
-                "position",
-                "mean_normalized",
+                "position_label",
+                "normalized",
                 "mean_effect",
-                "n",
+                "pairs",
+                "pairs_used",
             ],
             |c| {
                 vec![
@@ -253,9 +266,10 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
                     Value::from(c.head),
                     Value::from(c.neuron),
                     opt_text(&c.position),
-                    values::float(c.mean_normalized),
+                    values::float(c.normalized),
                     values::float(c.mean_effect),
                     Value::from(c.pairs),
+                    Value::from(c.pairs_used),
                 ]
             },
         ));

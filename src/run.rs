@@ -20,7 +20,7 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{spec_digest, SweepProgress};
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
-    values, Baselines, QueryResult, QueuePolicy, Rounding, Store, EXAMPLE_QUERY,
+    values, Baselines, QueryResult, QueuePolicy, Rounding, Store, WeakPairs, EXAMPLE_QUERY,
 };
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
@@ -124,6 +124,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let prepared = parsed.prepare(&loaded)?;
     report_dataset(&prepared);
     // The debias splits must be possible on the pairs kept: check before storing anything.
+    for (name, split) in patchsweep_api::plan::debias_splits(&parsed, &prepared)? {
+        eprintln!("debias {name} split: {}", split.summary());
+    }
     patchsweep_api::plan::plan_debias(&parsed, &prepared)?;
     drop(loaded);
     let final_state = rt.block_on(async {
@@ -282,6 +285,32 @@ fn report_dataset(p: &Prepared) {
     );
 }
 
+/// How many pairs are weak (below `min_span`), with the weakest few.
+fn weak_pairs_line(w: &WeakPairs) -> String {
+    const SHOWN: usize = 5;
+    if w.weak.is_empty() {
+        return format!(
+            "weak pairs (|clean - corrupt| < min_span {}): none of {}",
+            w.min_span, w.pairs
+        );
+    }
+    let some: Vec<String> = w
+        .weak
+        .iter()
+        .take(SHOWN)
+        .map(|(id, span)| format!("{id} ({span:+.3})"))
+        .collect();
+    format!(
+        "weak pairs (|clean - corrupt| < min_span {}, left out of normalized effects): {} of {}: \
+         {}{}",
+        w.min_span,
+        w.weak.len(),
+        w.pairs,
+        some.join(", "),
+        if w.weak.len() > SHOWN { ", …" } else { "" }
+    )
+}
+
 async fn print_summary(
     store: &Store,
     sweep_id: i64,
@@ -300,9 +329,10 @@ async fn print_summary(
         Baselines::cells,
     );
     print!("{}", baselines.to_table());
+    println!("{}", weak_pairs_line(&store.weak_pairs(sweep_id).await?));
     for exp in &parsed.experiments {
         let rows = store
-            .top_components_by_label(
+            .top_components(
                 sweep_id,
                 &exp.name,
                 i64::try_from(top).unwrap_or(i64::MAX),
@@ -317,7 +347,8 @@ async fn print_summary(
                 "position_label",
                 "neuron",
                 "pairs",
-                "mean_normalized",
+                "pairs_used",
+                "normalized",
                 "mean_effect",
             ],
             &rows,
@@ -329,13 +360,15 @@ async fn print_summary(
                     Value::from(c.position.clone()),
                     Value::from(c.neuron),
                     Value::from(c.pairs),
-                    values::float(c.mean_normalized),
+                    Value::from(c.pairs_used),
+                    values::float(c.normalized),
                     values::float(c.mean_effect),
                 ]
             },
         );
         println!(
-            "\ntop components of {} ({} {}), by |mean normalized effect| over pairs:",
+            "\ntop components of {} ({} {}), by |normalized effect| over the strong pairs \
+             (cells_v; mean_effect oriented toward the stereotyped answer):",
             exp.name,
             exp.method.name(),
             exp.direction.name()

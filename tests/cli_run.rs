@@ -120,6 +120,91 @@ fn a_sweep_runs_into_sqlite_and_is_queryable() {
     assert!(query(&db, "SELECT COUNT(*) FROM effects").contains("66"));
 }
 
+/// Pairs labelled by stereotype: under `orient = "stereotype"` each pair's metric puts its
+/// anti-stereotypical answer first (Vig et al.'s y), so the male-stereotyped pair's metric is
+/// " she" - " he" and every labelled pair's metric grows toward the anti-stereotypical answer.
+#[test]
+fn stereotype_orientation_flips_the_male_stereotyped_pairs() {
+    let spec = |orient: &str| {
+        format!(
+            r#"
+name = "orient-{orient}"
+model = "gguf:models/SmolLM2-135M-Instruct.Q4_1.gguf"
+[metric]
+kind = "logit_diff"
+positive = [" he"]
+negative = [" she"]
+orient = "{orient}"
+[dataset]
+pairs = [
+  {{ clean = "The nurse said that", corrupt = "The man said that", id = "nurse", labels = {{ stereotype = "female", counterfactual = "man" }} }},
+  {{ clean = "The doctor said that", corrupt = "The woman said that", id = "doctor", labels = {{ stereotype = "male", counterfactual = "woman" }} }},
+  {{ clean = "The person said that", corrupt = "The man said that", id = "person", labels = {{ stereotype = "neutral" }} }},
+]
+[[experiment]]
+name = "resid"
+method = "activation"
+components = ["resid_pre"]
+layers = [0]
+"#
+        )
+    };
+    let db_path = temp("orient.db");
+    let _ = std::fs::remove_file(&db_path);
+    let db = format!("sqlite://{}", db_path.display());
+    let mut rows = Vec::new();
+    for orient in ["answers", "stereotype"] {
+        let file = write_spec(&format!("orient-{orient}.toml"), &spec(orient));
+        let out = patchsweep(&["run", file.to_str().unwrap(), "--db", &db]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csv = query(
+            &db,
+            &format!(
+                "SELECT pair_id, clean_metric, corrupt_metric, toward_stereotype FROM pairs_v \
+                 WHERE sweep_name = 'orient-{orient}' ORDER BY pair_id"
+            ),
+        );
+        let parsed: Vec<(String, f64, f64, i64)> = csv
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    f[0].to_string(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(parsed.len(), 3, "{csv}");
+        rows.push(parsed);
+    }
+    let (answers, stereo) = (&rows[0], &rows[1]);
+    let ids: Vec<&str> = answers.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids, vec!["doctor", "nurse", "person"]);
+    // " he" - " she" grows toward the doctor's stereotype and away from the nurse's.
+    let toward = |rs: &[(String, f64, f64, i64)]| rs.iter().map(|r| r.3).collect::<Vec<_>>();
+    assert_eq!(toward(answers), vec![1, -1, 0]);
+    assert_eq!(toward(stereo), vec![-1, -1, 0]);
+    let flipped = |a: f64, b: f64| (a + b).abs() < 1e-4 * (1.0 + a.abs());
+    let same = |a: f64, b: f64| (a - b).abs() < 1e-4 * (1.0 + a.abs());
+    assert!(
+        flipped(answers[0].1, stereo[0].1) && flipped(answers[0].2, stereo[0].2),
+        "{rows:?}"
+    );
+    for i in [1, 2] {
+        assert!(
+            same(answers[i].1, stereo[i].1) && same(answers[i].2, stereo[i].2),
+            "{rows:?}"
+        );
+    }
+}
+
 fn run_fails(name: &str, text: &str, db: &str) -> String {
     let spec = write_spec(name, text);
     let out = patchsweep(&["run", spec.to_str().unwrap(), "--db", db]);
@@ -188,6 +273,28 @@ fn bad_specs_are_refused_before_any_work_with_the_field_named() {
         err.contains("missing file") && err.contains("NoSuch"),
         "{err}"
     );
+    // The metric's orientation, effect mode and weak-pair threshold (issue 17).
+    for (name, metric, expected) in [
+        (
+            "orient.toml",
+            "orient = \"stereotype\"",
+            "`metric.orient`: \"stereotype\" orients pairs by their stereotype, but no pair has one",
+        ),
+        (
+            "relative.toml",
+            "effect = \"relative\"",
+            "`metric.effect`: \"relative\" (value / base - 1) needs a positive metric",
+        ),
+        (
+            "min-span.toml",
+            "min_span = -1.0",
+            "`metric.min_span`: -1 is not a finite number >= 0",
+        ),
+    ] {
+        let text = SPEC.replace("negative = [\" she\"]", &format!("negative = [\" she\"]\n{metric}"));
+        let err = run_fails(name, &text, &db);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
     // Debias settings are checked against the model before any compute (issue 15).
     let debias = |select: &str| {
         format!(

@@ -30,8 +30,9 @@ impl PatchTask {
     }
 }
 
-/// One component's mean |normalized effect| over a debias section's selection split:
-/// `(component, layer, head, position_label, score)`.
+/// One component's score over a debias section's selection split:
+/// `(component, layer, head, position_label, score)`, the score being the normalized effect
+/// as `cells_v` forms it (strong pairs only), `1 - normalized` for a `noise` experiment.
 pub type SelectionEffect = (String, i64, Option<i64>, Option<String>, f64);
 
 /// A debias section's split as the prepare task stored it (`debias_splits`): the pair ids
@@ -67,7 +68,7 @@ impl StoredSplit {
 }
 
 /// The arguments of a debias task. At lease time the store adds `effects` (the
-/// experiment's mean |normalized effect| per component over the selection split only) and
+/// experiment's score per component, [`SelectionEffect`], over the selection split only) and
 /// `split` (the section's stored split).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebiasTask {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use patchsweep_engine::debias::Split;
 use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
 use patchsweep_engine::grid::Grid;
 
@@ -127,15 +128,15 @@ pub struct SplitMember {
 
 /// The debias tasks of a prepared sweep (they wait for the patch tasks) and the seeded
 /// split of each section, to be stored with the pairs.
-pub fn plan_debias(
+/// Each debias section's split of the prepared pairs, by section name (what
+/// [`plan_debias`] stores, and `run` prints with [`Split::summary`]).
+pub fn debias_splits(
     parsed: &ParsedSpec,
     prepared: &Prepared,
-) -> patchsweep_engine::debias::Result<(Vec<NewTask>, Vec<SplitMember>)> {
+) -> patchsweep_engine::debias::Result<Vec<(String, Split)>> {
     use patchsweep_engine::debias::{debias_pairs, male_side, split_pairs};
-    let mut tasks = Vec::new();
-    let mut members = Vec::new();
     if parsed.spec.debias.is_empty() {
-        return Ok((tasks, members));
+        return Ok(Vec::new());
     }
     let m = &parsed.spec.metric;
     let pairs = debias_pairs(
@@ -143,8 +144,26 @@ pub fn plan_debias(
         &prepared.specs,
         male_side(&m.positive, &m.negative),
     )?;
-    for cfg in &parsed.spec.debias {
-        let split = split_pairs(&pairs, &cfg.split)?;
+    parsed
+        .spec
+        .debias
+        .iter()
+        .map(|cfg| Ok((cfg.name.clone(), split_pairs(&pairs, &cfg.split)?)))
+        .collect()
+}
+
+pub fn plan_debias(
+    parsed: &ParsedSpec,
+    prepared: &Prepared,
+) -> patchsweep_engine::debias::Result<(Vec<NewTask>, Vec<SplitMember>)> {
+    let mut tasks = Vec::new();
+    let mut members = Vec::new();
+    for (cfg, (_, split)) in parsed
+        .spec
+        .debias
+        .iter()
+        .zip(debias_splits(parsed, prepared)?)
+    {
         for (part, ids) in [
             ("selection", &split.selection),
             ("heldout", &split.heldout),
@@ -165,10 +184,10 @@ pub fn plan_debias(
         tasks.push(NewTask {
             kind: TaskKind::Debias,
             description: format!(
-                "debias {}: {} intervention(s) on {} held-out pairs",
+                "debias {}: {} intervention(s); split {}",
                 cfg.name,
                 cfg.interventions.len(),
-                split.heldout.len()
+                split.summary()
             ),
             payload: payload(&args),
             cost: 0,

@@ -16,6 +16,9 @@ pub struct PairRow {
     pub labels: BTreeMap<String, String>,
     pub clean_metric: f64,
     pub corrupt_metric: f64,
+    /// +1 when the pair's metric grows toward its stereotyped answer, -1 toward the
+    /// anti-stereotypical one, 0 without a stereotyped side (orients `cells_v.mean_effect`).
+    pub toward_stereotype: i8,
     /// One label per position (e.g. `subject`, `last`), or empty when there are none.
     pub position_labels: Vec<String>,
     /// One decoded token per position, or empty.

@@ -16,7 +16,10 @@ use patchsweep_engine::dataset::{
 };
 use patchsweep_engine::experiment::{Direction, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, Pathway, PathwaySite, PositionRef, Positions};
-use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
+use patchsweep_engine::metric::{EffectMode, Metric, MetricKind, Reduce};
+use patchsweep_engine::stereotype::{
+    male_side, oriented_words, stereotyped_side, toward_stereotype, Orient,
+};
 use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
@@ -113,6 +116,57 @@ pub struct MetricSpec {
     pub negative: Vec<String>,
     #[serde(default)]
     pub reduce: Reduce,
+    /// `answers` (as given) or `stereotype` (per pair, the anti-stereotypical answer on the
+    /// positive side).
+    #[serde(default)]
+    pub orient: Orient,
+    /// `difference` (`value - base`) or `relative` (`value / base - 1`, `odds_ratio` only).
+    #[serde(default)]
+    pub effect: EffectMode,
+    /// Pairs whose `|clean - corrupt|` is below this are weak: left out of the normalized
+    /// aggregates ([`MetricSpec::min_span`] gives the default).
+    pub min_span: Option<f64>,
+}
+
+/// The default `min_span`, in the metric's units: 0.5 nats of logit (or log-probability)
+/// difference, a factor e^0.5 ≈ 1.65 in the answers' odds between the prompts, which is
+/// also about 0.4 nats around an odds ratio of 1. On SmolLM2 pairs below 0.25 gave
+/// per-pair normalized effects from -7 to +7; means over pairs above 0.5 were stable.
+pub const DEFAULT_MIN_SPAN: f64 = 0.5;
+
+impl MetricSpec {
+    /// The weak-pair threshold: the spec's `min_span` or [`DEFAULT_MIN_SPAN`].
+    pub fn min_span(&self) -> f64 {
+        self.min_span.unwrap_or(DEFAULT_MIN_SPAN)
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        if self.positive.is_empty() || self.negative.is_empty() {
+            return Err(field(
+                "metric",
+                "positive and negative need at least one word each",
+            ));
+        }
+        if let Some(m) = self.min_span {
+            if !(m.is_finite() && m >= 0.0) {
+                return Err(field(
+                    "metric.min_span",
+                    format!("{m} is not a finite number >= 0"),
+                ));
+            }
+        }
+        if self.effect == EffectMode::Relative && self.kind != MetricKind::OddsRatio {
+            return Err(field(
+                "metric.effect",
+                format!(
+                    "\"relative\" (value / base - 1) needs a positive metric: use kind = \"odds_ratio\", \
+                     not {:?} (a difference of logits changes sign)",
+                    self.kind
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Exactly one source: inline `pairs`, a `builtin` dataset, a `jsonl` file or `templates`.
@@ -217,6 +271,9 @@ pub struct Prepared {
     pub pairs: Vec<PairInput>,
     /// The dataset pairs kept, aligned with `pairs` (prompts, template, labels).
     pub specs: Vec<PairSpec>,
+    /// Per pair: +1 when its metric grows toward its stereotyped answer, -1 toward the
+    /// anti-stereotypical one, 0 without a stereotyped side.
+    pub toward_stereotype: Vec<i8>,
     pub dropped: Dropped,
 }
 
@@ -449,12 +506,7 @@ impl SweepSpec {
         if spec.batch_size == 0 {
             return Err(field("batch_size", "must be at least 1"));
         }
-        if spec.metric.positive.is_empty() || spec.metric.negative.is_empty() {
-            return Err(field(
-                "metric",
-                "positive and negative need at least one word each",
-            ));
-        }
+        spec.metric.validate()?;
         if spec.experiments.is_empty() {
             return Err(field("experiment", "give at least one [[experiment]]"));
         }
@@ -526,18 +578,38 @@ impl ParsedSpec {
         }
         let mut pairs = Vec::with_capacity(tokenized.len());
         let mut specs = Vec::with_capacity(tokenized.len());
-        for t in tokenized {
+        let mut toward = Vec::with_capacity(tokenized.len());
+        for mut t in tokenized {
+            let positive = t
+                .spec
+                .positive
+                .clone()
+                .unwrap_or_else(|| m.positive.clone());
+            let negative = t
+                .spec
+                .negative
+                .clone()
+                .unwrap_or_else(|| m.negative.clone());
+            // Oriented per pair: the pair keeps its own (swapped) words, so every later
+            // reader of the spec (debias, summaries) sees the orientation used.
+            let (positive, negative) =
+                match oriented_words(m.orient, &t.spec.labels, &positive, &negative) {
+                    Some((p, n)) => {
+                        t.spec.positive = Some(p.clone());
+                        t.spec.negative = Some(n.clone());
+                        (p, n)
+                    }
+                    None => (positive, negative),
+                };
             let metric = match (&t.spec.positive, &t.spec.negative) {
                 (None, None) => base.clone(),
-                (p, n) => Metric::from_words(
-                    m.kind,
-                    m.reduce,
-                    p.as_ref().unwrap_or(&m.positive),
-                    n.as_ref().unwrap_or(&m.negative),
-                    tok,
-                )
-                .map_err(|e| field(format!("dataset pair {:?}", t.spec.id), e))?,
+                _ => Metric::from_words(m.kind, m.reduce, &positive, &negative, tok)
+                    .map_err(|e| field(format!("dataset pair {:?}", t.spec.id), e))?,
             };
+            toward.push(toward_stereotype(stereotyped_side(
+                &t.spec.labels,
+                male_side(&positive, &negative),
+            )));
             pairs.push(PairInput {
                 id: t.spec.id.clone(),
                 clean_ids: t.clean_ids,
@@ -546,6 +618,14 @@ impl ParsedSpec {
                 metric,
             });
             specs.push(t.spec);
+        }
+        if m.orient == Orient::Stereotype && toward.iter().all(|&t| t == 0) {
+            return Err(field(
+                "metric.orient",
+                "\"stereotype\" orients pairs by their stereotype, but no pair has one (it \
+                 needs labels stereotype = \"female\" or \"male\" and answer words that are \
+                 all male on one side and all female on the other, e.g. \" he\" / \" she\")",
+            ));
         }
         for (i, e) in self.experiments.iter().enumerate() {
             e.grid
@@ -568,6 +648,7 @@ impl ParsedSpec {
         Ok(Prepared {
             pairs,
             specs,
+            toward_stereotype: toward,
             dropped,
         })
     }

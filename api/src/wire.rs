@@ -26,6 +26,8 @@ pub enum WireError {
     NoOutput,
     #[error(transparent)]
     UnknownName(#[from] UnknownName),
+    #[error("pair {pair:?}: toward_stereotype is {value}, not -1, 0 or 1")]
+    BadOrientation { pair: String, value: i32 },
 }
 
 fn coord(c: i32) -> Result<Option<u32>, WireError> {
@@ -70,8 +72,17 @@ pub fn effect_to_wire(e: &EffectRow) -> pb::Effect {
     }
 }
 
-fn pair_from_wire(p: pb::Pair) -> PairRow {
-    PairRow {
+fn pair_from_wire(p: pb::Pair) -> Result<PairRow, WireError> {
+    let toward_stereotype = match p.toward_stereotype {
+        v @ -1..=1 => v as i8,
+        value => {
+            return Err(WireError::BadOrientation {
+                pair: p.pair_id,
+                value,
+            })
+        }
+    };
+    Ok(PairRow {
         pair_id: p.pair_id,
         template: p.template,
         clean_prompt: p.clean_prompt,
@@ -81,10 +92,11 @@ fn pair_from_wire(p: pb::Pair) -> PairRow {
         labels: p.labels.into_iter().collect::<BTreeMap<_, _>>(),
         clean_metric: p.clean_metric,
         corrupt_metric: p.corrupt_metric,
+        toward_stereotype,
         position_labels: p.position_labels,
         clean_tokens: p.clean_tokens,
         corrupt_tokens: p.corrupt_tokens,
-    }
+    })
 }
 
 fn pair_to_wire(p: &PairRow) -> pb::Pair {
@@ -98,6 +110,7 @@ fn pair_to_wire(p: &PairRow) -> pb::Pair {
         labels: p.labels.clone().into_iter().collect(),
         clean_metric: p.clean_metric,
         corrupt_metric: p.corrupt_metric,
+        toward_stereotype: i32::from(p.toward_stereotype),
         position_labels: p.position_labels.clone(),
         clean_tokens: p.clean_tokens.clone(),
         corrupt_tokens: p.corrupt_tokens.clone(),
@@ -139,7 +152,11 @@ pub fn output_from_wire(
         )),
         Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
         Some(Output::Prepare(p)) => Ok(TaskOutput::Prepare(PreparedSweep {
-            pairs: p.pairs.into_iter().map(pair_from_wire).collect(),
+            pairs: p
+                .pairs
+                .into_iter()
+                .map(pair_from_wire)
+                .collect::<Result<_, _>>()?,
             dropped: p.dropped.into_iter().map(|d| (d.reason, d.count)).collect(),
             experiments: p
                 .experiments

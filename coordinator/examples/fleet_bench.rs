@@ -78,6 +78,7 @@ fn pair(i: usize) -> PairRow {
         labels: BTreeMap::new(),
         clean_metric: 1.0,
         corrupt_metric: 0.0,
+        toward_stereotype: 0,
         position_labels: vec![],
         clean_tokens: vec![],
         corrupt_tokens: vec![],

@@ -69,6 +69,7 @@ impl Coordinator {
                 &parsed.spec.name,
                 spec_toml,
                 &parsed.spec.model,
+                parsed.spec.metric.min_span(),
                 &[prepare],
                 &self.policy,
             )

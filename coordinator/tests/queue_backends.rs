@@ -46,6 +46,7 @@ fn pair(id: &str) -> PairRow {
         labels: BTreeMap::new(),
         clean_metric: 1.0,
         corrupt_metric: 0.0,
+        toward_stereotype: 0,
         position_labels: vec![],
         clean_tokens: vec![],
         corrupt_tokens: vec![],
@@ -94,7 +95,7 @@ async fn lease_one(store: &Store, w: &str, p: &QueuePolicy) -> Option<LeasedTask
 /// id.
 async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: bool) -> i64 {
     let id = store
-        .submit_sweep("s", "spec", "gguf:m", &[task("prepare", 0, false)], p)
+        .submit_sweep("s", "spec", "gguf:m", 0.0, &[task("prepare", 0, false)], p)
         .await
         .unwrap();
     let w = worker(store, "preparer").await;
@@ -347,7 +348,7 @@ mod suite {
         let store = Store::connect(url).await.unwrap();
         let p = policy(30.0);
         let sweep = store
-            .submit_sweep("s", "spec", "m", &[task("prepare", 0, false)], &p)
+            .submit_sweep("s", "spec", "m", 0.0, &[task("prepare", 0, false)], &p)
             .await
             .unwrap();
         let w = worker(&store, "w").await;

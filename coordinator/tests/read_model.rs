@@ -74,6 +74,7 @@ fn pairs() -> Vec<PairRow> {
         labels: BTreeMap::new(),
         clean_metric: 1.0 + i as f64 / 3.0,
         corrupt_metric: -0.25 * i as f64,
+        toward_stereotype: 0,
         position_labels: labels.iter().map(|s| s.to_string()).collect(),
         clean_tokens: tokens.iter().map(|s| s.to_string()).collect(),
         corrupt_tokens: tokens.iter().map(|s| format!("{s}'")).collect(),
@@ -189,7 +190,14 @@ fn policy() -> QueuePolicy {
 async fn stored_sweep(store: &Store) -> i64 {
     let p = policy();
     let id = store
-        .submit_sweep("small", "spec", "m", &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep(
+            "small",
+            "spec",
+            "m",
+            0.0,
+            &[task("prepare", 0, 0, false)],
+            &p,
+        )
         .await
         .unwrap();
     store
@@ -265,7 +273,14 @@ async fn stored_sweep(store: &Store) -> i64 {
         .await
         .unwrap();
     store
-        .submit_sweep("later", "spec", "m", &[task("prepare", 0, 0, false)], &p)
+        .submit_sweep(
+            "later",
+            "spec",
+            "m",
+            0.0,
+            &[task("prepare", 0, 0, false)],
+            &p,
+        )
         .await
         .unwrap();
     id
@@ -456,7 +471,9 @@ mod suite {
         );
         let methods: BTreeMap<String, String> =
             experiments().into_iter().map(|(n, m, _)| (n, m)).collect();
-        let mut groups: BTreeMap<Key, (Vec<f64>, BTreeSet<String>)> = BTreeMap::new();
+        // Every pair of this sweep is strong (min_span 0) with clean > corrupt: each effect
+        // adds `value - corrupt` to the shift and `clean - corrupt` to the span.
+        let mut groups: BTreeMap<Key, (f64, f64, i64, BTreeSet<String>)> = BTreeMap::new();
         for e in effects() {
             let key = (
                 e.experiment.clone(),
@@ -468,9 +485,12 @@ mod suite {
                 label_of(&e),
                 pair_of(&e.pair_id).clean_ids.len() as i64,
             );
+            let p = pair_of(&e.pair_id);
             let g = groups.entry(key).or_default();
-            g.0.extend(e.normalized);
-            g.1.insert(e.pair_id.clone());
+            g.0 += e.value - p.corrupt_metric;
+            g.1 += p.clean_metric - p.corrupt_metric;
+            g.2 += 1;
+            g.3.insert(e.pair_id.clone());
         }
         let mut got = store.cell_means(id).await.unwrap();
         assert_eq!(got.len(), groups.len());
@@ -486,7 +506,7 @@ mod suite {
                 c.n_tokens,
             )
         });
-        for (c, (key, (normalized, pairs))) in got.iter().zip(&groups) {
+        for (c, (key, (shift, span, count, pairs))) in got.iter().zip(&groups) {
             let mine: Key = (
                 c.experiment.clone(),
                 c.method.clone(),
@@ -499,12 +519,15 @@ mod suite {
             );
             assert_eq!(&mine, key);
             assert_eq!(c.neuron, None);
-            assert_eq!(c.count, normalized.len() as i64, "{key:?}");
+            assert_eq!(c.count, *count, "{key:?}");
             assert_eq!(c.pairs, pairs.len() as i64, "{key:?}");
-            match (c.mean, mean(normalized)) {
-                (Some(a), Some(b)) => assert!(close(a, b), "{key:?}: {a} vs {b}"),
-                (a, b) => assert_eq!(a, b, "{key:?}"),
-            }
+            assert!(close(c.shift, *shift) && close(c.span, *span), "{key:?}");
+            let mean = c.mean.expect("a strong pair");
+            assert!(
+                close(mean, shift / span),
+                "{key:?}: {mean} vs {}",
+                shift / span
+            );
         }
 
         let mut tokens: BTreeMap<(i64, i64, Option<String>, String), i64> = BTreeMap::new();
@@ -581,40 +604,47 @@ mod suite {
         let store = Store::connect(url).await.unwrap();
         let id = stored_sweep(&store).await;
         for experiment in ["act", QUOTED] {
-            // By label where there is one, else by index (no effect here lacks a label but
-            // the heads, which have no position at all).
+            // cells_v: by position label (the heads have no position, so no label); every
+            // pair is strong (min_span 0, clean > corrupt), no pair has a stereotype.
             type Key = (String, Option<i64>, Option<i64>, Option<String>);
-            let mut groups: BTreeMap<Key, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+            let mut groups: BTreeMap<Key, (f64, f64, Vec<f64>, BTreeSet<String>)> = BTreeMap::new();
             for e in effects().iter().filter(|e| e.experiment == experiment) {
-                let Some(n) = e.normalized else { continue };
+                let p = pair_of(&e.pair_id);
                 let g = groups
                     .entry((e.component.clone(), opt(e.layer), opt(e.head), label_of(e)))
                     .or_default();
-                g.0.push(n);
-                g.1.push(e.effect);
+                g.0 += e.value - p.corrupt_metric;
+                g.1 += p.clean_metric - p.corrupt_metric;
+                g.2.push(e.effect);
+                g.3.insert(e.pair_id.clone());
             }
             let mut expected: Vec<(Key, f64, f64, i64)> = groups
                 .into_iter()
-                .map(|(k, (n, e))| (k, mean(&n).unwrap(), mean(&e).unwrap(), n.len() as i64))
+                .map(|(k, (shift, span, e, pairs))| {
+                    (k, shift / span, mean(&e).unwrap(), pairs.len() as i64)
+                })
                 .collect();
             expected.sort_by(|a, b| b.1.abs().partial_cmp(&a.1.abs()).unwrap());
             expected.truncate(5);
 
-            let got = store.top_components(id, experiment, 5).await.unwrap();
+            let got = store
+                .top_components(id, experiment, 5, Rounding::Exact)
+                .await
+                .unwrap();
             assert_eq!(got.len(), 5);
             for (c, (key, n, e, pairs)) in got.iter().zip(&expected) {
                 assert_eq!(
                     &(c.component.clone(), c.layer, c.head, c.position.clone()),
                     key
                 );
-                assert_eq!((c.neuron, c.pairs), (None, *pairs));
+                assert_eq!((c.neuron, c.pairs, c.pairs_used), (None, *pairs, *pairs));
                 assert!(
-                    close(c.mean_normalized, *n) && close(c.mean_effect, *e),
+                    close(c.normalized, *n) && close(c.mean_effect, *e),
                     "{key:?}"
                 );
             }
             let rounded = store
-                .top_components_by_label(id, experiment, 5, Rounding::FourDecimals)
+                .top_components(id, experiment, 5, Rounding::FourDecimals)
                 .await
                 .unwrap();
             for (c, (key, n, e, pairs)) in rounded.iter().zip(&expected) {
@@ -623,12 +653,12 @@ mod suite {
                     key
                 );
                 assert_eq!(c.pairs, *pairs);
-                assert!(close(c.mean_normalized, round4(*n)), "{key:?}");
+                assert!(close(c.normalized, round4(*n)), "{key:?}");
                 assert!(close(c.mean_effect, round4(*e)), "{key:?}");
             }
         }
         assert!(store
-            .top_components(id, "none", 5)
+            .top_components(id, "none", 5, Rounding::Exact)
             .await
             .unwrap()
             .is_empty());

@@ -125,6 +125,7 @@ fn pair(i: usize) -> PairRow {
         labels: BTreeMap::from([("profession".to_string(), profession)]),
         clean_metric: 1.5,
         corrupt_metric: -0.5,
+        toward_stereotype: 0,
         position_labels: POSITION_LABELS.iter().map(|s| s.to_string()).collect(),
         clean_tokens,
         corrupt_tokens,
@@ -271,7 +272,10 @@ mod suite {
                 "corrupt_prompt",
                 "clean_metric",
                 "corrupt_metric",
-                "n_tokens"
+                "n_tokens",
+                "span",
+                "weak",
+                "toward_stereotype"
             ]
         );
         assert_eq!(cols.rows.len(), 10);

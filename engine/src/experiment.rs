@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::{patch_values, PairJob};
 use crate::attribution::{estimate_values, AttributionJob};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::grid::{Cell, EffectKey, Grid, Site};
-use crate::metric::{normalized, Metric};
+use crate::metric::{normalized, EffectMode, Metric};
 use crate::runs::{cache_runs, RunCache};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +81,8 @@ pub struct Effect {
     pub key: EffectKey,
     /// The metric of the patched run (attribution: base metric plus the estimate).
     pub value: f64,
-    /// `value - metric of the unpatched base run`.
+    /// `value - base` (or `value / base - 1` with [`EffectMode::Relative`]), `base` the
+    /// metric of the unpatched base run.
     pub effect: f64,
     /// `(value - corrupt) / (clean - corrupt)`.
     pub normalized: Option<f64>,
@@ -99,6 +100,8 @@ pub struct Engine<'m> {
     pub max_batch: usize,
     /// Pairs whose runs are cached at once.
     pub pairs_per_chunk: usize,
+    /// How effects are read from the patched values.
+    pub effect: EffectMode,
 }
 
 impl<'m> Engine<'m> {
@@ -107,6 +110,7 @@ impl<'m> Engine<'m> {
             model,
             max_batch: 64,
             pairs_per_chunk: 16,
+            effect: EffectMode::Difference,
         }
     }
 
@@ -246,11 +250,17 @@ impl<'m> Engine<'m> {
                 } as f64;
                 for (cell, &v) in cells[i].iter().zip(&values[n]) {
                     let value = v as f64;
+                    let effect = self.effect.effect(value, base).ok_or_else(|| {
+                        EngineError::Metric(format!(
+                            "pair {:?}: a relative effect needs a positive base metric, got {base}",
+                            pairs[i].id
+                        ))
+                    })?;
                     effects.push(Effect {
                         pair: i,
                         key: cell.key.clone(),
                         value,
-                        effect: value - base,
+                        effect,
                         normalized: normalized(value, b.clean as f64, b.corrupt as f64),
                     });
                 }

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`dataset`]: built-in and custom prompt-pair datasets, tokenization, position labels.
 //! - [`metric`]: logit/log-prob differences, odds ratio, normalized effect.
+//! - [`stereotype`]: a pair's stereotyped answer side, per-pair orientation (Vig's `y`),
+//!   anti-stereotypical swaps.
 //! - [`grid`]: components, sites, cells (one measurement each) and the grid that expands to them.
 //! - [`runs`]: the cached clean/corrupted runs of each pair.
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
@@ -25,5 +27,6 @@ pub mod memory;
 pub mod metric;
 pub mod oracle;
 pub mod runs;
+pub mod stereotype;
 
 pub use error::{EngineError, Result};

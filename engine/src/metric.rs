@@ -28,6 +28,29 @@ pub enum Reduce {
     Sum,
 }
 
+/// How an effect is read from the patched value and the base run's value (`[metric] effect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectMode {
+    /// `value - base`.
+    #[default]
+    Difference,
+    /// `value / base - 1` (Vig et al.'s relative change; the base must be positive, so the
+    /// spec allows it with `odds_ratio` only).
+    Relative,
+}
+
+impl EffectMode {
+    /// The effect of a patched `value` over the unpatched `base`; `None` for a relative
+    /// effect over a base that is not positive.
+    pub fn effect(self, value: f64, base: f64) -> Option<f64> {
+        match self {
+            EffectMode::Difference => Some(value - base),
+            EffectMode::Relative => (base > 0.0).then(|| value / base - 1.0),
+        }
+    }
+}
+
 /// A metric with its answer sets resolved to token ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
@@ -229,6 +252,13 @@ mod tests {
         assert!((v(metric(MetricKind::OddsRatio, Reduce::Sum)) - odds).abs() < 1e-4);
         assert!((v(metric(MetricKind::OddsRatio, Reduce::Mean)) - odds / 2.0).abs() < 1e-4);
         Ok(())
+    }
+
+    #[test]
+    fn effect_modes() {
+        assert_eq!(EffectMode::Difference.effect(3.0, 2.0), Some(1.0));
+        assert_eq!(EffectMode::Relative.effect(3.0, 2.0), Some(0.5));
+        assert_eq!(EffectMode::Relative.effect(3.0, 0.0), None);
     }
 
     #[test]

@@ -601,3 +601,50 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
     assert_eq!((top1.before, top1.after), (1.0, 1.0));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
+    use patchsweep_engine::debias::bias_metrics;
+    let model = tiny("tiny-llama2").model;
+    let base: Vec<DebiasPair> = pairs(3, 1); // female, male, neutral
+    fn refs(ps: &[DebiasPair]) -> Vec<&DebiasPair> {
+        ps.iter().collect()
+    }
+    let before = bias_metrics(&model, &[], &refs(&base), 8).unwrap();
+    assert_eq!(before.n_anti_swaps, 2);
+
+    // A neutral profession's second pair ("woman" beside "man") shares its clean prompt:
+    // the clean-prompt means must not move.
+    let mut with_twin = base.clone();
+    let mut twin = base[2].clone();
+    twin.input.id.push_str("/woman");
+    twin.input.corrupt_ids[2] = 51;
+    with_twin.push(twin);
+    let twinned = bias_metrics(&model, &[], &refs(&with_twin), 8).unwrap();
+    // (Equal up to batching: the twin joins the batched forward.)
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + a.abs());
+    assert_eq!(twinned.n_pairs, 4);
+    assert!(
+        same(twinned.mean_logit_diff, before.mean_logit_diff),
+        "{twinned:?} {before:?}"
+    );
+    assert!(same(
+        twinned.mean_abs_logit_diff,
+        before.mean_abs_logit_diff
+    ));
+
+    // A pro-stereotypical swap (a female-stereotyped profession set to "woman") counts for
+    // the win share but not for Vig's total effect.
+    let mut with_pro = base.clone();
+    let mut pro = base[0].clone();
+    pro.input.id.push_str("/woman");
+    pro.input.corrupt_ids[2] = 51;
+    pro.anti_stereotypical_swap = false;
+    with_pro.push(pro);
+    let pro = bias_metrics(&model, &[], &refs(&with_pro), 8).unwrap();
+    assert_eq!((pro.n_stereotyped, pro.n_anti_swaps), (3, 2));
+    assert!(
+        same(pro.total_effect.unwrap(), before.total_effect.unwrap()),
+        "{pro:?}"
+    );
+}

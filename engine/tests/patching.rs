@@ -276,3 +276,43 @@ fn attribution_equals_activation_patching_on_a_linear_model() {
         assert!(moved > 10, "only {moved} cells had an effect");
     }
 }
+
+/// `effect = "relative"`: each effect is `value / base - 1` over the base run's odds ratio
+/// (Vig et al.'s relative change); the values and normalized effects are those of
+/// `difference`, so only the effect column changes.
+#[test]
+fn relative_effects_divide_by_the_base_run() {
+    use patchsweep_engine::metric::EffectMode;
+    let model = tiny("tiny-llama2");
+    let mut pairs = pairs(model.cfg.vocab_size);
+    for p in &mut pairs {
+        p.metric.kind = MetricKind::OddsRatio;
+    }
+    let mut engine = Engine::new(&model);
+    let baselines = engine.baselines(&pairs).unwrap();
+    let exp = Experiment {
+        name: "rel".into(),
+        method: Method::Activation,
+        direction: Direction::Noise,
+        grid: Grid {
+            layers: Some(vec![0, 1]),
+            ..grid(vec![Component::MlpOut], Positions::All)
+        },
+    };
+    let difference = engine.run(&exp, &pairs, &baselines, &mut |_| {}).unwrap();
+    engine.effect = EffectMode::Relative;
+    let relative = engine.run(&exp, &pairs, &baselines, &mut |_| {}).unwrap();
+    assert_eq!(difference.len(), relative.len());
+    let mut moved = 0;
+    for (d, r) in difference.iter().zip(&relative) {
+        let base = baselines[r.pair].clean as f64; // noising runs the clean prompt
+        assert!(base > 0.0);
+        assert_eq!((d.value, d.normalized), (r.value, r.normalized));
+        assert!((d.effect - (r.value - base)).abs() < 1e-12);
+        assert!((r.effect - (r.value / base - 1.0)).abs() < 1e-12, "{r:?}");
+        if r.effect.abs() > 1e-6 {
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "some patch must move the odds");
+}

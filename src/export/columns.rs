@@ -48,6 +48,11 @@ const INTEGER_NAMES: &[&str] = &[
     "token_id",
     "corrupt_token_id",
     "id",
+    "weak",
+    "toward_stereotype",
+    "pairs",
+    "pairs_used",
+    "strong",
 ];
 
 /// Real-valued columns of the views, likewise.
@@ -65,6 +70,12 @@ const REAL_NAMES: &[&str] = &[
     "control_p95",
     "control_percentile",
     "seconds",
+    "span",
+    "min_span",
+    "mean_effect",
+    "oriented_effect",
+    "shift",
+    "abs_span",
 ];
 
 /// The type of a column named `name` holding `values`.

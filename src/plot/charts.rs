@@ -9,8 +9,8 @@ const TITLE: f64 = 14.0;
 const SMALL: f64 = 10.0;
 const TICK: f64 = 10.0;
 
-/// A heatmap: y = layer (0 at the bottom), x = position or head, colour = mean normalized
-/// effect on a blue-white-red scale symmetric about 0, with the colour bar on the right.
+/// A heatmap: y = layer (0 at the bottom), x = position or head, colour = normalized
+/// effect (`cells_v`'s ratio of sums) on a blue-white-red scale symmetric about 0, with the colour bar on the right.
 pub fn heatmap(h: &Heatmap) -> String {
     let cols = h.x_ticks.len().max(1);
     let rows = h.y_ticks.len().max(1);

@@ -1,4 +1,4 @@
-//! From averaged cells to heatmap grids: layer × position for whole components, layer ×
+//! From aggregated cells to heatmap grids: layer × position for whole components, layer ×
 //! head (or × neuron) for per-head (per-neuron) components.
 //!
 //! Pairs may differ in length, so "position 3" need not mean the same thing in two pairs.
@@ -6,12 +6,14 @@
 //! - every pair has the same length: one column per position index, labelled with the
 //!   position's label and its clean token(s);
 //! - lengths differ and every position has a label (templates, built-in datasets): one
-//!   column per label, in order of the label's mean position; a cell is the mean over every
+//!   column per label, in order of the label's mean position; a cell is over every
 //!   (pair, position) with that label, so a two-token subject counts both its tokens;
 //! - lengths differ and some position has no label: position indices of the pairs of the
 //!   most common length only (the subtitle says how many pairs that is).
 //!
-//! Values are mean normalized effects, `(patched - corrupt) / (clean - corrupt)`, over pairs.
+//! Values are normalized effects as `cells_v` forms them: `Σ sign(span)·(patched - corrupt) /
+//! Σ |span|` with `span = clean - corrupt`, over the pairs with `|span| >= min_span` (a ratio
+//! of sums, so weak pairs cannot blow a cell up).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -171,14 +173,15 @@ pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken]) -> Vec<Heatmap> {
     out
 }
 
-/// One grid: rows are layers, columns the keys `column` gives; means weighted by counts.
+/// One grid: rows are layers, columns the keys `column` gives; cells combine by summing
+/// their shifts and spans (the ratio of sums over every strong pair and position).
 fn grid(
     cells: &[(XKey, &CellMean)],
     column: impl Fn(&XKey, &CellMean) -> Option<XKey>,
     label: impl Fn(&XKey) -> (String, String),
 ) -> Heatmap {
     let order = label_order_keyed(cells);
-    let mut sums: BTreeMap<(i64, XKey), (f64, i64)> = BTreeMap::new();
+    let mut sums: BTreeMap<(i64, XKey), (f64, f64)> = BTreeMap::new();
     let mut layers = BTreeSet::new();
     let mut columns: Vec<XKey> = Vec::new();
     for (k, c) in cells {
@@ -189,10 +192,10 @@ fn grid(
         if !columns.contains(&col) {
             columns.push(col.clone());
         }
-        if let Some(m) = c.mean {
-            let e = sums.entry((layer, col)).or_insert((0.0, 0));
-            e.0 += m * c.count as f64;
-            e.1 += c.count;
+        if c.count > 0 {
+            let e = sums.entry((layer, col)).or_insert((0.0, 0.0));
+            e.0 += c.shift;
+            e.1 += c.span;
         }
     }
     columns.sort_by(|a, b| sort_key(a, &order).total_cmp(&sort_key(b, &order)));
@@ -204,8 +207,8 @@ fn grid(
                 .iter()
                 .map(|col| {
                     sums.get(&(l, col.clone()))
-                        .filter(|(_, n)| *n > 0)
-                        .map(|(s, n)| s / *n as f64)
+                        .filter(|(_, span)| *span > 0.0)
+                        .map(|(shift, span)| shift / span)
                 })
                 .collect()
         })
@@ -258,19 +261,22 @@ fn scheme_note(scheme: &Scheme, pairs_by_len: &BTreeMap<i64, i64>) -> String {
     let s = |n: i64| if n == 1 { "" } else { "s" };
     match scheme {
         Scheme::Index { all: true, .. } => {
-            format!("mean normalized effect over {total} pair{}", s(total))
+            format!(
+                "normalized effect (strong pairs, ratio of sums) over {total} pair{}",
+                s(total)
+            )
         }
         Scheme::Label => {
             let lens: Vec<String> = pairs_by_len.keys().map(|l| l.to_string()).collect();
             format!(
-                "mean normalized effect over {total} pairs of {} tokens, positions grouped by label",
+                "normalized effect (strong pairs, ratio of sums) over {total} pairs of {} tokens, positions grouped by label",
                 lens.join("/")
             )
         }
         Scheme::Index { n_tokens, .. } => {
             let n = pairs_by_len.get(n_tokens).copied().unwrap_or(0);
             format!(
-                "mean normalized effect over the {n} of {total} pairs with {n_tokens} tokens (the most common length; positions unlabelled)"
+                "normalized effect (strong pairs, ratio of sums) over the {n} of {total} pairs with {n_tokens} tokens (the most common length; positions unlabelled)"
             )
         }
     }
@@ -415,6 +421,8 @@ mod tests {
             label: Some(label.into()),
             n_tokens: len,
             mean: Some(mean),
+            shift: 2.0 * mean,
+            span: 2.0,
             count: 2,
             pairs: 2,
         }

@@ -160,6 +160,7 @@ impl ModelExecutor {
     pub(crate) fn engine<'m>(model: &'m LoadedModel, state: &SweepState) -> Engine<'m> {
         let mut engine = Engine::new(&model.model);
         engine.max_batch = state.parsed.spec.batch_size;
+        engine.effect = state.parsed.spec.metric.effect;
         engine
     }
 
@@ -331,7 +332,8 @@ pub fn pair_rows(model: &LoadedModel, p: &Prepared, baselines: &[Baseline]) -> V
         .iter()
         .zip(&p.specs)
         .zip(baselines)
-        .map(|((pair, spec), b)| PairRow {
+        .zip(&p.toward_stereotype)
+        .map(|(((pair, spec), b), &toward_stereotype)| PairRow {
             pair_id: pair.id.clone(),
             template: spec.template.clone(),
             clean_prompt: spec.clean.clone(),
@@ -341,6 +343,7 @@ pub fn pair_rows(model: &LoadedModel, p: &Prepared, baselines: &[Baseline]) -> V
             labels: spec.labels.clone(),
             clean_metric: b.clean as f64,
             corrupt_metric: b.corrupt as f64,
+            toward_stereotype,
             position_labels: pair.position_labels.clone(),
             clean_tokens: text(&pair.clean_ids),
             corrupt_tokens: text(&pair.corrupt_ids),

@@ -79,7 +79,7 @@ pub use read::EXAMPLE_QUERY;
 pub use read::{
     Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, PairBaseline,
     PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
-    TaskSummary, TopComponent,
+    TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;

@@ -108,10 +108,11 @@ pub(crate) async fn insert_pairs_in(
             chunk.iter().map(|p| p.row.template.as_deref()).collect();
         sqlx::query(
             "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
-             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
+             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens, \
+             toward_stereotype) \
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::int4[]) \
-             ON CONFLICT DO NOTHING",
+             $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::int4[], \
+             $12::int4[]) ON CONFLICT DO NOTHING",
         )
         .bind(sweep_id)
         .bind(col(|p| p.row.pair_id.clone()))
@@ -129,6 +130,12 @@ pub(crate) async fn insert_pairs_in(
                 .collect::<Vec<_>>(),
         )
         .bind(chunk.iter().map(|p| p.n_tokens).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|p| i32::from(p.row.toward_stereotype))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await
         .map_err(sweep_db_error(STEP, url, sweep_id))?;

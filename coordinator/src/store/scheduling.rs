@@ -13,18 +13,29 @@ use super::rows::StoredPair;
 use super::{Store, StoreError};
 
 impl Store {
-    /// Stores a new sweep (state `queued`) with its first tasks, in one transaction.
+    /// Stores a new sweep (state `queued`) with its first tasks, in one transaction;
+    /// `min_span` is its `[metric] min_span` (pairs below it are weak, see `cells_v`).
     pub async fn submit_sweep(
         &self,
         name: &str,
         spec_toml: &str,
         model: &str,
+        min_span: f64,
         tasks: &[NewTask],
         policy: &QueuePolicy,
     ) -> Result<i64, StoreError> {
         Ok(in_tx!(self, "submit sweep", |tx, url| {
-            queue_sql::submit_in(tx, url, name, spec_toml, model, tasks, policy.max_attempts)
-                .await?
+            queue_sql::submit_in(
+                tx,
+                url,
+                name,
+                spec_toml,
+                model,
+                min_span,
+                tasks,
+                policy.max_attempts,
+            )
+            .await?
         }))
     }
 

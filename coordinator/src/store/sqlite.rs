@@ -173,8 +173,8 @@ pub(crate) async fn insert_pairs_in(
         let r = p.row;
         sqlx::query(
             "INSERT INTO pairs (sweep_id, pair_id, template, clean_prompt, corrupt_prompt, \
-             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             clean_ids, corrupt_ids, labels, clean_metric, corrupt_metric, n_tokens, \
+             toward_stereotype) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(sweep_id)
         .bind(&r.pair_id)
@@ -187,6 +187,7 @@ pub(crate) async fn insert_pairs_in(
         .bind(r.clean_metric)
         .bind(r.corrupt_metric)
         .bind(p.n_tokens)
+        .bind(i32::from(r.toward_stereotype))
         .execute(&mut *tx)
         .await
         .map_err(sweep_db_error(STEP, url, sweep_id))?;

@@ -15,7 +15,7 @@
 //! `{template}/{profession}/{counterfactual}` with spaces as `_` (`said_that/nurse/man`).
 //! Labels: `profession`, `stereotype`, `counterfactual`, `template`; with
 //! `opposite_profession` also `corrupt_profession` (the profession the corrupted prompt
-//! names); with `source = "bolukbasi"` also `stereotypicality` and `definitional` (the
+//! names) and `counterfactual_stereotype` (its stereotype, the opposite one); with `source = "bolukbasi"` also `stereotypicality` and `definitional` (the
 //! published scores as decimal text, e.g. `"-0.3"`, negative = female).
 
 use std::collections::BTreeMap;
@@ -390,6 +390,13 @@ fn pair(
     ]);
     if corrupt_profession {
         labels.insert("corrupt_profession".into(), cf.to_string());
+        // opposite_profession pairs each profession with one of the opposite stereotype
+        let opposite = if prof.stereotype == "female" {
+            "male"
+        } else {
+            "female"
+        };
+        labels.insert("counterfactual_stereotype".into(), opposite.to_string());
     }
     for (key, score) in [
         ("stereotypicality", prof.stereotypicality),

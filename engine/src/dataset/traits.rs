@@ -21,7 +21,7 @@
 //! uses the pair's other trait (`opposite`, flipping the stereotype so the clean − corrupt
 //! metric difference is large) or a trait from [`NEUTRAL_TRAITS`] with the same token count
 //! (`neutral`, needs the tokenizer). Ids: `{template}/{trait}/{counterfactual}`; labels:
-//! `trait`, `stereotype`, `counterfactual`, `template`. Order: template-major, traits
+//! `trait`, `stereotype`, `counterfactual`, `counterfactual_stereotype`, `template`. Order: template-major, traits
 //! alphabetical.
 
 use std::collections::BTreeMap;
@@ -138,8 +138,13 @@ pub fn traits_with(
             continue;
         }
         let cf = match opts.counterfactual {
-            TraitCounterfactual::Opposite => Some(opposite),
-            TraitCounterfactual::Neutral => pick_partner(word, i, NEUTRAL_TRAITS, tok)?,
+            TraitCounterfactual::Opposite => {
+                let other = if stereo == "female" { "male" } else { "female" };
+                Some((opposite, other))
+            }
+            TraitCounterfactual::Neutral => {
+                pick_partner(word, i, NEUTRAL_TRAITS, tok)?.map(|cf| (cf, "neutral"))
+            }
         };
         if let Some(cf) = cf {
             chosen.push((word, stereo, cf));
@@ -166,7 +171,13 @@ pub fn traits_with(
     Ok(out)
 }
 
-fn pair(t: &Template, word: &str, stereo: &str, cf: &str) -> Result<PairSpec, DatasetError> {
+/// `cf`: the counterfactual trait and its stereotype.
+fn pair(
+    t: &Template,
+    word: &str,
+    stereo: &str,
+    (cf, cf_stereo): (&str, &str),
+) -> Result<PairSpec, DatasetError> {
     let fill = |w: &str| BTreeMap::from([("trait".to_string(), w.to_string())]);
     let (clean, slots) = t.fill(&fill(word))?;
     let (corrupt, _) = t.fill(&fill(cf))?;
@@ -174,6 +185,10 @@ fn pair(t: &Template, word: &str, stereo: &str, cf: &str) -> Result<PairSpec, Da
         ("trait".to_string(), word.to_string()),
         ("stereotype".to_string(), stereo.to_string()),
         ("counterfactual".to_string(), cf.to_string()),
+        (
+            "counterfactual_stereotype".to_string(),
+            cf_stereo.to_string(),
+        ),
         ("template".to_string(), t.name.clone()),
     ]);
     Ok(PairSpec {

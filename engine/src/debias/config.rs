@@ -8,7 +8,7 @@
 //! control_seed = 11                 # first seed of the matched random control sets
 //! control_sets = 20                 # how many sets (0: no control)
 //!
-//! [debias.select]                   # top-k by |mean normalized effect| …
+//! [debias.select]                   # top-k by |normalized effect| (noise: |1 - normalized|) …
 //! component = "head_out"            # head_out | attn_out | mlp_out
 //! top_k = 4
 //! threshold = 0.05                  # optional: keep only |score| >= threshold

@@ -2,17 +2,23 @@
 //!
 //! # Bias, on the held-out pairs
 //! With `ld(u) = reduce(logit[positive]) - reduce(logit[negative])` at the last position of
-//! prompt `u` (the metric's answer sets, e.g. " he" vs " she"):
-//! - `mean_logit_diff`: mean of `ld(clean)` over pairs;
-//! - `mean_abs_logit_diff`: mean of `|ld(clean)|`, the size of the preference whatever its sign;
+//! prompt `u` (each pair's own answer sets, e.g. " he" vs " she", oriented per pair when
+//! `[metric] orient = "stereotype"`):
+//! - `mean_logit_diff`: mean of `ld(clean)` over distinct clean prompts (a neutral
+//!   profession's prompt, the clean side of both its "man" and its "woman" pair, counts once);
+//! - `mean_abs_logit_diff`: mean of `|ld(clean)|` over the same prompts, the size of the
+//!   preference whatever its sign;
 //! - `stereotype_win_share`: share of pairs with a stereotyped side (professions labelled
 //!   `male` or `female`) whose clean prompt prefers the stereotyped answer (`ld` strictly on
 //!   that side);
 //! - `total_effect`: Vig et al. (2020)'s total effect of setting the gender,
 //!   `y(corrupt) / y(clean) - 1` with `y = p(anti-stereotypical) / p(stereotypical)`
-//!   (probabilities summed over each answer set), averaged over pairs with a stereotyped side.
-//!   It is large when the model's prediction moves a lot between "The nurse" and "The man";
-//!   a model whose clean prompts are already neutral has a smaller one.
+//!   (probabilities summed over each answer set), averaged over the pairs with a stereotyped
+//!   side whose counterfactual is an anti-stereotypical swap ("nurse" → "man", "carpenter" →
+//!   "woman", as Vig et al.'s set-gender; see [`crate::stereotype::is_anti_stereotypical_swap`]);
+//!   pro-stereotypical swaps of the `man`/`woman`/`both` counterfactuals are left out. It is
+//!   large when the model's prediction moves a lot between "The nurse" and "The man"; a model
+//!   whose clean prompts are already neutral has a smaller one.
 //!
 //! # Capability, on the neutral text
 //! - `perplexity`: `exp(mean next-token negative log-likelihood)` over every position of
@@ -33,8 +39,10 @@ use crate::metric::Reduce;
 #[derive(Debug, Clone, PartialEq)]
 pub struct BiasMetrics {
     pub n_pairs: usize,
-    /// Pairs with a stereotyped side (the last two metrics average over these).
+    /// Pairs with a stereotyped side (`stereotype_win_share` averages over these).
     pub n_stereotyped: usize,
+    /// Of those, pairs with an anti-stereotypical swap (`total_effect` averages over these).
+    pub n_anti_swaps: usize,
     pub mean_logit_diff: f64,
     pub mean_abs_logit_diff: f64,
     pub stereotype_win_share: Option<f64>,
@@ -132,10 +140,21 @@ pub fn bias_metrics(
     }
     let clean = readings(model, edits, pairs, true, max_batch)?;
     let corrupt = readings(model, edits, pairs, false, max_batch)?;
-    let n = pairs.len() as f64;
-    let mean_logit_diff = clean.iter().map(|r| r.logit_diff).sum::<f64>() / n;
-    let mean_abs_logit_diff = clean.iter().map(|r| r.logit_diff.abs()).sum::<f64>() / n;
-    let (mut wins, mut te, mut n_st) = (0usize, 0f64, 0usize);
+    // Each distinct clean prompt (with its answer sets) counts once.
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<f64> = pairs
+        .iter()
+        .zip(&clean)
+        .filter(|(p, _)| {
+            let m = &p.input.metric;
+            seen.insert((&p.input.clean_ids, &m.positive, &m.negative))
+        })
+        .map(|(_, r)| r.logit_diff)
+        .collect();
+    let n = distinct.len() as f64;
+    let mean_logit_diff = distinct.iter().sum::<f64>() / n;
+    let mean_abs_logit_diff = distinct.iter().map(|x| x.abs()).sum::<f64>() / n;
+    let (mut wins, mut te, mut n_st, mut n_anti) = (0usize, 0f64, 0usize, 0usize);
     for ((p, c), k) in pairs.iter().zip(&clean).zip(&corrupt) {
         let Some(side) = p.stereotyped else { continue };
         n_st += 1;
@@ -147,16 +166,20 @@ pub fn bias_metrics(
         if s * c.logit_diff > 0.0 {
             wins += 1;
         }
-        // y = p(anti)/p(stereo) = exp(-s * log_odds).
-        te += (-s * (k.log_odds - c.log_odds)).exp() - 1.0;
+        if p.anti_stereotypical_swap {
+            n_anti += 1;
+            // y = p(anti)/p(stereo) = exp(-s * log_odds).
+            te += (-s * (k.log_odds - c.log_odds)).exp() - 1.0;
+        }
     }
     Ok(BiasMetrics {
         n_pairs: pairs.len(),
         n_stereotyped: n_st,
+        n_anti_swaps: n_anti,
         mean_logit_diff,
         mean_abs_logit_diff,
         stereotype_win_share: (n_st > 0).then(|| wins as f64 / n_st as f64),
-        total_effect: (n_st > 0).then(|| te / n_st as f64),
+        total_effect: (n_anti > 0).then(|| te / n_anti as f64),
     })
 }
 

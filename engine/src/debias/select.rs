@@ -1,8 +1,15 @@
 //! Choosing components from a sweep's stored effects.
 //!
 //! The store aggregates effects in SQL (one row per component, layer, head and position
-//! label, with the mean normalized effect over pairs); [`select_components`] ranks those
-//! rows.
+//! label over the selection pairs, the normalized effect as `cells_v` forms it: a ratio of
+//! sums over the pairs whose clean and corrupted metrics differ by at least `min_span`);
+//! [`select_components`] ranks those rows by |score|.
+//!
+//! The score is direction-aware: for a `denoise` experiment it is the normalized effect (the
+//! share of the clean-corrupt difference a component restores), for a `noise` experiment
+//! `1 - normalized` (the share lost when the component alone is corrupted). Ranking a noise
+//! experiment by |normalized| would pick exactly the components that do nothing
+//! (normalized ≈ 1). The matched random control is in [`super::control`].
 
 use std::collections::BTreeSet;
 
@@ -22,8 +29,8 @@ pub struct AggregatedEffect {
     pub head: Option<usize>,
     /// Position label of the effect, `None` for effects measured at all positions jointly.
     pub position_label: Option<String>,
-    /// Mean normalized effect over pairs (mean of |normalized| or the mean itself: ranking
-    /// uses its absolute value either way).
+    /// The component's share of the clean-corrupt difference over the selection pairs:
+    /// `normalized` (denoise) or `1 - normalized` (noise); ranking uses its absolute value.
     pub score: f64,
 }
 

@@ -38,44 +38,9 @@ use super::error::{DebiasError, Result};
 use super::rng::SeededRng;
 use crate::dataset::PairSpec;
 use crate::experiment::PairInput;
+use crate::stereotype::{is_anti_stereotypical_swap, is_gender_word, stereotyped_side};
 
-/// A side of the metric (`positive` or `negative` answer set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnswerSide {
-    Positive,
-    Negative,
-}
-
-impl AnswerSide {
-    pub fn opposite(self) -> Self {
-        match self {
-            AnswerSide::Positive => AnswerSide::Negative,
-            AnswerSide::Negative => AnswerSide::Positive,
-        }
-    }
-}
-
-const MALE_WORDS: &[&str] = &["he", "him", "his", "himself", "man", "men", "boy"];
-const FEMALE_WORDS: &[&str] = &["she", "her", "hers", "herself", "woman", "women", "girl"];
-
-/// Which side of the metric holds the male words (`he`, `him`, …), if that is clear: the
-/// positive words all male and the negative all female, or the reverse.
-pub fn male_side(positive: &[String], negative: &[String]) -> Option<AnswerSide> {
-    let all_in = |words: &[String], set: &[&str]| {
-        !words.is_empty()
-            && words
-                .iter()
-                .all(|w| set.contains(&w.trim().to_lowercase().as_str()))
-    };
-    if all_in(positive, MALE_WORDS) && all_in(negative, FEMALE_WORDS) {
-        Some(AnswerSide::Positive)
-    } else if all_in(positive, FEMALE_WORDS) && all_in(negative, MALE_WORDS) {
-        Some(AnswerSide::Negative)
-    } else {
-        None
-    }
-}
+pub use crate::stereotype::{male_side, AnswerSide};
 
 /// A pair with what debiasing reads from its labels.
 #[derive(Debug, Clone)]
@@ -95,21 +60,22 @@ pub struct DebiasPair {
     /// The metric side of the stereotyped answer: for a `male`-stereotyped profession the
     /// male side, for `female` the other; `None` for `neutral` or unlabelled pairs.
     pub stereotyped: Option<AnswerSide>,
+    /// Whether the counterfactual swaps toward the other gender than the stereotype
+    /// ("nurse" → "man"), as Vig et al.'s set-gender does; `total_effect` averages these.
+    pub anti_stereotypical_swap: bool,
 }
 
 impl DebiasPair {
     /// From a prepared pair and its spec; `male` says which metric side is male (see
     /// [`male_side`]); without it no pair has a stereotyped side.
     pub fn new(input: PairInput, spec: &PairSpec, male: Option<AnswerSide>) -> Self {
-        let stereotyped = match (spec.labels.get("stereotype").map(String::as_str), male) {
-            (Some("male"), Some(m)) => Some(m),
-            (Some("female"), Some(m)) => Some(m.opposite()),
-            _ => None,
+        // A pair with its own answer words (oriented per pair, or from a JSONL line) has
+        // its own male side.
+        let male = match (&spec.positive, &spec.negative) {
+            (Some(p), Some(n)) => male_side(p, n),
+            _ => male,
         };
-        let is_gender_word = |w: &str| {
-            let w = w.trim().to_lowercase();
-            MALE_WORDS.contains(&w.as_str()) || FEMALE_WORDS.contains(&w.as_str())
-        };
+        let stereotyped = stereotyped_side(&spec.labels, male);
         let corrupt_profession = spec.labels.get("corrupt_profession").cloned().or_else(|| {
             spec.labels
                 .get("counterfactual")
@@ -125,6 +91,7 @@ impl DebiasPair {
                 .or_else(|| spec.labels.get("template").cloned()),
             stereotype: spec.labels.get("stereotype").cloned(),
             stereotyped,
+            anti_stereotypical_swap: is_anti_stereotypical_swap(&spec.labels),
             input,
         }
     }

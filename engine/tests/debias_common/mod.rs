@@ -66,6 +66,7 @@ pub fn pairs(n_prof: usize, n_tmpl: usize) -> Vec<DebiasPair> {
                     "female" => Some(AnswerSide::Negative),
                     _ => None,
                 },
+                anti_stereotypical_swap: stereo != "neutral",
             });
         }
     }

@@ -147,8 +147,11 @@ pub(crate) async fn lease_in<C: QueueConn>(
     Ok(leased)
 }
 
-/// An experiment's mean |normalized effect| per component, over the selection pairs of a
-/// debias section only (held-out pairs never inform the selection); a leased debias task's
+/// An experiment's score per component over the selection pairs of a debias section only
+/// (held-out pairs never inform the selection): the normalized effect as `cells_v` forms it
+/// (`SUM(shift) / SUM(abs_span)` over the strong pairs), for a `noise` experiment
+/// `1 - normalized` (the share of the clean-corrupt difference lost when the component alone
+/// is corrupted; a component that does nothing scores 0 either way). A leased debias task's
 /// arguments carry them.
 pub(crate) async fn selection_effects_in<C: QueueConn>(
     tx: &mut C,
@@ -158,13 +161,15 @@ pub(crate) async fn selection_effects_in<C: QueueConn>(
     experiment: &str,
 ) -> Result<Vec<(String, i64, Option<i64>, Option<String>, f64)>, StoreError> {
     sql(
-        "SELECT e.component, CAST(e.layer AS BIGINT), CAST(e.head AS BIGINT), \
-         e.position_label, CAST(AVG(ABS(e.normalized)) AS DOUBLE PRECISION) \
-         FROM effects_v e JOIN debias_splits d ON d.sweep_id = e.sweep_id \
-         AND d.pair_id = e.pair_id AND d.debias = $2 AND d.part = 'selection' \
-         WHERE e.sweep_id = $1 AND e.experiment = $3 AND e.normalized IS NOT NULL \
-         AND e.layer IS NOT NULL \
-         GROUP BY e.component, e.layer, e.head, e.position_label",
+        "SELECT t.component, CAST(t.layer AS BIGINT), CAST(t.head AS BIGINT), \
+         t.position_label, CAST(CASE WHEN t.direction = 'noise' \
+         THEN 1 - SUM(t.shift) / SUM(t.abs_span) ELSE SUM(t.shift) / SUM(t.abs_span) END \
+         AS DOUBLE PRECISION) \
+         FROM effect_terms_v t JOIN debias_splits d ON d.sweep_id = t.sweep_id \
+         AND d.pair_id = t.pair_id AND d.debias = $2 AND d.part = 'selection' \
+         WHERE t.sweep_id = $1 AND t.experiment = $3 AND t.layer IS NOT NULL \
+         GROUP BY t.component, t.layer, t.head, t.position_label, t.direction \
+         HAVING SUM(t.abs_span) > 0",
     )
     .bind(sweep_id)
     .bind(debias)

@@ -5,23 +5,25 @@ use crate::store::error::db_error;
 use crate::store::queue::NewTask;
 use crate::store::StoreError;
 
-/// Stores a sweep (state `queued`) and its first tasks; returns the sweep id.
+/// Stores a sweep (state `queued`, with its weak-pair threshold `min_span`) and its first
+/// tasks; returns the sweep id.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn submit_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     name: &str,
     spec: &str,
     model: &str,
+    min_span: f64,
     tasks: &[NewTask],
     max_attempts: i64,
 ) -> Result<i64, StoreError> {
-    let id: i64 = sql(
-        "INSERT INTO sweeps (name, spec, model, status) VALUES ($1, $2, $3, 'queued') \
-         RETURNING id",
-    )
+    let id: i64 = sql("INSERT INTO sweeps (name, spec, model, status, min_span) \
+         VALUES ($1, $2, $3, 'queued', $4) RETURNING id")
     .bind(name)
     .bind(spec)
     .bind(model)
+    .bind(min_span)
     .fetch_scalar(tx)
     .await
     .map_err(db_error("submit sweep", url))?;

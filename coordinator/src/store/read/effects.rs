@@ -1,6 +1,11 @@
-//! Effects as the pictures and summaries show them: averaged per cell for heatmaps, the
-//! tokens at each position, activation against attribution per cell and pair, and the
-//! components with the largest mean normalized effect.
+//! Effects as the pictures and summaries show them: aggregated per cell for heatmaps, the
+//! tokens at each position, activation against attribution per cell and pair, the
+//! components with the largest normalized effect (`cells_v`), and the weak pairs.
+//!
+//! Aggregates never average per-pair normalized effects (a pair whose clean and corrupted
+//! metrics nearly agree gives any value): they sum `effect_terms_v`'s `shift` and
+//! `abs_span` over the pairs with `|clean - corrupt| >= min_span` and divide, as `cells_v`
+//! does.
 
 use super::cells::decode;
 use super::exec::Param;
@@ -8,7 +13,8 @@ use super::rounded;
 use super::sweeps::Rounding;
 use crate::store::{Store, StoreError};
 
-/// Effects of one experiment, component and coordinate averaged over the pairs of one length.
+/// Effects of one experiment, component, coordinate and position aggregated over the pairs
+/// of one length.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellMean {
     pub experiment: String,
@@ -20,9 +26,13 @@ pub struct CellMean {
     pub position: Option<i64>,
     pub label: Option<String>,
     pub n_tokens: i64,
-    /// Mean normalized effect; `None` when every normalized value was NULL.
+    /// Normalized effect, `shift / span`; `None` when no pair is strong.
     pub mean: Option<f64>,
-    /// How many non-NULL normalized values the mean is over.
+    /// Sum of `sign(clean - corrupt) * (value - corrupt)` over the strong pairs.
+    pub shift: f64,
+    /// Sum of `|clean - corrupt|` over the strong pairs (cells combine by adding both).
+    pub span: f64,
+    /// How many strong pairs (effects) the sums are over.
     pub count: i64,
     /// How many pairs.
     pub pairs: i64,
@@ -64,25 +74,39 @@ pub struct TopComponent {
     /// The position label, or (where [`Store::top_components`] says so) the position index
     /// as text.
     pub position: Option<String>,
-    /// Pairs (effects with a normalized value) averaged over.
+    /// Pairs measured.
     pub pairs: i64,
-    pub mean_normalized: f64,
+    /// Strong pairs (`|clean - corrupt| >= min_span`) the normalized effect is over.
+    pub pairs_used: i64,
+    /// `cells_v.normalized`.
+    pub normalized: f64,
+    /// `cells_v.mean_effect`: oriented toward the stereotyped answer where pairs have one.
     pub mean_effect: f64,
 }
 
+/// The pairs of a sweep below its `min_span`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeakPairs {
+    pub min_span: f64,
+    /// Pairs in the sweep.
+    pub pairs: i64,
+    /// `(pair_id, clean - corrupt)` of the weak pairs, smallest |span| first.
+    pub weak: Vec<(String, f64)>,
+}
+
 impl Store {
-    /// Normalized effects averaged per (experiment, component, layer, head, neuron,
-    /// position, label, pair length), in no particular order.
+    /// Effects aggregated per (experiment, component, layer, head, neuron, position, label,
+    /// pair length), in no particular order.
     pub async fn cell_means(&self, sweep_id: i64) -> Result<Vec<CellMean>, StoreError> {
         let r = self
             .fetch(
-                "SELECT e.experiment, e.method, e.component, e.layer, e.head, e.neuron, \
-                 e.position, e.position_label, p.n_tokens, AVG(e.normalized), \
-                 COUNT(e.normalized), COUNT(DISTINCT e.pair_id) \
-                 FROM effects_v e JOIN pairs_v p ON p.sweep_id = e.sweep_id AND p.pair_id = e.pair_id \
-                 WHERE e.sweep_id = $1 \
-                 GROUP BY e.experiment, e.method, e.component, e.layer, e.head, e.neuron, \
-                 e.position, e.position_label, p.n_tokens",
+                "SELECT experiment, method, component, layer, head, neuron, position, \
+                 position_label, n_tokens, SUM(shift) / NULLIF(SUM(abs_span), 0), \
+                 COALESCE(SUM(shift), 0), COALESCE(SUM(abs_span), 0), COUNT(shift), \
+                 COUNT(DISTINCT pair_id) \
+                 FROM effect_terms_v WHERE sweep_id = $1 \
+                 GROUP BY experiment, method, component, layer, head, neuron, position, \
+                 position_label, n_tokens",
                 &[Param::Int(sweep_id)],
             )
             .await?;
@@ -97,7 +121,9 @@ impl Store {
                 position: c.opt_int("position")?,
                 label: c.opt_text("position_label")?,
                 n_tokens: c.int("n_tokens")?,
-                mean: c.opt_float("mean")?,
+                mean: c.opt_float("normalized")?,
+                shift: c.float("shift")?,
+                span: c.float("abs_span")?,
                 count: c.int("count")?,
                 pairs: c.int("pairs")?,
             })
@@ -176,34 +202,10 @@ impl Store {
         Ok(sets)
     }
 
-    /// The `limit` components of an experiment with the largest |mean normalized effect|
-    /// over pairs, effects without a normalized value left out; a component's positions
-    /// are grouped by label where they have one, else by index (`position` is then the
-    /// index as text).
+    /// The `limit` cells of an experiment (`cells_v`: component, coordinate and position
+    /// label) with the largest |normalized effect|, cells without a strong pair left out;
+    /// values as `rounding` says.
     pub async fn top_components(
-        &self,
-        sweep_id: i64,
-        experiment: &str,
-        limit: i64,
-    ) -> Result<Vec<TopComponent>, StoreError> {
-        let r = self
-            .fetch(
-                &format!("SELECT component, layer, head, neuron, \
-                 COALESCE(position_label, CAST(position AS TEXT)), COUNT(*), \
-                 AVG(normalized), AVG(effect) \
-                 FROM effects_v WHERE sweep_id = $1 AND experiment = $2 AND normalized IS NOT NULL \
-                 GROUP BY component, layer, head, neuron, COALESCE(position_label, CAST(position AS TEXT)) \
-                 ORDER BY ABS(AVG(normalized)) DESC LIMIT {limit}"),
-                &[Param::Int(sweep_id), Param::Text(experiment)],
-            )
-            .await?;
-        decode(&r, top_component)
-    }
-
-    /// Like [`Store::top_components`], but positions are grouped by label only (effects
-    /// without one form one group per component, `position` `None`), and the means come
-    /// as `rounding` says.
-    pub async fn top_components_by_label(
         &self,
         sweep_id: i64,
         experiment: &str,
@@ -211,29 +213,58 @@ impl Store {
         rounding: Rounding,
     ) -> Result<Vec<TopComponent>, StoreError> {
         let sql = format!(
-            "SELECT component, layer, head, neuron, position_label, COUNT(*), {}, {} \
-             FROM effects_v WHERE sweep_id = $1 AND experiment = $2 AND normalized IS NOT NULL \
-             GROUP BY component, layer, head, position_label, neuron \
-             ORDER BY ABS(AVG(normalized)) DESC LIMIT {limit}",
-            rounded("AVG(normalized)", rounding),
-            rounded("AVG(effect)", rounding),
+            "SELECT component, layer, head, neuron, position_label, pairs, pairs_used, {}, {} \
+             FROM cells_v WHERE sweep_id = $1 AND experiment = $2 AND normalized IS NOT NULL \
+             ORDER BY ABS(normalized) DESC, component, layer, head, position_label, neuron \
+             LIMIT {limit}",
+            rounded("normalized", rounding),
+            rounded("mean_effect", rounding),
         );
         let r = self
             .fetch(&sql, &[Param::Int(sweep_id), Param::Text(experiment)])
             .await?;
-        decode(&r, top_component)
+        decode(&r, |c| {
+            Ok(TopComponent {
+                component: c.text("component")?,
+                layer: c.opt_int("layer")?,
+                head: c.opt_int("head")?,
+                neuron: c.opt_int("neuron")?,
+                position: c.opt_text("position_label")?,
+                pairs: c.int("pairs")?,
+                pairs_used: c.int("pairs_used")?,
+                normalized: c.float("normalized")?,
+                mean_effect: c.float("mean_effect")?,
+            })
+        })
     }
-}
 
-fn top_component(c: &mut super::cells::Cells<'_>) -> Result<TopComponent, StoreError> {
-    Ok(TopComponent {
-        component: c.text("component")?,
-        layer: c.opt_int("layer")?,
-        head: c.opt_int("head")?,
-        neuron: c.opt_int("neuron")?,
-        position: c.opt_text("position")?,
-        pairs: c.int("pairs")?,
-        mean_normalized: c.float("mean_normalized")?,
-        mean_effect: c.float("mean_effect")?,
-    })
+    /// The sweep's weak pairs (`pairs_v.weak`), smallest |span| first.
+    pub async fn weak_pairs(&self, sweep_id: i64) -> Result<WeakPairs, StoreError> {
+        let head = self
+            .fetch(
+                "SELECT s.min_span, COUNT(p.pair_id) FROM sweeps s \
+                 LEFT JOIN pairs p ON p.sweep_id = s.id WHERE s.id = $1 GROUP BY s.min_span",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        let (min_span, pairs) = decode(&head, |c| Ok((c.float("min_span")?, c.int("pairs")?)))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Query {
+                message: format!("no sweep {sweep_id}"),
+            })?;
+        let r = self
+            .fetch(
+                "SELECT pair_id, span FROM pairs_v WHERE sweep_id = $1 AND weak = 1 \
+                 ORDER BY ABS(span), pair_id",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        let weak = decode(&r, |c| Ok((c.text("pair_id")?, c.float("span")?)))?;
+        Ok(WeakPairs {
+            min_span,
+            pairs,
+            weak,
+        })
+    }
 }

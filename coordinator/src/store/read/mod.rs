@@ -9,8 +9,8 @@
 //! - `values.rs`: the one conversion of database values to JSON and back;
 //! - `cells.rs`: typed cells of a result row;
 //! - `sweeps.rs`: sweeps, experiments, pairs and baselines, dropped pairs, tasks;
-//! - `effects.rs`: averaged effects for heatmaps, tokens by position, scatter points, top
-//!   components;
+//! - `effects.rs`: aggregated effects for heatmaps (`effect_terms_v`), tokens by position,
+//!   scatter points, top cells (`cells_v`), weak pairs;
 //! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
 
 mod cells;
@@ -22,7 +22,7 @@ mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
-pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent};
+pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
     TaskSummary,
