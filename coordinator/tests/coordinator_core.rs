@@ -61,6 +61,7 @@ fn pair(id: &str) -> PairRow {
         position_labels: vec![],
         clean_tokens: vec![],
         corrupt_tokens: vec![],
+        toward_stereotype: 0,
     }
 }
 
