@@ -11,7 +11,10 @@ use patchsweep_engine::benchmark::{
 use patchsweep_model::{load as load_model, LoadOptions, LoadedModel, ModelSpec};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn golden() -> serde_json::Value {
@@ -22,7 +25,11 @@ fn golden() -> serde_json::Value {
 fn model(spec: &str) -> LoadedModel {
     let spec = if let Some(path) = spec.strip_prefix("gguf:") {
         let path = root().join(path);
-        assert!(path.exists(), "{} is missing: run scripts/fetch-demo-model.sh", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run scripts/fetch-demo-model.sh",
+            path.display()
+        );
         ModelSpec::Gguf(path)
     } else {
         ModelSpec::Folder(root().join(spec))
@@ -68,7 +75,11 @@ fn log_likelihoods_equal_transformers_batched_and_alone() {
             let want = s["loglik"].as_f64().unwrap();
             let err = (g - want).abs();
             worst = worst.max(err);
-            assert!(err <= 1e-3, "{name}: {:?}: {g} vs transformers {want}", s["text"]);
+            assert!(
+                err <= 1e-3,
+                "{name}: {:?}: {g} vs transformers {want}",
+                s["text"]
+            );
             assert!((g - a).abs() <= 1e-3, "{name}: batched {g} vs alone {a}");
         }
         println!("{name}: max |log-likelihood error| vs transformers {worst:.2e}");
@@ -78,16 +89,29 @@ fn log_likelihoods_equal_transformers_batched_and_alone() {
 #[test]
 fn a_benchmark_scores_on_a_tiny_model_with_intervals_per_subset() {
     let loaded = model("model/tests/data/tiny-llama2");
-    let pairs = load(&BenchmarkSource::Winobias, &Selection {
-        subsets: None,
-        split: Some("dev".into()),
-    })
+    let pairs = load(
+        &BenchmarkSource::Winobias,
+        &Selection {
+            subsets: None,
+            split: Some("dev".into()),
+        },
+    )
     .unwrap();
     let pairs: Vec<_> = pairs.into_iter().step_by(20).collect();
-    let scores = score_pairs(&loaded.model, &loaded.tokenizer, &pairs, None, &LoglikOptions::default()).unwrap();
+    let scores = score_pairs(
+        &loaded.model,
+        &loaded.tokenizer,
+        &pairs,
+        None,
+        &LoglikOptions::default(),
+    )
+    .unwrap();
     assert_eq!(scores.len(), pairs.len());
     for s in &scores {
-        assert!(s.stereo.is_finite() && s.stereo < 0.0 && s.anti < 0.0, "{s:?}");
+        assert!(
+            s.stereo.is_finite() && s.stereo < 0.0 && s.anti < 0.0,
+            "{s:?}"
+        );
     }
     let summary = summarize(&scores);
     let subsets: Vec<&str> = summary.iter().map(|s| s.subset.as_str()).collect();
@@ -109,12 +133,27 @@ fn a_one_token_sentence_without_bos_is_refused_by_name() {
         "p.jsonl",
     )
     .unwrap();
-    let msg = score_pairs(&loaded.model, &loaded.tokenizer, &pairs, None, &LoglikOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(msg.starts_with("pair \"short\": sentence \"a\": 1 token(s)"), "{msg}");
+    let msg = score_pairs(
+        &loaded.model,
+        &loaded.tokenizer,
+        &pairs,
+        None,
+        &LoglikOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        msg.starts_with("pair \"short\": sentence \"a\": 1 token(s)"),
+        "{msg}"
+    );
     // With BOS prepended the same sentence has a token to score.
-    let scores = score_pairs(&loaded.model, &loaded.tokenizer, &pairs, Some(true), &LoglikOptions::default());
+    let scores = score_pairs(
+        &loaded.model,
+        &loaded.tokenizer,
+        &pairs,
+        Some(true),
+        &LoglikOptions::default(),
+    );
     assert!(scores.is_ok(), "{scores:?}");
 }

@@ -50,15 +50,29 @@ fn crows_pairs_has_1508_pairs_over_nine_bias_types() {
         ("socioeconomic", 172),
     ]);
     assert_eq!(counts(&pairs), expected);
-    let directions: Vec<&str> = pairs.iter().map(|p| p.labels["direction"].as_str()).collect();
-    assert_eq!(directions.iter().filter(|d| **d == "antistereo").count(), 218);
+    let directions: Vec<&str> = pairs
+        .iter()
+        .map(|p| p.labels["direction"].as_str())
+        .collect();
+    assert_eq!(
+        directions.iter().filter(|d| **d == "antistereo").count(),
+        218
+    );
     // Row 2 is `antistereo`: sent_more ("he" for a doctor) is still the stereotypical sentence.
     let doctor = pairs.iter().find(|p| p.id == "crows_pairs/2").unwrap();
     assert_eq!(doctor.labels["direction"], "antistereo");
-    assert!(doctor.stereo.ends_with("whether he would come forward."), "{doctor:?}");
-    assert!(doctor.anti.ends_with("whether she would come forward."), "{doctor:?}");
+    assert!(
+        doctor.stereo.ends_with("whether he would come forward."),
+        "{doctor:?}"
+    );
+    assert!(
+        doctor.anti.ends_with("whether she would come forward."),
+        "{doctor:?}"
+    );
     // One record of the published file holds a line break inside a quoted sentence.
-    assert!(pairs.iter().any(|p| p.stereo.contains('\n') || p.anti.contains('\n')));
+    assert!(pairs
+        .iter()
+        .any(|p| p.stereo.contains('\n') || p.anti.contains('\n')));
     // The same file read from disk gives the same pairs.
     let from_disk =
         crows_pairs::read(&data_dir().join("crows-pairs/crows_pairs_anonymized.csv")).unwrap();
@@ -70,7 +84,10 @@ fn winobias_pairs_pro_and_anti_lines_of_both_types_and_splits() {
     let pairs = winobias::builtin().unwrap();
     assert_eq!(pairs.len(), 4 * 396);
     unique_ids(&pairs);
-    assert_eq!(counts(&pairs), BTreeMap::from([("type1", 792), ("type2", 792)]));
+    assert_eq!(
+        counts(&pairs),
+        BTreeMap::from([("type1", 792), ("type2", 792)])
+    );
     for split in ["dev", "test"] {
         let n = pairs.iter().filter(|p| p.labels["split"] == split).count();
         assert_eq!(n, 792, "{split}");
@@ -91,7 +108,10 @@ fn winobias_pairs_pro_and_anti_lines_of_both_types_and_splits() {
         first.anti,
         "The developer argued with the designer because she did not like the design."
     );
-    assert_eq!(winobias::read_dir(&data_dir().join("winobias")).unwrap(), pairs);
+    assert_eq!(
+        winobias::read_dir(&data_dir().join("winobias")).unwrap(),
+        pairs
+    );
 }
 
 #[test]
@@ -119,23 +139,42 @@ fn professions_pairs_every_stereotyped_profession_with_both_pronouns() {
 
 #[test]
 fn selection_keeps_subsets_and_splits_and_names_unknown_ones() {
-    let gender = load(&BenchmarkSource::CrowsPairs, &select(Some(&["gender"]), None)).unwrap();
+    let gender = load(
+        &BenchmarkSource::CrowsPairs,
+        &select(Some(&["gender"]), None),
+    )
+    .unwrap();
     assert_eq!(gender.len(), 262);
-    let t1_test = load(&BenchmarkSource::Winobias, &select(Some(&["type1"]), Some("test"))).unwrap();
+    let t1_test = load(
+        &BenchmarkSource::Winobias,
+        &select(Some(&["type1"]), Some("test")),
+    )
+    .unwrap();
     assert_eq!(t1_test.len(), 396);
-    assert!(t1_test.iter().all(|p| p.id.starts_with("winobias/type1/test/")));
+    assert!(t1_test
+        .iter()
+        .all(|p| p.id.starts_with("winobias/type1/test/")));
 
-    let err = load(&BenchmarkSource::CrowsPairs, &select(Some(&["gendr"]), None))
-        .err()
-        .unwrap();
+    let err = load(
+        &BenchmarkSource::CrowsPairs,
+        &select(Some(&["gendr"]), None),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, BenchmarkError::UnknownSubset { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("\"gendr\"") && msg.contains("race-color"), "{msg}");
+    assert!(
+        msg.contains("\"gendr\"") && msg.contains("race-color"),
+        "{msg}"
+    );
     let msg = load(&BenchmarkSource::Winobias, &select(None, Some("train")))
         .err()
         .unwrap()
         .to_string();
-    assert!(msg.contains("unknown split \"train\"; known: dev, test"), "{msg}");
+    assert!(
+        msg.contains("unknown split \"train\"; known: dev, test"),
+        "{msg}"
+    );
     let msg = load(&BenchmarkSource::CrowsPairs, &select(None, Some("dev")))
         .err()
         .unwrap()
@@ -163,7 +202,7 @@ fn malformed_crows_pairs_records_are_named_by_file_and_line() {
         ),
         (
             format!("{header}{good}\n1,x,y,stereo\n"),
-            "bad.csv:4: 5 fields, the header has 8",
+            "bad.csv:4: 4 fields, the header has 8",
         ),
         (
             format!("{header}{good}1,,y,stereo,gender,[],a0,[]\n"),
@@ -179,8 +218,14 @@ fn malformed_crows_pairs_records_are_named_by_file_and_line() {
         ),
     ];
     for (text, expected) in cases {
-        let msg = crows_pairs::parse(&text, "bad.csv").err().unwrap().to_string();
-        assert!(msg.starts_with(expected), "{msg:?} should start with {expected:?}");
+        let msg = crows_pairs::parse(&text, "bad.csv")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.starts_with(expected),
+            "{msg:?} should start with {expected:?}"
+        );
     }
     let ok = crows_pairs::parse(&format!("{header}{good}"), "ok.csv").unwrap();
     assert_eq!(ok[0].stereo, "A, b.");
@@ -188,15 +233,21 @@ fn malformed_crows_pairs_records_are_named_by_file_and_line() {
         .err()
         .unwrap()
         .to_string();
-    assert!(msg.contains("cannot read benchmark file") && msg.contains("nope.csv"), "{msg}");
+    assert!(
+        msg.contains("cannot read benchmark file") && msg.contains("nope.csv"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn malformed_winobias_files_are_named_by_file_and_line() {
-    let pro = "1 [The cook] met the guard and [he] left.\n2 The guard met [the cook] and [she] left.\n";
+    let pro =
+        "1 [The cook] met the guard and [he] left.\n2 The guard met [the cook] and [she] left.\n";
     let anti_short = "1 [The cook] met the guard and [she] left.\n";
-    let anti_renumbered = "1 [The cook] met the guard and [she] left.\n3 The guard met [the cook] and [he] left.\n";
-    let anti_no_number = "1 [The cook] met the guard and [she] left.\nThe guard met [the cook] and [he] left.\n";
+    let anti_renumbered =
+        "1 [The cook] met the guard and [she] left.\n3 The guard met [the cook] and [he] left.\n";
+    let anti_no_number =
+        "1 [The cook] met the guard and [she] left.\nThe guard met [the cook] and [he] left.\n";
     let run = |anti: &str| {
         winobias::parse_pair_files((pro, "pro.txt"), (anti, "anti.txt"), "type1", "dev")
             .err()
@@ -256,7 +307,10 @@ fn jsonl_pairs_and_their_errors() {
     ];
     for (text, expected) in cases {
         let msg = jsonl::parse(text, "p.jsonl").err().unwrap().to_string();
-        assert!(msg.starts_with(expected), "{msg:?} should start with {expected:?}");
+        assert!(
+            msg.starts_with(expected),
+            "{msg:?} should start with {expected:?}"
+        );
     }
 }
 
@@ -267,8 +321,14 @@ fn benchmark_sources_read_as_spec_values() {
         source: BenchmarkSource,
     }
     let parse = |t: &str| toml::from_str::<S>(t).map(|s| s.source);
-    assert_eq!(parse("source = \"crows_pairs\"").unwrap(), BenchmarkSource::CrowsPairs);
-    assert_eq!(parse("source = \"winobias\"").unwrap(), BenchmarkSource::Winobias);
+    assert_eq!(
+        parse("source = \"crows_pairs\"").unwrap(),
+        BenchmarkSource::CrowsPairs
+    );
+    assert_eq!(
+        parse("source = \"winobias\"").unwrap(),
+        BenchmarkSource::Winobias
+    );
     assert_eq!(
         parse("source = { jsonl = \"p.jsonl\" }").unwrap(),
         BenchmarkSource::Jsonl("p.jsonl".into())

@@ -64,7 +64,10 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<BenchmarkPair>, BenchmarkErro
                 message: format!("the header has no column {name:?}"),
             })
     };
-    let idx: Vec<usize> = COLUMNS.iter().map(|c| column(c)).collect::<Result<_, _>>()?;
+    let idx: Vec<usize> = COLUMNS
+        .iter()
+        .map(|c| column(c))
+        .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for rec in rows {
         let err = |message: String| BenchmarkError::Parse {

@@ -13,7 +13,7 @@
 //! positions (RoPE) are the same as unpadded. The padded positions' scores are dropped.
 
 use candle_core::{Tensor, D};
-use patchsweep_model::{Forward, HookedTransformer, Input, NoHook, Unembed};
+use patchsweep_model::{Forward, HookedTransformer, Input, NoHook};
 
 use crate::{EngineError, Result};
 

@@ -17,8 +17,8 @@
 //! sources); `read`/`read_dir` take a published file or folder instead, e.g. one fetched by
 //! `scripts/fetch-benchmarks.sh`.
 
-mod csv;
 pub mod crows_pairs;
+mod csv;
 mod error;
 pub mod jsonl;
 pub mod loglik;

@@ -27,22 +27,20 @@ pub fn builtin() -> Result<Vec<BenchmarkPair>, BenchmarkError> {
     for template in profession_templates() {
         for p in &professions {
             let fillers = BTreeMap::from([("subject".to_string(), p.name.clone())]);
-            let (prompt, _) = template.fill(&fillers).map_err(|e| BenchmarkError::BadOption {
-                benchmark: "professions".into(),
-                field: "templates".into(),
-                message: e.to_string(),
-            })?;
+            let (prompt, _) = template
+                .fill(&fillers)
+                .map_err(|e| BenchmarkError::BadOption {
+                    benchmark: "professions".into(),
+                    field: "templates".into(),
+                    message: e.to_string(),
+                })?;
             let (stereo, anti) = if p.stereotype == "female" {
                 (" she", " he")
             } else {
                 (" he", " she")
             };
             out.push(BenchmarkPair {
-                id: format!(
-                    "professions/{}/{}",
-                    template.name,
-                    p.name.replace(' ', "_")
-                ),
+                id: format!("professions/{}/{}", template.name, p.name.replace(' ', "_")),
                 subset: p.stereotype.to_string(),
                 stereo: format!("{prompt}{stereo}"),
                 anti: format!("{prompt}{anti}"),

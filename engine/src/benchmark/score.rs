@@ -111,7 +111,11 @@ fn subset_score<'a>(name: &str, scores: impl Iterator<Item = &'a PairScore>) -> 
         subset: name.to_string(),
         n,
         stereo_preferred: k,
-        score: if n == 0 { f64::NAN } else { k as f64 / n as f64 },
+        score: if n == 0 {
+            f64::NAN
+        } else {
+            k as f64 / n as f64
+        },
         ci_low,
         ci_high,
     }
@@ -141,9 +145,15 @@ mod tests {
     fn wilson_matches_published_values() {
         // Reference values: Newcombe (1998), table I: 81/263 → 0.2553–0.3662; 15/148 → 0.0624–0.1605.
         let (lo, hi) = wilson_interval(81, 263);
-        assert!((lo - 0.2553).abs() < 1e-4 && (hi - 0.3662).abs() < 1e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.2553).abs() < 1e-4 && (hi - 0.3662).abs() < 1e-4,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson_interval(15, 148);
-        assert!((lo - 0.0624).abs() < 1e-4 && (hi - 0.1605).abs() < 1e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.0624).abs() < 1e-4 && (hi - 0.1605).abs() < 1e-4,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson_interval(0, 10);
         assert_eq!(lo, 0.0);
         assert!((hi - 0.2775).abs() < 1e-4, "{hi}");

@@ -36,10 +36,30 @@ macro_rules! vendored {
 
 /// `(type, split, pro text, anti text)` of the vendored files.
 const VENDORED: &[(&str, &str, &str, &str)] = &[
-    ("type1", "dev", vendored!("pro", "type1", "dev"), vendored!("anti", "type1", "dev")),
-    ("type1", "test", vendored!("pro", "type1", "test"), vendored!("anti", "type1", "test")),
-    ("type2", "dev", vendored!("pro", "type2", "dev"), vendored!("anti", "type2", "dev")),
-    ("type2", "test", vendored!("pro", "type2", "test"), vendored!("anti", "type2", "test")),
+    (
+        "type1",
+        "dev",
+        vendored!("pro", "type1", "dev"),
+        vendored!("anti", "type1", "dev"),
+    ),
+    (
+        "type1",
+        "test",
+        vendored!("pro", "type1", "test"),
+        vendored!("anti", "type1", "test"),
+    ),
+    (
+        "type2",
+        "dev",
+        vendored!("pro", "type2", "dev"),
+        vendored!("anti", "type2", "dev"),
+    ),
+    (
+        "type2",
+        "test",
+        vendored!("pro", "type2", "test"),
+        vendored!("anti", "type2", "test"),
+    ),
 ];
 
 /// The file name of one side of one type and split, e.g. `pro_stereotyped_type1.txt.dev`.
@@ -105,7 +125,9 @@ pub fn parse_pair_files(
         });
     }
     let mut out = Vec::with_capacity(pro_lines.len());
-    for ((number, stereo, line), (anti_number, anti_text, _)) in pro_lines.into_iter().zip(anti_lines) {
+    for ((number, stereo, line), (anti_number, anti_text, _)) in
+        pro_lines.into_iter().zip(anti_lines)
+    {
         if number != anti_number {
             return Err(BenchmarkError::Parse {
                 path: pro.1.into(),
@@ -142,9 +164,11 @@ fn sentences(text: &str, path: &str) -> Result<Vec<(usize, String, usize)>, Benc
         };
         let mut words = raw.split_whitespace();
         let number = words.next().unwrap_or_default();
-        let number: usize = number
-            .parse()
-            .map_err(|_| err(format!("expected a sentence number first, found {number:?}")))?;
+        let number: usize = number.parse().map_err(|_| {
+            err(format!(
+                "expected a sentence number first, found {number:?}"
+            ))
+        })?;
         let sentence = words
             .map(|w| w.replace(['[', ']'], ""))
             .filter(|w| !w.is_empty())
