@@ -3,6 +3,7 @@
 //! # Layout
 //! - `main.rs`: argument parsing, logging setup, dispatch.
 //! - `logits.rs`: `patchsweep logits`, for checking a model by hand.
+//! - `score.rs`: `patchsweep score`, a benchmark's sentence-preference score without a sweep.
 //! - `run.rs`: `patchsweep run`, a whole sweep in one process (embedded coordinator and
 //!   worker); `local_link.rs` the worker's link to the coordinator there (a direct call);
 //!   `progress.rs` its progress bar.
@@ -26,6 +27,7 @@ mod query;
 mod remote;
 mod report;
 mod run;
+mod score;
 mod sweep_view;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +51,9 @@ struct Cli {
 enum Command {
     /// Print a prompt's tokens and the top next-token logits.
     Logits(logits::LogitsArgs),
+    /// Score a model on a bias benchmark (CrowS-Pairs, WinoBias, Professions, JSONL): the share
+    /// of pairs whose stereotypical sentence is more likely, per subset, with 95% intervals.
+    Score(score::ScoreArgs),
     /// Run a sweep spec on this machine and store its effects.
     Run(run::RunArgs),
     /// Answer read-only SQL over the results (views effects_v, pairs_v, tasks_v, ...).
@@ -97,6 +102,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Logits(args) => logits::run(args),
+        Command::Score(args) => score::run(args),
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),
         Command::Plot(args) => plot::run(args),

@@ -13,11 +13,14 @@
 //! - [`attribution`]: attribution patching from one backward pass.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
 //! - [`memory`]: the memory a piece of work needs, estimated before it runs.
+//! - [`benchmark`]: CrowS-Pairs, WinoBias and Professions readers and the sentence-preference
+//!   score (batched sentence log-likelihoods, Wilson intervals).
 //! - [`debias`]: targeted interventions on located components, evaluated on held-out pairs
 //!   and for capability cost.
 
 pub mod activation;
 pub mod attribution;
+pub mod benchmark;
 pub mod dataset;
 pub mod debias;
 pub mod error;

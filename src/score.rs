@@ -1,0 +1,107 @@
+//! `patchsweep score`: a model's sentence-preference score on one benchmark (CrowS-Pairs,
+//! WinoBias, Professions or a JSONL of pairs), per subset with Wilson 95% intervals, without
+//! a sweep or a database.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patchsweep_engine::benchmark::{
+    load as load_benchmark, score_pairs, summarize, BenchmarkSource, LoglikOptions, Selection,
+    SubsetScore,
+};
+use patchsweep_model::{load, LoadOptions, ModelSpec};
+use serde::Serialize;
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// Model: gguf:PATH, hf:ORG/NAME[@REV], or a model folder.
+    #[arg(long, env = "PATCHSWEEP_MODEL")]
+    model: String,
+    /// crows_pairs, winobias, professions, or a .jsonl file of {"stereo","anti","subset"} lines.
+    #[arg(long)]
+    benchmark: String,
+    /// Keep only these subsets (repeat or comma-separate): a CrowS-Pairs bias type, type1/type2
+    /// for WinoBias, female/male for Professions.
+    #[arg(long, value_delimiter = ',')]
+    subset: Vec<String>,
+    /// WinoBias only: dev or test (default both).
+    #[arg(long)]
+    split: Option<String>,
+    /// Prepend BOS (true/false); by default the model tokenizer's own behaviour.
+    #[arg(long)]
+    prepend_bos: Option<bool>,
+    /// Padded tokens per forward pass (memory: about 2 × this × vocabulary × 4 bytes).
+    #[arg(long, default_value_t = LoglikOptions::default().max_batch_tokens)]
+    batch_tokens: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", env = "PATCHSWEEP_DEVICE")]
+    device: String,
+    /// f32, or f16/bf16 on CUDA.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Print JSON: {"model","benchmark","pairs","seconds","scores":[{"subset","n",
+    /// "stereo_preferred","score","ci_low","ci_high"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ScoreOut<'a> {
+    model: String,
+    benchmark: &'a str,
+    pairs: usize,
+    seconds: f64,
+    scores: Vec<SubsetScore>,
+}
+
+pub fn run(args: ScoreArgs) -> Result<()> {
+    let source = BenchmarkSource::from_cli(&args.benchmark)?;
+    let selection = Selection {
+        subsets: (!args.subset.is_empty()).then(|| args.subset.clone()),
+        split: args.split.clone(),
+    };
+    let pairs = load_benchmark(&source, &selection)?;
+    let spec: ModelSpec = args.model.parse()?;
+    let opts = LoadOptions::parse(&args.device, &args.dtype)?;
+    let loaded = load(&spec, &opts).with_context(|| format!("loading model {spec}"))?;
+    let batching = LoglikOptions {
+        max_batch_tokens: args.batch_tokens.max(1),
+        ..LoglikOptions::default()
+    };
+    let started = Instant::now();
+    let scores = score_pairs(
+        &loaded.model,
+        &loaded.tokenizer,
+        &pairs,
+        args.prepend_bos,
+        &batching,
+    )?;
+    let out = ScoreOut {
+        model: spec.to_string(),
+        benchmark: &args.benchmark,
+        pairs: pairs.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        scores: summarize(&scores),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{} on {}: {} pairs scored in {:.1} s",
+        out.benchmark, out.model, out.pairs, out.seconds
+    );
+    println!("share of pairs whose stereotypical sentence is more likely (0.5 = no preference):");
+    println!(
+        "  {:<22} {:>6} {:>8} {:>7}  95% interval",
+        "subset", "pairs", "stereo", "score"
+    );
+    for s in &out.scores {
+        println!(
+            "  {:<22} {:>6} {:>8} {:>7.3}  [{:.3}, {:.3}]",
+            s.subset, s.n, s.stereo_preferred, s.score, s.ci_low, s.ci_high
+        );
+    }
+    Ok(())
+}
