@@ -460,7 +460,8 @@ impl DatasetSpec {
                 format!(
                     "names the file {} that was not sent with the spec: `patchsweep submit` \
                      and `run` read dataset files and send their content; a coordinator or \
-                     worker never opens a path from a spec",
+                     worker never opens a path from a spec (a sweep stored by an earlier \
+                     release names its file: submit it again to send the content)",
                     path.display()
                 ),
             ));

@@ -165,9 +165,10 @@ fn stored_split(
             .collect()
     };
     let heldout = in_order(&stored.heldout);
+    let heldout_ids: HashSet<&str> = heldout.iter().map(String::as_str).collect();
     let held: Vec<&DebiasPair> = pairs
         .iter()
-        .filter(|p| heldout.contains(&p.input.id))
+        .filter(|p| heldout_ids.contains(p.input.id.as_str()))
         .collect();
     let professions: BTreeSet<String> =
         held.iter().flat_map(|p| p.professions().cloned()).collect();

@@ -50,6 +50,9 @@ fn default_control_seed() -> u64 {
     1
 }
 
+/// Each set repeats every intervention, so a bound keeps a typo from running for days.
+const MAX_CONTROL_SETS: usize = 1000;
+
 /// Twenty sets: enough for a mean, a 5–95% range and a percentile a reviewer can read.
 fn default_control_sets() -> usize {
     20
@@ -331,6 +334,16 @@ impl DebiasConfig {
         }
         self.select.validate()?;
         self.split.validate()?;
+        if self.control_sets > MAX_CONTROL_SETS {
+            return Err(config(
+                "control_sets",
+                format!(
+                    "{} sets is more than {MAX_CONTROL_SETS}: every intervention (fine-tuning \
+                     included) runs once more per set",
+                    self.control_sets
+                ),
+            ));
+        }
         if self.neutral.chunk_tokens < 2 {
             return Err(config(
                 "neutral.chunk_tokens",

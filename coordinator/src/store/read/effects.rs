@@ -71,8 +71,8 @@ pub struct TopComponent {
     pub layer: Option<i64>,
     pub head: Option<i64>,
     pub neuron: Option<i64>,
-    /// The position label, or (where [`Store::top_components`] says so) the position index
-    /// as text.
+    /// The position label (`None` for cells measured at all positions jointly, or pairs
+    /// stored without labels).
     pub position: Option<String>,
     /// Pairs measured.
     pub pairs: i64,
@@ -203,8 +203,10 @@ impl Store {
     }
 
     /// The `limit` cells of an experiment (`cells_v`: component, coordinate and position
-    /// label) with the largest |normalized effect|, cells without a strong pair left out;
-    /// values as `rounding` says.
+    /// label) that matter most, cells without a strong pair left out; values as `rounding`
+    /// says. Direction-aware, as debias selection: a `denoise` cell by |normalized| (what it
+    /// restores), a `noise` cell by |1 − normalized| (what corrupting it alone loses: a
+    /// component that does nothing has normalized ≈ 1 and comes last).
     pub async fn top_components(
         &self,
         sweep_id: i64,
@@ -215,7 +217,8 @@ impl Store {
         let sql = format!(
             "SELECT component, layer, head, neuron, position_label, pairs, pairs_used, {}, {} \
              FROM cells_v WHERE sweep_id = $1 AND experiment = $2 AND normalized IS NOT NULL \
-             ORDER BY ABS(normalized) DESC, component, layer, head, position_label, neuron \
+             ORDER BY ABS(CASE WHEN direction = 'noise' THEN 1 - normalized ELSE normalized END) \
+             DESC, component, layer, head, position_label, neuron \
              LIMIT {limit}",
             rounded("normalized", rounding),
             rounded("mean_effect", rounding),
