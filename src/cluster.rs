@@ -222,6 +222,10 @@ pub struct WorkerArgs {
     /// on the device at start (CPU: MemAvailable; CUDA: the GPU's free memory).
     #[arg(long, env = "PATCHSWEEP_MAX_TASK_MEMORY", value_parser = memory_budget::parse_bytes)]
     max_task_memory: Option<u64>,
+    /// Open local model files and folders only under this folder (paths are resolved, `..`
+    /// and links included); Hub models (hf:ORG/NAME) are unaffected. Default: any path.
+    #[arg(long, env = "PATCHSWEEP_MODEL_ROOT")]
+    model_root: Option<std::path::PathBuf>,
     /// Testing only: sleep this long before each patch task.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_task_delay_ms: u64,
@@ -250,7 +254,8 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
     opts.memory_bytes = max_task_memory.map_or(0, |b| b.min(i64::MAX as u64) as i64);
     let executor = ModelExecutor::new(args.device.clone(), faults)
         .with_counters(opts.counters.clone())
-        .with_max_task_memory(max_task_memory);
+        .with_max_task_memory(max_task_memory)
+        .with_model_root(args.model_root.clone());
     let compute = ComputeThread::spawn(Box::new(executor));
     runtime()?.block_on(async move {
         let link = Arc::new(GrpcLink::new(&target)?);

@@ -22,4 +22,5 @@ pub mod grpc_link;
 pub mod link;
 pub mod memory_budget;
 pub mod model_executor;
+pub mod model_root;
 pub mod worker_loop;

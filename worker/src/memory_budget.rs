@@ -16,9 +16,26 @@ pub fn default_max_task_memory(device: &str) -> Result<u64, String> {
         None => available_host_memory(),
         Some(rest) => {
             let ordinal = rest.strip_prefix(':').unwrap_or("0");
-            free_gpu_memory(ordinal)
+            let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+            free_gpu_memory(&physical_gpu(ordinal, visible.as_deref())?)
         }
     }
+}
+
+/// The GPU `nvidia-smi -i` must be asked about for CUDA ordinal `ordinal`: CUDA numbers the
+/// devices `CUDA_VISIBLE_DEVICES` lists (indices or UUIDs) from 0, nvidia-smi does not.
+fn physical_gpu(ordinal: &str, visible: Option<&str>) -> Result<String, String> {
+    let Some(list) = visible.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(ordinal.to_string());
+    };
+    let n: usize = ordinal
+        .parse()
+        .map_err(|_| format!("cuda:{ordinal} is not a device number"))?;
+    list.split(',')
+        .map(str::trim)
+        .nth(n)
+        .map(str::to_string)
+        .ok_or_else(|| format!("cuda:{n} is not among CUDA_VISIBLE_DEVICES={list}"))
 }
 
 fn available_host_memory() -> Result<u64, String> {
@@ -86,5 +103,18 @@ mod tests {
     fn the_host_has_memory_available() {
         let bytes = default_max_task_memory("cpu").unwrap();
         assert!(bytes > 1 << 20, "{bytes}");
+    }
+
+    #[test]
+    fn cuda_ordinals_map_through_cuda_visible_devices() {
+        assert_eq!(physical_gpu("1", None).unwrap(), "1");
+        assert_eq!(physical_gpu("0", Some("3")).unwrap(), "3");
+        assert_eq!(physical_gpu("1", Some("2, 5")).unwrap(), "5");
+        assert_eq!(
+            physical_gpu("0", Some("GPU-8a1b,GPU-77")).unwrap(),
+            "GPU-8a1b"
+        );
+        let err = physical_gpu("2", Some("3")).unwrap_err();
+        assert!(err.contains("not among CUDA_VISIBLE_DEVICES=3"), "{err}");
     }
 }

@@ -56,6 +56,8 @@ pub struct ModelExecutor {
     counters: Arc<WorkerCounters>,
     /// The most memory one task may need (`None`: no cap); see [`crate::memory_budget`].
     max_task_memory: Option<u64>,
+    /// The folder local models must lie in (`None`: anywhere); see [`crate::model_root`].
+    model_root: Option<std::path::PathBuf>,
 }
 
 impl ModelExecutor {
@@ -67,7 +69,14 @@ impl ModelExecutor {
             faults,
             counters: Arc::default(),
             max_task_memory: None,
+            model_root: None,
         }
+    }
+
+    /// Opens local models only under `root` (`--model-root`).
+    pub fn with_model_root(mut self, root: Option<std::path::PathBuf>) -> Self {
+        self.model_root = root;
+        self
     }
 
     /// Refuses tasks whose memory estimate exceeds `bytes` (`None`: no cap).
@@ -94,6 +103,8 @@ impl ModelExecutor {
         self.loaded = None;
         self.sweeps.clear();
         let model_spec: ModelSpec = spec.model.parse().map_err(TaskError::permanent)?;
+        crate::model_root::check(&model_spec, self.model_root.as_deref())
+            .map_err(TaskError::permanent)?;
         let opts = LoadOptions::parse(&device, &spec.dtype).map_err(TaskError::permanent)?;
         let started = std::time::Instant::now();
         // Loading can fail on this machine only (a missing file): let another worker try.
