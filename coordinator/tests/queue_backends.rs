@@ -511,7 +511,9 @@ mod suite {
         let w = worker(&store, "w1").await;
         let patch = lease_one(&store, &w, &p).await.unwrap();
         let mut rows = effects("p0", 0..2);
+        // p1's cells restore 0.9 of its clean - corrupt span of 1 (p0's restore 0 and 1).
         for mut e in effects("p1", 0..2) {
+            e.value = 0.9;
             e.normalized = Some(0.9);
             rows.push(e);
         }

@@ -624,7 +624,10 @@ mod suite {
                     (k, shift / span, mean(&e).unwrap(), pairs.len() as i64)
                 })
                 .collect();
-            expected.sort_by(|a, b| b.1.abs().partial_cmp(&a.1.abs()).unwrap());
+            // Ranked as debias selection ranks: |normalized| when denoising, |1 - normalized|
+            // when noising (QUOTED is a noise experiment).
+            let score = |n: f64| if experiment == QUOTED { 1.0 - n } else { n }.abs();
+            expected.sort_by(|a, b| score(b.1).partial_cmp(&score(a.1)).unwrap());
             expected.truncate(5);
 
             let got = store
