@@ -163,7 +163,7 @@ pub fn load(
             selection
                 .subsets
                 .as_ref()
-                .is_none_or(|s| s.iter().any(|x| *x == p.subset))
+                .is_none_or(|s| s.contains(&p.subset))
         })
         .filter(|p| {
             selection
