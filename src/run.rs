@@ -251,15 +251,28 @@ async fn sweep_to_run(
 /// Shows progress until the sweep ends.
 async fn follow(coordinator: &Coordinator, sweep_id: i64) -> Result<SweepProgress> {
     let mut bar = Progress::new("sweep", 0, "patches");
+    let started = std::time::Instant::now();
+    // When the last patch was stored: debias tasks run after it, and must not dilute the rate.
+    let mut patched: Option<f64> = None;
     loop {
         let p = coordinator.progress(sweep_id).await?;
         bar.set(p.patches_done as u64, p.patches_total as u64);
+        if patched.is_none() && p.patches_total > 0 && p.patches_done >= p.patches_total {
+            patched = Some(started.elapsed().as_secs_f64());
+        }
         if p.is_final() {
             let secs = bar.finish();
+            let patch_secs = patched.unwrap_or(secs);
+            let after = secs - patch_secs;
             eprintln!(
-                "{} patches in {secs:.1}s ({:.0} patches/s)",
+                "{} patches in {patch_secs:.1}s ({:.0} patches/s){}",
                 p.patches_done,
-                p.patches_done as f64 / secs.max(1e-9)
+                p.patches_done as f64 / patch_secs.max(1e-9),
+                if after >= 0.05 {
+                    format!("; then {after:.1}s for the debias sections ({secs:.1}s in all)")
+                } else {
+                    String::new()
+                }
             );
             return Ok(p);
         }

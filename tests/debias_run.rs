@@ -67,6 +67,17 @@ fn run(spec: &Path, db: &str, deltas: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("debiasing, before and after"), "{stdout}");
+    assert_eq!(
+        stdout.matches("debiasing, before and after").count(),
+        1,
+        "{stdout}"
+    );
+    // The patching rate leaves the debias time out and names it (issue 16).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("patches/s); then") && stderr.contains("s for the debias sections"),
+        "{stderr}"
+    );
 }
 
 #[test]
