@@ -432,7 +432,10 @@ fn table(r: &QueryResult, max: Option<usize>) -> String {
 }
 
 fn format_float(f: f64) -> String {
-    if f == 0.0 || (f.abs() >= 1e-3 && f.abs() < 1e6) {
+    if f == 0.0 {
+        // log10(0) is -inf: the digits below would overflow.
+        "0".to_string()
+    } else if f.abs() >= 1e-3 && f.abs() < 1e6 {
         let digits = (4 - 1 - f.abs().log10().floor() as i32).clamp(0, 6) as usize;
         format!("{f:.digits$}")
     } else {
@@ -456,5 +459,8 @@ mod tests {
         assert!(t.contains(">0.1235<"));
         assert_eq!(format_float(12.3456), "12.35");
         assert_eq!(format_float(-2.0e-5), "-2.000e-5");
+        // A zero (a delta of 0, a percentile of 0) once overflowed the digit count.
+        assert_eq!(format_float(0.0), "0");
+        assert_eq!(format_float(-0.0), "0");
     }
 }

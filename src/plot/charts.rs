@@ -408,7 +408,12 @@ pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
                 ),
             );
         }
-        if let (true, Some(p05), Some(p95)) = (has_control, r.control_p05, r.control_p95) {
+        // A range under a pixel tall is no whisker (and a zero-length stroke fails to render).
+        let whisker = match (r.control_p05, r.control_p95) {
+            (Some(lo), Some(hi)) if has_control && (sy(lo) - sy(hi)).abs() >= 1.0 => Some((lo, hi)),
+            _ => None,
+        };
+        if let Some((p05, p95)) = whisker {
             let x = gx + 2.0 * bar_w + (bar_w - 3.0) / 2.0;
             svg.line(x, sy(p05), x, sy(p95), "#333333", 1.2);
             for y in [sy(p05), sy(p95)] {
