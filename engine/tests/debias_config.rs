@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use debias_common::{opposite_profession_pairs, pairs, tiny};
 use patchsweep_engine::debias::{
-    matched_control, matched_controls, select_components, split_pairs, AggregatedEffect,
-    DebiasConfig, InterventionConfig, PositionsConfig, SelectionConfig, SplitConfig, Target,
-    TargetKind,
+    matched_control, matched_controls, matched_steering_layers, select_components, split_pairs,
+    AggregatedEffect, DebiasConfig, InterventionConfig, PositionsConfig, SelectionConfig,
+    SplitConfig, Target, TargetKind,
 };
 use patchsweep_engine::grid::{Component, PositionRef};
 use patchsweep_model::ModelConfig;
@@ -429,6 +429,20 @@ fn matched_control_keeps_kind_layer_and_label_and_avoids_the_selection() {
     // Both neighbours of mlp_out L5 are drawn over 20 seeds, not always the same side.
     let sides: HashSet<usize> = sets.iter().map(|c| c[3].layer).collect();
     assert_eq!(sides, HashSet::from([4, 6]));
+}
+
+#[test]
+fn a_steering_control_steers_at_other_layers_than_the_selection() {
+    let model = wide(30, 9);
+    for seed in 0..20 {
+        let layers = matched_steering_layers(&[25, 26, 27], seed, &model).unwrap();
+        assert_eq!(layers.len(), 3, "{layers:?}");
+        assert!(
+            layers.iter().all(|l| ![25, 26, 27].contains(l)),
+            "{layers:?}"
+        );
+        assert!(layers.iter().all(|&l| (22..=29).contains(&l)), "{layers:?}");
+    }
 }
 
 #[test]

@@ -75,6 +75,32 @@ pub fn matched_control(selected: &[Target], seed: u64, model: &ModelConfig) -> R
     Ok(out)
 }
 
+/// The layers a steering control acts at, for seed `seed`: steering edits whole layers (the
+/// selected components' layers), so a control of other heads *in the same layers* would steer
+/// exactly as the selection does. Each selected layer is matched by the nearest other layer
+/// instead, drawn as for a layer-level component.
+pub fn matched_steering_layers(
+    layers: &[usize],
+    seed: u64,
+    model: &ModelConfig,
+) -> Result<Vec<usize>> {
+    let as_targets: Vec<Target> = layers
+        .iter()
+        .map(|&layer| Target {
+            kind: TargetKind::MlpOut,
+            layer,
+            head: None,
+            position: None,
+        })
+        .collect();
+    let mut out: Vec<usize> = matched_control(&as_targets, seed, model)?
+        .into_iter()
+        .map(|t| t.layer)
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// `sets` matched sets, for seeds `first_seed .. first_seed + sets`.
 pub fn matched_controls(
     selected: &[Target],

@@ -45,7 +45,7 @@ pub use config::{
     AblationConfig, AblationMode, CdaLoss, DebiasConfig, FinetuneConfig, InterventionConfig,
     NeutralConfig, PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,
 };
-pub use control::{matched_control, matched_controls, ControlSummary};
+pub use control::{matched_control, matched_controls, matched_steering_layers, ControlSummary};
 pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
 pub use error::{DebiasError, Result};
 pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};

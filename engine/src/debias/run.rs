@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ablation::{ablation_edits_labelled, ReferencePrompt};
 use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
-use super::control::ControlSummary;
+use super::control::{matched_steering_layers, ControlSummary};
 use super::deltas::{apply_deltas, save_deltas};
 use super::edit::{Edit, EditPositions};
 use super::error::Result;
@@ -176,7 +176,15 @@ impl Context<'_> {
                 )?))
             }
             InterventionConfig::Steering(s) => {
-                let layers = steering_layers(targets);
+                let layers = match control {
+                    // Other layers than the selection's (see `matched_steering_layers`).
+                    Some(i) => matched_steering_layers(
+                        &steering_layers(self.inputs.targets),
+                        self.cfg.control_seed.wrapping_add(i as u64),
+                        &m.cfg,
+                    )?,
+                    None => steering_layers(targets),
+                };
                 if layers.is_empty() {
                     return Ok(plain(Vec::new()));
                 }
@@ -321,7 +329,34 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         let after = figures(&ctx.measure(&applied, &parts)?)?;
         artifacts.extend(applied.artifact);
         let mut controls = Vec::with_capacity(inputs.controls.len());
+        // Steering controls need layers besides the selection's; a model without any (all its
+        // layers selected) has no steering control, and the rows say none.
+        let no_layers_left = matches!(iv, InterventionConfig::Steering(_))
+            && matched_steering_layers(
+                &steering_layers(inputs.targets),
+                cfg.control_seed,
+                &inputs.model.cfg,
+            )
+            .is_err();
+        // What the first control set changed: for steering, the layers it steered at.
+        let control_desc = match iv {
+            InterventionConfig::Steering(_) if !inputs.controls.is_empty() && !no_layers_left => {
+                let layers = matched_steering_layers(
+                    &steering_layers(inputs.targets),
+                    cfg.control_seed,
+                    &inputs.model.cfg,
+                )?;
+                let layers: Vec<String> = layers.iter().map(|l| format!("L{l}")).collect();
+                format!("steering at layers {}", layers.join(", "))
+            }
+            InterventionConfig::Steering(_) if no_layers_left => String::new(),
+            _ => control_components.clone(),
+        };
         for (i, set) in inputs.controls.iter().enumerate() {
+            if no_layers_left {
+                tracing::info!(debias = %cfg.name, "no steering control: every layer is selected");
+                break;
+            }
             let applied = ctx.apply(iv, set, Some(i))?;
             controls.push(figures(&ctx.measure(&applied, &parts)?)?);
             artifacts.extend(applied.artifact);
@@ -334,7 +369,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             rows.push(DebiasMeasurement {
                 intervention: name.clone(),
                 components: components.clone(),
-                control_components: control_components.clone(),
+                control_components: control_desc.clone(),
                 split: split.to_string(),
                 metric: metric.to_string(),
                 before: b,
