@@ -329,28 +329,28 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         let after = figures(&ctx.measure(&applied, &parts)?)?;
         artifacts.extend(applied.artifact);
         let mut controls = Vec::with_capacity(inputs.controls.len());
-        // Steering controls need layers besides the selection's; a model without any (all its
-        // layers selected) has no steering control, and the rows say none.
-        let no_layers_left = matches!(iv, InterventionConfig::Steering(_))
-            && matched_steering_layers(
-                &steering_layers(inputs.targets),
-                cfg.control_seed,
-                &inputs.model.cfg,
-            )
-            .is_err();
-        // What the first control set changed: for steering, the layers it steered at.
-        let control_desc = match iv {
-            InterventionConfig::Steering(_) if !inputs.controls.is_empty() && !no_layers_left => {
-                let layers = matched_steering_layers(
+        // Steering edits whole layers, so its control steers at other layers: the first
+        // set's layers, or `None` when the model has none left (all its layers selected; the
+        // rows then have no control).
+        let steering_control = match iv {
+            InterventionConfig::Steering(_) => Some(
+                matched_steering_layers(
                     &steering_layers(inputs.targets),
                     cfg.control_seed,
                     &inputs.model.cfg,
-                )?;
+                )
+                .ok(),
+            ),
+            _ => None,
+        };
+        let no_layers_left = matches!(steering_control, Some(None));
+        let control_desc = match &steering_control {
+            Some(Some(layers)) if !inputs.controls.is_empty() => {
                 let layers: Vec<String> = layers.iter().map(|l| format!("L{l}")).collect();
                 format!("steering at layers {}", layers.join(", "))
             }
-            InterventionConfig::Steering(_) if no_layers_left => String::new(),
-            _ => control_components.clone(),
+            Some(_) => String::new(),
+            None => control_components.clone(),
         };
         for (i, set) in inputs.controls.iter().enumerate() {
             if no_layers_left {
