@@ -50,7 +50,8 @@ impl SpecFileArgs {
     /// The spec at `path` with the dataset files it names read and inlined: what travels.
     pub fn read_spec(&self, path: &std::path::Path) -> Result<String> {
         let text = spec_files::read_bounded(path, self.max_file_bytes, "a spec")?;
-        Ok(spec_files::inline_files(&text, self.max_file_bytes)?)
+        let dir = path.parent().unwrap_or(std::path::Path::new(""));
+        Ok(spec_files::inline_files(&text, self.max_file_bytes, dir)?)
     }
 }
 

@@ -73,9 +73,11 @@ pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Strin
     })
 }
 
-/// The spec text with every file it names read (bounded) and inlined. A text that is not
-/// valid TOML comes back unchanged: parsing it reports the error with its position.
-pub fn inline_files(text: &str, limit: u64) -> Result<String, SpecError> {
+/// The spec text with every file it names read (bounded) and inlined; a relative path is
+/// taken from `spec_dir`, the spec file's folder (as a spec's own paths are, wherever the
+/// command runs). A text that is not valid TOML comes back unchanged: parsing it reports the
+/// error with its position.
+pub fn inline_files(text: &str, limit: u64, spec_dir: &Path) -> Result<String, SpecError> {
     let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
         return Ok(text.to_string());
     };
@@ -89,13 +91,14 @@ pub fn inline_files(text: &str, limit: u64) -> Result<String, SpecError> {
     else {
         return Ok(text.to_string());
     };
+    let resolved = spec_dir.join(&path);
     let content =
-        read_bounded(Path::new(&path), limit, "a dataset file").map_err(|e| SpecError::Field {
+        read_bounded(&resolved, limit, "a dataset file").map_err(|e| SpecError::Field {
             field: "dataset.jsonl".into(),
             reason: e.to_string(),
         })?;
     let mut inline = toml_edit::InlineTable::new();
-    inline.insert("name", path.into());
+    inline.insert("name", resolved.display().to_string().into());
     inline.insert("text", content.into());
     dataset.remove("jsonl");
     dataset.insert(
@@ -144,13 +147,29 @@ mod tests {
                 refused.contains("dataset.jsonl") && refused.contains("not sent with the spec"),
                 "{refused}"
             );
-            let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES).unwrap();
+            let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES, Path::new(".")).unwrap();
             assert!(!inlined.contains("jsonl ="), "{inlined}");
             let parsed = SweepSpec::parse(&inlined, "t").expect("the inlined spec");
             let pairs = parsed.pairs.expect("jsonl pairs need no tokenizer");
             assert_eq!(pairs.len(), 1);
             assert_eq!(pairs[0].clean, "The nurse said");
         }
+    }
+
+    #[test]
+    fn a_relative_dataset_path_is_taken_from_the_spec_folder() {
+        let path = jsonl_file("relative.jsonl");
+        let dir = path.parent().unwrap();
+        let text = spec("[dataset]\njsonl = \"relative.jsonl\"");
+        let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES, dir).unwrap();
+        let parsed = SweepSpec::parse(&inlined, "t").expect("the inlined spec");
+        assert_eq!(parsed.pairs.expect("pairs").len(), 1);
+        // From the working directory the same name is not found, and the error says where
+        // it looked.
+        let err = inline_files(&text, DEFAULT_MAX_FILE_BYTES, Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/relative.jsonl"), "{err}");
     }
 
     #[test]
