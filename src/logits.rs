@@ -2,29 +2,21 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use patchsweep_model::{load, Forward, Input, LoadOptions, ModelSpec, NoHook, Unembed};
+use patchsweep_model::{Forward, Input, NoHook, Unembed};
+
+use crate::model_args::ModelArgs;
 use serde::Serialize;
 
 #[derive(Args)]
 pub struct LogitsArgs {
-    /// Model: gguf:PATH, hf:ORG/NAME[@REV], or a model folder.
-    #[arg(long, env = "PATCHSWEEP_MODEL")]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The prompt to run.
     #[arg(long)]
     prompt: String,
     /// How many of the largest logits to print.
     #[arg(long, default_value_t = 10)]
     top_k: usize,
-    /// Prepend BOS (true/false); by default the model tokenizer's own behaviour.
-    #[arg(long)]
-    prepend_bos: Option<bool>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu", env = "PATCHSWEEP_DEVICE")]
-    device: String,
-    /// f32, or f16/bf16 on CUDA.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
     /// Print JSON: {"tokens":[{"id","text"}],"top":[{"id","text","logit"}]}.
     #[arg(long)]
     json: bool,
@@ -50,10 +42,10 @@ struct LogitsOut {
 }
 
 pub fn run(args: LogitsArgs) -> Result<()> {
-    let spec: ModelSpec = args.model.parse()?;
-    let opts = LoadOptions::parse(&args.device, &args.dtype)?;
-    let loaded = load(&spec, &opts).with_context(|| format!("loading model {spec}"))?;
-    let ids = loaded.tokenizer.encode(&args.prompt, args.prepend_bos)?;
+    let loaded = args.model.load()?;
+    let ids = loaded
+        .tokenizer
+        .encode(&args.prompt, args.model.prepend_bos)?;
     let tokens = loaded.model.tokens_tensor(std::slice::from_ref(&ids))?;
     let out = loaded.model.forward(
         Input::Tokens(&tokens),
@@ -93,7 +85,7 @@ pub fn run(args: LogitsArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&result)?);
         return Ok(());
     }
-    println!("model {spec}: {} tokens", result.tokens.len());
+    println!("model {}: {} tokens", loaded.spec, result.tokens.len());
     for (i, t) in result.tokens.iter().enumerate() {
         println!("  {i:>3} {:>7} {:?}", t.id, t.text);
     }

@@ -21,6 +21,7 @@ mod export;
 mod local_link;
 mod logits;
 mod metrics;
+mod model_args;
 mod plot;
 mod progress;
 mod query;

@@ -4,20 +4,20 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use patchsweep_engine::benchmark::{
     load as load_benchmark, score_pairs, summarize, BenchmarkSource, LoglikOptions, Selection,
     SubsetScore,
 };
-use patchsweep_model::{load, LoadOptions, ModelSpec};
 use serde::Serialize;
+
+use crate::model_args::ModelArgs;
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// Model: gguf:PATH, hf:ORG/NAME[@REV], or a model folder.
-    #[arg(long, env = "PATCHSWEEP_MODEL")]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// crows_pairs, winobias, professions, or a .jsonl file of {"stereo","anti","subset"} lines.
     #[arg(long)]
     benchmark: String,
@@ -28,18 +28,9 @@ pub struct ScoreArgs {
     /// WinoBias only: dev or test (default both).
     #[arg(long)]
     split: Option<String>,
-    /// Prepend BOS (true/false); by default the model tokenizer's own behaviour.
-    #[arg(long)]
-    prepend_bos: Option<bool>,
     /// Padded tokens per forward pass (memory: about 2 × this × vocabulary × 4 bytes).
     #[arg(long, default_value_t = LoglikOptions::default().max_batch_tokens)]
     batch_tokens: usize,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu", env = "PATCHSWEEP_DEVICE")]
-    device: String,
-    /// f32, or f16/bf16 on CUDA.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
     /// Print JSON: {"model","benchmark","pairs","seconds","scores":[{"subset","n",
     /// "stereo_preferred","score","ci_low","ci_high"}]}.
     #[arg(long)]
@@ -62,9 +53,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         split: args.split.clone(),
     };
     let pairs = load_benchmark(&source, &selection)?;
-    let spec: ModelSpec = args.model.parse()?;
-    let opts = LoadOptions::parse(&args.device, &args.dtype)?;
-    let loaded = load(&spec, &opts).with_context(|| format!("loading model {spec}"))?;
+    let loaded = args.model.load()?;
     let batching = LoglikOptions {
         max_batch_tokens: args.batch_tokens.max(1),
         ..LoglikOptions::default()
@@ -74,11 +63,11 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         &loaded.model,
         &loaded.tokenizer,
         &pairs,
-        args.prepend_bos,
+        args.model.prepend_bos,
         &batching,
     )?;
     let out = ScoreOut {
-        model: spec.to_string(),
+        model: loaded.spec.to_string(),
         benchmark: &args.benchmark,
         pairs: pairs.len(),
         seconds: started.elapsed().as_secs_f64(),

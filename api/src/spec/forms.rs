@@ -12,6 +12,13 @@ const LAYERS_FORMS: &str =
 const POSITIONS_FORMS: &str = "\"all\", \"joint\", one position label such as \"subject\", or a \
      list of indices (negative from the end) and labels such as [-1, \"subject\"]";
 
+/// The error for a bare number where a selection of `what`s is expected (`layers = 3`).
+fn single_number<E: de::Error>(v: i64, what: &str, forms: &str) -> E {
+    E::custom(format!(
+        "a single number ({v}) is not a {what} selection; expected {forms} (one {what}: [{v}])"
+    ))
+}
+
 /// `"all"`, `"A..B"` (B excluded), `"A..=B"`, or a list of layers.
 #[derive(Debug, Clone)]
 pub enum LayersSpec {
@@ -40,10 +47,7 @@ impl<'de> Visitor<'de> for LayersVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<LayersSpec, E> {
-        Err(E::custom(format!(
-            "a single number ({v}) is not a layer selection; expected {LAYERS_FORMS} \
-             (one layer: [{v}])"
-        )))
+        Err(single_number(v, "layer", LAYERS_FORMS))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<LayersSpec, E> {
@@ -110,10 +114,7 @@ impl<'de> Visitor<'de> for PositionsVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionsSpec, E> {
-        Err(E::custom(format!(
-            "a single number ({v}) is not a position selection; expected {POSITIONS_FORMS} \
-             (one position: [{v}])"
-        )))
+        Err(single_number(v, "position", POSITIONS_FORMS))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionsSpec, E> {
