@@ -16,8 +16,10 @@
 //! - `report.rs`: `patchsweep report`, one self-contained HTML page of pictures and tables.
 //! - `export.rs`: `patchsweep export`, a view as typed Parquet, CSV or JSON lines.
 
+mod baseline_groups;
 mod cluster;
 mod export;
+mod feature_map;
 mod local_link;
 mod logits;
 mod metrics;
@@ -27,6 +29,7 @@ mod progress;
 mod query;
 mod remote;
 mod report;
+mod reversal_table;
 mod run;
 mod score;
 mod sweep_view;

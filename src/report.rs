@@ -194,6 +194,17 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         &["pairs", "mean_clean", "mean_corrupt", "mean_difference"],
         Baselines::cells,
     ));
+    if let Ok(groups) = store.baselines_by_counterfactual(id, Rounding::Exact).await {
+        if groups.len() > 1 {
+            out.push_str("<h4>Baselines by counterfactual</h4>\n<p class=\"note\">Pairs corrupted toward different words move the metric in opposite directions; the mean above mixes them.</p>\n");
+            out.push_str(&table(&crate::baseline_groups::table(&groups), None));
+        }
+        // The report has no spec at hand: the threshold is the stored one.
+        let min_span = store.weak_pairs(id).await.map_or(0.0, |w| w.min_span);
+        for line in crate::baseline_groups::weak_contrast_lines(&groups, min_span) {
+            let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&line));
+        }
+    }
     let weak = store.weak_pairs(id).await;
     let _ = writeln!(
         out,
@@ -211,6 +222,12 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         &["reason", "count"],
         |d| vec![text(&d.reason), Value::from(d.count)],
     ));
+
+    let pictures = plot::pictures(store, sweep).await?;
+    for p in pictures.iter().filter(|p| p.kind == Kind::Stereotypicality) {
+        out.push_str("<h4>Bias vs stereotypicality</h4>\n<p class=\"note\">One point per profession: the metric on its clean prompts (averaged over templates) against Bolukbasi et al.'s stereotypicality score, after Vig et al. 2020's figure of effects against stereotypicality (theirs is a ratio of odds ratios; this is the metric itself).</p>\n");
+        figure(&mut out, p);
+    }
 
     out.push_str("<h3>Tasks</h3>\n");
     out.push_str(&shown(
@@ -241,7 +258,12 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         },
     ));
 
-    let pictures = plot::pictures(store, sweep).await?;
+    out.push_str(&crate::feature_map::section(
+        &store.reversals(id, true).await,
+        &store.selected_sites(id).await,
+        |r| table(r, Some(MAX_ROWS)),
+    ));
+
     out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">From <code>cells_v</code>: normalized effect over the strong pairs (ratio of sums), mean effect oriented toward the stereotyped answer, positions grouped by label, ordered by |normalized|.</p>\n");
     for exp in experiments.iter().flatten() {
         let exp = &exp.experiment;

@@ -20,7 +20,8 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{spec_digest, SweepProgress};
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
-    values, Baselines, QueryResult, QueuePolicy, Rounding, Store, WeakPairs, EXAMPLE_QUERY,
+    values, Baselines, QueryResult, QueuePolicy, Rounding, SelectedSite, Store, WeakPairs,
+    EXAMPLE_QUERY,
 };
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
@@ -324,6 +325,45 @@ fn weak_pairs_line(w: &WeakPairs) -> String {
     )
 }
 
+/// One line per selected pathway: the k's it got, and the ones clamped to its ranking.
+fn selection_lines(parsed: &ParsedSpec, sites: &[SelectedSite]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for exp in &parsed.experiments {
+        for s in &exp.grid.selections {
+            let prefix = format!("{}/k=", s.name);
+            let mut ks: Vec<i64> = sites
+                .iter()
+                .filter(|x| x.experiment == exp.name && x.pathway.starts_with(&prefix))
+                .map(|x| x.k)
+                .collect();
+            ks.dedup();
+            let ranked = ks.last().copied().unwrap_or(0);
+            let clamped: Vec<String> = s
+                .top_k
+                .iter()
+                .filter(|&&k| k as i64 > ranked)
+                .map(usize::to_string)
+                .collect();
+            let mut line = format!(
+                "{} / {}: top k = {:?} of {} by {} (pathway_sites_v)",
+                exp.name,
+                s.name,
+                ks,
+                s.experiment,
+                s.rank_by.name()
+            );
+            if !clamped.is_empty() {
+                line.push_str(&format!(
+                    "; k = {} clamped to the {ranked} sites ranked",
+                    clamped.join(", ")
+                ));
+            }
+            lines.push(line);
+        }
+    }
+    lines
+}
+
 async fn print_summary(
     store: &Store,
     sweep_id: i64,
@@ -342,6 +382,19 @@ async fn print_summary(
         Baselines::cells,
     );
     print!("{}", baselines.to_table());
+    let groups = store
+        .baselines_by_counterfactual(sweep_id, Rounding::FourDecimals)
+        .await?;
+    if groups.len() > 1 {
+        println!(
+            "by counterfactual (pairs corrupted toward different words move the metric in \
+             opposite directions; the mean above mixes them):"
+        );
+        print!("{}", crate::baseline_groups::table(&groups).to_table());
+    }
+    for line in crate::baseline_groups::weak_contrast_lines(&groups, spec.metric.min_span()) {
+        println!("{line}");
+    }
     println!("{}", weak_pairs_line(&store.weak_pairs(sweep_id).await?));
     for exp in &parsed.experiments {
         let rows = store
@@ -387,6 +440,17 @@ async fn print_summary(
             exp.direction.name()
         );
         print!("{}", result.to_table());
+    }
+    let reversals = store.reversals(sweep_id, true).await?;
+    if !reversals.is_empty() {
+        println!(
+            "\nreversals of pathway cells: the share of pairs whose answer order the patch flips \
+             (reversals_v; 95% Wilson interval):"
+        );
+        print!("{}", crate::reversal_table::table(&reversals).to_table());
+    }
+    for line in selection_lines(parsed, &store.selected_sites(sweep_id).await?) {
+        println!("{line}");
     }
     if !spec.debias.is_empty() {
         let rows = store

@@ -276,3 +276,48 @@ fn every_example_parses() {
         }
     }
 }
+
+/// The paper's pipeline specs (examples/paper-*.toml): each fits its model's shape (layer
+/// ranges, every head), its copying heads are the top k of the head attribution ranking,
+/// and that selection runs one stage after the ranking.
+#[test]
+fn paper_pipeline_specs_fit_their_models() {
+    let smollm2 = ModelConfig {
+        n_layers: 30,
+        n_heads: 9,
+        n_kv_heads: 3,
+        ..config(KNOWN[0].config).0
+    };
+    let cases = [
+        ("paper-llama2-7b.toml", config(KNOWN[0].config).0),
+        ("paper-llama3-8b.toml", config(KNOWN[1].config).0),
+        ("paper-mistral-7b-v0.3.toml", config(KNOWN[2].config).0),
+        ("paper-smollm2.toml", smollm2),
+    ];
+    for (name, cfg) in cases {
+        let parsed = parse(&examples().join(name));
+        for e in &parsed.experiments {
+            e.grid
+                .validate(&cfg)
+                .unwrap_or_else(|err| panic!("{name}: experiment {}: {err}", e.name));
+        }
+        let copying = parsed
+            .experiments
+            .iter()
+            .find(|e| e.name == "copying")
+            .expect("a copying stage");
+        let s = &copying.grid.selections[0];
+        assert_eq!(
+            (s.experiment.as_str(), s.component, s.top_k.as_slice()),
+            ("heads-attr", Component::HeadOut, &[5, 10, 30, 90][..]),
+            "{name}"
+        );
+        let stages = patchsweep_api::spec::selection_stages(&parsed.spec.experiments).unwrap();
+        assert_eq!((stages["heads-attr"], stages["copying"]), (0, 1), "{name}");
+        // Every head of the middle band: layers × heads sites at the last position.
+        let band = &copying.grid.pathways[0];
+        assert_eq!(band.name, "middle-layer-heads");
+        let sites = band.sites[0].coordinates(&cfg);
+        assert_eq!(sites.len(), 10 * cfg.n_heads, "{name}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The arguments of each kind of task, stored as the task's JSON payload.
 
 use patchsweep_engine::experiment::Baseline;
+pub use patchsweep_engine::grid::PositionRef;
+pub use patchsweep_engine::selection::{selected_cell_name, PathwaySelection, RankBy, RankedSite};
 use serde::{Deserialize, Serialize};
 
 /// The arguments of a prepare task: none (the spec says everything); stored as `{}`.
@@ -19,6 +21,24 @@ pub struct PatchTask {
     pub layers: Option<Vec<usize>>,
     /// Whether the experiment's pathways belong to this task.
     pub pathways: bool,
+    /// Whether this task measures the experiment's selected pathways (and nothing else):
+    /// it waits for the experiments they rank, and `rankings` is filled at lease time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub selected: bool,
+    /// The experiment's selections; the store adds each one's ranking when it leases the
+    /// task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rankings: Vec<SelectionRanking>,
+}
+
+/// One selected pathway (its `top_k` clamped by the planner to the sites the ranked
+/// experiment measures) and, from lease time, the ranking: that experiment's sites, best
+/// first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionRanking {
+    pub selection: PathwaySelection,
+    #[serde(default)]
+    pub sites: Vec<RankedSite>,
 }
 
 impl PatchTask {

@@ -5,14 +5,15 @@
 //! transaction. A patch task is one experiment × pairs of one token length × a range of
 //! layers; its arguments carry the pairs' baselines so every task normalizes alike.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use patchsweep_engine::debias::Split;
-use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
-use patchsweep_engine::grid::Grid;
+use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairInput};
+use patchsweep_engine::grid::{resolve_position, Grid};
+use patchsweep_engine::selection::PathwaySelection;
 
-use crate::args::{payload, DebiasTask, PatchTask};
-use crate::spec::{ParsedSpec, Prepared, TaskSizing};
+use crate::args::{payload, DebiasTask, PatchTask, SelectionRanking};
+use crate::spec::{selection_stages, ParsedSpec, Prepared, TaskSizing};
 use crate::task::{NewTask, TaskKind};
 
 /// The experiment narrowed to a task's layers (and pathways).
@@ -31,6 +32,25 @@ pub fn restrict(exp: &Experiment, layers: &Option<Vec<usize>>, pathways: bool) -
         narrowed.grid.pathways.clear();
     }
     narrowed
+}
+
+/// The experiment a patch task measures: narrowed to its layers and pathways, or, for a
+/// task of selected pathways, the top-k sets built from the rankings its lease carried.
+pub fn task_experiment(
+    exp: &Experiment,
+    args: &PatchTask,
+) -> patchsweep_engine::Result<Experiment> {
+    if !args.selected {
+        return Ok(restrict(exp, &args.layers, args.pathways));
+    }
+    let mut narrowed = restrict(exp, &Some(Vec::new()), false);
+    for r in &args.rankings {
+        narrowed
+            .grid
+            .pathways
+            .extend(r.selection.pathways(&r.sites)?.into_iter().map(|(_, p)| p));
+    }
+    Ok(narrowed)
 }
 
 /// Layer groups of an experiment: `[None]` when it is not split.
@@ -75,11 +95,27 @@ pub fn plan(
         .flat_map(|v| v.chunks(sizing.pairs_per_task.max(1)).map(|c| c.to_vec()))
         .collect();
     let n_layers = engine.model.cfg.n_layers;
+    let stages = selection_stages(&parsed.spec.experiments)
+        .map_err(|e| patchsweep_engine::EngineError::Grid(e.to_string()))?;
     let mut tasks = Vec::new();
     for exp in &parsed.experiments {
         let groups = layer_groups(exp, n_layers, sizing.layers_per_task);
         for chunk in &chunks {
             let pairs: Vec<_> = chunk.iter().map(|&i| prepared.pairs[i].clone()).collect();
+            let baselines: Vec<[f32; 2]> = chunk
+                .iter()
+                .map(|&i| [baselines[i].clean, baselines[i].corrupt])
+                .collect();
+            let describe = |what: &str| {
+                format!(
+                    "{} {what}, {} pair{} from {} ({} tokens)",
+                    exp.name,
+                    pairs.len(),
+                    if pairs.len() == 1 { "" } else { "s" },
+                    pairs[0].id,
+                    pairs[0].clean_ids.len()
+                )
+            };
             for (g, layers) in groups.iter().enumerate() {
                 let narrowed = restrict(exp, layers, g == 0);
                 let cost: usize = engine.cells(&narrowed, &pairs)?.iter().map(Vec::len).sum();
@@ -89,32 +125,133 @@ pub fn plan(
                 let args = PatchTask {
                     experiment: exp.name.clone(),
                     pairs: pairs.iter().map(|p| p.id.clone()).collect(),
-                    baselines: chunk
-                        .iter()
-                        .map(|&i| [baselines[i].clean, baselines[i].corrupt])
-                        .collect(),
+                    baselines: baselines.clone(),
                     layers: layers.clone(),
                     pathways: g == 0,
+                    selected: false,
+                    rankings: Vec::new(),
                 };
                 tasks.push(NewTask {
                     kind: TaskKind::Patch,
-                    description: format!(
-                        "{} {}, {} pair{} from {} ({} tokens)",
-                        exp.name,
-                        describe_layers(layers),
-                        pairs.len(),
-                        if pairs.len() == 1 { "" } else { "s" },
-                        pairs[0].id,
-                        pairs[0].clean_ids.len()
-                    ),
+                    description: describe(&describe_layers(layers)),
                     payload: payload(&args),
                     cost: cost as i64,
-                    waits: false,
+                    stage: 0,
                 });
             }
+            if exp.grid.selections.is_empty() {
+                continue;
+            }
+            let (mut sets, mut rankings) = (Vec::new(), Vec::new());
+            let mut cells = 0;
+            for s in &exp.grid.selections {
+                let ks = s.effective_k(ranked_sites(engine, parsed, s, &pairs[0])?);
+                if ks.is_empty() {
+                    return Err(patchsweep_engine::EngineError::Grid(format!(
+                        "pathway {}: experiment {:?} measures no {} sites{} to select from",
+                        s.name,
+                        s.experiment,
+                        s.component,
+                        s.position
+                            .as_ref()
+                            .map(|p| format!(" at position {p:?}"))
+                            .unwrap_or_default()
+                    )));
+                }
+                cells += ks.len();
+                sets.push(describe_selection(s, &ks));
+                rankings.push(SelectionRanking {
+                    selection: PathwaySelection {
+                        top_k: ks,
+                        ..s.clone()
+                    },
+                    sites: Vec::new(),
+                });
+            }
+            let args = PatchTask {
+                experiment: exp.name.clone(),
+                pairs: pairs.iter().map(|p| p.id.clone()).collect(),
+                baselines: baselines.clone(),
+                layers: Some(Vec::new()),
+                pathways: false,
+                selected: true,
+                rankings,
+            };
+            tasks.push(NewTask {
+                kind: TaskKind::Patch,
+                description: describe(&format!("selected {}", sets.join("; "))),
+                payload: payload(&args),
+                cost: (cells * pairs.len()) as i64,
+                stage: stages.get(&exp.name).copied().unwrap_or(1),
+            });
         }
     }
     Ok(tasks)
+}
+
+/// `copying k=5,10,30,54 (90 clamped to the 54 head_out sites heads-attr measures)`.
+fn describe_selection(s: &PathwaySelection, ks: &[usize]) -> String {
+    let list: Vec<String> = ks.iter().map(usize::to_string).collect();
+    let clamped: Vec<String> = s
+        .top_k
+        .iter()
+        .filter(|k| !ks.contains(k))
+        .map(usize::to_string)
+        .collect();
+    let mut text = format!("{} k={}", s.name, list.join(","));
+    if !clamped.is_empty() {
+        text.push_str(&format!(
+            " ({} clamped to the {} {} sites {} measures)",
+            clamped.join(","),
+            ks.last().copied().unwrap_or(0),
+            s.component,
+            s.experiment
+        ));
+    }
+    text
+}
+
+/// How many sites a selection can rank: the distinct (layer, head, neuron, position)
+/// cells of its component (positions counted by label, as the store ranks them) that the
+/// experiment it reads measures on this pair.
+pub fn ranked_sites(
+    engine: &Engine,
+    parsed: &ParsedSpec,
+    s: &PathwaySelection,
+    pair: &PairInput,
+) -> patchsweep_engine::Result<usize> {
+    let Some(source) = parsed.experiments.iter().find(|e| e.name == s.experiment) else {
+        return Ok(0);
+    };
+    let only_cells = Experiment {
+        grid: Grid {
+            pathways: Vec::new(),
+            selections: Vec::new(),
+            ..source.grid.clone()
+        },
+        ..source.clone()
+    };
+    let cells = engine.cells(&only_cells, std::slice::from_ref(pair))?;
+    let label = |p: Option<usize>| p.map(|p| pair.position_labels.get(p).cloned());
+    let wanted = |p: Option<usize>| match &s.position {
+        None => true,
+        Some(r) => p.is_some_and(|p| {
+            resolve_position(r, pair.clean_ids.len(), &pair.position_labels)
+                .is_ok_and(|ps| ps.contains(&p))
+        }),
+    };
+    let distinct: BTreeSet<_> = cells[0]
+        .iter()
+        .filter(|c| c.key.component == s.component.name() && wanted(c.key.position))
+        .map(|c| {
+            let position = match label(c.key.position) {
+                Some(Some(l)) => (Some(l), None),
+                other => (None, other.map(|_| c.key.position)),
+            };
+            (c.key.layer, c.key.head, c.key.neuron, position)
+        })
+        .collect();
+    Ok(distinct.len())
 }
 
 /// One pair's part in a debias section's split, as stored.
@@ -150,6 +287,13 @@ pub fn debias_splits(
         .iter()
         .map(|cfg| Ok((cfg.name.clone(), split_pairs(&pairs, &cfg.split)?)))
         .collect()
+}
+
+/// Debias runs after every patch task: one stage after the last selection.
+fn debias_stage(parsed: &ParsedSpec) -> u32 {
+    selection_stages(&parsed.spec.experiments)
+        .map(|s| s.values().copied().max().unwrap_or(0) + 1)
+        .unwrap_or(1)
 }
 
 pub fn plan_debias(
@@ -191,7 +335,7 @@ pub fn plan_debias(
             ),
             payload: payload(&args),
             cost: 0,
-            waits: true,
+            stage: debias_stage(parsed),
         });
     }
     Ok((tasks, members))

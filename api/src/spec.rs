@@ -15,7 +15,7 @@ use patchsweep_engine::dataset::{
     self, DatasetError, Dropped, PairSpec, ProfessionsOptions, TemplatesDataset, TraitsOptions,
 };
 use patchsweep_engine::experiment::{Direction, Experiment, Method, PairInput};
-use patchsweep_engine::grid::{Component, Grid, Pathway, PathwaySite, PositionRef, Positions};
+use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
 use patchsweep_engine::metric::{EffectMode, Metric, MetricKind, Reduce};
 use patchsweep_engine::stereotype::{
     male_side, oriented_words, stereotyped_side, toward_stereotype, Orient,
@@ -24,7 +24,9 @@ use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
 mod forms;
-pub use forms::{LayersSpec, PositionsSpec};
+mod pathways;
+pub use forms::{HeadsSpec, LayersSpec, PositionsSpec};
+pub use pathways::{selection_stages, PathwaySpec, SelectSpec, SiteSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -237,24 +239,6 @@ fn all_positions() -> PositionsSpec {
     PositionsSpec::Text("all".into())
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PathwaySpec {
-    pub name: String,
-    pub sites: Vec<SiteSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteSpec {
-    pub component: String,
-    pub layer: usize,
-    pub head: Option<usize>,
-    /// Index or label; absent: every position.
-    pub position: Option<PositionRef>,
-    pub neuron: Option<usize>,
-}
-
 /// A spec whose model-independent parts are checked.
 #[derive(Debug, Clone)]
 pub struct ParsedSpec {
@@ -345,36 +329,7 @@ impl ExperimentSpec {
                 "mlp_neuron needs chosen positions (a list or a label) or \"joint\"",
             ));
         }
-        let mut pathways = Vec::new();
-        for (k, p) in self.pathways.iter().enumerate() {
-            if p.sites.is_empty() {
-                return Err(field(
-                    at(&format!("pathway[{k}].sites")),
-                    "a pathway needs at least one site",
-                ));
-            }
-            let sites = p
-                .sites
-                .iter()
-                .enumerate()
-                .map(|(s, site)| {
-                    Ok(PathwaySite {
-                        component: component(
-                            &site.component,
-                            &at(&format!("pathway[{k}].sites[{s}].component")),
-                        )?,
-                        layer: site.layer,
-                        head: site.head,
-                        position: site.position.clone(),
-                        neuron: site.neuron,
-                    })
-                })
-                .collect::<Result<Vec<_>, SpecError>>()?;
-            pathways.push(Pathway {
-                name: p.name.clone(),
-                sites,
-            });
-        }
+        let (pathways, selections) = pathways::pathways(self, &at)?;
         Ok(Experiment {
             name: self.name.clone(),
             method: self.method,
@@ -386,6 +341,7 @@ impl ExperimentSpec {
                 heads: self.heads.clone(),
                 neurons: self.neurons.clone(),
                 pathways,
+                selections,
             },
         })
     }
@@ -522,6 +478,7 @@ impl SweepSpec {
             }
             experiments.push(e.to_experiment(i)?);
         }
+        selection_stages(&spec.experiments)?;
         let mut debias_names = HashSet::new();
         for (i, d) in spec.debias.iter().enumerate() {
             d.validate().map_err(|e| field(format!("debias[{i}]"), e))?;

@@ -71,7 +71,7 @@ stored_names! {
 
 stored_names! {
     /// Where a task stands: `[waiting ->] queued -> leased -> done | failed | cancelled`
-    /// (waiting: until every other task of its sweep has ended).
+    /// (waiting: until no task of an earlier stage of its sweep is left).
     TaskState, "task state" {
         Waiting = "waiting",
         Queued = "queued",
@@ -91,14 +91,16 @@ pub struct NewTask {
     pub payload: String,
     /// Patches the task computes (for progress and ETA).
     pub cost: i64,
-    /// Tasks that wait start only once every other task of their sweep has ended.
-    pub waits: bool,
+    /// When it may start: stage 0 at once; a later stage waits (state `waiting`) until no
+    /// task of an earlier stage of its sweep is left (selected pathways after the
+    /// experiment they read, debias after all patching).
+    pub stage: u32,
 }
 
 impl NewTask {
     /// The state it is stored in.
     pub fn initial_state(&self) -> TaskState {
-        if self.waits {
+        if self.stage > 0 {
             TaskState::Waiting
         } else {
             TaskState::Queued

@@ -123,7 +123,8 @@ fn planned_from_wire(t: pb::PlannedTask) -> Result<NewTask, WireError> {
         description: t.description,
         payload: t.payload_json,
         cost: t.cost,
-        waits: t.waits,
+        // A planner that only knew `waits` meant the last stage.
+        stage: t.stage.max(u32::from(t.waits)),
     })
 }
 
@@ -133,7 +134,8 @@ fn planned_to_wire(t: &NewTask) -> pb::PlannedTask {
         description: t.description.clone(),
         payload_json: t.payload.clone(),
         cost: t.cost,
-        waits: t.waits,
+        waits: t.stage > 0,
+        stage: t.stage,
     }
 }
 
@@ -497,7 +499,7 @@ mod tests {
     use crate::task::TaskKind;
 
     #[test]
-    fn a_prepare_output_round_trips_with_waits_carried() {
+    fn a_prepare_output_round_trips_with_stages_carried() {
         let out = TaskOutput::Prepare(PreparedSweep {
             tasks: vec![
                 NewTask {
@@ -505,14 +507,14 @@ mod tests {
                     description: "p".into(),
                     payload: "{}".into(),
                     cost: 3,
-                    waits: false,
+                    stage: 0,
                 },
                 NewTask {
                     kind: TaskKind::Debias,
                     description: "d".into(),
                     payload: "{}".into(),
                     cost: 0,
-                    waits: true,
+                    stage: 2,
                 },
             ],
             ..Default::default()

@@ -158,7 +158,7 @@ async fn main() {
                 description: format!("synthetic {i}"),
                 payload: "{}".into(),
                 cost: a.effects as i64,
-                waits: false,
+                stage: 0,
             })
             .collect(),
         splits: vec![],

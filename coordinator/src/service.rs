@@ -61,7 +61,7 @@ impl Coordinator {
             description: format!("prepare {}", parsed.spec.name),
             payload: payload(&PrepareTask::default()),
             cost: 0,
-            waits: false,
+            stage: 0,
         };
         Ok(self
             .store
@@ -70,6 +70,7 @@ impl Coordinator {
                 spec_toml,
                 &parsed.spec.model,
                 parsed.spec.metric.min_span(),
+                parsed.spec.metric.kind.neutral(),
                 &[prepare],
                 &self.policy,
             )

@@ -117,7 +117,7 @@ fn task(kind: &str, payload: &str, waits: bool) -> NewTask {
         description: kind.into(),
         payload: payload.into(),
         cost: 1,
-        waits,
+        stage: u32::from(waits),
     }
 }
 
@@ -140,6 +140,7 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
             "spec",
             "m",
             MIN_SPAN,
+            0.0,
             &[task("prepare", "{}", false)],
             &p,
         )

@@ -76,13 +76,15 @@ fn prepared() -> PreparedSweep {
                 baselines: vec![[1.0, -1.0]],
                 layers: None,
                 pathways: false,
+                selected: false,
+                rankings: Vec::new(),
             };
             NewTask {
                 kind: TaskKind::Patch,
                 description: format!("resid {id}"),
                 payload: serde_json::to_string(&args).unwrap(),
                 cost: 8,
-                waits: false,
+                stage: 0,
             }
         })
         .collect();

@@ -31,7 +31,7 @@ fn task(kind: &str, n: usize, waits: bool) -> NewTask {
         description: format!("{kind} {n}"),
         payload: format!("{{\"n\":{n}}}"),
         cost: 10,
-        waits,
+        stage: u32::from(waits),
     }
 }
 
@@ -95,7 +95,15 @@ async fn lease_one(store: &Store, w: &str, p: &QueuePolicy) -> Option<LeasedTask
 /// id.
 async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: bool) -> i64 {
     let id = store
-        .submit_sweep("s", "spec", "gguf:m", 0.0, &[task("prepare", 0, false)], p)
+        .submit_sweep(
+            "s",
+            "spec",
+            "gguf:m",
+            0.0,
+            0.0,
+            &[task("prepare", 0, false)],
+            p,
+        )
         .await
         .unwrap();
     let w = worker(store, "preparer").await;
@@ -348,7 +356,7 @@ mod suite {
         let store = Store::connect(url).await.unwrap();
         let p = policy(30.0);
         let sweep = store
-            .submit_sweep("s", "spec", "m", 0.0, &[task("prepare", 0, false)], &p)
+            .submit_sweep("s", "spec", "m", 0.0, 0.0, &[task("prepare", 0, false)], &p)
             .await
             .unwrap();
         let w = worker(&store, "w").await;

@@ -71,7 +71,12 @@ fn pairs() -> Vec<PairRow> {
             .map(|t| t + 10 * i as u32)
             .collect(),
         corrupt_ids: (0..tokens.len() as u32).map(|t| t + 100).collect(),
-        labels: BTreeMap::new(),
+        // Two counterfactual groups and a pair without the label.
+        labels: match i {
+            0 => BTreeMap::from([("counterfactual".to_string(), "man".to_string())]),
+            1 => BTreeMap::from([("counterfactual".to_string(), "woman".to_string())]),
+            _ => BTreeMap::new(),
+        },
         clean_metric: 1.0 + i as f64 / 3.0,
         corrupt_metric: -0.25 * i as f64,
         toward_stereotype: 0,
@@ -172,7 +177,7 @@ fn task(kind: &str, n: usize, cost: i64, waits: bool) -> NewTask {
         description: format!("{kind} {n}"),
         payload: format!("{{\"n\":{n}}}"),
         cost,
-        waits,
+        stage: u32::from(waits),
     }
 }
 
@@ -194,6 +199,7 @@ async fn stored_sweep(store: &Store) -> i64 {
             "small",
             "spec",
             "m",
+            0.0,
             0.0,
             &[task("prepare", 0, 0, false)],
             &p,
@@ -277,6 +283,7 @@ async fn stored_sweep(store: &Store) -> i64 {
             "later",
             "spec",
             "m",
+            0.0,
             0.0,
             &[task("prepare", 0, 0, false)],
             &p,
@@ -385,6 +392,23 @@ mod suite {
             );
             assert_eq!(row.difference, pair.clean_metric - pair.corrupt_metric);
             assert_eq!(row.n_tokens, pair.clean_ids.len() as i64);
+            assert_eq!(row.labels, pair.labels);
+        }
+        // One row per counterfactual label (the unlabelled pair first), each its pair's own.
+        let groups = store
+            .baselines_by_counterfactual(id, Rounding::Exact)
+            .await
+            .unwrap();
+        let labels: Vec<Option<&str>> =
+            groups.iter().map(|g| g.counterfactual.as_deref()).collect();
+        assert_eq!(labels, [None, Some("man"), Some("woman")]);
+        for (g, p) in groups.iter().zip([&pairs()[2], &pairs()[0], &pairs()[1]]) {
+            assert_eq!(g.baselines.pairs, 1);
+            assert!(close(g.baselines.mean_clean.unwrap(), p.clean_metric));
+            assert!(close(
+                g.baselines.mean_difference.unwrap(),
+                p.clean_metric - p.corrupt_metric
+            ));
         }
 
         let clean: Vec<f64> = pairs().iter().map(|p| p.clean_metric).collect();

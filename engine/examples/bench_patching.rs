@@ -70,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         heads: None,
         neurons: None,
         pathways: vec![],
+        selections: vec![],
     };
     let grids = [
         ("resid_pre", grid(Component::ResidPre, Positions::All)),
@@ -105,6 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             heads: None,
             neurons: None,
             pathways: vec![],
+            selections: vec![],
         };
         let exp = Experiment {
             name: "all".into(),

@@ -146,6 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     heads: None,
                     neurons: None,
                     pathways: vec![],
+                    selections: vec![],
                 },
             };
             let effects = engine.run(&exp, &sel, &base, &mut |_| {})?;

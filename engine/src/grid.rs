@@ -237,14 +237,55 @@ pub struct Pathway {
     pub sites: Vec<PathwaySite>,
 }
 
+/// Which heads a pathway site names: none (a component without heads), every head, or
+/// the listed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteHeads {
+    None,
+    All,
+    List(Vec<usize>),
+}
+
+/// A pathway's site: one component over some layers (and heads), all patched together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathwaySite {
     pub component: Component,
-    pub layer: usize,
-    pub head: Option<usize>,
+    /// `None`: every layer.
+    pub layers: Option<Vec<usize>>,
+    pub heads: SiteHeads,
     /// `None`: every position.
     pub position: Option<PositionRef>,
     pub neuron: Option<usize>,
+}
+
+impl PathwaySite {
+    /// One layer, one head (or none).
+    pub fn one(component: Component, layer: usize, head: Option<usize>) -> Self {
+        Self {
+            component,
+            layers: Some(vec![layer]),
+            heads: head.map_or(SiteHeads::None, |h| SiteHeads::List(vec![h])),
+            position: None,
+            neuron: None,
+        }
+    }
+
+    /// The `(layer, head)` coordinates this site expands to in a model.
+    pub fn coordinates(&self, cfg: &ModelConfig) -> Vec<(usize, Option<usize>)> {
+        let layers = self
+            .layers
+            .clone()
+            .unwrap_or_else(|| (0..cfg.n_layers).collect());
+        let heads: Vec<Option<usize>> = match &self.heads {
+            SiteHeads::None => vec![None],
+            SiteHeads::All => (0..self.component.heads(cfg)).map(Some).collect(),
+            SiteHeads::List(v) => v.iter().copied().map(Some).collect(),
+        };
+        layers
+            .iter()
+            .flat_map(|&l| heads.iter().map(move |&h| (l, h)))
+            .collect()
+    }
 }
 
 /// The grid of an experiment.
@@ -259,6 +300,9 @@ pub struct Grid {
     /// Neurons for `mlp_neuron` (`None`: all of `d_mlp`).
     pub neurons: Option<Vec<usize>>,
     pub pathways: Vec<Pathway>,
+    /// Pathways chosen from another experiment's ranking; they become [`Pathway`]s once the
+    /// ranking is read ([`crate::selection`]), in tasks of their own.
+    pub selections: Vec<crate::selection::PathwaySelection>,
 }
 
 /// Resolves a position reference in a prompt of `n` tokens with the given labels.
@@ -336,28 +380,39 @@ impl Grid {
         }
         for p in &self.pathways {
             for s in &p.sites {
-                layer_ok(s.layer)?;
+                for &l in s.layers.iter().flatten() {
+                    layer_ok(l)?;
+                }
                 let heads = s.component.heads(cfg);
-                match s.head {
-                    Some(_) if heads == 0 => {
+                match &s.heads {
+                    SiteHeads::List(_) | SiteHeads::All if heads == 0 => {
                         return Err(EngineError::Grid(format!(
                             "pathway {}: {} has no heads",
                             p.name, s.component
                         )))
                     }
-                    Some(h) if h >= heads => {
-                        return Err(EngineError::Grid(format!(
-                            "pathway {}: {} head {h} does not exist",
-                            p.name, s.component
-                        )))
+                    SiteHeads::List(v) => {
+                        if let Some(h) = v.iter().find(|&&h| h >= heads) {
+                            return Err(EngineError::Grid(format!(
+                                "pathway {}: {} head {h} does not exist (it has {heads})",
+                                p.name, s.component
+                            )));
+                        }
                     }
-                    None if heads > 0 => {
+                    SiteHeads::None if heads > 0 => {
                         return Err(EngineError::Grid(format!(
-                            "pathway {}: {} needs a head",
+                            "pathway {}: {} needs a head (`head = N`, `heads = [..]` or \
+                             `heads = \"all\"`)",
                             p.name, s.component
                         )))
                     }
                     _ => {}
+                }
+                if let Some(n) = s.neuron.filter(|&n| n >= cfg.d_mlp) {
+                    return Err(EngineError::Grid(format!(
+                        "pathway {}: neuron {n} does not exist (d_mlp is {})",
+                        p.name, cfg.d_mlp
+                    )));
                 }
             }
         }
@@ -433,14 +488,16 @@ impl Grid {
                         .map(Some)
                         .collect(),
                 };
-                for position in ps {
-                    sites.push(Site {
-                        component: s.component,
-                        layer: s.layer,
-                        head: s.head,
-                        position,
-                        neuron: s.neuron,
-                    });
+                for (layer, head) in s.coordinates(cfg) {
+                    for &position in &ps {
+                        sites.push(Site {
+                            component: s.component,
+                            layer,
+                            head,
+                            position,
+                            neuron: s.neuron,
+                        });
+                    }
                 }
             }
             cells.push(Cell {

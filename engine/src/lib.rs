@@ -8,6 +8,7 @@
 //! - [`stereotype`]: a pair's stereotyped answer side, per-pair orientation (Vig's `y`),
 //!   anti-stereotypical swaps.
 //! - [`grid`]: components, sites, cells (one measurement each) and the grid that expands to them.
+//! - [`selection`]: pathways chosen as the top k of another experiment's ranking.
 //! - [`runs`]: the cached clean/corrupted runs of each pair.
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
 //! - [`attribution`]: attribution patching from one backward pass.
@@ -30,6 +31,7 @@ pub mod memory;
 pub mod metric;
 pub mod oracle;
 pub mod runs;
+pub mod selection;
 pub mod stereotype;
 
 pub use error::{EngineError, Result};

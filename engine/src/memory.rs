@@ -221,7 +221,7 @@ impl Engine<'_> {
             .pathways
             .iter()
             .flat_map(|p| &p.sites)
-            .map(|site| s.width(site.component))
+            .map(|site| s.width(site.component) * site.coordinates(cfg).len())
             .sum();
         let hooks = per_layer.saturating_mul(layers).saturating_add(sites);
         Self::lengths(pairs)

@@ -19,6 +19,17 @@ pub enum MetricKind {
     OddsRatio,
 }
 
+impl MetricKind {
+    /// The value with no preference between the answer sets: 0 for a difference, 1 for
+    /// an odds ratio. The answers' order flips when the metric crosses it.
+    pub fn neutral(&self) -> f64 {
+        match self {
+            MetricKind::LogitDiff | MetricKind::LogprobDiff => 0.0,
+            MetricKind::OddsRatio => 1.0,
+        }
+    }
+}
+
 /// How several answer tokens of one set combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -68,6 +68,7 @@ fn attribution(model: &HookedTransformer) -> Vec<Effect> {
             heads: None,
             neurons: None,
             pathways: vec![],
+            selections: vec![],
         },
     };
     engine.run(&exp, &pairs, &baselines, &mut |_| {}).unwrap()

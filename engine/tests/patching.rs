@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use candle_core::Tensor;
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{
-    Component, Grid, Pathway, PathwaySite, PositionRef, Positions, ALL_COMPONENTS,
+    Component, Grid, Pathway, PathwaySite, PositionRef, Positions, SiteHeads, ALL_COMPONENTS,
 };
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_engine::oracle::patch_values_naive;
-use patchsweep_model::{load, HookedTransformer, LoadOptions, ModelSpec};
+use patchsweep_model::{load, HookedTransformer, LoadOptions, ModelConfig, ModelSpec};
 
 fn tiny(name: &str) -> HookedTransformer {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +76,7 @@ fn grid(components: Vec<Component>, positions: Positions) -> Grid {
         heads: None,
         neurons: Some(vec![0, 5, 63]),
         pathways: vec![],
+        selections: vec![],
     }
 }
 
@@ -84,17 +85,43 @@ fn pathway() -> Pathway {
         name: "mlp0-subject+head1.2-last".into(),
         sites: vec![
             PathwaySite {
+                position: Some(PositionRef::Label("subject".into())),
+                ..PathwaySite::one(Component::MlpOut, 0, None)
+            },
+            PathwaySite {
+                position: Some(PositionRef::Index(-1)),
+                ..PathwaySite::one(Component::HeadOut, 1, Some(2))
+            },
+        ],
+    }
+}
+
+/// Ranges and lists that expand to many sites: early MLPs at the subject, every head of
+/// the last layer at the last position, two heads of layer 0 everywhere.
+fn component_sets(cfg: &ModelConfig) -> Pathway {
+    let last = cfg.n_layers - 1;
+    Pathway {
+        name: "sets".into(),
+        sites: vec![
+            PathwaySite {
                 component: Component::MlpOut,
-                layer: 0,
-                head: None,
+                layers: Some((0..cfg.n_layers).collect()),
+                heads: SiteHeads::None,
                 position: Some(PositionRef::Label("subject".into())),
                 neuron: None,
             },
             PathwaySite {
                 component: Component::HeadOut,
-                layer: 1,
-                head: Some(2),
+                layers: Some(vec![last]),
+                heads: SiteHeads::All,
                 position: Some(PositionRef::Index(-1)),
+                neuron: None,
+            },
+            PathwaySite {
+                component: Component::HeadOut,
+                layers: Some(vec![0]),
+                heads: SiteHeads::List(vec![0, 1]),
+                position: None,
                 neuron: None,
             },
         ],
@@ -168,6 +195,14 @@ fn fast_path_equals_oracle_on_every_component() {
                     Grid {
                         components: vec![],
                         pathways: vec![pathway()],
+                        ..grid(vec![], Positions::All)
+                    },
+                ),
+                (
+                    "component sets",
+                    Grid {
+                        components: vec![],
+                        pathways: vec![component_sets(&model.cfg)],
                         ..grid(vec![], Positions::All)
                     },
                 ),

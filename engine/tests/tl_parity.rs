@@ -70,6 +70,7 @@ fn activation_patching_matches_transformer_lens_on_smollm2() {
         heads: None,
         neurons: None,
         pathways: vec![],
+        selections: vec![],
     };
     let cases = [
         ("resid_pre", grid(vec![Component::ResidPre], Positions::All)),

@@ -6,13 +6,15 @@
 //!   model (effects averaged in SQL, tokens, scatter points, debias results);
 //! - `grid.rs`: averaged cells → heatmap grids, and how pairs of different lengths share
 //!   an x axis;
-//! - `charts.rs`: the pictures as SVG; `svg.rs` the SVG writer and colour scales;
+//! - `charts.rs`: the pictures as SVG; `stereotypicality.rs` bias per profession against
+//!   its published stereotypicality (Vig et al.'s figure); `svg.rs` the SVG writer and colour scales;
 //! - `raster.rs`: SVG → PNG with resvg and the embedded font (`fonts/`).
 
 pub mod charts;
 pub mod data;
 pub mod grid;
 pub mod raster;
+pub mod stereotypicality;
 pub mod svg;
 
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ pub enum Kind {
     Heatmap,
     Scatter,
     Debias,
+    Stereotypicality,
 }
 
 /// One picture of one sweep, as SVG.
@@ -89,6 +92,24 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
                 data::slug(&set.activation)
             ),
             svg: charts::scatter(&set),
+        });
+    }
+    let professions = stereotypicality::points(
+        &store
+            .pair_baselines(sweep.id)
+            .await
+            .context("read the pairs")?,
+    );
+    if professions.len() >= 2 {
+        out.push(Picture {
+            kind: Kind::Stereotypicality,
+            group: "pairs".into(),
+            title: format!(
+                "{}: clean-prompt metric per profession vs Bolukbasi stereotypicality",
+                sweep.model
+            ),
+            stem: "stereotypicality".into(),
+            svg: stereotypicality::chart(&professions, "clean-prompt metric", &sweep.model),
         });
     }
     // None when the view is absent (a database from before debiasing) or empty.

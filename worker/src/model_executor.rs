@@ -258,7 +258,7 @@ impl ModelExecutor {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let narrowed = plan::restrict(exp, &args.layers, args.pathways);
+        let narrowed = plan::task_experiment(exp, &args).map_err(TaskError::permanent)?;
         let engine = Self::engine(&model, &state);
         memory_budget::check(
             &format!("this task of experiment `{}`", exp.name),

@@ -62,7 +62,7 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     let patch = prepared
         .tasks
         .iter()
-        .find(|t| t.kind == TaskKind::Patch && !t.waits)
+        .find(|t| t.kind == TaskKind::Patch && t.stage == 0)
         .expect("a patch task");
     let out = exec
         .execute(&leased(1, TaskKind::Patch, None, &digest, &patch.payload))

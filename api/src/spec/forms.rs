@@ -135,3 +135,52 @@ impl<'de> Deserialize<'de> for PositionsSpec {
         d.deserialize_any(PositionsVisitor)
     }
 }
+
+const HEADS_FORMS: &str = "\"all\" or a list of heads such as [0, 3]";
+
+/// `"all"` or a list of heads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadsSpec {
+    All,
+    List(Vec<usize>),
+}
+
+struct HeadsVisitor;
+
+impl<'de> Visitor<'de> for HeadsVisitor {
+    type Value = HeadsSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{HEADS_FORMS}")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<HeadsSpec, E> {
+        if v == "all" {
+            Ok(HeadsSpec::All)
+        } else {
+            Err(E::custom(format!("{v:?} is not {HEADS_FORMS}")))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeadsSpec, E> {
+        Err(single_number(v, "head", HEADS_FORMS))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeadsSpec, E> {
+        self.visit_i64(v as i64)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HeadsSpec, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Layer>()? {
+            out.push(v.0);
+        }
+        Ok(HeadsSpec::List(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for HeadsSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(HeadsVisitor)
+    }
+}

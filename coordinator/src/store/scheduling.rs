@@ -2,7 +2,7 @@
 //! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
 //! backend's own bulk inserts (`q::`).
 
-use patchsweep_api::DebiasTask;
+use patchsweep_api::{DebiasTask, PatchTask};
 
 use super::queue::{
     LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput,
@@ -14,13 +14,16 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Stores a new sweep (state `queued`) with its first tasks, in one transaction;
-    /// `min_span` is its `[metric] min_span` (pairs below it are weak, see `cells_v`).
+    /// `min_span` is its `[metric] min_span` (pairs below it are weak, see `cells_v`),
+    /// `metric_neutral` the metric's value with no preference (a reversal crosses it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn submit_sweep(
         &self,
         name: &str,
         spec_toml: &str,
         model: &str,
         min_span: f64,
+        metric_neutral: f64,
         tasks: &[NewTask],
         policy: &QueuePolicy,
     ) -> Result<i64, StoreError> {
@@ -32,6 +35,7 @@ impl Store {
                 spec_toml,
                 model,
                 min_span,
+                metric_neutral,
                 tasks,
                 policy.max_attempts,
             )
@@ -79,6 +83,31 @@ impl Store {
             let touched = queue_sql::expire_leases_in(tx, url).await?;
             let mut leased =
                 queue_sql::lease_in(tx, url, worker_id, scope, policy.lease_seconds).await?;
+            for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Patch) {
+                // Only tasks of selected pathways are rewritten (unreadable arguments are
+                // left for the worker to fail, as below).
+                let Ok(mut args) = serde_json::from_str::<PatchTask>(&t.payload) else {
+                    continue;
+                };
+                if !args.selected {
+                    continue;
+                }
+                for r in args.rankings.iter_mut() {
+                    r.sites = queue_sql::ranking_in(tx, url, t.sweep_id, &r.selection).await?;
+                    queue_sql::store_selected_sites_in(
+                        tx,
+                        url,
+                        t.sweep_id,
+                        &args.experiment,
+                        &r.selection,
+                        &r.sites,
+                    )
+                    .await?;
+                    r.sites
+                        .truncate(r.selection.top_k.last().copied().unwrap_or(0));
+                }
+                t.payload = serde_json::to_string(&args).expect("plain data serializes");
+            }
             for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Debias) {
                 // Unreadable arguments are left as they are: the worker fails the task
                 // with the reason, instead of one bad task blocking every lease.

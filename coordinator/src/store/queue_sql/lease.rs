@@ -110,16 +110,31 @@ pub(crate) async fn lease_in<C: QueueConn>(
         .fetch_one(tx)
         .await
         .map_err(db_error(STEP, url))?;
-        let spec: String = sql("SELECT spec FROM sweeps WHERE id = $1")
+        // The digest stored at submit; a sweep stored before it was kept is hashed here.
+        let stored: Option<String> = sql("SELECT spec_digest FROM sweeps WHERE id = $1")
             .bind(sweep_id)
             .fetch_scalar(tx)
             .await
             .map_err(db_error(STEP, url))?;
-        let digest = spec_digest(&spec);
+        let mut spec = None;
+        let digest = match stored {
+            Some(d) => d,
+            None => {
+                let text = spec_text(tx, url, sweep_id).await?;
+                let d = spec_digest(&text);
+                spec = Some(text);
+                d
+            }
+        };
         let held = scope
             .held
             .iter()
             .any(|h| h.sweep_id == sweep_id && h.spec_digest == digest);
+        let spec = match (held, spec) {
+            (true, _) => None,
+            (false, Some(text)) => Some(text),
+            (false, None) => Some(spec_text(tx, url, sweep_id).await?),
+        };
         sql("UPDATE sweeps SET status = 'running' WHERE id = $1 AND status = 'queued'")
             .bind(sweep_id)
             .execute(tx)
@@ -140,11 +155,23 @@ pub(crate) async fn lease_in<C: QueueConn>(
             model,
             payload,
             description,
-            spec_toml: (!held).then_some(spec),
+            spec_toml: spec,
             spec_digest: digest,
         });
     }
     Ok(leased)
+}
+
+async fn spec_text<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    sweep_id: i64,
+) -> Result<String, StoreError> {
+    sql("SELECT spec FROM sweeps WHERE id = $1")
+        .bind(sweep_id)
+        .fetch_scalar(tx)
+        .await
+        .map_err(db_error("lease tasks", url))
 }
 
 /// An experiment's score per component over the selection pairs of a debias section only

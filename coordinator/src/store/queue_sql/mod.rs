@@ -9,6 +9,7 @@
 //! - `submit.rs`: a sweep and its tasks;
 //! - `workers.rs`: registering, heartbeats;
 //! - `lease.rs`: leasing, lease expiry, a debias task's selection effects and stored split;
+//! - `ranking.rs`: a selected pathway's ranking at lease time, its chosen sites stored;
 //! - `complete.rs`: the fence, completion, failure with retries, release;
 //! - `settle.rs`: waiting tasks queued, a sweep's final state, cancel, resume;
 //! - `progress.rs`: a sweep's progress, totals, the list of sweeps;
@@ -19,6 +20,7 @@ mod backend;
 mod complete;
 mod lease;
 mod progress;
+mod ranking;
 mod settle;
 mod submit;
 mod sweeps;
@@ -31,6 +33,7 @@ pub(crate) use complete::{
 };
 pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
+pub(crate) use ranking::{ranking_in, store_selected_sites_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
 pub(crate) use submit::{insert_tasks_in, submit_in};
 pub(crate) use sweeps::{add_experiment_in, create_sweep_in, finish_sweep_in, set_dropped_in};

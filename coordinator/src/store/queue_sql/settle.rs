@@ -29,8 +29,8 @@ pub(crate) async fn open_sweeps_in<C: QueueConn>(
         .map_err(db_error("settle sweeps", url))
 }
 
-/// After a task ended: starts the sweep's waiting tasks once nothing else is queued or
-/// leased, and gives the sweep its final state once nothing at all is left.
+/// After a task ended: starts the sweep's waiting tasks of the earliest stage once nothing
+/// else is queued or leased, and gives the sweep its final state once nothing at all is left.
 pub(crate) async fn settle_sweep_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
@@ -46,6 +46,8 @@ pub(crate) async fn settle_sweep_in<C: QueueConn>(
         .map_err(db_error(STEP, url))?;
     sql(
         "UPDATE tasks SET state = 'queued' WHERE sweep_id = $1 AND state = 'waiting' \
+         AND stage = (SELECT MIN(w.stage) FROM tasks w WHERE w.sweep_id = $1 \
+         AND w.state = 'waiting') \
          AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.sweep_id = $1 \
          AND o.state IN ('queued', 'leased'))",
     )
@@ -114,8 +116,8 @@ pub(crate) async fn cancel_in<C: QueueConn>(
     Ok(())
 }
 
-/// Queues a sweep's failed and cancelled tasks again, attempts from zero (debias tasks
-/// wait again), then settles it.
+/// Queues a sweep's failed and cancelled tasks again, attempts from zero (tasks of a later
+/// stage wait again), then settles it.
 pub(crate) async fn resume_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
@@ -123,7 +125,8 @@ pub(crate) async fn resume_in<C: QueueConn>(
 ) -> Result<(), StoreError> {
     const STEP: &str = "resume sweep";
     sql(
-        "UPDATE tasks SET state = CASE WHEN kind = 'debias' THEN 'waiting' ELSE 'queued' END, \
+        "UPDATE tasks SET state = CASE WHEN kind = 'debias' OR stage > 0 THEN 'waiting' \
+         ELSE 'queued' END, \
          attempt = 0, error = NULL, not_before = 0, worker_id = NULL, finished_at = NULL \
          WHERE sweep_id = $1 AND state IN ('failed', 'cancelled')",
     )

@@ -15,15 +15,21 @@ pub(crate) async fn submit_in<C: QueueConn>(
     spec: &str,
     model: &str,
     min_span: f64,
+    metric_neutral: f64,
     tasks: &[NewTask],
     max_attempts: i64,
 ) -> Result<i64, StoreError> {
-    let id: i64 = sql("INSERT INTO sweeps (name, spec, model, status, min_span) \
-         VALUES ($1, $2, $3, 'queued', $4) RETURNING id")
+    let digest = patchsweep_api::spec_digest(spec);
+    let id: i64 = sql(
+        "INSERT INTO sweeps (name, spec, model, status, min_span, metric_neutral, spec_digest) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING id",
+    )
     .bind(name)
     .bind(spec)
     .bind(model)
     .bind(min_span)
+    .bind(metric_neutral)
+    .bind(&digest)
     .fetch_scalar(tx)
     .await
     .map_err(db_error("submit sweep", url))?;
@@ -42,8 +48,8 @@ pub(crate) async fn insert_tasks_in<C: QueueConn>(
     for t in tasks {
         sql(
             "INSERT INTO tasks (sweep_id, kind, description, model, payload, cost, \
-             max_attempts, state, created_at) VALUES ($1, $2, $3, \
-             (SELECT model FROM sweeps WHERE id = $1), $4, $5, $6, $7, {now})",
+             max_attempts, state, stage, created_at) VALUES ($1, $2, $3, \
+             (SELECT model FROM sweeps WHERE id = $1), $4, $5, $6, $7, $8, {now})",
         )
         .bind(sweep_id)
         .bind(t.kind.as_str())
@@ -52,6 +58,7 @@ pub(crate) async fn insert_tasks_in<C: QueueConn>(
         .bind(t.cost)
         .bind(max_attempts)
         .bind(t.initial_state().as_str())
+        .bind(i64::from(t.stage))
         .execute(tx)
         .await
         .map_err(db_error("store tasks", url))?;

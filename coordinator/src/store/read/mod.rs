@@ -11,6 +11,7 @@
 //! - `sweeps.rs`: sweeps, experiments, pairs and baselines, dropped pairs, tasks;
 //! - `effects.rs`: aggregated effects for heatmaps (`effect_terms_v`), tokens by position,
 //!   scatter points, top cells (`cells_v`), weak pairs;
+//! - `reversals.rs`: reversal rates per cell (`reversals_v`), the sites of selected sets;
 //! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
 
 mod cells;
@@ -18,14 +19,16 @@ mod debias;
 mod effects;
 pub(crate) mod exec;
 pub(crate) mod export;
+mod reversals;
 mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
+pub use reversals::{Reversal, SelectedSite};
 pub use sweeps::{
-    Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
-    TaskSummary,
+    Baselines, DroppedCount, ExperimentSummary, GroupBaselines, PairBaseline, Rounding, SweepRow,
+    SweepSelection, TaskSummary,
 };
 
 /// The first query `patchsweep run` suggests to its user.

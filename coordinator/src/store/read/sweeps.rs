@@ -1,6 +1,8 @@
 //! Sweeps and what the report tabulates about each: experiments, pairs and their
 //! baselines, dropped pairs, tasks.
 
+use std::collections::BTreeMap;
+
 use super::cells::decode;
 use super::exec::Param;
 use super::rounded;
@@ -58,6 +60,8 @@ pub struct PairBaseline {
     /// `clean_metric - corrupt_metric`.
     pub difference: f64,
     pub n_tokens: i64,
+    /// The pair's labels (`profession`, `stereotype`, `stereotypicality`, …).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The baselines averaged over a sweep's pairs (`None` without pairs).
@@ -67,6 +71,17 @@ pub struct Baselines {
     pub mean_clean: Option<f64>,
     pub mean_corrupt: Option<f64>,
     pub mean_difference: Option<f64>,
+}
+
+/// The baselines of the pairs with one counterfactual label (`man`, `woman`, …; `None`:
+/// pairs without one): pairs corrupted toward different words move the metric in opposite
+/// directions, and one mean over all of them hides both.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupBaselines {
+    pub counterfactual: Option<String>,
+    pub baselines: Baselines,
+    /// Pairs below the sweep's `min_span`.
+    pub weak: i64,
 }
 
 impl Baselines {
@@ -208,9 +223,11 @@ impl Store {
     pub async fn pair_baselines(&self, sweep_id: i64) -> Result<Vec<PairBaseline>, StoreError> {
         let r = self
             .fetch(
-                "SELECT pair_id, template, clean_prompt, corrupt_prompt, clean_metric, \
-                 corrupt_metric, clean_metric - corrupt_metric, n_tokens \
-                 FROM pairs_v WHERE sweep_id = $1 ORDER BY pair_id",
+                "SELECT v.pair_id, v.template, v.clean_prompt, v.corrupt_prompt, \
+                 v.clean_metric, v.corrupt_metric, v.clean_metric - v.corrupt_metric, \
+                 v.n_tokens, p.labels FROM pairs_v v JOIN pairs p \
+                 ON p.sweep_id = v.sweep_id AND p.pair_id = v.pair_id \
+                 WHERE v.sweep_id = $1 ORDER BY v.pair_id",
                 &[Param::Int(sweep_id)],
             )
             .await?;
@@ -224,6 +241,7 @@ impl Store {
                 corrupt_metric: c.float("corrupt_metric")?,
                 difference: c.float("difference")?,
                 n_tokens: c.int("n_tokens")?,
+                labels: labels(&c.text("labels")?)?,
             })
         })
     }
@@ -252,6 +270,36 @@ impl Store {
         rows.into_iter().next().ok_or_else(|| StoreError::Query {
             message: "the baselines query returned no row".to_string(),
         })
+    }
+
+    /// The baselines per counterfactual label, in label order (pairs without one first).
+    pub async fn baselines_by_counterfactual(
+        &self,
+        sweep_id: i64,
+        rounding: Rounding,
+    ) -> Result<Vec<GroupBaselines>, StoreError> {
+        let sql = format!(
+            "SELECT counterfactual, COUNT(*), {}, {}, {}, SUM(weak) FROM pairs_v \
+             WHERE sweep_id = $1 GROUP BY counterfactual ORDER BY counterfactual",
+            rounded("AVG(clean_metric)", rounding),
+            rounded("AVG(corrupt_metric)", rounding),
+            rounded("AVG(clean_metric - corrupt_metric)", rounding),
+        );
+        let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
+        let mut rows = decode(&r, |c| {
+            Ok(GroupBaselines {
+                counterfactual: c.opt_text("counterfactual")?,
+                baselines: Baselines {
+                    pairs: c.int("pairs")?,
+                    mean_clean: c.opt_float("mean_clean")?,
+                    mean_corrupt: c.opt_float("mean_corrupt")?,
+                    mean_difference: c.opt_float("mean_difference")?,
+                },
+                weak: c.int("weak")?,
+            })
+        })?;
+        rows.sort_by(|a, b| a.counterfactual.cmp(&b.counterfactual));
+        Ok(rows)
     }
 
     /// The sweep's dropped-pair counts by reason.
@@ -294,4 +342,11 @@ impl Store {
             })
         })
     }
+}
+
+/// A pair's labels as stored (a JSON object of strings).
+fn labels(text: &str) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Query {
+        message: format!("column `labels`: not a JSON object of strings ({e}): {text}"),
+    })
 }
