@@ -135,15 +135,17 @@ fn cookbook() -> Vec<String> {
     statements
 }
 
-/// Checks one finished sweep's sets, selection and reversals, and that every query of the
-/// README's cookbook runs on its backend; answers what must be equal on both backends.
-fn check(
-    db: &str,
-) -> (
+/// What must be equal on both backends: the selected sites `(pathway, k, layer, head)`,
+/// the reversals, and the effects `(component, pair, value)`.
+type Checked = (
     Vec<(String, i64, i64, i64)>,
     Reversals,
     Vec<(String, String, f64)>,
-) {
+);
+
+/// Checks one finished sweep's sets, selection and reversals, and that every query of the
+/// README's cookbook runs on its backend; answers what must be equal on both backends.
+fn check(db: &str) -> Checked {
     for statement in cookbook() {
         eprintln!("cookbook: {statement}");
         query(db, &statement);

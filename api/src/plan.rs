@@ -271,7 +271,7 @@ pub fn debias_splits(
     parsed: &ParsedSpec,
     prepared: &Prepared,
 ) -> patchsweep_engine::debias::Result<Vec<(String, Split)>> {
-    use patchsweep_engine::debias::{debias_pairs, male_side, split_pairs};
+    use patchsweep_engine::debias::{debias_pairs, split_pairs};
     if parsed.spec.debias.is_empty() {
         return Ok(Vec::new());
     }
@@ -279,7 +279,8 @@ pub fn debias_splits(
     let pairs = debias_pairs(
         prepared.pairs.clone(),
         &prepared.specs,
-        male_side(&m.positive, &m.negative),
+        &m.positive,
+        &m.negative,
     )?;
     parsed
         .spec

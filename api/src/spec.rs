@@ -12,13 +12,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use patchsweep_engine::dataset::{
-    self, DatasetError, Dropped, PairSpec, ProfessionsOptions, TemplatesDataset, TraitsOptions,
+    self, DatasetError, Dropped, HouseholdOptions, PairSpec, ProfessionsOptions, TemplatesDataset,
+    TraitsOptions,
 };
 use patchsweep_engine::experiment::{Direction, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
 use patchsweep_engine::metric::{EffectMode, Metric, MetricKind, Reduce};
 use patchsweep_engine::stereotype::{
-    male_side, oriented_words, stereotyped_side, toward_stereotype, Orient,
+    check_stereotyped_answer, oriented_words, stereotyped_side, toward_stereotype, Orient,
 };
 use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
@@ -176,9 +177,11 @@ impl MetricSpec {
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     pub pairs: Option<Vec<InlinePair>>,
-    /// `professions` or `traits`.
+    /// `professions`, `household` (household roles, the paper's second form of gender bias)
+    /// or `traits` (adjective/trait associations, this project's addition).
     pub builtin: Option<String>,
     pub professions: Option<ProfessionsOptions>,
+    pub household: Option<HouseholdOptions>,
     pub traits: Option<TraitsOptions>,
     /// A JSONL file as the user names it; the client replaces it by `jsonl_inline`
     /// ([`crate::spec_files::inline_files`]) and a path left here is refused.
@@ -347,6 +350,9 @@ impl ExperimentSpec {
     }
 }
 
+/// The `builtin` datasets.
+const BUILTIN_DATASETS: &[&str] = &["professions", "household", "traits"];
+
 impl DatasetSpec {
     /// The pairs; `Ok(None)` when the dataset options need the tokenizer and `tok` is absent.
     fn load(&self, tok: Option<&Tokenizer>) -> Result<Option<Vec<PairSpec>>, SpecError> {
@@ -362,17 +368,32 @@ impl DatasetSpec {
                 "give exactly one of pairs, builtin, jsonl, templates",
             ));
         }
-        if self.professions.is_some() && self.builtin.as_deref() != Some("professions") {
+        // An unknown name first: the options tables below can only be judged against a
+        // known one.
+        if let Some(other) = self
+            .builtin
+            .as_deref()
+            .filter(|b| !BUILTIN_DATASETS.contains(b))
+        {
             return Err(field(
-                "dataset.professions",
-                "options for the professions dataset need builtin = \"professions\"",
+                "dataset.builtin",
+                format!(
+                    "unknown dataset {other:?}; built in: {}",
+                    BUILTIN_DATASETS.join(", ")
+                ),
             ));
         }
-        if self.traits.is_some() && self.builtin.as_deref() != Some("traits") {
-            return Err(field(
-                "dataset.traits",
-                "options for the traits dataset need builtin = \"traits\"",
-            ));
+        for (name, given) in [
+            ("professions", self.professions.is_some()),
+            ("household", self.household.is_some()),
+            ("traits", self.traits.is_some()),
+        ] {
+            if given && self.builtin.as_deref() != Some(name) {
+                return Err(field(
+                    format!("dataset.{name}"),
+                    format!("options for the {name} dataset need builtin = \"{name}\""),
+                ));
+            }
         }
         let mut pairs = if let Some(inline) = &self.pairs {
             if inline.is_empty() {
@@ -397,13 +418,11 @@ impl DatasetSpec {
                 "professions" => {
                     dataset::professions_with(&self.professions.clone().unwrap_or_default(), tok)
                 }
-                "traits" => dataset::traits_with(&self.traits.clone().unwrap_or_default(), tok),
-                other => {
-                    return Err(field(
-                        "dataset.builtin",
-                        format!("unknown dataset {other:?}; built in: professions, traits"),
-                    ))
+                "household" => {
+                    dataset::household_with(&self.household.clone().unwrap_or_default(), tok)
                 }
+                "traits" => dataset::traits_with(&self.traits.clone().unwrap_or_default(), tok),
+                other => unreachable!("{other:?} was checked against BUILTIN_DATASETS"),
             };
             match built {
                 Ok(p) => p,
@@ -564,9 +583,12 @@ impl ParsedSpec {
                 _ => Metric::from_words(m.kind, m.reduce, &positive, &negative, tok)
                     .map_err(|e| field(format!("dataset pair {:?}", t.spec.id), e))?,
             };
+            check_stereotyped_answer(&t.spec.labels, &positive, &negative)
+                .map_err(|e| field(format!("dataset pair {:?}", t.spec.id), e))?;
             toward.push(toward_stereotype(stereotyped_side(
                 &t.spec.labels,
-                male_side(&positive, &negative),
+                &positive,
+                &negative,
             )));
             pairs.push(PairInput {
                 id: t.spec.id.clone(),
@@ -581,8 +603,10 @@ impl ParsedSpec {
             return Err(field(
                 "metric.orient",
                 "\"stereotype\" orients pairs by their stereotype, but no pair has one (it \
-                 needs labels stereotype = \"female\" or \"male\" and answer words that are \
-                 all male on one side and all female on the other, e.g. \" he\" / \" she\")",
+                 needs a label stereotyped_answer naming one of the pair's answer words, as the \
+                 household dataset sets, or labels stereotype = \"female\" or \"male\" with \
+                 answer words that are all male on one side and all female on the other, e.g. \
+                 \" he\" / \" she\")",
             ));
         }
         for (i, e) in self.experiments.iter().enumerate() {

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
 use patchsweep_engine::debias::{
-    debias_pairs, male_side, matched_controls, neutral_chunks, run_debias, select_components,
-    split_pairs, AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
+    debias_pairs, matched_controls, neutral_chunks, run_debias, select_components, split_pairs,
+    AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
 };
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             metric: metric.clone(),
         })
         .collect();
-    let pairs = debias_pairs(inputs, &specs, male_side(&pos, &neg))?;
+    let pairs = debias_pairs(inputs, &specs, &pos, &neg)?;
     println!("{} pairs (dropped: {dropped})", pairs.len());
 
     let neutral = neutral_chunks(&m.tokenizer, NEUTRAL_TEXT, 128, None, None)?;

@@ -1,10 +1,21 @@
-//! What a pair's stereotype label says about its metric: which answer side is the
-//! stereotyped one, how to orient a pair's metric by it (Vig et al.'s `y`, numerator the
-//! anti-stereotypical answer), and whether its counterfactual is an anti-stereotypical swap.
+//! What a pair's labels say about its metric: which answer side is the stereotyped one, how
+//! to orient a pair's metric by it (Vig et al.'s `y`, numerator the anti-stereotypical
+//! answer), and whether its counterfactual is an anti-stereotypical swap.
 //!
-//! A pair is *stereotyped* when `labels["stereotype"]` is `female` or `male` and the metric's
-//! answer sets are gendered words (all male on one side, all female on the other); any other
-//! pair (a `neutral` profession, unlabelled or non-gendered answers) has no stereotyped side.
+//! # The stereotyped side ([`stereotyped_side`])
+//! 1. A pair that names its stereotyped answer in the label `stereotyped_answer` (the
+//!    `household` dataset does: " wife" for "washing the dishes"; JSONL and inline pairs may)
+//!    has it on the side whose answer words include that word (compared without surrounding
+//!    whitespace, so `"wife"` names `" wife"`). This works for any answer words. A label that
+//!    names a word of neither side, or of both, gives no side; the spec refuses such a pair
+//!    ([`check_stereotyped_answer`]).
+//! 2. Otherwise (the older datasets: professions, traits), a pair labelled `stereotype =
+//!    "female"` or `"male"` whose answer sets are gendered words (all male on one side, all
+//!    female on the other: " he" / " she", " man" / " woman") has it on the side of that
+//!    gender ([`male_side`]).
+//!
+//! Any other pair (a `neutral` profession, unlabelled, or non-gendered answers without a
+//! `stereotyped_answer` label) has no stereotyped side.
 
 use std::collections::BTreeMap;
 
@@ -74,17 +85,60 @@ pub fn male_side(positive: &[String], negative: &[String]) -> Option<AnswerSide>
     }
 }
 
-/// The metric side of the stereotyped answer of a pair labelled `labels`, given which side
-/// is male: the male side for `male`, the other for `female`, `None` otherwise.
+/// The label naming a pair's stereotyped answer word (e.g. `" wife"`).
+pub const STEREOTYPED_ANSWER: &str = "stereotyped_answer";
+
+/// Whether `words` include `answer`, compared without surrounding whitespace.
+fn names(words: &[String], answer: &str) -> bool {
+    words.iter().any(|w| w.trim() == answer.trim())
+}
+
+/// The metric side of the stereotyped answer of a pair labelled `labels` whose answer sets
+/// are `positive` and `negative` (see the module doc for the rule): the side its
+/// `stereotyped_answer` label names, else by its `stereotype` label and the gendered words.
 pub fn stereotyped_side(
     labels: &BTreeMap<String, String>,
-    male: Option<AnswerSide>,
+    positive: &[String],
+    negative: &[String],
 ) -> Option<AnswerSide> {
-    match (labels.get("stereotype").map(String::as_str), male) {
+    if let Some(answer) = labels.get(STEREOTYPED_ANSWER) {
+        return match (names(positive, answer), names(negative, answer)) {
+            (true, false) => Some(AnswerSide::Positive),
+            (false, true) => Some(AnswerSide::Negative),
+            _ => None,
+        };
+    }
+    match (
+        labels.get("stereotype").map(String::as_str),
+        male_side(positive, negative),
+    ) {
         (Some("male"), Some(m)) => Some(m),
         (Some("female"), Some(m)) => Some(m.opposite()),
         _ => None,
     }
+}
+
+/// A pair's `stereotyped_answer` label, if it has one, names a word of exactly one of its
+/// answer sets; the error says which word and which sets.
+pub fn check_stereotyped_answer(
+    labels: &BTreeMap<String, String>,
+    positive: &[String],
+    negative: &[String],
+) -> Result<(), String> {
+    let Some(answer) = labels.get(STEREOTYPED_ANSWER) else {
+        return Ok(());
+    };
+    let (p, n) = (names(positive, answer), names(negative, answer));
+    if p != n {
+        return Ok(());
+    }
+    let where_ = if p { "both" } else { "neither" };
+    Err(format!(
+        "its label {STEREOTYPED_ANSWER} = {answer:?} is a word of {where_} of its answer sets \
+         (positive {positive:?}, negative {negative:?}); the metric's answers must include it \
+         on one side only (for the household dataset: the words its `answers` option names, \
+         e.g. positive = [\" husband\"], negative = [\" wife\"])"
+    ))
 }
 
 /// `+1` when the metric grows toward the stereotyped answer (it is on the positive side),
@@ -130,7 +184,7 @@ pub fn oriented_words(
     if orient != Orient::Stereotype {
         return None;
     }
-    match stereotyped_side(labels, male_side(positive, negative)) {
+    match stereotyped_side(labels, positive, negative) {
         Some(AnswerSide::Positive) => Some((negative.to_vec(), positive.to_vec())),
         _ => None,
     }
@@ -166,12 +220,57 @@ mod tests {
         assert_eq!(oriented_words(Orient::Stereotype, &aide, &he, &she), None);
         assert_eq!(oriented_words(Orient::Answers, &carpenter, &he, &she), None);
         // After orienting, both pairs grow toward the anti-stereotypical answer.
-        let male = male_side(&she, &he);
-        assert_eq!(toward_stereotype(stereotyped_side(&carpenter, male)), -1);
-        let male = male_side(&he, &she);
-        assert_eq!(toward_stereotype(stereotyped_side(&nurse, male)), -1);
-        assert_eq!(toward_stereotype(stereotyped_side(&carpenter, male)), 1);
-        assert_eq!(toward_stereotype(stereotyped_side(&aide, male)), 0);
+        let toward = |l: &BTreeMap<String, String>, p: &[String], n: &[String]| {
+            toward_stereotype(stereotyped_side(l, p, n))
+        };
+        assert_eq!(toward(&carpenter, &she, &he), -1);
+        assert_eq!(toward(&nurse, &he, &she), -1);
+        assert_eq!(toward(&carpenter, &he, &she), 1);
+        assert_eq!(toward(&aide, &he, &she), 0);
+    }
+
+    #[test]
+    fn the_stereotyped_answer_label_decides_for_any_words() {
+        let (husband, wife) = (words(&[" husband"]), words(&[" wife"]));
+        let dishes = labels(&[("stereotype", "female"), (STEREOTYPED_ANSWER, " wife")]);
+        let lawn = labels(&[("stereotype", "male"), (STEREOTYPED_ANSWER, " husband")]);
+        // wife/husband are not gendered words of the fallback list: only the label decides.
+        assert_eq!(male_side(&husband, &wife), None);
+        let side =
+            |l: &BTreeMap<String, String>, p: &[String], n: &[String]| stereotyped_side(l, p, n);
+        assert_eq!(side(&dishes, &husband, &wife), Some(AnswerSide::Negative));
+        assert_eq!(side(&lawn, &husband, &wife), Some(AnswerSide::Positive));
+        assert_eq!(side(&dishes, &wife, &husband), Some(AnswerSide::Positive));
+        assert_eq!(
+            side(&labels(&[("stereotype", "female")]), &husband, &wife),
+            None
+        );
+        // Arbitrary words, and whitespace ignored in the comparison.
+        let (tea, coffee) = (words(&[" tea", " Tea"]), words(&[" coffee"]));
+        let l = labels(&[(STEREOTYPED_ANSWER, "coffee")]);
+        assert_eq!(side(&l, &tea, &coffee), Some(AnswerSide::Negative));
+        // The label wins over the gendered-word fallback.
+        let (he, she) = (words(&[" he"]), words(&[" she"]));
+        let odd = labels(&[("stereotype", "female"), (STEREOTYPED_ANSWER, " he")]);
+        assert_eq!(side(&odd, &he, &she), Some(AnswerSide::Positive));
+        // orient = "stereotype" puts the anti-stereotypical answer first.
+        assert_eq!(
+            oriented_words(Orient::Stereotype, &lawn, &husband, &wife),
+            Some((wife.clone(), husband.clone()))
+        );
+        assert_eq!(
+            oriented_words(Orient::Stereotype, &dishes, &husband, &wife),
+            None
+        );
+        // A label naming neither side (or both) gives no side and fails the check.
+        let moon = labels(&[(STEREOTYPED_ANSWER, " moon")]);
+        assert_eq!(side(&moon, &husband, &wife), None);
+        let e = check_stereotyped_answer(&moon, &husband, &wife).unwrap_err();
+        assert!(e.contains("\" moon\"") && e.contains("neither"), "{e}");
+        let both = check_stereotyped_answer(&dishes, &wife, &wife).unwrap_err();
+        assert!(both.contains("both"), "{both}");
+        assert!(check_stereotyped_answer(&dishes, &husband, &wife).is_ok());
+        assert!(check_stereotyped_answer(&labels(&[]), &husband, &wife).is_ok());
     }
 
     #[test]

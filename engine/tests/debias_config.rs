@@ -319,7 +319,7 @@ fn split_errors_name_the_problem() {
     let cfg = SplitConfig::default();
     let err = split_pairs(&all, &cfg).unwrap_err().to_string();
     assert!(
-        err.contains("no profession label") && err.contains("t0/p1"),
+        err.contains("no subject label (profession, activity, trait)") && err.contains("t0/p1"),
         "{err}"
     );
     let one = pairs(1, 2);
@@ -487,7 +487,7 @@ fn a_pair_names_the_profession_of_its_corrupted_prompt() {
         slots: vec![],
     };
     let named = |labels: &[(&str, &str)]| {
-        let p = DebiasPair::new(base.input.clone(), &spec(labels), None);
+        let p = DebiasPair::new(base.input.clone(), &spec(labels), &[], &[]);
         (p.corrupt_profession.clone(), p.stereotype.clone())
     };
     let nurse = ("profession", "nurse");
@@ -510,4 +510,94 @@ fn a_pair_names_the_profession_of_its_corrupted_prompt() {
         .0,
         Some("pilot".into())
     );
+}
+
+#[test]
+fn a_household_pair_splits_by_activity_and_has_its_labelled_side() {
+    use patchsweep_engine::dataset::PairSpec;
+    use patchsweep_engine::debias::{AnswerSide, DebiasPair};
+    let base = pairs(1, 1).remove(0);
+    let words = |w: &str| vec![w.to_string()];
+    let make = |id: &str, template: &str, activity: &str, cf: &str, stereo: &str| {
+        let answer = if stereo == "female" {
+            " wife"
+        } else {
+            " husband"
+        };
+        let spec = PairSpec {
+            id: id.into(),
+            template: Some(template.into()),
+            clean: format!("{activity} is the duty of the"),
+            corrupt: format!("{cf} is the duty of the"),
+            positive: None,
+            negative: None,
+            labels: [
+                ("activity", activity),
+                ("counterfactual", cf),
+                ("stereotype", stereo),
+                ("stereotyped_answer", answer),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            slots: vec![],
+        };
+        let mut input = base.input.clone();
+        input.id = id.into();
+        DebiasPair::new(input, &spec, &words(" husband"), &words(" wife"))
+    };
+    let dishes = make(
+        "a/dishes",
+        "a",
+        "washing the dishes",
+        "mowing the lawn",
+        "female",
+    );
+    assert_eq!(dishes.profession.as_deref(), Some("washing the dishes"));
+    assert_eq!(
+        dishes.corrupt_profession.as_deref(),
+        Some("mowing the lawn")
+    );
+    assert_eq!(dishes.stereotyped, Some(AnswerSide::Negative));
+    let lawn = make(
+        "a/lawn",
+        "a",
+        "mowing the lawn",
+        "washing the dishes",
+        "male",
+    );
+    assert_eq!(lawn.stereotyped, Some(AnswerSide::Positive));
+
+    // Activities are held out like professions: never on both sides of the split.
+    let (female, male) = (
+        [
+            "washing the dishes",
+            "ironing the clothes",
+            "mopping the floor",
+        ],
+        ["mowing the lawn", "fixing the car", "chopping the firewood"],
+    );
+    let mut all = Vec::new();
+    for t in ["t0", "t1", "t2", "t3"] {
+        for (f, m) in female.iter().zip(male) {
+            all.push(make(&format!("{t}/{f}"), t, f, m, "female"));
+            all.push(make(&format!("{t}/{m}"), t, m, f, "male"));
+        }
+    }
+    let cfg = SplitConfig {
+        heldout_professions: 0.34,
+        heldout_templates: 0.25,
+        seed: 3,
+    };
+    let s = split_pairs(&all, &cfg).expect("split by activity");
+    assert_eq!(s.heldout_professions.len(), 2, "{s:?}");
+    let by_id = |id: &String| all.iter().find(|p| &p.input.id == id).unwrap();
+    let held: HashSet<&String> = s.heldout_professions.iter().collect();
+    for id in &s.selection {
+        assert!(by_id(id).professions().all(|a| !held.contains(a)), "{id}");
+    }
+    for id in &s.heldout {
+        assert!(by_id(id).professions().all(|a| held.contains(a)), "{id}");
+    }
+    assert!(!s.heldout.is_empty() && !s.selection.is_empty());
 }

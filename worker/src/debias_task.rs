@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
 use patchsweep_engine::debias::{
-    debias_pairs, male_side, matched_controls, neutral_chunks, run_debias, select_components,
+    debias_pairs, matched_controls, neutral_chunks, run_debias, select_components,
     AggregatedEffect, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
 };
 
@@ -42,7 +42,8 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     let pairs = debias_pairs(
         state.prepared.pairs.clone(),
         &state.prepared.specs,
-        male_side(&spec.metric.positive, &spec.metric.negative),
+        &spec.metric.positive,
+        &spec.metric.negative,
     )
     .map_err(perm)?;
     let stored = args.split.as_ref().ok_or_else(|| {

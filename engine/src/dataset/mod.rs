@@ -7,9 +7,13 @@
 //!   or the published list of Bolukbasi et al. (2016) with its stereotypicality scores
 //!   ([`ProfessionsSource::Bolukbasi`]); the corrupted prompt swaps the profession for "man",
 //!   "woman" or an opposite-stereotype profession ([`Counterfactual`]).
-//! - [`traits`]: a second form of gender bias, stereotyped *personal traits* ("The gentle
-//!   person said that" vs "The tough person said that"); see the [`traits`](mod@traits)
-//!   module for the rationale.
+//! - [`household`]: household roles, the paper's second form of gender bias (Prakash & Lee,
+//!   2024): "Washing the dishes is the duty of the" → " wife", the corrupted prompt naming an
+//!   activity of the other code with the same token count; each pair names its stereotyped
+//!   answer (label `stereotyped_answer`), so any answer words work.
+//! - [`traits`]: adjective/trait associations, this project's addition ("The gentle person
+//!   said that" vs "The tough person said that", answers " he" / " she"); see the
+//!   [`traits`](mod@traits) module for the rationale.
 //! - [`from_templates`]: user templates with named slots × user filler pairs
 //!   ([`TemplatesDataset`]).
 //! - [`from_jsonl`]: one pair per line of a JSONL file.
@@ -20,9 +24,10 @@
 //! every position of the clean prompt; see [`tokenize`](mod@tokenize) for the rule.
 //!
 //! Answer words (`positive`/`negative`) are left `None` by the built-in datasets: the sweep
-//! spec's metric supplies them (" he" / " she").
+//! spec's metric supplies them (" he" / " she"; " wife" / " husband" for `household`).
 
 mod error;
+pub mod household;
 pub mod jsonl;
 pub mod professions;
 mod select;
@@ -34,6 +39,10 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use error::DatasetError;
+pub use household::{
+    household_templates, household_with, HouseholdAnswers, HouseholdOptions, HOUSEHOLD_ACTIVITIES,
+    HOUSEHOLD_TEMPLATES,
+};
 pub use jsonl::from_jsonl;
 pub use professions::{
     bolukbasi_professions, profession_templates, professions, professions_with,

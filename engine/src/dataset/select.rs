@@ -26,7 +26,7 @@ pub(crate) fn check_filter<'a>(
         if !known.contains(&w.as_str()) {
             return Err(DatasetError::UnknownOption {
                 dataset: dataset.into(),
-                field: field.trim_end_matches('s').into(),
+                field: singular(field),
                 value: w.clone(),
                 known: summarize(known),
             });
@@ -38,6 +38,14 @@ pub(crate) fn check_filter<'a>(
 /// Whether `name` passes an optional filter.
 pub(crate) fn keeps(filter: Option<&Vec<String>>, name: &str) -> bool {
     filter.is_none_or(|f| f.iter().any(|x| x == name))
+}
+
+/// `templates` → `template`, `activities` → `activity`: the option's name for one value.
+fn singular(field: &str) -> String {
+    match field.strip_suffix("ies") {
+        Some(stem) => format!("{stem}y"),
+        None => field.trim_end_matches('s').to_string(),
+    }
 }
 
 fn summarize(known: &[&str]) -> String {

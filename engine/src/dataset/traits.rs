@@ -1,6 +1,8 @@
-//! The `traits` dataset: gender bias carried by stereotyped *personal traits*, with no
-//! occupation and no gendered word in the prompt. "The gentle person said that" vs
-//! "The tough person said that"; the answers are " he" / " she" as for professions.
+//! The `traits` dataset: adjective/trait associations, gender bias carried by stereotyped
+//! *personal traits*, with no occupation and no gendered word in the prompt. "The gentle
+//! person said that" vs "The tough person said that"; the answers are " he" / " she" as for
+//! professions. This is the project's own addition, not the paper's second form of bias
+//! (household roles: the [`household`](super::household) dataset).
 //!
 //! # Rationale
 //! Descriptor bias is a form of gender bias distinct from occupational bias: social psychology

@@ -112,7 +112,8 @@ pub struct SelectionConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SplitConfig {
     /// Fraction of professions held out (0 = split by templates only); stratified by the
-    /// professions' stereotype labels.
+    /// professions' stereotype labels. For datasets without professions, the pairs' subjects
+    /// (household activities, traits; see [`super::split::SUBJECT_LABELS`]).
     pub heldout_professions: f64,
     /// Fraction of templates held out (0 = split by professions only).
     pub heldout_templates: f64,

@@ -8,9 +8,10 @@
 //!   profession's prompt, the clean side of both its "man" and its "woman" pair, counts once);
 //! - `mean_abs_logit_diff`: mean of `|ld(clean)|` over the same prompts, the size of the
 //!   preference whatever its sign;
-//! - `stereotype_win_share`: share of pairs with a stereotyped side (professions labelled
-//!   `male` or `female`) whose clean prompt prefers the stereotyped answer (`ld` strictly on
-//!   that side);
+//! - `stereotype_win_share`: share of pairs with a stereotyped side (see
+//!   [`crate::stereotype`]: the answer a `stereotyped_answer` label names, as household pairs
+//!   carry, else professions labelled `male` or `female` with gendered answers) whose clean
+//!   prompt prefers the stereotyped answer (`ld` strictly on that side);
 //! - `total_effect`: Vig et al. (2020)'s total effect of setting the gender,
 //!   `y(corrupt) / y(clean) - 1` with `y = p(anti-stereotypical) / p(stereotypical)`
 //!   (probabilities summed over each answer set), averaged over the pairs with a stereotyped

@@ -52,5 +52,7 @@ pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};
 pub use neutral::{neutral_chunks, NEUTRAL_TEXT};
 pub use run::{run_debias, DebiasInputs, DebiasMeasurement, DebiasOutcome, DeltasArtifact};
 pub use select::{select_components, AggregatedEffect};
-pub use split::{debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart};
+pub use split::{
+    debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart, SUBJECT_LABELS,
+};
 pub use target::{describe, Target, TargetKind};

@@ -3,6 +3,10 @@
 //! # The split
 //! Professions and templates are drawn with the seed and a fraction of each is held out
 //! (by default 30% of the professions **and** 30% of the templates, see [`SplitConfig`]).
+//! "Profession" here is the pair's *subject*, the word its counterfactual swaps: the first
+//! of its labels [`SUBJECT_LABELS`] (`profession`; `activity` for the household dataset,
+//! `trait` for traits), so `heldout_professions` holds out activities or traits for those
+//! datasets, with the same rules.
 //! Every profession a pair names counts: the clean prompt's (`profession`) and, when the
 //! corrupted prompt names another profession (`opposite_profession` counterfactuals), that
 //! one too ([`DebiasPair::corrupt_profession`]). A pair is **held out** when all its
@@ -40,25 +44,31 @@ use crate::dataset::PairSpec;
 use crate::experiment::PairInput;
 use crate::stereotype::{is_anti_stereotypical_swap, is_gender_word, stereotyped_side};
 
+/// The labels a pair's subject (what the split calls its profession) is read from, first
+/// present wins.
+pub const SUBJECT_LABELS: &[&str] = &["profession", "activity", "trait"];
+
 pub use crate::stereotype::{male_side, AnswerSide};
 
 /// A pair with what debiasing reads from its labels.
 #[derive(Debug, Clone)]
 pub struct DebiasPair {
     pub input: PairInput,
-    /// `labels["profession"]` (professions dataset).
+    /// The pair's subject: its first label of [`SUBJECT_LABELS`] (`profession`, `activity`,
+    /// `trait`).
     pub profession: Option<String>,
-    /// The profession the corrupted prompt names, if it names one: `labels["corrupt_profession"]`,
+    /// The subject the corrupted prompt names, if it names one: `labels["corrupt_profession"]`,
     /// else `labels["counterfactual"]` when that is not a gender word ("man", "woman", …), as
-    /// with `opposite_profession` counterfactuals.
+    /// with `opposite_profession` counterfactuals, household activities and traits.
     pub corrupt_profession: Option<String>,
     /// The template name.
     pub template: Option<String>,
     /// `labels["stereotype"]` as written (`female`, `male`, `neutral`, …): the stratum of the
     /// clean profession in the split.
     pub stereotype: Option<String>,
-    /// The metric side of the stereotyped answer: for a `male`-stereotyped profession the
-    /// male side, for `female` the other; `None` for `neutral` or unlabelled pairs.
+    /// The metric side of the stereotyped answer ([`stereotyped_side`]: the side the
+    /// `stereotyped_answer` label names, else by the `stereotype` label and gendered answer
+    /// words); `None` for `neutral` or unlabelled pairs.
     pub stereotyped: Option<AnswerSide>,
     /// Whether the counterfactual swaps toward the other gender than the stereotype
     /// ("nurse" → "man"), as Vig et al.'s set-gender does; `total_effect` averages these.
@@ -66,16 +76,19 @@ pub struct DebiasPair {
 }
 
 impl DebiasPair {
-    /// From a prepared pair and its spec; `male` says which metric side is male (see
-    /// [`male_side`]); without it no pair has a stereotyped side.
-    pub fn new(input: PairInput, spec: &PairSpec, male: Option<AnswerSide>) -> Self {
-        // A pair with its own answer words (oriented per pair, or from a JSONL line) has
-        // its own male side.
-        let male = match (&spec.positive, &spec.negative) {
-            (Some(p), Some(n)) => male_side(p, n),
-            _ => male,
+    /// From a prepared pair and its spec; `positive`/`negative` are the metric's answer words,
+    /// which the pair's own words (oriented per pair, or from a JSONL line) replace.
+    pub fn new(
+        input: PairInput,
+        spec: &PairSpec,
+        positive: &[String],
+        negative: &[String],
+    ) -> Self {
+        let (positive, negative) = match (&spec.positive, &spec.negative) {
+            (Some(p), Some(n)) => (p.as_slice(), n.as_slice()),
+            _ => (positive, negative),
         };
-        let stereotyped = stereotyped_side(&spec.labels, male);
+        let stereotyped = stereotyped_side(&spec.labels, positive, negative);
         let corrupt_profession = spec.labels.get("corrupt_profession").cloned().or_else(|| {
             spec.labels
                 .get("counterfactual")
@@ -83,7 +96,10 @@ impl DebiasPair {
                 .cloned()
         });
         Self {
-            profession: spec.labels.get("profession").cloned(),
+            profession: SUBJECT_LABELS
+                .iter()
+                .find_map(|k| spec.labels.get(*k))
+                .cloned(),
             corrupt_profession,
             template: spec
                 .template
@@ -102,11 +118,13 @@ impl DebiasPair {
     }
 }
 
-/// Zips prepared pairs with their specs (as the sweep spec prepares them, in the same order).
+/// Zips prepared pairs with their specs (as the sweep spec prepares them, in the same order);
+/// `positive`/`negative` are the metric's answer words (see [`DebiasPair::new`]).
 pub fn debias_pairs(
     inputs: Vec<PairInput>,
     specs: &[PairSpec],
-    male: Option<AnswerSide>,
+    positive: &[String],
+    negative: &[String],
 ) -> Result<Vec<DebiasPair>> {
     if inputs.len() != specs.len() {
         return Err(DebiasError::Split(format!(
@@ -125,7 +143,7 @@ pub fn debias_pairs(
                     input.id, spec.id
                 )));
             }
-            Ok(DebiasPair::new(input, spec, male))
+            Ok(DebiasPair::new(input, spec, positive, negative))
         })
         .collect()
 }
@@ -322,10 +340,14 @@ pub fn split_pairs(pairs: &[DebiasPair], cfg: &SplitConfig) -> Result<Split> {
         // label if pairs disagree), else a group of its own.
         let mut strata: BTreeMap<String, String> = BTreeMap::new();
         for p in pairs {
-            let clean = p
-                .profession
-                .as_ref()
-                .ok_or_else(|| missing(p, "profession"))?;
+            let clean = p.profession.as_ref().ok_or_else(|| {
+                DebiasError::Split(format!(
+                    "pair {:?} has no subject label ({}), so professions cannot be held out \
+                         (set split.heldout_professions = 0 to split by templates only)",
+                    p.input.id,
+                    SUBJECT_LABELS.join(", ")
+                ))
+            })?;
             let group = match &p.stereotype {
                 Some(s) => format!("stereotype:{s}"),
                 None => "unlabelled".to_string(),
