@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{spec_digest, SweepProgress};
+use patchsweep_engine::experiment::Method;
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
     values, Baselines, QueryResult, QueuePolicy, Rounding, Store, WeakPairs, EXAMPLE_QUERY,
@@ -343,7 +344,17 @@ async fn print_summary(
     );
     print!("{}", baselines.to_table());
     println!("{}", weak_pairs_line(&store.weak_pairs(sweep_id).await?));
+    let lens = store.lens_layers(sweep_id).await?;
     for exp in &parsed.experiments {
+        if exp.method == Method::LogitLens {
+            let curve: Vec<_> = lens
+                .iter()
+                .filter(|l| l.experiment == exp.name)
+                .cloned()
+                .collect();
+            println!("\n{}", crate::lens_line::lens_line(&exp.name, &curve));
+            continue;
+        }
         let rows = store
             .top_components(
                 sweep_id,

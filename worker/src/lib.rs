@@ -9,6 +9,7 @@
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
 //! - [`memory_budget`]: `--max-task-memory` and the check a task passes before computing.
+//! - `lens_task`: a logit-lens experiment's tasks (kind `patch`).
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
@@ -16,6 +17,7 @@
 
 pub mod counters;
 mod debias_task;
+mod lens_task;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;

@@ -11,17 +11,20 @@
 //! - `sweeps.rs`: sweeps, experiments, pairs and baselines, dropped pairs, tasks;
 //! - `effects.rs`: aggregated effects for heatmaps (`effect_terms_v`), tokens by position,
 //!   scatter points, top cells (`cells_v`), weak pairs;
+//! - `lens.rs`: the logit-lens curve per layer (`lens_layers_v`);
 //! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
 
 mod cells;
 mod debias;
 mod effects;
+mod lens;
 pub(crate) mod exec;
 pub(crate) mod export;
 mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
+pub use lens::LensLayer;
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
