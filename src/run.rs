@@ -18,11 +18,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{spec_digest, SweepProgress};
-use patchsweep_engine::experiment::Method;
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
     values, Baselines, QueryResult, QueuePolicy, Rounding, Store, WeakPairs, EXAMPLE_QUERY,
 };
+use patchsweep_engine::experiment::Method;
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;

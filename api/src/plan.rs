@@ -81,7 +81,11 @@ pub fn plan(
     for exp in &parsed.experiments {
         if exp.method == Method::LogitLens {
             let layers = engine.lens_layers(exp)?.len();
-            tasks.extend(chunks.iter().map(|chunk| lens_task(exp, prepared, baselines, chunk, layers)));
+            tasks.extend(
+                chunks
+                    .iter()
+                    .map(|chunk| lens_task(exp, prepared, baselines, chunk, layers)),
+            );
             continue;
         }
         let groups = layer_groups(exp, n_layers, sizing.layers_per_task);
@@ -135,7 +139,10 @@ fn lens_task(
 ) -> NewTask {
     let args = PatchTask {
         experiment: exp.name.clone(),
-        pairs: chunk.iter().map(|&i| prepared.pairs[i].id.clone()).collect(),
+        pairs: chunk
+            .iter()
+            .map(|&i| prepared.pairs[i].id.clone())
+            .collect(),
         baselines: chunk
             .iter()
             .map(|&i| [baselines[i].clean, baselines[i].corrupt])

@@ -18,13 +18,21 @@ use testdb::*;
 backend_tests!(
     sqlite,
     sqlite_db,
-    [lens_values_round_trip_once, lens_layers_give_the_biased_share, bad_lens_values_are_refused]
+    [
+        lens_values_round_trip_once,
+        lens_layers_give_the_biased_share,
+        bad_lens_values_are_refused
+    ]
 );
 
 backend_tests!(
     postgres,
     postgres_db,
-    [lens_values_round_trip_once, lens_layers_give_the_biased_share, bad_lens_values_are_refused]
+    [
+        lens_values_round_trip_once,
+        lens_layers_give_the_biased_share,
+        bad_lens_values_are_refused
+    ]
 );
 
 /// `f` female-stereotyped with the stereotyped answer on the negative side (toward -1), `m`
@@ -130,7 +138,13 @@ async fn prepared_sweep(store: &Store, tasks: usize) -> i64 {
         ..Default::default()
     };
     store
-        .complete_task("w", prep.task_id, prep.attempt, &TaskOutput::Prepare(prepared), &p)
+        .complete_task(
+            "w",
+            prep.task_id,
+            prep.attempt,
+            &TaskOutput::Prepare(prepared),
+            &p,
+        )
         .await
         .unwrap();
     id
@@ -183,7 +197,11 @@ mod suite {
                 .find(|w| w.pair_id == p && i64::from(w.layer) == l)
                 .unwrap();
             assert_eq!(values::as_f64(&r[clean]), Some(want.clean_value), "{p} {l}");
-            assert_eq!(values::as_f64(&r[corrupt]), Some(want.corrupt_value), "{p} {l}");
+            assert_eq!(
+                values::as_f64(&r[corrupt]),
+                Some(want.corrupt_value),
+                "{p} {l}"
+            );
             let expected = match (p.as_str(), l) {
                 ("u", _) => None,
                 ("m", 0) | ("m", 1) | ("f", 1) => Some(1),
@@ -198,10 +216,7 @@ mod suite {
         let id = prepared_sweep(&store, 1).await;
         complete_with(&store, rows()).await.unwrap();
         let curve = store.lens_layers(id).await.unwrap();
-        assert_eq!(
-            curve.iter().map(|l| l.layer).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
+        assert_eq!(curve.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2]);
         let shares: Vec<_> = curve.iter().map(|l| l.biased_share.unwrap()).collect();
         assert_eq!(shares, [0.5, 1.0, 0.0]);
         // Corrupted prompts: layer 0 f leads positive (not stereotyped), m negative: 0; layer
@@ -212,7 +227,10 @@ mod suite {
             .collect();
         assert_eq!(corrupt, [0.0, 0.5, 0.5]);
         for l in &curve {
-            assert_eq!((l.experiment.as_str(), l.pairs, l.stereotyped_pairs), ("lens", 3, 2));
+            assert_eq!(
+                (l.experiment.as_str(), l.pairs, l.stereotyped_pairs),
+                ("lens", 3, 2)
+            );
         }
         assert!(close(curve[0].mean_clean, (0.5 + 2.0 - 3.0) / 3.0));
         assert!(close(curve[2].mean_corrupt, (0.25 + 0.5 + 2.0) / 3.0));

@@ -48,8 +48,10 @@ impl Engine<'_> {
         for chunk in self.chunks(pairs, self.pairs_per_chunk) {
             let metrics: Vec<&Metric> = chunk.iter().map(|&i| &pairs[i].metric).collect();
             let clean: Vec<Vec<u32>> = chunk.iter().map(|&i| pairs[i].clean_ids.clone()).collect();
-            let corrupt: Vec<Vec<u32>> =
-                chunk.iter().map(|&i| pairs[i].corrupt_ids.clone()).collect();
+            let corrupt: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&i| pairs[i].corrupt_ids.clone())
+                .collect();
             let c = self.lens_rows(&clean, &metrics, &layers)?;
             let k = self.lens_rows(&corrupt, &metrics, &layers)?;
             for (li, &layer) in layers.iter().enumerate() {
@@ -95,7 +97,10 @@ impl Engine<'_> {
             .map(|&l| Ok(cache.get(HookPoint::ResidPost(l))?.narrow(1, last, 1)?))
             .collect::<Result<Vec<Tensor>>>()?;
         let stacked = Tensor::cat(&residuals, 0)?; // [layers * prompts, 1, d_model]
-        let row_metrics: Vec<&Metric> = layers.iter().flat_map(|_| metrics.iter().copied()).collect();
+        let row_metrics: Vec<&Metric> = layers
+            .iter()
+            .flat_map(|_| metrics.iter().copied())
+            .collect();
         let rows = row_metrics.len();
         let step = self.max_batch.max(1);
         let mut values = Vec::with_capacity(rows);
@@ -116,9 +121,8 @@ impl Engine<'_> {
                 )?
                 .logits
                 .ok_or_else(|| EngineError::Metric("the lens forward gave no logits".into()))?;
-            values.extend(
-                values_per_row(&logits, &row_metrics[start..start + n])?.to_vec1::<f32>()?,
-            );
+            values
+                .extend(values_per_row(&logits, &row_metrics[start..start + n])?.to_vec1::<f32>()?);
         }
         Ok(values)
     }

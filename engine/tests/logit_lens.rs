@@ -103,7 +103,11 @@ fn the_last_layer_of_the_lens_is_the_models_metric() {
 /// `norm(x) = x / sqrt(mean(x²) + eps) * w`, then `x @ lm_head^T`, on the last position.
 fn lens_by_hand(model: &HookedTransformer, resid: &Tensor) -> Tensor {
     let p = resid.dim(1).unwrap();
-    let x = resid.narrow(1, p - 1, 1).unwrap().to_dtype(DType::F32).unwrap();
+    let x = resid
+        .narrow(1, p - 1, 1)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
     let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
     let normed = x
         .broadcast_div(&(ms + model.cfg.rms_norm_eps).unwrap().sqrt().unwrap())
@@ -141,17 +145,22 @@ fn every_layer_is_the_final_norm_and_unembedding_of_its_resid_post() {
                 .unwrap();
             for l in 0..model.cfg.n_layers {
                 let logits = lens_by_hand(&model, cache.get(HookPoint::ResidPost(l)).unwrap());
-                let want = pair.metric.values(&logits).unwrap().to_vec1::<f32>().unwrap()[0];
-                let v = values
-                    .iter()
-                    .find(|v| v.pair == i && v.layer == l)
-                    .unwrap();
+                let want = pair
+                    .metric
+                    .values(&logits)
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()[0];
+                let v = values.iter().find(|v| v.pair == i && v.layer == l).unwrap();
                 let got = if clean { v.clean } else { v.corrupt };
                 worst = worst.max((got - want as f64).abs());
             }
         }
     }
-    assert!(worst < 1e-4, "lens differs from the hand-written one by {worst}");
+    assert!(
+        worst < 1e-4,
+        "lens differs from the hand-written one by {worst}"
+    );
 }
 
 #[test]
@@ -174,6 +183,8 @@ fn layers_choose_what_the_lens_reads() {
         .lens(&lens(Some(vec![model.cfg.n_layers])), &pairs)
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
-    let err = engine.run(&lens(None), &pairs, &[], &mut |_| {}).unwrap_err();
+    let err = engine
+        .run(&lens(None), &pairs, &[], &mut |_| {})
+        .unwrap_err();
     assert!(err.to_string().contains("logit lens"), "{err}");
 }

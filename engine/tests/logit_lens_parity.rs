@@ -94,5 +94,8 @@ fn the_logit_lens_matches_transformer_lens_on_smollm2() {
             }
         }
     }
-    assert!(worst <= 1e-4, "lens differs from TransformerLens by {worst}");
+    assert!(
+        worst <= 1e-4,
+        "lens differs from TransformerLens by {worst}"
+    );
 }

@@ -17,10 +17,10 @@
 
 pub mod counters;
 mod debias_task;
-mod lens_task;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;
+mod lens_task;
 pub mod link;
 pub mod memory_budget;
 pub mod model_executor;

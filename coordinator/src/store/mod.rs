@@ -77,9 +77,9 @@ pub use read::export::is_plain_name;
 pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
-    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, LensLayer, PairBaseline,
-    PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
-    TaskSummary, TopComponent, WeakPairs,
+    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, LensLayer,
+    PairBaseline, PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow,
+    SweepSelection, TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;

@@ -17,15 +17,15 @@
 mod cells;
 mod debias;
 mod effects;
-mod lens;
 pub(crate) mod exec;
 pub(crate) mod export;
+mod lens;
 mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
-pub use lens::LensLayer;
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
+pub use lens::LensLayer;
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
     TaskSummary,
