@@ -15,11 +15,13 @@
 //! - `plot/`: `patchsweep plot`, heatmaps, scatters and debias bars as SVG and PNG.
 //! - `report.rs`: `patchsweep report`, one self-contained HTML page of pictures and tables.
 //! - `export.rs`: `patchsweep export`, a view as typed Parquet, CSV or JSON lines.
+//! - `lens_line.rs`: the line `run` prints for a logit-lens experiment.
 
 mod baseline_groups;
 mod cluster;
 mod export;
 mod feature_map;
+mod lens_line;
 mod local_link;
 mod logits;
 mod metrics;

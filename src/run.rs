@@ -23,6 +23,7 @@ use patchsweep_coordinator::store::{
     values, Baselines, QueryResult, QueuePolicy, Rounding, SelectedSite, Store, WeakPairs,
     EXAMPLE_QUERY,
 };
+use patchsweep_engine::experiment::Method;
 use patchsweep_worker::executor::ComputeThread;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
@@ -396,7 +397,17 @@ async fn print_summary(
         println!("{line}");
     }
     println!("{}", weak_pairs_line(&store.weak_pairs(sweep_id).await?));
+    let lens = store.lens_layers(sweep_id).await?;
     for exp in &parsed.experiments {
+        if exp.method == Method::LogitLens {
+            let curve: Vec<_> = lens
+                .iter()
+                .filter(|l| l.experiment == exp.name)
+                .cloned()
+                .collect();
+            println!("\n{}", crate::lens_line::lens_line(&exp.name, &curve));
+            continue;
+        }
         let rows = store
             .top_components(
                 sweep_id,

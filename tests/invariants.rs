@@ -333,6 +333,7 @@ fn sql_allowed(path: &str) -> bool {
 }
 
 /// Tests that write SQL on purpose: `cli_run.rs` checks the query command itself,
+/// `cli_lens.rs` reads `lens_v` and `lens_layers_v` through `patchsweep query`,
 /// `component_sets.rs` recomputes `reversals_v` and the selected sets from `effects_v`,
 /// `run_resume.rs` reads the tasks' states through `patchsweep query` as a user would,
 /// `cli_readonly.rs` its read-only guarantees (timeouts, limits, refusals) with runaway
@@ -340,6 +341,7 @@ fn sql_allowed(path: &str) -> bool {
 /// `results/mod.rs` inserts two fixture rows into `debias_results` (the store writes debias
 /// rows only as a debias task's completion, which that picture fixture does not run).
 const SQL_IN_USER_QUERY_TESTS: &[&str] = &[
+    "tests/cli_lens.rs",
     "tests/cli_readonly.rs",
     "tests/component_sets.rs",
     "tests/cli_run.rs",

@@ -3,7 +3,9 @@
 //! A prepare task (run by a worker, which holds the model) tokenizes the dataset, measures
 //! the baselines and calls [`plan`]; the coordinator stores the plan with the pairs in one
 //! transaction. A patch task is one experiment × pairs of one token length × a range of
-//! layers; its arguments carry the pairs' baselines so every task normalizes alike.
+//! layers; its arguments carry the pairs' baselines so every task normalizes alike. A
+//! logit-lens experiment is one task per pair chunk (every layer it reads), of kind `patch`
+//! too: the worker reads the experiment's method.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +101,15 @@ pub fn plan(
         .map_err(|e| patchsweep_engine::EngineError::Grid(e.to_string()))?;
     let mut tasks = Vec::new();
     for exp in &parsed.experiments {
+        if exp.method == Method::LogitLens {
+            let layers = engine.lens_layers(exp)?.len();
+            tasks.extend(
+                chunks
+                    .iter()
+                    .map(|chunk| lens_task(exp, prepared, baselines, chunk, layers)),
+            );
+            continue;
+        }
         let groups = layer_groups(exp, n_layers, sizing.layers_per_task);
         for chunk in &chunks {
             let pairs: Vec<_> = chunk.iter().map(|&i| prepared.pairs[i].clone()).collect();
@@ -252,6 +263,48 @@ pub fn ranked_sites(
         })
         .collect();
     Ok(distinct.len())
+}
+
+/// The task reading the logit lens of `exp` on the pairs of `chunk` (one token length);
+/// its cost is the lens values it computes (pairs × layers).
+fn lens_task(
+    exp: &Experiment,
+    prepared: &Prepared,
+    baselines: &[Baseline],
+    chunk: &[usize],
+    layers: usize,
+) -> NewTask {
+    let args = PatchTask {
+        experiment: exp.name.clone(),
+        pairs: chunk
+            .iter()
+            .map(|&i| prepared.pairs[i].id.clone())
+            .collect(),
+        baselines: chunk
+            .iter()
+            .map(|&i| [baselines[i].clean, baselines[i].corrupt])
+            .collect(),
+        layers: None,
+        pathways: false,
+        selected: false,
+        rankings: Vec::new(),
+    };
+    let first = &prepared.pairs[chunk[0]];
+    NewTask {
+        kind: TaskKind::Patch,
+        description: format!(
+            "{} logit lens over {layers} layer{}, {} pair{} from {} ({} tokens)",
+            exp.name,
+            if layers == 1 { "" } else { "s" },
+            chunk.len(),
+            if chunk.len() == 1 { "" } else { "s" },
+            first.id,
+            first.clean_ids.len()
+        ),
+        payload: payload(&args),
+        cost: (chunk.len() * layers) as i64,
+        stage: 0,
+    }
 }
 
 /// One pair's part in a debias section's split, as stored.

@@ -45,6 +45,22 @@ pub struct EffectRow {
     pub normalized: Option<f64>,
 }
 
+/// One logit-lens value: the metric of a pair read from the residual stream after block
+/// `layer` (at the last position, through the final norm and unembedding), on the clean and
+/// the corrupted prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LensRow {
+    pub experiment: String,
+    pub pair_id: String,
+    pub layer: u32,
+    pub clean_value: f64,
+    pub corrupt_value: f64,
+    /// +1 when the clean value says the positive answers lead, -1 the negative ones, 0 a tie
+    /// (around 0 for differences, 1 for the odds ratio).
+    pub clean_lead: i8,
+    pub corrupt_lead: i8,
+}
+
 /// One figure of a debiasing evaluation: a metric before and after an intervention (and
 /// after the same intervention on matched random component sets, the control: their mean,
 /// 5th and 95th percentiles, how many sets, and the located components' percentile among

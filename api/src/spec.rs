@@ -25,6 +25,7 @@ use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
 mod forms;
+mod lens;
 mod pathways;
 pub use forms::{HeadsSpec, LayersSpec, PositionsSpec};
 pub use pathways::{selection_stages, PathwaySpec, SelectSpec, SiteSpec};
@@ -313,7 +314,9 @@ impl ExperimentSpec {
         if self.name.trim().is_empty() {
             return Err(field(at("name"), "must not be empty"));
         }
-        if self.components.is_empty() && self.pathways.is_empty() {
+        if self.method == Method::LogitLens {
+            lens::check(self, &at)?;
+        } else if self.components.is_empty() && self.pathways.is_empty() {
             return Err(field(
                 at("components"),
                 "give at least one component or a pathway",
@@ -325,7 +328,11 @@ impl ExperimentSpec {
             .enumerate()
             .map(|(k, c)| component(c, &at(&format!("components[{k}]"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let positions = parse_positions(&self.positions);
+        // A lens reads the last position whatever `positions` says ("all" or "last").
+        let positions = match self.method {
+            Method::LogitLens => Positions::All,
+            _ => parse_positions(&self.positions),
+        };
         if components.contains(&Component::MlpNeuron) && positions == Positions::All {
             return Err(field(
                 at("positions"),
@@ -511,6 +518,18 @@ impl SweepSpec {
                 return Err(field(
                     format!("debias[{i}].experiment"),
                     format!("no experiment is named {:?}", d.experiment),
+                ));
+            }
+            if experiments
+                .iter()
+                .any(|e: &Experiment| e.name == d.experiment && e.method == Method::LogitLens)
+            {
+                return Err(field(
+                    format!("debias[{i}].experiment"),
+                    format!(
+                        "{:?} is a logit_lens experiment: it measures no component effects                          to select from; name a patching experiment",
+                        d.experiment
+                    ),
                 ));
             }
         }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rows::{EffectRow, PairRow};
+use crate::rows::{EffectRow, LensRow, PairRow};
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +164,8 @@ pub struct PreparedSweep {
 pub enum TaskOutput {
     Prepare(PreparedSweep),
     Patch(Vec<EffectRow>),
+    /// A logit-lens experiment's task (kind `patch`): its lens values.
+    Lens(Vec<LensRow>),
     /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them.
     Debias(String),
 }
@@ -171,7 +173,7 @@ pub enum TaskOutput {
 /// The answer to a result or a failure report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
-    /// Stored; the number of new rows (effects, pairs or debias rows).
+    /// Stored; the number of new rows (effects, lens values, pairs or debias rows).
     Completed { rows: u64 },
     /// A failure was recorded and the task will run again after `retry_in` seconds.
     Requeued { retry_in: f64 },

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use patchsweep_proto::v1 as pb;
 
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-use crate::rows::{EffectRow, PairRow};
+use crate::rows::{EffectRow, LensRow, PairRow};
 use crate::task::{
     spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName,
 };
@@ -28,6 +28,8 @@ pub enum WireError {
     UnknownName(#[from] UnknownName),
     #[error("pair {pair:?}: toward_stereotype is {value}, not -1, 0 or 1")]
     BadOrientation { pair: String, value: i32 },
+    #[error("pair {pair:?}: a logit-lens lead is {value}, not -1, 0 or 1")]
+    BadLead { pair: String, value: i32 },
 }
 
 fn coord(c: i32) -> Result<Option<u32>, WireError> {
@@ -69,6 +71,40 @@ pub fn effect_to_wire(e: &EffectRow) -> pb::Effect {
         value: e.value,
         effect: e.effect,
         normalized: e.normalized,
+    }
+}
+
+fn lead(pair: &str, value: i32) -> Result<i8, WireError> {
+    match value {
+        v @ -1..=1 => Ok(v as i8),
+        value => Err(WireError::BadLead {
+            pair: pair.to_string(),
+            value,
+        }),
+    }
+}
+
+pub fn lens_from_wire(v: pb::LensValue) -> Result<LensRow, WireError> {
+    Ok(LensRow {
+        clean_lead: lead(&v.pair_id, v.clean_lead)?,
+        corrupt_lead: lead(&v.pair_id, v.corrupt_lead)?,
+        experiment: v.experiment,
+        pair_id: v.pair_id,
+        layer: v.layer,
+        clean_value: v.clean_value,
+        corrupt_value: v.corrupt_value,
+    })
+}
+
+pub fn lens_to_wire(r: &LensRow) -> pb::LensValue {
+    pb::LensValue {
+        experiment: r.experiment.clone(),
+        pair_id: r.pair_id.clone(),
+        layer: r.layer,
+        clean_value: r.clean_value,
+        corrupt_value: r.corrupt_value,
+        clean_lead: i32::from(r.clean_lead),
+        corrupt_lead: i32::from(r.corrupt_lead),
     }
 }
 
@@ -152,6 +188,12 @@ pub fn output_from_wire(
                 .map(effect_from_wire)
                 .collect::<Result<_, _>>()?,
         )),
+        Some(Output::Lens(l)) => Ok(TaskOutput::Lens(
+            l.values
+                .into_iter()
+                .map(lens_from_wire)
+                .collect::<Result<_, _>>()?,
+        )),
         Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
         Some(Output::Prepare(p)) => Ok(TaskOutput::Prepare(PreparedSweep {
             pairs: p
@@ -184,6 +226,9 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
     match o {
         TaskOutput::Patch(effects) => Output::Patch(pb::PatchOutput {
             effects: effects.iter().map(effect_to_wire).collect(),
+        }),
+        TaskOutput::Lens(rows) => Output::Lens(pb::LensOutput {
+            values: rows.iter().map(lens_to_wire).collect(),
         }),
         TaskOutput::Debias(rows) => Output::Debias(pb::DebiasOutput {
             rows_json: rows.clone(),
@@ -520,6 +565,36 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(output_from_wire(Some(output_to_wire(&out))), Ok(out));
+    }
+
+    #[test]
+    fn a_lens_output_round_trips_as_a_typed_message() {
+        let out = TaskOutput::Lens(vec![LensRow {
+            experiment: "lens".into(),
+            pair_id: "p0".into(),
+            layer: 29,
+            clean_value: 1.25,
+            corrupt_value: -0.5,
+            clean_lead: 1,
+            corrupt_lead: -1,
+        }]);
+        let wire = output_to_wire(&out);
+        assert!(matches!(
+            &wire,
+            pb::complete_task_request::Output::Lens(l) if l.values[0].layer == 29
+        ));
+        assert_eq!(output_from_wire(Some(wire)), Ok(out));
+        let bad = pb::complete_task_request::Output::Lens(pb::LensOutput {
+            values: vec![pb::LensValue {
+                pair_id: "p0".into(),
+                clean_lead: 2,
+                ..Default::default()
+            }],
+        });
+        assert_eq!(
+            output_from_wire(Some(bad)).unwrap_err().to_string(),
+            "pair \"p0\": a logit-lens lead is 2, not -1, 0 or 1"
+        );
     }
 
     #[test]

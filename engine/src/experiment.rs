@@ -20,6 +20,9 @@ pub enum Method {
     Activation,
     /// First-order estimate from one backward pass per pair.
     Attribution,
+    /// No patching: the metric read from the residual stream after each block through the
+    /// final norm and unembedding ([`crate::lens`]).
+    LogitLens,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +39,7 @@ impl Method {
         match self {
             Method::Activation => "activation",
             Method::Attribution => "attribution",
+            Method::LogitLens => "logit_lens",
         }
     }
 }
@@ -93,6 +97,13 @@ fn first_difference(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len())
 }
 
+fn lens_has_no_patches(exp: &Experiment) -> EngineError {
+    EngineError::Grid(format!(
+        "experiment `{}` is a logit lens: it patches nothing (its values come from `Engine::lens`)",
+        exp.name
+    ))
+}
+
 /// Runs experiments on one model.
 pub struct Engine<'m> {
     pub model: &'m HookedTransformer,
@@ -115,7 +126,7 @@ impl<'m> Engine<'m> {
     }
 
     /// Chunks of pair indices with equal token counts, in order.
-    fn chunks(&self, pairs: &[PairInput], size: usize) -> Vec<Vec<usize>> {
+    pub(crate) fn chunks(&self, pairs: &[PairInput], size: usize) -> Vec<Vec<usize>> {
         let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in pairs.iter().enumerate() {
             by_len.entry(p.clean_ids.len()).or_default().push(i);
@@ -181,6 +192,9 @@ impl<'m> Engine<'m> {
         baselines: &[Baseline],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Effect>> {
+        if exp.method == Method::LogitLens {
+            return Err(lens_has_no_patches(exp));
+        }
         let cells = self.cells(exp, pairs)?;
         let mut effects = Vec::new();
         for chunk in self.chunks(pairs, self.pairs_per_chunk) {
@@ -241,6 +255,7 @@ impl<'m> Engine<'m> {
                     }
                     all
                 }
+                Method::LogitLens => return Err(lens_has_no_patches(exp)),
             };
             for (n, &i) in chunk.iter().enumerate() {
                 let b = baselines[i];

@@ -12,6 +12,7 @@
 //! - [`runs`]: the cached clean/corrupted runs of each pair.
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
 //! - [`attribution`]: attribution patching from one backward pass.
+//! - [`lens`]: the logit lens, the metric read from each block's output.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
 //! - [`memory`]: the memory a piece of work needs, estimated before it runs.
 //! - [`benchmark`]: CrowS-Pairs, WinoBias and Professions readers and the sentence-preference
@@ -27,6 +28,7 @@ pub mod debias;
 pub mod error;
 pub mod experiment;
 pub mod grid;
+pub mod lens;
 pub mod memory;
 pub mod metric;
 pub mod oracle;

@@ -228,7 +228,10 @@ impl Engine<'_> {
             .into_iter()
             .map(|(tokens, n)| {
                 let chunk = n.min(self.pairs_per_chunk.max(1));
-                let sources = s.cached_run(tokens, hooks).saturating_mul(chunk as u64);
+                let sources = match exp.method {
+                    Method::LogitLens => 0,
+                    _ => s.cached_run(tokens, hooks).saturating_mul(chunk as u64),
+                };
                 let (bases, rows, work) = match exp.method {
                     Method::Activation => {
                         let rows = self.max_batch.max(1);
@@ -248,6 +251,15 @@ impl Engine<'_> {
                             ("logits", logits),
                         ];
                         (0, rows, work)
+                    }
+                    Method::LogitLens => {
+                        // One forward of the chunk caching `layers` block outputs, then
+                        // their last positions unembedded `max_batch` rows at a time.
+                        let resid = product(&[chunk, layers, tokens, cfg.d_model, s.dtype_bytes]);
+                        let rows = (chunk * layers).min(self.max_batch.max(1));
+                        let mut work = s.forward(chunk, tokens);
+                        work.push(("lens logits", product(&[rows, cfg.vocab_size, F32])));
+                        (resid, chunk, work)
                     }
                 };
                 let mut parts = vec![("cached runs", sources.saturating_add(bases))];

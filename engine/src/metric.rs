@@ -28,6 +28,20 @@ impl MetricKind {
             MetricKind::OddsRatio => 1.0,
         }
     }
+
+    /// Which answer set a value of this metric says the model prefers: +1 the positive
+    /// answers, -1 the negative ones, 0 neither (a tie: exactly [`MetricKind::neutral`],
+    /// or NaN).
+    pub fn lead(self, value: f64) -> i8 {
+        let neutral = self.neutral();
+        if value > neutral {
+            1
+        } else if value < neutral {
+            -1
+        } else {
+            0
+        }
+    }
 }
 
 /// How several answer tokens of one set combine.
@@ -263,6 +277,17 @@ mod tests {
         assert!((v(metric(MetricKind::OddsRatio, Reduce::Sum)) - odds).abs() < 1e-4);
         assert!((v(metric(MetricKind::OddsRatio, Reduce::Mean)) - odds / 2.0).abs() < 1e-4);
         Ok(())
+    }
+
+    #[test]
+    fn leads_are_read_around_each_metrics_neutral_value() {
+        assert_eq!(MetricKind::LogitDiff.lead(0.3), 1);
+        assert_eq!(MetricKind::LogprobDiff.lead(-0.3), -1);
+        assert_eq!(MetricKind::LogitDiff.lead(0.0), 0);
+        assert_eq!(MetricKind::OddsRatio.lead(0.5), -1);
+        assert_eq!(MetricKind::OddsRatio.lead(2.0), 1);
+        assert_eq!(MetricKind::OddsRatio.lead(1.0), 0);
+        assert_eq!(MetricKind::LogitDiff.lead(f64::NAN), 0);
     }
 
     #[test]

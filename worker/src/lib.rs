@@ -9,6 +9,7 @@
 //!   off the async runtime.
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
 //! - [`memory_budget`]: `--max-task-memory` and the check a task passes before computing.
+//! - `lens_task`: a logit-lens experiment's tasks (kind `patch`).
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
@@ -19,6 +20,7 @@ mod debias_task;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;
+mod lens_task;
 pub mod link;
 pub mod memory_budget;
 pub mod model_executor;

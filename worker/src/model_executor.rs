@@ -1,6 +1,6 @@
 //! The real executor: loads the sweep's model (one at a time, freeing the previous one),
 //! prepares each sweep once (parse, tokenize, check against the model) and computes
-//! prepare and patch tasks with the engine.
+//! prepare and patch tasks (a logit-lens experiment's too) with the engine.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{
     EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskKind, TaskOutput,
 };
-use patchsweep_engine::experiment::{Baseline, Effect, Engine, PairInput};
+use patchsweep_engine::experiment::{Baseline, Effect, Engine, Method, PairInput};
 use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
 
 use crate::counters::WorkerCounters;
@@ -258,8 +258,11 @@ impl ModelExecutor {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let narrowed = plan::task_experiment(exp, &args).map_err(TaskError::permanent)?;
         let engine = Self::engine(&model, &state);
+        if exp.method == Method::LogitLens {
+            return crate::lens_task::run(&engine, exp, &pairs, self.max_task_memory);
+        }
+        let narrowed = plan::task_experiment(exp, &args).map_err(TaskError::permanent)?;
         memory_budget::check(
             &format!("this task of experiment `{}`", exp.name),
             &engine.run_memory(&narrowed, &pairs),

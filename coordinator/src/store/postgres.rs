@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Postgres};
 
 use super::error::{db_error, reason, sweep_db_error};
-use super::rows::{StoredEffect, StoredPair};
+use super::rows::{LensRow, StoredEffect, StoredLens, StoredPair};
 use super::{EffectRow, StoreError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -211,6 +211,41 @@ pub(crate) async fn insert_effects_in(
         .bind(chunk.iter().map(|e| e.value).collect::<Vec<_>>())
         .bind(chunk.iter().map(|e| e.effect).collect::<Vec<_>>())
         .bind(chunk.iter().map(|e| e.normalized).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(STEP, url))?
+        .rows_affected();
+    }
+    Ok(inserted)
+}
+
+pub(crate) async fn insert_lens_in(
+    tx: &mut PgConnection,
+    url: &str,
+    sweep_id: i64,
+    rows: &[LensRow],
+) -> Result<u64, StoreError> {
+    const STEP: &str = "insert lens values";
+    let stored = rows
+        .iter()
+        .map(StoredLens::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inserted = 0;
+    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
+        inserted += sqlx::query(
+            "INSERT INTO lens (sweep_id, experiment, pair_id, layer, clean_value, \
+             corrupt_value, clean_lead, corrupt_lead) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::float8[], \
+             $6::float8[], $7::int4[], $8::int4[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(chunk.iter().map(|l| l.experiment).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.pair_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.layer).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.clean_value).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.corrupt_value).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.clean_lead).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|l| l.corrupt_lead).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await
         .map_err(db_error(STEP, url))?

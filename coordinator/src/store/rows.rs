@@ -1,6 +1,6 @@
 //! The rows the store writes, and the checks and conversions shared by both backends.
 
-pub use patchsweep_api::{DebiasRow, EffectRow, PairRow};
+pub use patchsweep_api::{DebiasRow, EffectRow, LensRow, PairRow};
 
 use super::StoreError;
 
@@ -59,6 +59,47 @@ impl<'a> StoredEffect<'a> {
             value: row.value,
             effect: row.effect,
             normalized: normalized(row.normalized),
+        })
+    }
+}
+
+/// A logit-lens value as stored, checked.
+pub(crate) struct StoredLens<'a> {
+    pub experiment: &'a str,
+    pub pair_id: &'a str,
+    pub layer: i32,
+    pub clean_value: f64,
+    pub corrupt_value: f64,
+    pub clean_lead: i32,
+    pub corrupt_lead: i32,
+}
+
+impl<'a> StoredLens<'a> {
+    pub(crate) fn from_row(row: &'a LensRow) -> Result<Self, StoreError> {
+        let bad = |message: String| StoreError::InvalidInput {
+            step: "insert lens values",
+            message: format!(
+                "lens value of experiment `{}`, pair `{}`, layer {}: {message}",
+                row.experiment, row.pair_id, row.layer
+            ),
+        };
+        if !(row.clean_value.is_finite() && row.corrupt_value.is_finite()) {
+            return Err(bad("clean or corrupted value is not finite".to_string()));
+        }
+        for lead in [row.clean_lead, row.corrupt_lead] {
+            if !(-1..=1).contains(&lead) {
+                return Err(bad(format!("lead {lead} is not -1, 0 or 1")));
+            }
+        }
+        Ok(StoredLens {
+            experiment: &row.experiment,
+            pair_id: &row.pair_id,
+            layer: i32::try_from(row.layer)
+                .map_err(|_| bad(format!("layer {} is too large", row.layer)))?,
+            clean_value: row.clean_value,
+            corrupt_value: row.corrupt_value,
+            clean_lead: i32::from(row.clean_lead),
+            corrupt_lead: i32::from(row.corrupt_lead),
         })
     }
 }

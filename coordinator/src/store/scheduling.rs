@@ -192,6 +192,9 @@ impl Store {
                         TaskOutput::Patch(effects) => {
                             q::insert_effects_in(tx, url, sweep_id, effects).await?
                         }
+                        TaskOutput::Lens(rows) => {
+                            q::insert_lens_in(tx, url, sweep_id, rows).await?
+                        }
                         TaskOutput::Prepare(p) => {
                             for (name, method, direction) in &p.experiments {
                                 queue_sql::add_experiment_in(

@@ -13,7 +13,7 @@ use sqlx::{Column, QueryBuilder, Row, Sqlite, TypeInfo, ValueRef};
 use super::error::{db_error, query_error, reason, sweep_db_error};
 use super::migrate::{lock_path, MigrateLock};
 use super::read::values::float;
-use super::rows::{StoredEffect, StoredPair};
+use super::rows::{LensRow, StoredEffect, StoredLens, StoredPair};
 use super::{EffectRow, StoreError};
 
 /// SQLite's limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
@@ -22,6 +22,8 @@ const MAX_BINDS: usize = 32766;
 const EFFECT_COLUMNS: usize = 11;
 /// Rows per multi-row INSERT of effects.
 const EFFECTS_PER_STATEMENT: usize = MAX_BINDS / EFFECT_COLUMNS;
+/// Rows per multi-row INSERT of lens values (8 columns).
+const LENS_PER_STATEMENT: usize = MAX_BINDS / 8;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -242,6 +244,44 @@ pub(crate) async fn insert_effects_in(
                 .push_bind(e.value)
                 .push_bind(e.effect)
                 .push_bind(e.normalized);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        inserted += qb
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(STEP, url))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+pub(crate) async fn insert_lens_in(
+    tx: &mut sqlx::SqliteConnection,
+    url: &str,
+    sweep_id: i64,
+    rows: &[LensRow],
+) -> Result<u64, StoreError> {
+    const STEP: &str = "insert lens values";
+    let stored = rows
+        .iter()
+        .map(StoredLens::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inserted = 0;
+    for chunk in stored.chunks(LENS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO lens (sweep_id, experiment, pair_id, layer, clean_value, \
+             corrupt_value, clean_lead, corrupt_lead) ",
+        );
+        qb.push_values(chunk, |mut b, l| {
+            b.push_bind(sweep_id)
+                .push_bind(l.experiment)
+                .push_bind(l.pair_id)
+                .push_bind(l.layer)
+                .push_bind(l.clean_value)
+                .push_bind(l.corrupt_value)
+                .push_bind(l.clean_lead)
+                .push_bind(l.corrupt_lead);
         });
         qb.push(" ON CONFLICT DO NOTHING");
         inserted += qb

@@ -12,6 +12,7 @@
 //! - `effects.rs`: aggregated effects for heatmaps (`effect_terms_v`), tokens by position,
 //!   scatter points, top cells (`cells_v`), weak pairs;
 //! - `reversals.rs`: reversal rates per cell (`reversals_v`), the sites of selected sets;
+//! - `lens.rs`: the logit-lens curve per layer (`lens_layers_v`);
 //! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
 
 mod cells;
@@ -19,12 +20,14 @@ mod debias;
 mod effects;
 pub(crate) mod exec;
 pub(crate) mod export;
+mod lens;
 mod reversals;
 mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
+pub use lens::LensLayer;
 pub use reversals::{Reversal, SelectedSite};
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, GroupBaselines, PairBaseline, Rounding, SweepRow,
