@@ -3,7 +3,9 @@
 //! A prepare task (run by a worker, which holds the model) tokenizes the dataset, measures
 //! the baselines and calls [`plan`]; the coordinator stores the plan with the pairs in one
 //! transaction. A patch task is one experiment × pairs of one token length × a range of
-//! layers; its arguments carry the pairs' baselines so every task normalizes alike.
+//! layers; its arguments carry the pairs' baselines so every task normalizes alike. An
+//! experiment with `generate` gets one generate task: the generation check of the sweep's
+//! first pairs (its own task, so its continuations neither wait for nor delay the effects).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use patchsweep_engine::debias::Split;
 use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method};
 use patchsweep_engine::grid::Grid;
 
-use crate::args::{payload, DebiasTask, PatchTask};
+use crate::args::{payload, DebiasTask, GenerateTask, PatchTask};
 use crate::spec::{ParsedSpec, Prepared, TaskSizing};
 use crate::task::{NewTask, TaskKind};
 
@@ -114,7 +116,40 @@ pub fn plan(
             }
         }
     }
+    tasks.extend(plan_generate(parsed, prepared));
     Ok(tasks)
+}
+
+/// One generate task per experiment with `generate`, for the sweep's first pairs; its cost
+/// is its number of continuations (clean, corrupted, and one per pathway, per pair).
+pub fn plan_generate(parsed: &ParsedSpec, prepared: &Prepared) -> Vec<NewTask> {
+    parsed
+        .experiments
+        .iter()
+        .zip(&parsed.spec.experiments)
+        .filter_map(|(exp, spec)| {
+            let g = spec.generate?;
+            let pairs = g.chosen(&prepared.pairs);
+            let per_pair = 2 + exp.grid.pathways.len();
+            let args = GenerateTask {
+                experiment: exp.name.clone(),
+                pairs: pairs.iter().map(|p| p.id.clone()).collect(),
+                tokens: g.tokens,
+            };
+            Some(NewTask {
+                kind: TaskKind::Generate,
+                description: format!(
+                    "{} generation check: {} pair(s) × {per_pair} continuations of {} tokens",
+                    exp.name,
+                    pairs.len(),
+                    g.tokens
+                ),
+                payload: payload(&args),
+                cost: (pairs.len() * per_pair) as i64,
+                waits: false,
+            })
+        })
+        .collect()
 }
 
 /// One pair's part in a debias section's split, as stored.

@@ -24,7 +24,9 @@ use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
 mod forms;
+mod generate;
 pub use forms::{LayersSpec, PositionsSpec};
+pub use generate::GenerateSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -225,6 +227,8 @@ pub struct ExperimentSpec {
     pub neurons: Option<Vec<usize>>,
     #[serde(default, rename = "pathway")]
     pub pathways: Vec<PathwaySpec>,
+    /// The generation check: greedy continuations of the first pairs.
+    pub generate: Option<GenerateSpec>,
 }
 
 fn default_direction() -> Direction {
@@ -338,6 +342,9 @@ impl ExperimentSpec {
             .enumerate()
             .map(|(k, c)| component(c, &at(&format!("components[{k}]"))))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(g) = &self.generate {
+            g.validate(&at("generate"))?;
+        }
         let positions = parse_positions(&self.positions);
         if components.contains(&Component::MlpNeuron) && positions == Positions::All {
             return Err(field(
@@ -641,6 +648,11 @@ impl ParsedSpec {
                             err,
                         )
                     })?;
+            }
+        }
+        for (i, e) in self.spec.experiments.iter().enumerate() {
+            if let Some(g) = &e.generate {
+                g.check_context(&format!("experiment[{i}].generate"), &pairs, &model.model.cfg)?;
             }
         }
         for (i, d) in self.spec.debias.iter().enumerate() {

@@ -12,6 +12,8 @@
 //! - [`activation`]: activation patching, fast batched path; [`oracle`]: the naive reference.
 //! - [`attribution`]: attribution patching from one backward pass.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
+//! - [`generate`]: greedy generation with a patch at the prompt's positions (the
+//!   generation check).
 //! - [`memory`]: the memory a piece of work needs, estimated before it runs.
 //! - [`benchmark`]: CrowS-Pairs, WinoBias and Professions readers and the sentence-preference
 //!   score (batched sentence log-likelihoods, Wilson intervals).
@@ -25,6 +27,7 @@ pub mod dataset;
 pub mod debias;
 pub mod error;
 pub mod experiment;
+pub mod generate;
 pub mod grid;
 pub mod memory;
 pub mod metric;

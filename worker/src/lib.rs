@@ -10,12 +10,14 @@
 //! - [`model_executor`]: the real executor: model cache, prepare and patch tasks.
 //! - [`memory_budget`]: `--max-task-memory` and the check a task passes before computing.
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
+//! - `generate_task`: generate tasks (the generation check's continuations).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
 //! - [`faults`]: fault injection for the reliability tests (hidden flags).
 
 pub mod counters;
 mod debias_task;
+mod generate_task;
 pub mod executor;
 pub mod faults;
 pub mod grpc_link;

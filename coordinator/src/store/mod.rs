@@ -3,7 +3,8 @@
 //! # Layout
 //! - this file: [`Store`], which picks a backend from the URL and checks input once;
 //! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
-//! - `rows.rs`: the stored form of [`PairRow`], [`EffectRow`], [`DebiasRow`];
+//! - `rows.rs`: the stored form of [`PairRow`], [`EffectRow`], [`DebiasRow`] (and the
+//!   [`GenerationRow`]s `queue_sql/generations.rs` stores);
 //! - `queue.rs`: the task queue's types (the shared ones are `patchsweep_api`'s, re-exported
 //!   here); `queue_sql/` its SQL, written once for both backends (functions generic over
 //!   the backend's connection); `scheduling.rs` the queue's calls on [`Store`], one
@@ -77,13 +78,14 @@ pub use read::export::is_plain_name;
 pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
-    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, PairBaseline,
+    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, GenerationSample,
+    PairBaseline,
     PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
     TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;
-pub use rows::{DebiasRow, EffectRow, PairRow};
+pub use rows::{DebiasRow, EffectRow, GenerationRow, PairRow};
 pub use stream::{Collect, CsvSink, JsonSink, QueryOptions, QuerySummary, RowSink};
 
 use rows::StoredPair;

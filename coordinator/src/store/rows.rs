@@ -1,6 +1,6 @@
 //! The rows the store writes, and the checks and conversions shared by both backends.
 
-pub use patchsweep_api::{DebiasRow, EffectRow, PairRow};
+pub use patchsweep_api::{DebiasRow, EffectRow, GenerationRow, PairRow};
 
 use super::StoreError;
 

@@ -11,17 +11,20 @@
 //! - `sweeps.rs`: sweeps, experiments, pairs and baselines, dropped pairs, tasks;
 //! - `effects.rs`: aggregated effects for heatmaps (`effect_terms_v`), tokens by position,
 //!   scatter points, top cells (`cells_v`), weak pairs;
-//! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
+//! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`;
+//! - `generations.rs`: a sample of the generation check's continuations.
 
 mod cells;
 mod debias;
 mod effects;
 pub(crate) mod exec;
 pub(crate) mod export;
+mod generations;
 mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
+pub use generations::GenerationSample;
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
