@@ -652,7 +652,11 @@ impl ParsedSpec {
         }
         for (i, e) in self.spec.experiments.iter().enumerate() {
             if let Some(g) = &e.generate {
-                g.check_context(&format!("experiment[{i}].generate"), &pairs, &model.model.cfg)?;
+                g.check_context(
+                    &format!("experiment[{i}].generate"),
+                    &pairs,
+                    &model.model.cfg,
+                )?;
             }
         }
         for (i, d) in self.spec.debias.iter().enumerate() {

@@ -174,7 +174,10 @@ pub fn output_from_wire(
         )),
         Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
         Some(Output::Generate(g)) => Ok(TaskOutput::Generate(
-            g.generations.into_iter().map(generation_from_wire).collect(),
+            g.generations
+                .into_iter()
+                .map(generation_from_wire)
+                .collect(),
         )),
         Some(Output::Prepare(p)) => Ok(TaskOutput::Prepare(PreparedSweep {
             pairs: p

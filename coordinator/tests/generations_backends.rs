@@ -167,7 +167,11 @@ mod suite {
             .collect();
         assert_eq!(sample, expected);
         assert_eq!(store.generation_sample(id, 10).await.unwrap().len(), 9);
-        assert!(store.generation_sample(id + 1, 10).await.unwrap().is_empty());
+        assert!(store
+            .generation_sample(id + 1, 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn bad_generations_are_refused(url: &str) {

@@ -78,9 +78,10 @@ pub fn greedy(
     };
     let mut pass = model.forward(Input::Tokens(&input), prompt_hook, step)?;
     loop {
-        let logits = pass.logits.as_ref().ok_or_else(|| {
-            EngineError::Generation("the forward pass returned no logits".into())
-        })?;
+        let logits = pass
+            .logits
+            .as_ref()
+            .ok_or_else(|| EngineError::Generation("the forward pass returned no logits".into()))?;
         let next: Vec<u32> = logits
             .to_dtype(DType::F32)?
             .squeeze(1)?

@@ -42,7 +42,10 @@ fn uncached_greedy(model: &HookedTransformer, prompt: &[u32], tokens: usize) -> 
 
 fn pair(model: &HookedTransformer) -> PairInput {
     let vocab = model.cfg.vocab_size as u32;
-    let clean: Vec<u32> = vec![1, 40, 77, 120, 33, 210].iter().map(|t| t % vocab).collect();
+    let clean: Vec<u32> = vec![1, 40, 77, 120, 33, 210]
+        .iter()
+        .map(|t| t % vocab)
+        .collect();
     let mut corrupt = clean.clone();
     corrupt[2] = (corrupt[2] + 31) % vocab;
     PairInput {
@@ -108,7 +111,10 @@ fn patching_everything_at_the_prompt_continues_as_the_other_prompt() {
             let g = pair_generations(&model, &p, &cells, direction, TOKENS).unwrap();
             assert_eq!(g.len(), 4, "{name}");
             let (clean, corrupt) = (&g[0], &g[1]);
-            assert_eq!((clean.cell.as_deref(), clean.run), (None, GenerationRun::Clean));
+            assert_eq!(
+                (clean.cell.as_deref(), clean.run),
+                (None, GenerationRun::Clean)
+            );
             assert_eq!(corrupt.run, GenerationRun::Corrupt);
             let (base, source) = match direction {
                 Direction::Noise => (GenerationRun::Clean, corrupt),

@@ -25,7 +25,9 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
     // The pathways only: no layer of the grid's components.
     let pathways = plan::restrict(exp, &Some(Vec::new()), true);
     let engine = ModelExecutor::engine(&model, &state);
-    let cells = engine.cells(&pathways, &pairs).map_err(TaskError::permanent)?;
+    let cells = engine
+        .cells(&pathways, &pairs)
+        .map_err(TaskError::permanent)?;
     let mut rows = Vec::new();
     for (pair, cells) in pairs.iter().zip(&cells) {
         let generated = pair_generations(&model.model, pair, cells, exp.direction, args.tokens)

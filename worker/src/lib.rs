@@ -17,9 +17,9 @@
 
 pub mod counters;
 mod debias_task;
-mod generate_task;
 pub mod executor;
 pub mod faults;
+mod generate_task;
 pub mod grpc_link;
 pub mod link;
 pub mod memory_budget;

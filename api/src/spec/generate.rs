@@ -177,7 +177,10 @@ components = ["resid_pre"]
         let tasks = plan_generate(&parsed, &prepared);
         assert_eq!(tasks.len(), 1);
         let t = &tasks[0];
-        assert_eq!((t.kind, t.cost, t.waits), (TaskKind::Generate, 8 * 3, false));
+        assert_eq!(
+            (t.kind, t.cost, t.waits),
+            (TaskKind::Generate, 8 * 3, false)
+        );
         let args: GenerateTask = serde_json::from_str(&t.payload).unwrap();
         let first: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
         assert_eq!(

@@ -79,9 +79,8 @@ pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
     Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, GenerationSample,
-    PairBaseline,
-    PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow, SweepSelection,
-    TaskSummary, TopComponent, WeakPairs,
+    PairBaseline, PositionToken, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SweepRow,
+    SweepSelection, TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;

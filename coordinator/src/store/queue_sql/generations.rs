@@ -23,7 +23,9 @@ pub(crate) async fn insert_generations_in<C: QueueConn>(
             return Err(invalid(format!("run `{}` is not clean or corrupt", r.run)));
         }
         if r.cell.as_deref() == Some("") {
-            return Err(invalid("an empty cell name (the unpatched prompt has none)".into()));
+            return Err(invalid(
+                "an empty cell name (the unpatched prompt has none)".into(),
+            ));
         }
         let tokens = serde_json::to_string(&r.tokens).map_err(|e| invalid(e.to_string()))?;
         n += sql(

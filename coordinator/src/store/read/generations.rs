@@ -40,7 +40,11 @@ impl Store {
                  ORDER BY pair_id LIMIT $3) \
                  ORDER BY experiment, pair_id, CASE WHEN cell IS NULL THEN 0 ELSE 1 END, \
                  cell, run",
-                &[Param::Int(sweep_id), Param::Int(sweep_id), Param::Int(pairs)],
+                &[
+                    Param::Int(sweep_id),
+                    Param::Int(sweep_id),
+                    Param::Int(pairs),
+                ],
             )
             .await?;
         decode(&r, |c| {

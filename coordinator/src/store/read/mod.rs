@@ -24,8 +24,8 @@ mod sweeps;
 pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
-pub use generations::GenerationSample;
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
+pub use generations::GenerationSample;
 pub use sweeps::{
     Baselines, DroppedCount, ExperimentSummary, PairBaseline, Rounding, SweepRow, SweepSelection,
     TaskSummary,
