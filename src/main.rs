@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - `main.rs`: argument parsing, logging setup, dispatch.
-//! - `logits.rs`: `patchsweep logits`, for checking a model by hand.
+//! - `logits.rs`: `patchsweep logits`, for checking a model by hand; `generate.rs`:
+//!   `patchsweep generate`, a prompt's greedy continuation.
 //! - `score.rs`: `patchsweep score`, a benchmark's sentence-preference score without a sweep.
 //! - `run.rs`: `patchsweep run`, a whole sweep in one process (embedded coordinator and
 //!   worker); `local_link.rs` the worker's link to the coordinator there (a direct call);
@@ -21,6 +22,7 @@ mod baseline_groups;
 mod cluster;
 mod export;
 mod feature_map;
+mod generate;
 mod lens_line;
 mod local_link;
 mod logits;
@@ -57,6 +59,8 @@ struct Cli {
 enum Command {
     /// Print a prompt's tokens and the top next-token logits.
     Logits(logits::LogitsArgs),
+    /// Continue a prompt greedily (the decode a sweep's generation check uses).
+    Generate(generate::GenerateArgs),
     /// Score a model on a bias benchmark (CrowS-Pairs, WinoBias, Professions, JSONL): the share
     /// of pairs whose stereotypical sentence is more likely, per subset, with 95% intervals.
     Score(score::ScoreArgs),
@@ -108,6 +112,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Logits(args) => logits::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Score(args) => score::run(args),
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),

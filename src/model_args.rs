@@ -1,5 +1,5 @@
-//! The model options of the one-model commands (`logits`, `score`): which model, on which
-//! device and in which dtype, with which BOS policy; and loading it.
+//! The model options of the one-model commands (`logits`, `generate`, `score`): which
+//! model, on which device and in which dtype, with which BOS policy; and loading it.
 
 use anyhow::{Context, Result};
 use clap::Args;

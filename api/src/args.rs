@@ -50,6 +50,16 @@ impl PatchTask {
     }
 }
 
+/// The arguments of a generate task: the generation check of one experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateTask {
+    pub experiment: String,
+    /// The pairs that get generations (the sweep's first, in dataset order).
+    pub pairs: Vec<String>,
+    /// Tokens generated per continuation.
+    pub tokens: usize,
+}
+
 /// One component's score over a debias section's selection split:
 /// `(component, layer, head, position_label, score)`, the score being the normalized effect
 /// as `cells_v` forms it (strong pairs only), `1 - normalized` for a `noise` experiment.

@@ -5,7 +5,8 @@
 //! - [`task`]: task kinds and states, tasks as stored, leased and finished
 //!   ([`NewTask`], [`LeasedTask`], [`TaskOutput`], [`Settled`]).
 //! - [`args`]: the arguments of each kind of task ([`PatchTask`], [`DebiasTask`], …).
-//! - [`rows`]: the result rows ([`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`]).
+//! - [`rows`]: the result rows ([`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`],
+//!   [`GenerationRow`]).
 //! - [`worker`]: a worker as it registers ([`WorkerInfo`], [`Registration`]).
 //! - [`progress`]: where a sweep stands ([`SweepProgress`], [`TaskCounts`]).
 //! - [`spec`]: the sweep spec (TOML), validated completely before any compute.
@@ -31,9 +32,9 @@ pub mod task;
 pub mod wire;
 pub mod worker;
 
-pub use args::{DebiasTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit};
+pub use args::{DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit};
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-pub use rows::{DebiasRow, EffectRow, LensRow, PairRow};
+pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use task::{
     spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput,
     TaskState, UnknownName,

@@ -5,7 +5,9 @@
 //! transaction. A patch task is one experiment × pairs of one token length × a range of
 //! layers; its arguments carry the pairs' baselines so every task normalizes alike. A
 //! logit-lens experiment is one task per pair chunk (every layer it reads), of kind `patch`
-//! too: the worker reads the experiment's method.
+//! too: the worker reads the experiment's method. An experiment with `generate` gets one
+//! generate task: the generation check of the sweep's first pairs (its own task, so its
+//! continuations neither wait for nor delay the effects).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +16,7 @@ use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairIn
 use patchsweep_engine::grid::{resolve_position, Grid};
 use patchsweep_engine::selection::PathwaySelection;
 
-use crate::args::{payload, DebiasTask, PatchTask, SelectionRanking};
+use crate::args::{payload, DebiasTask, GenerateTask, PatchTask, SelectionRanking};
 use crate::spec::{selection_stages, ParsedSpec, Prepared, TaskSizing};
 use crate::task::{NewTask, TaskKind};
 
@@ -197,6 +199,7 @@ pub fn plan(
             });
         }
     }
+    tasks.extend(plan_generate(parsed, prepared));
     Ok(tasks)
 }
 
@@ -305,6 +308,38 @@ fn lens_task(
         cost: (chunk.len() * layers) as i64,
         stage: 0,
     }
+}
+
+/// One generate task per experiment with `generate`, for the sweep's first pairs; its cost
+/// is its number of continuations (clean, corrupted, and one per pathway, per pair).
+pub fn plan_generate(parsed: &ParsedSpec, prepared: &Prepared) -> Vec<NewTask> {
+    parsed
+        .experiments
+        .iter()
+        .zip(&parsed.spec.experiments)
+        .filter_map(|(exp, spec)| {
+            let g = spec.generate?;
+            let pairs = g.chosen(&prepared.pairs);
+            let per_pair = 2 + exp.grid.pathways.len();
+            let args = GenerateTask {
+                experiment: exp.name.clone(),
+                pairs: pairs.iter().map(|p| p.id.clone()).collect(),
+                tokens: g.tokens,
+            };
+            Some(NewTask {
+                kind: TaskKind::Generate,
+                description: format!(
+                    "{} generation check: {} pair(s) × {per_pair} continuations of {} tokens",
+                    exp.name,
+                    pairs.len(),
+                    g.tokens
+                ),
+                payload: payload(&args),
+                cost: (pairs.len() * per_pair) as i64,
+                stage: 0,
+            })
+        })
+        .collect()
 }
 
 /// One pair's part in a debias section's split, as stored.

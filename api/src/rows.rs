@@ -61,6 +61,23 @@ pub struct LensRow {
     pub corrupt_lead: i8,
 }
 
+/// One greedy continuation of the generation check (`generations`): a pair's clean or
+/// corrupted prompt (`run`), unpatched (`cell` `None`) or with a pathway cell patched at
+/// the prompt's positions from the other prompt's run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRow {
+    pub experiment: String,
+    pub pair_id: String,
+    /// `pathway:NAME`, or `None` for the unpatched prompt (stored as '', NULL in the view).
+    pub cell: Option<String>,
+    /// The prompt continued: `clean` or `corrupt`.
+    pub run: String,
+    /// The generated token ids (the prompt not included).
+    pub tokens: Vec<u32>,
+    /// The generated tokens decoded.
+    pub text: String,
+}
+
 /// One figure of a debiasing evaluation: a metric before and after an intervention (and
 /// after the same intervention on matched random component sets, the control: their mean,
 /// 5th and 95th percentiles, how many sets, and the located components' percentile among

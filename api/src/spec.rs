@@ -25,9 +25,11 @@ use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
 mod forms;
+mod generate;
 mod lens;
 mod pathways;
 pub use forms::{HeadsSpec, LayersSpec, PositionsSpec};
+pub use generate::GenerateSpec;
 pub use pathways::{selection_stages, PathwaySpec, SelectSpec, SiteSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,8 @@ pub struct ExperimentSpec {
     pub neurons: Option<Vec<usize>>,
     #[serde(default, rename = "pathway")]
     pub pathways: Vec<PathwaySpec>,
+    /// The generation check: greedy continuations of the first pairs.
+    pub generate: Option<GenerateSpec>,
 }
 
 fn default_direction() -> Direction {
@@ -328,6 +332,9 @@ impl ExperimentSpec {
             .enumerate()
             .map(|(k, c)| component(c, &at(&format!("components[{k}]"))))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(g) = &self.generate {
+            g.validate(&at("generate"))?;
+        }
         // A lens reads the last position whatever `positions` says ("all" or "last").
         let positions = match self.method {
             Method::LogitLens => Positions::All,
@@ -641,6 +648,15 @@ impl ParsedSpec {
                             err,
                         )
                     })?;
+            }
+        }
+        for (i, e) in self.spec.experiments.iter().enumerate() {
+            if let Some(g) = &e.generate {
+                g.check_context(
+                    &format!("experiment[{i}].generate"),
+                    &pairs,
+                    &model.model.cfg,
+                )?;
             }
         }
         for (i, d) in self.spec.debias.iter().enumerate() {

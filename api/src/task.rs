@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rows::{EffectRow, LensRow, PairRow};
+use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +66,7 @@ stored_names! {
         Prepare = "prepare",
         Patch = "patch",
         Debias = "debias",
+        Generate = "generate",
     }
 }
 
@@ -168,12 +169,15 @@ pub enum TaskOutput {
     Lens(Vec<LensRow>),
     /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them.
     Debias(String),
+    /// The generation check's continuations.
+    Generate(Vec<GenerationRow>),
 }
 
 /// The answer to a result or a failure report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
-    /// Stored; the number of new rows (effects, lens values, pairs or debias rows).
+    /// Stored; the number of new rows (effects, lens values, pairs, debias rows or
+    /// generations).
     Completed { rows: u64 },
     /// A failure was recorded and the task will run again after `retry_in` seconds.
     Requeued { retry_in: f64 },

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use patchsweep_proto::v1 as pb;
 
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-use crate::rows::{EffectRow, LensRow, PairRow};
+use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
 use crate::task::{
     spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName,
 };
@@ -153,6 +153,28 @@ fn pair_to_wire(p: &PairRow) -> pb::Pair {
     }
 }
 
+fn generation_from_wire(g: pb::Generation) -> GenerationRow {
+    GenerationRow {
+        experiment: g.experiment,
+        pair_id: g.pair_id,
+        cell: g.cell,
+        run: g.run,
+        tokens: g.tokens,
+        text: g.text,
+    }
+}
+
+fn generation_to_wire(g: &GenerationRow) -> pb::Generation {
+    pb::Generation {
+        experiment: g.experiment.clone(),
+        pair_id: g.pair_id.clone(),
+        cell: g.cell.clone(),
+        run: g.run.clone(),
+        tokens: g.tokens.clone(),
+        text: g.text.clone(),
+    }
+}
+
 fn planned_from_wire(t: pb::PlannedTask) -> Result<NewTask, WireError> {
     Ok(NewTask {
         kind: t.kind.parse()?,
@@ -195,6 +217,12 @@ pub fn output_from_wire(
                 .collect::<Result<_, _>>()?,
         )),
         Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
+        Some(Output::Generate(g)) => Ok(TaskOutput::Generate(
+            g.generations
+                .into_iter()
+                .map(generation_from_wire)
+                .collect(),
+        )),
         Some(Output::Prepare(p)) => Ok(TaskOutput::Prepare(PreparedSweep {
             pairs: p
                 .pairs
@@ -232,6 +260,9 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
         }),
         TaskOutput::Debias(rows) => Output::Debias(pb::DebiasOutput {
             rows_json: rows.clone(),
+        }),
+        TaskOutput::Generate(rows) => Output::Generate(pb::GenerateOutput {
+            generations: rows.iter().map(generation_to_wire).collect(),
         }),
         TaskOutput::Prepare(p) => Output::Prepare(pb::PrepareOutput {
             pairs: p.pairs.iter().map(pair_to_wire).collect(),
@@ -595,6 +626,28 @@ mod tests {
             output_from_wire(Some(bad)).unwrap_err().to_string(),
             "pair \"p0\": a logit-lens lead is 2, not -1, 0 or 1"
         );
+    }
+
+    #[test]
+    fn a_generate_output_round_trips_with_the_unpatched_cell_absent() {
+        let row = |cell: Option<&str>, run: &str| GenerationRow {
+            experiment: "e".into(),
+            pair_id: "p0".into(),
+            cell: cell.map(str::to_string),
+            run: run.into(),
+            tokens: vec![3, 1, 4],
+            text: " she said".into(),
+        };
+        let out = TaskOutput::Generate(vec![
+            row(None, "clean"),
+            row(Some("pathway:mlp"), "corrupt"),
+        ]);
+        let wire = output_to_wire(&out);
+        let pb::complete_task_request::Output::Generate(g) = &wire else {
+            panic!("not a generate output: {wire:?}");
+        };
+        assert_eq!(g.generations[0].cell, None);
+        assert_eq!(output_from_wire(Some(wire)), Ok(out));
     }
 
     #[test]

@@ -86,7 +86,6 @@ fn run_chunk(
     start: usize,
 ) -> Result<Vec<f32>> {
     let len = n - start;
-    let rows = chunk.len();
     let residual = Tensor::cat(
         &chunk
             .iter()
@@ -124,7 +123,11 @@ fn run_chunk(
     } else {
         None
     };
-    let patches = masked_patches(jobs, chunk, start, len, rows)?;
+    let patched: Vec<(&RunCache, &[Site])> = chunk
+        .iter()
+        .map(|&(j, c)| (jobs[j].source, jobs[j].cells[c].sites.as_slice()))
+        .collect();
+    let patches = masked_patches(&patched, start, len)?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
     let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
     // Unembed only the answer tokens when the metrics allow it.
@@ -161,24 +164,25 @@ fn run_chunk(
     Ok(values.to_vec1()?)
 }
 
-/// One masked patch per hook point touched by the chunk: row `r` takes its pair's source
-/// values where its cell's sites select.
-fn masked_patches(
-    jobs: &[PairJob],
-    chunk: &[(usize, usize)],
+/// One masked patch per hook point the rows' sites touch, over positions `start..start +
+/// len`: row `r` takes the values of its source run `patched[r].0` where its sites `patched[r].1`
+/// select (a row without sites is left as it is). Every source must hold the hooks any
+/// row's sites name.
+pub(crate) fn masked_patches(
+    patched: &[(&RunCache, &[Site])],
     start: usize,
     len: usize,
-    rows: usize,
 ) -> Result<Vec<MaskedPatch>> {
+    let rows = patched.len();
     let mut by_hook: HashMap<HookPoint, Vec<(usize, &Site)>> = HashMap::new();
-    for (r, &(j, c)) in chunk.iter().enumerate() {
-        for site in &jobs[j].cells[c].sites {
+    for (r, (_, sites)) in patched.iter().enumerate() {
+        for site in *sites {
             by_hook.entry(site.hook()).or_default().push((r, site));
         }
     }
     let mut patches = Vec::new();
     for (point, sites) in by_hook {
-        let sample = &jobs[chunk[0].0].source.hooks[&point];
+        let sample = &patched[0].0.hooks[&point];
         let dims = sample.dims().to_vec();
         // Mask shape: [rows, len, heads?, ...] with the trailing axis kept only for neurons.
         let has_heads = point.has_head_dim();
@@ -221,9 +225,9 @@ fn masked_patches(
         let device = sample.device();
         let mask = Tensor::from_vec(mask, mask_dims, device)?.to_dtype(DType::U8)?;
         let value = Tensor::cat(
-            &chunk
+            &patched
                 .iter()
-                .map(|&(j, _)| jobs[j].source.hooks[&point].narrow(1, start, len))
+                .map(|(source, _)| source.hooks[&point].narrow(1, start, len))
                 .collect::<candle_core::Result<Vec<_>>>()?,
             0,
         )?;

@@ -13,6 +13,9 @@ pub enum EngineError {
     #[error("grid: {0}")]
     Grid(String),
 
+    #[error("generation: {0}")]
+    Generation(String),
+
     #[error(transparent)]
     Model(#[from] ModelError),
 

@@ -14,6 +14,8 @@
 //! - [`attribution`]: attribution patching from one backward pass.
 //! - [`lens`]: the logit lens, the metric read from each block's output.
 //! - [`experiment`]: one experiment over many pairs, effects with baselines and normalization.
+//! - [`generate`]: greedy generation with a patch at the prompt's positions (the
+//!   generation check).
 //! - [`memory`]: the memory a piece of work needs, estimated before it runs.
 //! - [`benchmark`]: CrowS-Pairs, WinoBias and Professions readers and the sentence-preference
 //!   score (batched sentence log-likelihoods, Wilson intervals).
@@ -27,6 +29,7 @@ pub mod dataset;
 pub mod debias;
 pub mod error;
 pub mod experiment;
+pub mod generate;
 pub mod grid;
 pub mod lens;
 pub mod memory;

@@ -110,6 +110,16 @@ impl Tokenizer {
             .unwrap_or_else(|| format!("<{id}>"))
     }
 
+    /// The text of a sequence of tokens (special tokens kept, as `token_text` keeps them).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| ModelError::Tokenizer {
+                origin: self.origin.clone(),
+                reason: format!("cannot decode {ids:?}: {e}"),
+            })
+    }
+
     /// The id of a single-token string, or every token it splits into.
     pub fn single_token(&self, text: &str) -> std::result::Result<u32, Vec<(u32, String)>> {
         match self.raw_encode(text, false) {

@@ -11,6 +11,7 @@
 //! - [`memory_budget`]: `--max-task-memory` and the check a task passes before computing.
 //! - `lens_task`: a logit-lens experiment's tasks (kind `patch`).
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
+//! - `generate_task`: generate tasks (the generation check's continuations).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
 //! - [`faults`]: fault injection for the reliability tests (hidden flags).
@@ -19,6 +20,7 @@ pub mod counters;
 mod debias_task;
 pub mod executor;
 pub mod faults;
+mod generate_task;
 pub mod grpc_link;
 mod lens_task;
 pub mod link;

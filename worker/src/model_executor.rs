@@ -1,6 +1,7 @@
 //! The real executor: loads the sweep's model (one at a time, freeing the previous one),
 //! prepares each sweep once (parse, tokenize, check against the model) and computes
-//! prepare and patch tasks (a logit-lens experiment's too) with the engine.
+//! prepare and patch tasks (a logit-lens experiment's too) with the engine (debias and
+//! generate tasks have files of their own).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,23 @@ pub struct SweepState {
 }
 
 impl SweepState {
+    /// The prepared pairs of these ids, in this order.
+    pub(crate) fn pairs_by_id(&self, ids: &[String]) -> Result<Vec<PairInput>, TaskError> {
+        ids.iter()
+            .map(|id| {
+                self.index
+                    .get(id)
+                    .map(|&i| self.prepared.pairs[i].clone())
+                    .ok_or_else(|| {
+                        TaskError::permanent(format!(
+                            "pair `{id}` is not in the sweep's dataset as this worker \
+                             tokenizes it (another tokenizer or dataset version?)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     fn new(spec_digest: String, parsed: ParsedSpec, prepared: Prepared) -> Self {
         let index = prepared
             .pairs
@@ -242,22 +260,7 @@ impl ModelExecutor {
                 args.baselines.len()
             )));
         }
-        let pairs: Vec<PairInput> = args
-            .pairs
-            .iter()
-            .map(|id| {
-                state
-                    .index
-                    .get(id)
-                    .map(|&i| state.prepared.pairs[i].clone())
-                    .ok_or_else(|| {
-                        TaskError::permanent(format!(
-                            "pair `{id}` is not in the sweep's dataset as this worker \
-                             tokenizes it (another tokenizer or dataset version?)"
-                        ))
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let pairs = state.pairs_by_id(&args.pairs)?;
         let engine = Self::engine(&model, &state);
         if exp.method == Method::LogitLens {
             return crate::lens_task::run(&engine, exp, &pairs, self.max_task_memory);
@@ -287,6 +290,7 @@ impl Executor for ModelExecutor {
             TaskKind::Prepare => self.prepare(task),
             TaskKind::Patch => self.patch(task),
             TaskKind::Debias => crate::debias_task::run(self, task),
+            TaskKind::Generate => crate::generate_task::run(self, task),
         }
     }
 

@@ -3,7 +3,8 @@
 //! # Layout
 //! - this file: [`Store`], which picks a backend from the URL and checks input once;
 //! - `sqlite.rs`, `postgres.rs`: the two backends, same behaviour, own SQL;
-//! - `rows.rs`: the stored form of [`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`];
+//! - `rows.rs`: the stored form of [`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`] (and
+//!   the [`GenerationRow`]s `queue_sql/generations.rs` stores);
 //! - `queue.rs`: the task queue's types (the shared ones are `patchsweep_api`'s, re-exported
 //!   here); `queue_sql/` its SQL, written once for both backends (functions generic over
 //!   the backend's connection); `scheduling.rs` the queue's calls on [`Store`], one
@@ -77,13 +78,14 @@ pub use read::export::is_plain_name;
 pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
-    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, GroupBaselines,
-    LensLayer, PairBaseline, PositionToken, Reversal, RoundedDebiasRow, Rounding, ScatterPoint,
-    ScatterSet, SelectedSite, SweepRow, SweepSelection, TaskSummary, TopComponent, WeakPairs,
+    Baselines, CellMean, DebiasComponents, DroppedCount, ExperimentSummary, GenerationSample,
+    GroupBaselines, LensLayer, PairBaseline, PositionToken, Reversal, RoundedDebiasRow, Rounding,
+    ScatterPoint, ScatterSet, SelectedSite, SweepRow, SweepSelection, TaskSummary, TopComponent,
+    WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;
-pub use rows::{DebiasRow, EffectRow, LensRow, PairRow};
+pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use stream::{Collect, CsvSink, JsonSink, QueryOptions, QuerySummary, RowSink};
 
 use rows::StoredPair;

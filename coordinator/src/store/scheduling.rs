@@ -219,6 +219,9 @@ impl Store {
                             queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows_json)
                                 .await?
                         }
+                        TaskOutput::Generate(rows) => {
+                            queue_sql::insert_generations_in(tx, url, sweep_id, rows).await?
+                        }
                     };
                     queue_sql::mark_done_in(tx, url, task_id, rows).await?;
                     (Settled::Completed { rows }, Some(sweep_id))

@@ -11,6 +11,7 @@
 //! - `lease.rs`: leasing, lease expiry, a debias task's selection effects and stored split;
 //! - `ranking.rs`: a selected pathway's ranking at lease time, its chosen sites stored;
 //! - `complete.rs`: the fence, completion, failure with retries, release;
+//! - `generations.rs`: a generate task's continuations;
 //! - `settle.rs`: waiting tasks queued, a sweep's final state, cancel, resume;
 //! - `progress.rs`: a sweep's progress, totals, the list of sweeps;
 //! - `sweeps.rs`: a sweep created and finished directly, its experiments and dropped
@@ -18,6 +19,7 @@
 
 mod backend;
 mod complete;
+mod generations;
 mod lease;
 mod progress;
 mod ranking;
@@ -31,6 +33,7 @@ pub(crate) use complete::{
     fence_in, insert_debias_in, insert_splits_in, mark_done_in, record_stale_in, release_in,
     retry_or_fail_in,
 };
+pub(crate) use generations::insert_generations_in;
 pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use ranking::{ranking_in, store_selected_sites_in};

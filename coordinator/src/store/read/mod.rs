@@ -13,13 +13,15 @@
 //!   scatter points, top cells (`cells_v`), weak pairs;
 //! - `reversals.rs`: reversal rates per cell (`reversals_v`), the sites of selected sets;
 //! - `lens.rs`: the logit-lens curve per layer (`lens_layers_v`);
-//! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`.
+//! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`;
+//! - `generations.rs`: a sample of the generation check's continuations.
 
 mod cells;
 mod debias;
 mod effects;
 pub(crate) mod exec;
 pub(crate) mod export;
+mod generations;
 mod lens;
 mod reversals;
 mod sweeps;
@@ -27,6 +29,7 @@ pub mod values;
 
 pub use debias::{DebiasComponents, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
+pub use generations::GenerationSample;
 pub use lens::LensLayer;
 pub use reversals::{Reversal, SelectedSite};
 pub use sweeps::{
