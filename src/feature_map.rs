@@ -6,18 +6,26 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use patchsweep_coordinator::store::{QueryResult, Reversal, SelectedSite, StoreError};
+use patchsweep_coordinator::store::{
+    GenerationSample, LensLayer, QueryResult, Reversal, SelectedSite, StoreError,
+};
 use serde_json::Value;
 
 use crate::plot::svg::escape;
 use crate::reversal_table;
 
-/// The section's HTML from the read model's rows (`None` rows: the database predates them).
-pub fn section(
-    reversals: &Result<Vec<Reversal>, StoreError>,
-    sites: &Result<Vec<SelectedSite>, StoreError>,
-    table: impl Fn(&QueryResult) -> String,
-) -> String {
+/// What the feature map shows, as the read model gives it (an error: the database predates
+/// that part).
+pub struct FeatureMap {
+    pub reversals: Result<Vec<Reversal>, StoreError>,
+    pub sites: Result<Vec<SelectedSite>, StoreError>,
+    pub lens: Result<Vec<LensLayer>, StoreError>,
+    pub generations: Result<Vec<GenerationSample>, StoreError>,
+}
+
+/// The section's HTML.
+pub fn section(map: &FeatureMap, table: impl Fn(&QueryResult) -> String) -> String {
+    let (reversals, sites) = (&map.reversals, &map.sites);
     let mut out = String::from(
         "<h3>Feature map: reversal rates of component sets</h3>\n<p class=\"note\">Each row \
          is a set of components patched together (a listed pathway, or the top k of another \
@@ -49,7 +57,79 @@ pub fn section(
             out.push_str(&table(&selected_sets(sites)));
         }
     }
+    if let Ok(lens) = &map.lens {
+        if !lens.is_empty() {
+            out.push_str(
+                "<h4>Logit lens</h4>\n<p class=\"note\">Per layer, the metric read from the \
+                 residual stream at the last position through the final norm and unembedding \
+                 (<code>lens_layers_v</code>); biased_share = share of the pairs with a \
+                 stereotyped side whose clean prompt already has the stereotyped answer \
+                 leading.</p>\n",
+            );
+            out.push_str(&table(&lens_table(lens)));
+        }
+    }
+    if let Ok(g) = &map.generations {
+        if !g.is_empty() {
+            out.push_str(
+                "<h4>Generation check</h4>\n<p class=\"note\">Greedy continuations of the \
+                 clean and corrupted prompts, and of the prompt with each pathway patched \
+                 (<code>generations_v</code>).</p>\n",
+            );
+            out.push_str(&table(&generations_table(g)));
+        }
+    }
     out
+}
+
+fn lens_table(rows: &[LensLayer]) -> QueryResult {
+    QueryResult::from_rows(
+        &[
+            "experiment",
+            "layer",
+            "pairs",
+            "stereotyped_pairs",
+            "mean_clean",
+            "mean_corrupt",
+            "biased_share",
+        ],
+        rows,
+        |l| {
+            vec![
+                Value::from(l.experiment.as_str()),
+                Value::from(l.layer),
+                Value::from(l.pairs),
+                Value::from(l.stereotyped_pairs),
+                Value::from(l.mean_clean),
+                Value::from(l.mean_corrupt),
+                Value::from(l.biased_share),
+            ]
+        },
+    )
+}
+
+fn generations_table(rows: &[GenerationSample]) -> QueryResult {
+    QueryResult::from_rows(
+        &[
+            "experiment",
+            "pair_id",
+            "cell",
+            "run",
+            "prompt",
+            "continuation",
+        ],
+        rows,
+        |g| {
+            vec![
+                Value::from(g.experiment.as_str()),
+                Value::from(g.pair_id.as_str()),
+                Value::from(g.cell.clone().unwrap_or_else(|| "(unpatched)".into())),
+                Value::from(g.run.as_str()),
+                Value::from(g.prompt.as_str()),
+                Value::from(g.text.as_str()),
+            ]
+        },
+    )
 }
 
 /// One row per selected set: its k, the experiment ranked, and its sites in rank order

@@ -258,11 +258,15 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         },
     ));
 
-    out.push_str(&crate::feature_map::section(
-        &store.reversals(id, true).await,
-        &store.selected_sites(id).await,
-        |r| table(r, Some(MAX_ROWS)),
-    ));
+    let map = crate::feature_map::FeatureMap {
+        reversals: store.reversals(id, true).await,
+        sites: store.selected_sites(id).await,
+        lens: store.lens_layers(id).await,
+        generations: store.generation_sample(id, 3).await,
+    };
+    out.push_str(&crate::feature_map::section(&map, |r| {
+        table(r, Some(MAX_ROWS))
+    }));
 
     out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">From <code>cells_v</code>: normalized effect over the strong pairs (ratio of sums), mean effect oriented toward the stereotyped answer, positions grouped by label, ordered by |normalized|.</p>\n");
     for exp in experiments.iter().flatten() {
