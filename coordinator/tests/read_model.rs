@@ -71,10 +71,17 @@ fn pairs() -> Vec<PairRow> {
             .map(|t| t + 10 * i as u32)
             .collect(),
         corrupt_ids: (0..tokens.len() as u32).map(|t| t + 100).collect(),
-        // Two counterfactual groups and a pair without the label.
+        // Two counterfactual groups and a pair without a counterfactual.
         labels: match i {
             0 => BTreeMap::from([("counterfactual".to_string(), "man".to_string())]),
-            1 => BTreeMap::from([("counterfactual".to_string(), "woman".to_string())]),
+            // A counterfactual with a stereotype of its own is grouped by that.
+            1 => BTreeMap::from([
+                ("counterfactual".to_string(), "nurse".to_string()),
+                (
+                    "counterfactual_stereotype".to_string(),
+                    "female".to_string(),
+                ),
+            ]),
             _ => BTreeMap::new(),
         },
         clean_metric: 1.0 + i as f64 / 3.0,
@@ -394,15 +401,15 @@ mod suite {
             assert_eq!(row.n_tokens, pair.clean_ids.len() as i64);
             assert_eq!(row.labels, pair.labels);
         }
-        // One row per counterfactual label (the unlabelled pair first), each its pair's own.
+        // One row per counterfactual group (the unlabelled pair first), each its pair's own.
         let groups = store
             .baselines_by_counterfactual(id, Rounding::Exact)
             .await
             .unwrap();
         let labels: Vec<Option<&str>> =
             groups.iter().map(|g| g.counterfactual.as_deref()).collect();
-        assert_eq!(labels, [None, Some("man"), Some("woman")]);
-        for (g, p) in groups.iter().zip([&pairs()[2], &pairs()[0], &pairs()[1]]) {
+        assert_eq!(labels, [None, Some("female"), Some("man")]);
+        for (g, p) in groups.iter().zip([&pairs()[2], &pairs()[1], &pairs()[0]]) {
             assert_eq!(g.baselines.pairs, 1);
             assert!(close(g.baselines.mean_clean.unwrap(), p.clean_metric));
             assert!(close(

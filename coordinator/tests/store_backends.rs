@@ -256,7 +256,8 @@ mod suite {
                 "value",
                 "effect",
                 "normalized",
-                "neuron"
+                "neuron",
+                "reversed"
             ]
         );
         assert!(cols.rows.is_empty());
@@ -275,7 +276,10 @@ mod suite {
                 "n_tokens",
                 "span",
                 "weak",
-                "toward_stereotype"
+                "toward_stereotype",
+                "stereotype",
+                "counterfactual",
+                "counterfactual_group"
             ]
         );
         assert_eq!(cols.rows.len(), 10);

@@ -51,7 +51,9 @@ FROM pathway_sites t
 JOIN sweeps s ON s.id = t.sweep_id;
 
 -- pairs_v gains `stereotype` and `counterfactual`: the pair's labels (NULL without them), so
--- queries can group by them on either backend.
+-- queries can group by them on either backend; `counterfactual_group` is the side the
+-- corrupted prompt swaps toward: the counterfactual's stereotype where the dataset gives one
+-- (household activities, opposite professions), else the counterfactual word (man, woman).
 CREATE OR REPLACE VIEW pairs_v AS
 SELECT s.name                              AS sweep_name,
        p.sweep_id                          AS sweep_id,
@@ -66,7 +68,9 @@ SELECT s.name                              AS sweep_name,
        CASE WHEN ABS(p.clean_metric - p.corrupt_metric) >= s.min_span THEN 0 ELSE 1 END AS weak,
        p.toward_stereotype                 AS toward_stereotype,
        (p.labels::jsonb ->> 'stereotype') AS stereotype,
-       (p.labels::jsonb ->> 'counterfactual') AS counterfactual
+       (p.labels::jsonb ->> 'counterfactual') AS counterfactual,
+       COALESCE((p.labels::jsonb ->> 'counterfactual_stereotype'),
+                (p.labels::jsonb ->> 'counterfactual')) AS counterfactual_group
 FROM pairs p
 JOIN sweeps s ON s.id = p.sweep_id;
 

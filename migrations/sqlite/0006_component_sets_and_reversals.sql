@@ -51,7 +51,9 @@ FROM pathway_sites t
 JOIN sweeps s ON s.id = t.sweep_id;
 
 -- pairs_v gains `stereotype` and `counterfactual`: the pair's labels (NULL without them), so
--- queries can group by them on either backend.
+-- queries can group by them on either backend; `counterfactual_group` is the side the
+-- corrupted prompt swaps toward: the counterfactual's stereotype where the dataset gives one
+-- (household activities, opposite professions), else the counterfactual word (man, woman).
 DROP VIEW pairs_v;
 CREATE VIEW pairs_v AS
 SELECT s.name                              AS sweep_name,
@@ -67,7 +69,9 @@ SELECT s.name                              AS sweep_name,
        CASE WHEN ABS(p.clean_metric - p.corrupt_metric) >= s.min_span THEN 0 ELSE 1 END AS weak,
        p.toward_stereotype                 AS toward_stereotype,
        json_extract(p.labels, '$.stereotype') AS stereotype,
-       json_extract(p.labels, '$.counterfactual') AS counterfactual
+       json_extract(p.labels, '$.counterfactual') AS counterfactual,
+       COALESCE(json_extract(p.labels, '$.counterfactual_stereotype'),
+                json_extract(p.labels, '$.counterfactual')) AS counterfactual_group
 FROM pairs p
 JOIN sweeps s ON s.id = p.sweep_id;
 

@@ -52,6 +52,11 @@ pub fn points(pairs: &[PairBaseline]) -> Vec<ProfessionPoint> {
         .collect()
 }
 
+/// A model spec without its folder (`gguf:models/SmolLM2.gguf` → `SmolLM2.gguf`).
+fn short_model(model: &str) -> &str {
+    model.rsplit(['/', ':']).next().unwrap_or(model)
+}
+
 /// The figure; `metric` names the y axis (the spec's metric and answers).
 pub fn chart(points: &[ProfessionPoint], metric: &str, model: &str) -> String {
     let xs: Vec<f64> = points.iter().map(|p| p.stereotypicality).collect();
@@ -79,7 +84,10 @@ pub fn chart(points: &[ProfessionPoint], metric: &str, model: &str) -> String {
         20.0,
         14.0,
         Anchor::Start,
-        &format!("{model}: bias per profession vs stereotypicality (Pearson r = {r})"),
+        &format!(
+            "{}: bias per profession vs stereotypicality",
+            short_model(model)
+        ),
     );
     let pairs: usize = points.iter().map(|p| p.pairs).sum();
     svg.text(
@@ -88,8 +96,8 @@ pub fn chart(points: &[ProfessionPoint], metric: &str, model: &str) -> String {
         10.0,
         Anchor::Start,
         &format!(
-            "{} professions ({pairs} pairs): clean-prompt metric averaged over templates; \
-             x: Bolukbasi et al. 2016 score",
+            "Pearson r = {r}; {} professions ({pairs} pairs): clean-prompt metric averaged over \
+             templates; x: Bolukbasi et al. 2016 score",
             points.len()
         ),
     );
@@ -190,5 +198,7 @@ mod tests {
         assert_eq!(ps[1].stereotypicality, 0.3);
         let svg = chart(&ps, "logit_diff", "m");
         assert!(svg.contains("Pearson r = 1.000"), "{svg}");
+        assert_eq!(short_model("gguf:models/SmolLM2.gguf"), "SmolLM2.gguf");
+        assert_eq!(short_model("hf:meta-llama/Llama-2-7b-hf"), "Llama-2-7b-hf");
     }
 }

@@ -73,9 +73,10 @@ pub struct Baselines {
     pub mean_difference: Option<f64>,
 }
 
-/// The baselines of the pairs with one counterfactual label (`man`, `woman`, …; `None`:
-/// pairs without one): pairs corrupted toward different words move the metric in opposite
-/// directions, and one mean over all of them hides both.
+/// The baselines of the pairs of one counterfactual group (`pairs_v.counterfactual_group`:
+/// the counterfactual's stereotype where the dataset gives one, else the counterfactual word
+/// — `man`, `woman`; `None`: pairs without either): pairs corrupted toward different sides
+/// move the metric in opposite directions, and one mean over all of them hides both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupBaselines {
     pub counterfactual: Option<String>,
@@ -272,15 +273,15 @@ impl Store {
         })
     }
 
-    /// The baselines per counterfactual label, in label order (pairs without one first).
+    /// The baselines per counterfactual group, in group order (pairs without one first).
     pub async fn baselines_by_counterfactual(
         &self,
         sweep_id: i64,
         rounding: Rounding,
     ) -> Result<Vec<GroupBaselines>, StoreError> {
         let sql = format!(
-            "SELECT counterfactual, COUNT(*), {}, {}, {}, SUM(weak) FROM pairs_v \
-             WHERE sweep_id = $1 GROUP BY counterfactual ORDER BY counterfactual",
+            "SELECT counterfactual_group, COUNT(*), {}, {}, {}, SUM(weak) FROM pairs_v \
+             WHERE sweep_id = $1 GROUP BY counterfactual_group ORDER BY counterfactual_group",
             rounded("AVG(clean_metric)", rounding),
             rounded("AVG(corrupt_metric)", rounding),
             rounded("AVG(clean_metric - corrupt_metric)", rounding),
@@ -288,7 +289,7 @@ impl Store {
         let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
         let mut rows = decode(&r, |c| {
             Ok(GroupBaselines {
-                counterfactual: c.opt_text("counterfactual")?,
+                counterfactual: c.opt_text("counterfactual_group")?,
                 baselines: Baselines {
                     pairs: c.int("pairs")?,
                     mean_clean: c.opt_float("mean_clean")?,
