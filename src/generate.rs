@@ -41,7 +41,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let loaded = args.model.load()?;
     let tok = &loaded.tokenizer;
     let ids = tok.encode(&args.prompt, args.model.prepend_bos)?;
-    let generated = greedy(&loaded.model, &[ids.clone()], args.tokens, &mut NoHook)?.remove(0);
+    let generated = greedy(
+        &loaded.model,
+        std::slice::from_ref(&ids),
+        args.tokens,
+        &mut NoHook,
+    )?
+    .remove(0);
     let out = GenerateOut {
         text: tok.decode(&generated)?,
         tokens: generated

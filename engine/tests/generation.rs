@@ -42,7 +42,7 @@ fn uncached_greedy(model: &HookedTransformer, prompt: &[u32], tokens: usize) -> 
 
 fn pair(model: &HookedTransformer) -> PairInput {
     let vocab = model.cfg.vocab_size as u32;
-    let clean: Vec<u32> = vec![1, 40, 77, 120, 33, 210]
+    let clean: Vec<u32> = [1, 40, 77, 120, 33, 210]
         .iter()
         .map(|t| t % vocab)
         .collect();

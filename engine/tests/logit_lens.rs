@@ -131,7 +131,7 @@ fn every_layer_is_the_final_norm_and_unembedding_of_its_resid_post() {
     let mut worst = 0f64;
     for (i, pair) in pairs.iter().enumerate() {
         for (prompt, clean) in [(&pair.clean_ids, true), (&pair.corrupt_ids, false)] {
-            let tokens = model.tokens_tensor(&[prompt.clone()]).unwrap();
+            let tokens = model.tokens_tensor(std::slice::from_ref(prompt)).unwrap();
             let mut cache =
                 ActivationCache::only((0..model.cfg.n_layers).map(HookPoint::ResidPost));
             model
