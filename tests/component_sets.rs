@@ -327,6 +327,12 @@ fn bad_selections_are_refused_before_any_compute() {
             "experiment \"heads-attr\" does not measure \"mlp_out\"",
         ),
         (
+            "generate.toml",
+            "direction = \"noise\"\ncomponents = [\"mlp_out\"]",
+            "direction = \"noise\"\ngenerate = { tokens = 4 }\ncomponents = [\"mlp_out\"]",
+            "the generation check patches listed pathways only",
+        ),
+        (
             "zero-k.toml",
             "top_k = [1, 3, 100]",
             "top_k = [0, 3]",

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use patchsweep_engine::debias::Split;
 use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairInput};
-use patchsweep_engine::grid::{resolve_position, Grid};
+use patchsweep_engine::grid::{resolve_position, Grid, PositionRef};
 use patchsweep_engine::selection::PathwaySelection;
 
 use crate::args::{payload, DebiasTask, GenerateTask, PatchTask, SelectionRanking};
@@ -259,6 +259,8 @@ pub fn ranked_sites(
         .filter(|c| c.key.component == s.component.name() && wanted(c.key.position))
         .map(|c| {
             let position = match label(c.key.position) {
+                // An index selection ranks one site per (layer, head, neuron).
+                _ if matches!(s.position, Some(PositionRef::Index(_))) => (None, None),
                 Some(Some(l)) => (Some(l), None),
                 other => (None, other.map(|_| c.key.position)),
             };

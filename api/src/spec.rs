@@ -347,6 +347,14 @@ impl ExperimentSpec {
             ));
         }
         let (pathways, selections) = pathways::pathways(self, &at)?;
+        if self.generate.is_some() && !selections.is_empty() {
+            return Err(field(
+                at("generate"),
+                "the generation check patches listed pathways only; a pathway with `select` \
+                 is chosen after this experiment's generation runs — put `generate` on an \
+                 experiment whose pathways list their sites",
+            ));
+        }
         Ok(Experiment {
             name: self.name.clone(),
             method: self.method,
@@ -534,7 +542,8 @@ impl SweepSpec {
                 return Err(field(
                     format!("debias[{i}].experiment"),
                     format!(
-                        "{:?} is a logit_lens experiment: it measures no component effects                          to select from; name a patching experiment",
+                        "{:?} is a logit_lens experiment: it measures no component effects \
+                         to select from; name a patching experiment",
                         d.experiment
                     ),
                 ));

@@ -405,6 +405,56 @@ mod suite {
         assert_eq!(store.sweep_progress(sweep, &p).await.unwrap().state, "done");
     }
 
+    /// A selected set (stage 1) never runs on part of the experiment it ranks: when a
+    /// stage-0 task fails for good, the waiting set fails saying so; resume runs the failed
+    /// task first and the set after it.
+    pub async fn a_later_stage_waits_for_a_failed_earlier_one(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = store
+            .submit_sweep(
+                "s",
+                "spec",
+                "m",
+                0.0,
+                0.0,
+                &[task("patch", 0, false), task("patch", 1, true)],
+                &p,
+            )
+            .await
+            .unwrap();
+        let w = worker(&store, "w").await;
+        let first = lease_one(&store, &w, &p).await.unwrap();
+        assert_eq!(first.description, "patch 0");
+        assert!(lease_one(&store, &w, &p).await.is_none(), "stage 1 waits");
+        store
+            .fail_task(&w, first.task_id, first.attempt, "boom", true, &p)
+            .await
+            .unwrap();
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!((prog.state.as_str(), prog.tasks.failed), ("partial", 2));
+        assert!(lease_one(&store, &w, &p).await.is_none());
+        store.resume_sweep(sweep, &p).await.unwrap();
+        let again = lease_one(&store, &w, &p).await.unwrap();
+        assert_eq!(again.description, "patch 0");
+        assert!(
+            lease_one(&store, &w, &p).await.is_none(),
+            "stage 1 waits again"
+        );
+        let out = TaskOutput::Patch(vec![]);
+        store
+            .complete_task(&w, again.task_id, again.attempt, &out, &p)
+            .await
+            .unwrap();
+        let set = lease_one(&store, &w, &p).await.unwrap();
+        assert_eq!(set.description, "patch 1");
+        store
+            .complete_task(&w, set.task_id, set.attempt, &out, &p)
+            .await
+            .unwrap();
+        assert_eq!(store.sweep_progress(sweep, &p).await.unwrap().state, "done");
+    }
+
     pub async fn release_hands_back_without_counting(url: &str) {
         let store = Store::connect(url).await.unwrap();
         let p = policy(30.0);
@@ -708,6 +758,7 @@ both_backends!([
     failures_retry_then_fail_and_the_sweep_goes_on,
     permanent_prepare_failure_fails_the_sweep,
     cancel_stops_and_resume_requeues,
+    a_later_stage_waits_for_a_failed_earlier_one,
     release_hands_back_without_counting,
     concurrent_workers_never_share_a_lease,
     every_worker_call_marks_the_worker_seen,

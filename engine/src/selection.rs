@@ -111,6 +111,10 @@ impl PathwaySelection {
 
     fn site(&self, r: &RankedSite) -> Result<PathwaySite> {
         let position = match (&r.position_label, r.positioned) {
+            // An index names the same place in every pair; its label might not.
+            _ if r.positioned && matches!(self.position, Some(PositionRef::Index(_))) => {
+                self.position.clone()
+            }
             (Some(label), _) => Some(PositionRef::Label(label.clone())),
             (None, false) => None,
             (None, true) => match &self.position {

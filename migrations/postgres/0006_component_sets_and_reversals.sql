@@ -11,6 +11,8 @@
 ALTER TABLE tasks ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sweeps ADD COLUMN spec_digest TEXT;
 ALTER TABLE sweeps ADD COLUMN metric_neutral DOUBLE PRECISION NOT NULL DEFAULT 0;
+-- Sweeps stored before with an odds-ratio metric: their neutral value is 1.
+UPDATE sweeps SET metric_neutral = 1 WHERE spec LIKE '%"odds_ratio"%';
 
 -- The sites of each selected set, stored when its task is leased: `pathway` is the cell
 -- (effects.component without the 'pathway:' prefix, e.g. 'copying/k=90'), `k` the set's

@@ -21,7 +21,8 @@ type RankRow = (
 );
 
 /// The experiment's sites of the selection's component (at its position, if it names
-/// one), best first by the selection's `rank_by`; sites without a score (no strong pair for
+/// one: a label, or an index — then the site is that index in every pair, not its label),
+/// best first by the selection's `rank_by`; sites without a score (no strong pair for
 /// a normalized ranking) are left out. Ties go to the earlier layer, head, neuron, label.
 pub(crate) async fn ranking_in<C: QueueConn>(
     tx: &mut C,
@@ -36,7 +37,8 @@ pub(crate) async fn ranking_in<C: QueueConn>(
     };
     let rows: Vec<RankRow> = sql(
         "SELECT CAST(t.layer AS BIGINT), CAST(t.head AS BIGINT), CAST(t.neuron AS BIGINT), \
-         t.position_label, CAST(MAX(CASE WHEN t.position IS NULL THEN 0 ELSE 1 END) AS BIGINT), \
+         CASE WHEN $5 IS NULL THEN t.position_label END, \
+         CAST(MAX(CASE WHEN t.position IS NULL THEN 0 ELSE 1 END) AS BIGINT), \
          CAST(AVG(ABS(CASE WHEN t.direction = 'noise' THEN 1 - t.shift / NULLIF(t.abs_span, 0) \
                       ELSE t.shift / NULLIF(t.abs_span, 0) END)) AS DOUBLE PRECISION), \
          CAST(ABS(CASE WHEN t.direction = 'noise' THEN 1 - SUM(t.shift) / NULLIF(SUM(t.abs_span), 0) \
@@ -47,7 +49,8 @@ pub(crate) async fn ranking_in<C: QueueConn>(
          AND t.layer IS NOT NULL \
          AND ($4 IS NULL OR t.position_label = $4) \
          AND ($5 IS NULL OR t.position = CASE WHEN $5 < 0 THEN t.n_tokens + $5 ELSE $5 END) \
-         GROUP BY t.layer, t.head, t.neuron, t.position_label, t.direction",
+         GROUP BY t.layer, t.head, t.neuron, CASE WHEN $5 IS NULL THEN t.position_label END, \
+         t.direction",
     )
     .bind(sweep_id)
     .bind(&s.experiment)

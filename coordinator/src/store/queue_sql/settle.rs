@@ -44,6 +44,21 @@ pub(crate) async fn settle_sweep_in<C: QueueConn>(
         .fetch_optional(tx)
         .await
         .map_err(db_error(STEP, url))?;
+    // A set chosen from an experiment with failed tasks would be chosen from part of it:
+    // such waiting patch tasks fail instead, saying so, and `resume` runs them again after
+    // the tasks they wait for.
+    sql("UPDATE tasks SET state = 'failed', finished_at = {now}, \
+         error = 'an earlier stage of the sweep (the experiment its sets are chosen from) has \
+         failed tasks; resume the sweep to run them, then this one' \
+         WHERE sweep_id = $1 AND state = 'waiting' AND kind = 'patch' \
+         AND EXISTS (SELECT 1 FROM tasks f WHERE f.sweep_id = $1 AND f.state = 'failed' \
+         AND f.stage < tasks.stage) \
+         AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.sweep_id = $1 \
+         AND o.state IN ('queued', 'leased'))")
+    .bind(sweep_id)
+    .execute(tx)
+    .await
+    .map_err(db_error(STEP, url))?;
     sql(
         "UPDATE tasks SET state = 'queued' WHERE sweep_id = $1 AND state = 'waiting' \
          AND stage = (SELECT MIN(w.stage) FROM tasks w WHERE w.sweep_id = $1 \

@@ -62,7 +62,10 @@ impl Store {
                 "SELECT experiment, direction, component, layer, head, position_label, neuron, \
                  k, stereotype, pairs, reversed FROM reversals_v \
                  WHERE sweep_id = $1 AND ($2 = 0 OR component LIKE 'pathway:%') \
-                 ORDER BY experiment, k, component, layer, head, position_label, neuron, \
+                 ORDER BY experiment, CASE WHEN k IS NULL THEN 0 ELSE 1 END, k, component, \
+                 CASE WHEN layer IS NULL THEN 0 ELSE 1 END, layer, \
+                 CASE WHEN head IS NULL THEN 0 ELSE 1 END, head, \
+                 CASE WHEN position_label IS NULL THEN 0 ELSE 1 END, position_label, neuron, \
                  CASE WHEN stereotype = 'all' THEN 0 ELSE 1 END, stereotype",
                 &[Param::Int(sweep_id), Param::Int(i64::from(pathways_only))],
             )
