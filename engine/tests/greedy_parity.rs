@@ -1,39 +1,16 @@
 //! Greedy generation on the real SmolLM2 equals transformers' `generate(do_sample=False)`
 //! (engine/tests/golden/greedy_smollm2.json, from reference/greedy_generate.py).
 
-use std::path::PathBuf;
+mod smollm2_golden;
 
 use patchsweep_engine::generate::greedy;
-use patchsweep_model::{load, LoadOptions, ModelSpec, NoHook};
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use patchsweep_model::NoHook;
+use smollm2_golden::{golden, ids, smollm2};
 
 #[test]
 fn greedy_tokens_match_transformers_on_smollm2() {
-    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.is_file(),
-        "demo model missing: run scripts/fetch-demo-model.sh"
-    );
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("engine/tests/golden/greedy_smollm2.json")).unwrap(),
-    )
-    .unwrap();
-    let loaded = load(&ModelSpec::Gguf(gguf), &LoadOptions::default()).unwrap();
+    let golden = golden("greedy_smollm2.json");
+    let loaded = smollm2();
     for case in golden["cases"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
         let prompt_ids = loaded.tokenizer.encode(prompt, None).unwrap();

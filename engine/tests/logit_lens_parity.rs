@@ -2,43 +2,17 @@
 //! followed by the unembedding, for every layer, both prompts and all three metrics
 //! (engine/tests/golden/logit_lens.json, from reference/logit_lens.py).
 
-use std::path::PathBuf;
+mod smollm2_golden;
 
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Grid, Positions};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
-use patchsweep_model::{load, LoadOptions, ModelSpec};
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use smollm2_golden::{golden, ids, smollm2};
 
 #[test]
 fn the_logit_lens_matches_transformer_lens_on_smollm2() {
-    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.is_file(),
-        "demo model missing: run scripts/fetch-demo-model.sh"
-    );
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("engine/tests/golden/logit_lens.json")).unwrap(),
-    )
-    .unwrap();
-    let model = load(&ModelSpec::Gguf(gguf), &LoadOptions::default())
-        .unwrap()
-        .model;
+    let golden = golden("logit_lens.json");
+    let model = smollm2().model;
     let n_layers = golden["n_layers"].as_u64().unwrap() as usize;
     assert_eq!(n_layers, model.cfg.n_layers);
     let engine = Engine::new(&model);

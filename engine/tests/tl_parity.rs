@@ -1,44 +1,17 @@
 //! Activation patching on the real SmolLM2 equals TransformerLens' `get_act_patch_*` grids
 //! (engine/tests/golden/tl_patching_smollm2.json, from reference/tl_patching.py).
 
-use std::path::PathBuf;
+mod smollm2_golden;
 
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, Positions};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
-use patchsweep_model::{load, LoadOptions, ModelSpec};
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use smollm2_golden::{golden, ids, smollm2};
 
 #[test]
 fn activation_patching_matches_transformer_lens_on_smollm2() {
-    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.is_file(),
-        "demo model missing: run scripts/fetch-demo-model.sh"
-    );
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("engine/tests/golden/tl_patching_smollm2.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let model = load(&ModelSpec::Gguf(gguf), &LoadOptions::default())
-        .unwrap()
-        .model;
+    let golden = golden("tl_patching_smollm2.json");
+    let model = smollm2().model;
     let gpairs = golden["pairs"].as_array().unwrap();
     let pairs: Vec<PairInput> = gpairs
         .iter()
