@@ -117,6 +117,7 @@ impl Coordinator {
         let preferred = models.first().map(String::as_str).unwrap_or("");
         let scope = LeaseScope {
             model: preferred,
+            models: Some(models),
             only_sweep,
             held,
             max: max.clamp(1, 64),

@@ -514,6 +514,29 @@ mod suite {
     }
 
     /// `workers.last_seen_at` moves on every call a worker makes, not only on heartbeats.
+    /// A worker registers before it loads a model; the models its lease requests name are
+    /// what `workers_v.models` shows.
+    pub async fn a_lease_records_the_workers_models(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(60.0);
+        prepared_sweep(&store, &p, 1, false).await;
+        let w = worker(&store, "w1").await;
+        let with = |models: &str| {
+            format!("SELECT COUNT(*) FROM workers WHERE id = '{w}' AND models = '{models}'")
+        };
+        assert_eq!(count(&store, &with("[]")).await, 1);
+        let models = vec!["gguf:m".to_string()];
+        let scope = LeaseScope {
+            model: "gguf:m",
+            models: Some(&models),
+            only_sweep: None,
+            held: &[],
+            max: 1,
+        };
+        store.lease_scoped(&w, &scope, &p).await.unwrap();
+        assert_eq!(count(&store, &with("[\"gguf:m\"]")).await, 1);
+    }
+
     pub async fn every_worker_call_marks_the_worker_seen(url: &str) {
         let store = Store::connect(url).await.unwrap();
         let p = policy(60.0);
@@ -626,6 +649,7 @@ mod suite {
             async move {
                 let scope = LeaseScope {
                     model: "",
+                    models: None,
                     only_sweep: None,
                     held: &held,
                     max: 1,
@@ -762,6 +786,7 @@ both_backends!([
     release_hands_back_without_counting,
     concurrent_workers_never_share_a_lease,
     every_worker_call_marks_the_worker_seen,
+    a_lease_records_the_workers_models,
     a_task_that_keeps_losing_its_workers_fails_saying_so,
     timestamps_read_the_same_on_both_backends,
     a_leased_debias_task_carries_the_stored_split,

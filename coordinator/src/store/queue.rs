@@ -18,6 +18,9 @@ pub use patchsweep_api::{
 pub struct LeaseScope<'a> {
     /// The worker's model: its tasks come first ("" for none).
     pub model: &'a str,
+    /// Every model the worker holds, recorded as its `workers.models` (`None`: leave the
+    /// record as it is).
+    pub models: Option<&'a [String]>,
     /// Only this sweep's tasks, when set (the embedded `run` leaves every other sweep of
     /// its database alone).
     pub only_sweep: Option<i64>,

@@ -62,6 +62,7 @@ impl Store {
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let scope = LeaseScope {
             model,
+            models: None,
             only_sweep: None,
             held: &[],
             max,
@@ -80,6 +81,9 @@ impl Store {
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
             queue_sql::touch_worker_in(tx, url, worker_id).await?;
+            if let Some(models) = scope.models {
+                queue_sql::record_models_in(tx, url, worker_id, models).await?;
+            }
             let touched = queue_sql::expire_leases_in(tx, url).await?;
             let mut leased =
                 queue_sql::lease_in(tx, url, worker_id, scope, policy.lease_seconds).await?;

@@ -46,6 +46,24 @@ pub(crate) async fn touch_worker_in<C: QueueConn>(
     Ok(())
 }
 
+/// Records the models a worker holds, as its lease request names them (a worker loads its
+/// model for its first task, after it registered).
+pub(crate) async fn record_models_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    worker_id: &str,
+    models: &[String],
+) -> Result<(), StoreError> {
+    let models = serde_json::to_string(models).unwrap_or_else(|_| "[]".into());
+    sql("UPDATE workers SET models = $2 WHERE id = $1")
+        .bind(worker_id)
+        .bind(&models)
+        .execute(tx)
+        .await
+        .map_err(db_error("record worker models", url))?;
+    Ok(())
+}
+
 /// Extends the worker's leases `(task_id, attempt)`; answers those it no longer holds.
 pub(crate) async fn heartbeat_in<C: QueueConn>(
     tx: &mut C,
