@@ -250,8 +250,8 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
     };
     let device = args.device.clone().unwrap_or_else(|| "cpu".into());
     let max_task_memory = memory_budget::resolve(args.max_task_memory, &device);
-    let mut opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device);
-    opts.memory_bytes = max_task_memory.map_or(0, |b| b.min(i64::MAX as u64) as i64);
+    let opts = WorkerOptions::new(args.name.unwrap_or_else(default_name), device)
+        .with_memory_budget(max_task_memory);
     let executor = ModelExecutor::new(args.device.clone(), faults)
         .with_counters(opts.counters.clone())
         .with_max_task_memory(max_task_memory)

@@ -166,7 +166,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             WorkerOptions::new(
                 format!("embedded-{}", std::process::id()),
                 spec.device.clone(),
-            ),
+            )
+            .with_memory_budget(max_task_memory),
             Controls { drain, abort },
         ));
         let ending = tokio::select! {

@@ -113,6 +113,12 @@ fn a_sweep_runs_into_sqlite_and_is_queryable() {
         pairs.contains("nurse,4") && pairs.contains("secretary,4"),
         "{pairs}"
     );
+    // The embedded worker reports its model and its memory budget (issue 16).
+    let worker = query(&db, "SELECT models, memory_bytes FROM workers_v");
+    let row = worker.lines().nth(1).unwrap_or_default();
+    assert!(row.contains("SmolLM2"), "{worker}");
+    let memory: i64 = row.rsplit(',').next().unwrap().trim().parse().unwrap();
+    assert!(memory > 0, "{worker}");
     // Writes are refused and change nothing.
     let out = patchsweep(&["query", "--db", &db, "DELETE FROM effects"]);
     assert!(!out.status.success());

@@ -39,6 +39,13 @@ impl WorkerOptions {
             counters: Arc::default(),
         }
     }
+
+    /// The memory the worker reports (`workers_v.memory_bytes`): its task memory budget
+    /// (`--max-task-memory`, or what the device has), 0 when unknown.
+    pub fn with_memory_budget(mut self, budget: Option<u64>) -> Self {
+        self.memory_bytes = budget.map_or(0, |b| b.min(i64::MAX as u64) as i64);
+        self
+    }
 }
 
 /// Signals that stop a worker: set to `true` to drain, or to abort.
