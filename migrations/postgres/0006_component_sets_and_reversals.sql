@@ -114,26 +114,10 @@ LEFT JOIN pair_positions pp
 -- the pairs' stereotype label (one row per label present).
 CREATE VIEW reversals_v AS
 WITH r AS (
-    SELECT s.name                                         AS sweep_name,
-           e.sweep_id                                     AS sweep_id,
-           e.experiment                                   AS experiment,
-           x.direction                                    AS direction,
-           e.component                                    AS component,
-           NULLIF(e.layer, -1)                            AS layer,
-           NULLIF(e.head, -1)                             AS head,
-           pp.label                                       AS position_label,
-           NULLIF(e.neuron, -1)                           AS neuron,
-           (p.labels::jsonb ->> 'stereotype')                AS stereotype,
-           CASE WHEN (CASE WHEN x.direction = 'noise' THEN p.clean_metric ELSE p.corrupt_metric END
-                      - s.metric_neutral) * (e.value - s.metric_neutral) < 0 THEN 1 ELSE 0 END
-                                                          AS reversed
-    FROM effects e
-    JOIN sweeps s      ON s.id = e.sweep_id
-    JOIN experiments x ON x.sweep_id = e.sweep_id AND x.name = e.experiment
-    JOIN pairs p       ON p.sweep_id = e.sweep_id AND p.pair_id = e.pair_id
-    LEFT JOIN pair_positions pp
-                       ON pp.sweep_id = e.sweep_id AND pp.pair_id = e.pair_id
-                      AND pp.position = e.position
+    SELECT e.sweep_name, e.sweep_id, e.experiment, e.direction, e.component, e.layer, e.head,
+           e.position_label, e.neuron, p.stereotype, e.reversed
+    FROM effects_v e
+    JOIN pairs_v p ON p.sweep_id = e.sweep_id AND p.pair_id = e.pair_id
 ),
 sets AS (
     SELECT DISTINCT sweep_id, experiment, 'pathway:' || pathway AS component, k
