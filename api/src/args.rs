@@ -31,6 +31,18 @@ pub struct PatchTask {
     pub rankings: Vec<SelectionRanking>,
 }
 
+/// The arguments of a benchmark task: consecutive pairs of one `[[benchmark]]` section,
+/// scored on the sweep's model as it is (`base`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchmarkTask {
+    /// The section's name.
+    pub benchmark: String,
+    /// The first pair's place among the section's selected pairs.
+    pub first: usize,
+    /// The pairs' ids, from `first` on (the worker checks its pairs are these).
+    pub pairs: Vec<String>,
+}
+
 /// One selected pathway (its `top_k` clamped by the planner to the sites the ranked
 /// experiment measures) and, from lease time, the ranking: that experiment's sites, best
 /// first.

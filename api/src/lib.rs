@@ -6,7 +6,7 @@
 //!   ([`NewTask`], [`LeasedTask`], [`TaskOutput`], [`Settled`]).
 //! - [`args`]: the arguments of each kind of task ([`PatchTask`], [`DebiasTask`], …).
 //! - [`rows`]: the result rows ([`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`],
-//!   [`GenerationRow`]).
+//!   [`GenerationRow`], [`BenchmarkRow`]).
 //! - [`worker`]: a worker as it registers ([`WorkerInfo`], [`Registration`]).
 //! - [`progress`]: where a sweep stands ([`SweepProgress`], [`TaskCounts`]).
 //! - [`spec`]: the sweep spec (TOML), validated completely before any compute.
@@ -32,9 +32,11 @@ pub mod task;
 pub mod wire;
 pub mod worker;
 
-pub use args::{DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit};
+pub use args::{
+    BenchmarkTask, DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit,
+};
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow, BASE_STATE};
 pub use task::{
     spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput,
     TaskState, UnknownName,

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
+use crate::rows::{BenchmarkRow, EffectRow, GenerationRow, LensRow, PairRow};
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +67,7 @@ stored_names! {
         Patch = "patch",
         Debias = "debias",
         Generate = "generate",
+        Benchmark = "benchmark",
     }
 }
 
@@ -167,17 +168,23 @@ pub enum TaskOutput {
     Patch(Vec<EffectRow>),
     /// A logit-lens experiment's task (kind `patch`): its lens values.
     Lens(Vec<LensRow>),
-    /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them.
-    Debias(String),
+    /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them, and the
+    /// benchmarks' scores after each intervention.
+    Debias {
+        rows_json: String,
+        benchmarks: Vec<BenchmarkRow>,
+    },
     /// The generation check's continuations.
     Generate(Vec<GenerationRow>),
+    /// A benchmark task's pair scores (`base`).
+    Benchmark(Vec<BenchmarkRow>),
 }
 
 /// The answer to a result or a failure report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
-    /// Stored; the number of new rows (effects, lens values, pairs, debias rows or
-    /// generations).
+    /// Stored; the number of new rows (effects, lens values, pairs, debias rows,
+    /// generations or benchmark scores).
     Completed { rows: u64 },
     /// A failure was recorded and the task will run again after `retry_in` seconds.
     Requeued { retry_in: f64 },

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use patchsweep_proto::v1 as pb;
 
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
+use crate::rows::{BenchmarkRow, EffectRow, GenerationRow, LensRow, PairRow};
 use crate::task::{
     spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName,
 };
@@ -153,6 +153,34 @@ fn pair_to_wire(p: &PairRow) -> pb::Pair {
     }
 }
 
+fn benchmark_from_wire(b: pb::BenchmarkScore) -> BenchmarkRow {
+    BenchmarkRow {
+        benchmark: b.benchmark,
+        model_state: b.model_state,
+        debias: b.debias,
+        control_set: b.control_set,
+        pair_index: b.pair_index,
+        pair_id: b.pair_id,
+        subset: b.subset,
+        stereo_loglik: b.stereo_loglik,
+        anti_loglik: b.anti_loglik,
+    }
+}
+
+fn benchmark_to_wire(b: &BenchmarkRow) -> pb::BenchmarkScore {
+    pb::BenchmarkScore {
+        benchmark: b.benchmark.clone(),
+        model_state: b.model_state.clone(),
+        debias: b.debias.clone(),
+        control_set: b.control_set,
+        pair_index: b.pair_index,
+        pair_id: b.pair_id.clone(),
+        subset: b.subset.clone(),
+        stereo_loglik: b.stereo_loglik,
+        anti_loglik: b.anti_loglik,
+    }
+}
+
 fn generation_from_wire(g: pb::Generation) -> GenerationRow {
     GenerationRow {
         experiment: g.experiment,
@@ -216,7 +244,17 @@ pub fn output_from_wire(
                 .map(lens_from_wire)
                 .collect::<Result<_, _>>()?,
         )),
-        Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
+        Some(Output::Debias(d)) => Ok(TaskOutput::Debias {
+            rows_json: d.rows_json,
+            benchmarks: d
+                .benchmark_scores
+                .into_iter()
+                .map(benchmark_from_wire)
+                .collect(),
+        }),
+        Some(Output::Benchmark(b)) => Ok(TaskOutput::Benchmark(
+            b.scores.into_iter().map(benchmark_from_wire).collect(),
+        )),
         Some(Output::Generate(g)) => Ok(TaskOutput::Generate(
             g.generations
                 .into_iter()
@@ -258,8 +296,15 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
         TaskOutput::Lens(rows) => Output::Lens(pb::LensOutput {
             values: rows.iter().map(lens_to_wire).collect(),
         }),
-        TaskOutput::Debias(rows) => Output::Debias(pb::DebiasOutput {
-            rows_json: rows.clone(),
+        TaskOutput::Debias {
+            rows_json,
+            benchmarks,
+        } => Output::Debias(pb::DebiasOutput {
+            rows_json: rows_json.clone(),
+            benchmark_scores: benchmarks.iter().map(benchmark_to_wire).collect(),
+        }),
+        TaskOutput::Benchmark(rows) => Output::Benchmark(pb::BenchmarkOutput {
+            scores: rows.iter().map(benchmark_to_wire).collect(),
         }),
         TaskOutput::Generate(rows) => Output::Generate(pb::GenerateOutput {
             generations: rows.iter().map(generation_to_wire).collect(),
@@ -626,6 +671,36 @@ mod tests {
             output_from_wire(Some(bad)).unwrap_err().to_string(),
             "pair \"p0\": a logit-lens lead is 2, not -1, 0 or 1"
         );
+    }
+
+    #[test]
+    fn benchmark_scores_round_trip_alone_and_with_debias_rows() {
+        let row = |state: &str, debias: Option<&str>, control: Option<u32>| BenchmarkRow {
+            benchmark: "crows".into(),
+            model_state: state.into(),
+            debias: debias.map(str::to_string),
+            control_set: control,
+            pair_index: 7,
+            pair_id: "crows_pairs/7".into(),
+            subset: "gender".into(),
+            stereo_loglik: -31.25,
+            anti_loglik: -30.5,
+        };
+        let base = TaskOutput::Benchmark(vec![row("base", None, None)]);
+        assert_eq!(output_from_wire(Some(output_to_wire(&base))), Ok(base));
+        let debias = TaskOutput::Debias {
+            rows_json: "[]".into(),
+            benchmarks: vec![
+                row("ablation_zero", Some("d"), None),
+                row("ablation_zero", Some("d"), Some(0)),
+            ],
+        };
+        let wire = output_to_wire(&debias);
+        let pb::complete_task_request::Output::Debias(d) = &wire else {
+            panic!("not a debias output: {wire:?}");
+        };
+        assert_eq!(d.benchmark_scores[1].control_set, Some(0));
+        assert_eq!(output_from_wire(Some(wire)), Ok(debias));
     }
 
     #[test]

@@ -218,7 +218,16 @@ mod suite {
         }])
         .unwrap();
         let settled = store
-            .complete_task(&w, d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
+            .complete_task(
+                &w,
+                d.task_id,
+                d.attempt,
+                &TaskOutput::Debias {
+                    rows_json: rows,
+                    benchmarks: Vec::new(),
+                },
+                &p,
+            )
             .await
             .unwrap();
         assert_eq!(settled, Settled::Completed { rows: 1 });

@@ -282,7 +282,16 @@ async fn stored_sweep(store: &Store) -> i64 {
     assert_eq!(d.kind.as_str(), "debias");
     let rows = serde_json::to_string(&debias_rows()).unwrap();
     store
-        .complete_task("w", d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
+        .complete_task(
+            "w",
+            d.task_id,
+            d.attempt,
+            &TaskOutput::Debias {
+                rows_json: rows,
+                benchmarks: Vec::new(),
+            },
+            &p,
+        )
         .await
         .unwrap();
     store

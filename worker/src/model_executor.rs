@@ -1,7 +1,7 @@
 //! The real executor: loads the sweep's model (one at a time, freeing the previous one),
 //! prepares each sweep once (parse, tokenize, check against the model) and computes
 //! prepare and patch tasks (a logit-lens experiment's too) with the engine (debias and
-//! generate tasks have files of their own).
+//! generate and benchmark tasks have files of their own).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -291,6 +291,7 @@ impl Executor for ModelExecutor {
             TaskKind::Patch => self.patch(task),
             TaskKind::Debias => crate::debias_task::run(self, task),
             TaskKind::Generate => crate::generate_task::run(self, task),
+            TaskKind::Benchmark => crate::benchmark_task::run(self, task),
         }
     }
 

@@ -97,7 +97,7 @@ fn run(
     };
     let payload = serde_json::to_string(&args).unwrap();
     match exec.execute(&leased(TaskKind::Debias, None, &payload))? {
-        TaskOutput::Debias(rows) => Ok(serde_json::from_str(&rows).unwrap()),
+        TaskOutput::Debias { rows_json, .. } => Ok(serde_json::from_str(&rows_json).unwrap()),
         other => panic!("a debias task answers debias rows, not {other:?}"),
     }
 }

@@ -219,9 +219,17 @@ impl Store {
                             .await?;
                             pairs.len() as u64
                         }
-                        TaskOutput::Debias(rows_json) => {
+                        TaskOutput::Debias {
+                            rows_json,
+                            benchmarks,
+                        } => {
                             queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows_json)
                                 .await?
+                                + queue_sql::insert_benchmarks_in(tx, url, sweep_id, benchmarks)
+                                    .await?
+                        }
+                        TaskOutput::Benchmark(rows) => {
+                            queue_sql::insert_benchmarks_in(tx, url, sweep_id, rows).await?
                         }
                         TaskOutput::Generate(rows) => {
                             queue_sql::insert_generations_in(tx, url, sweep_id, rows).await?
