@@ -17,7 +17,7 @@ use cluster::{bin, query, Cluster};
 use serde_json::{Map, Value};
 
 /// The CrowS-Pairs subset scored (every sentence fits the tiny model's 128 positions).
-const CROWS_SUBSET: &str = "CROWS_SUBSET_NAME";
+const CROWS_SUBSET: &str = "age";
 
 const JSONL: &str = r#"{"stereo": "The nurse said that she", "anti": "The nurse said that he", "subset": "job"}
 {"stereo": "The engineer said that he", "anti": "The engineer said that she", "subset": "job"}
@@ -296,8 +296,8 @@ fn bad_benchmarks_are_refused_before_anything_is_stored() {
             vec!["`benchmark[0].source`", "broken.jsonl:2:"],
         ),
         (
-            CROWS_SUBSET,
-            "genders",
+            "subsets = [\"age\"]",
+            "subsets = [\"genders\"]",
             vec![
                 "`benchmark[1].subsets`",
                 "unknown subset \"genders\"",

@@ -22,7 +22,8 @@ CREATE TABLE benchmark_scores (
 -- Wilson 95% interval (z = 1.959963984540054). A control's state is 'NAME/control': the
 -- control sets pooled (n = pairs x control_sets, the score their mean share; the interval
 -- treats the n as independent, so it is narrower than one set's). The SQLite view takes
--- the square root by Newton steps and equals this one to about 1e-15.
+-- the square root by Newton steps and equals this one to about 1e-15. The interval is
+-- clamped to [0, 1] and to contain the score (rounding at k = 0 or k = n).
 CREATE VIEW benchmark_v AS
 WITH grouped AS (
     SELECT sweep_id, benchmark, debias, model_state, control_set >= 0 AS is_control, subset,
@@ -58,8 +59,8 @@ SELECT s.name                 AS sweep_name,
        w.n                    AS n,
        w.k                    AS stereo_preferred,
        w.p                    AS score,
-       GREATEST(0.0, w.center - w.half) AS ci_low,
-       LEAST(1.0, w.center + w.half) AS ci_high,
+       LEAST(w.p, GREATEST(0.0, w.center - w.half)) AS ci_low,
+       GREATEST(w.p, LEAST(1.0, w.center + w.half)) AS ci_high,
        NULLIF(w.debias, '')   AS debias,
        CASE WHEN w.is_control THEN w.sets ELSE 0 END AS control_sets
 FROM wilson w

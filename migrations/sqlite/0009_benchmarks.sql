@@ -23,7 +23,8 @@ CREATE TABLE benchmark_scores (
 -- control sets pooled (n = pairs x control_sets, the score their mean share; the interval
 -- treats the n as independent, so it is narrower than one set's). SQLite has no sqrt here
 -- (no math functions in this build): the interval's square root is 60 Newton steps from 1
--- (its argument lies in (0, 1]), equal to PostgreSQL's sqrt to about 1e-15.
+-- (its argument lies in (0, 1]), equal to PostgreSQL's sqrt to about 1e-15. The interval
+-- is clamped to [0, 1] and to contain the score (rounding at k = 0 or k = n).
 CREATE VIEW benchmark_v AS
 WITH RECURSIVE
 grouped AS (
@@ -66,8 +67,8 @@ SELECT s.name                 AS sweep_name,
        w.n                    AS n,
        w.k                    AS stereo_preferred,
        w.p                    AS score,
-       MAX(0.0, w.center - w.half) AS ci_low,
-       MIN(1.0, w.center + w.half) AS ci_high,
+       MIN(w.p, MAX(0.0, w.center - w.half)) AS ci_low,
+       MAX(w.p, MIN(1.0, w.center + w.half)) AS ci_high,
        NULLIF(w.debias, '')   AS debias,
        CASE WHEN w.is_control THEN w.sets ELSE 0 END AS control_sets
 FROM wilson w

@@ -164,7 +164,11 @@ pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
     let denom = 1.0 + z2 / n_f;
     let center = (p + z2 / (2.0 * n_f)) / denom;
     let half = Z * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
-    ((center - half).max(0.0), (center + half).min(1.0))
+    // Clamped to [0, 1] and to contain p (at k = 0 or k = n rounding can leave it out).
+    (
+        (center - half).max(0.0).min(p),
+        (center + half).min(1.0).max(p),
+    )
 }
 
 #[cfg(test)]
@@ -188,6 +192,13 @@ mod tests {
         assert_eq!(lo, 0.0);
         assert!((hi - 0.2775).abs() < 1e-4, "{hi}");
         assert!(wilson_interval(0, 0).0.is_nan());
+        for n in 1..200 {
+            for k in [0, n] {
+                let (lo, hi) = wilson_interval(k, n);
+                let p = k as f64 / n as f64;
+                assert!(lo <= p && p <= hi, "{k}/{n}: [{lo}, {hi}]");
+            }
+        }
     }
 
     #[test]
