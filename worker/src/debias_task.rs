@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
 use patchsweep_engine::debias::{
-    debias_pairs, matched_controls, neutral_chunks, run_debias, select_components,
-    AggregatedEffect, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
+    debias_pairs, load_corpora, matched_controls, neutral_chunks, run_debias, select_components,
+    AggregatedEffect, DebiasError, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;
@@ -82,6 +82,11 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
         spec.prepend_bos,
     )
     .map_err(perm)?;
+    // A Hub dataset the worker cannot fetch now may be there later; a bad file never is.
+    let corpora = load_corpora(cfg, &model.tokenizer, spec.prepend_bos).map_err(|e| match e {
+        DebiasError::Model(_) => TaskError::transient(e),
+        e => TaskError::permanent(e),
+    })?;
     let dir = deltas_dir(task.sweep_id);
     let outcome = run_debias(
         cfg,
@@ -92,6 +97,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
             targets: &targets,
             controls: &controls,
             neutral: &neutral,
+            corpora: &corpora,
             deltas_dir: Some(&dir),
             max_batch: spec.batch_size,
         },
