@@ -157,3 +157,108 @@ fn debias_runs_after_the_sweep_and_repeats_exactly() {
         .unwrap_or(0);
     assert!(saved >= 2, "tuned and control deltas saved");
 }
+
+/// A spec whose fine-tuning trains on corpus files beside it (`corpus.txt` with `swaps`,
+/// `panda.jsonl`), named relative to the spec's folder.
+fn corpus_spec(dir: &Path, swaps: &str) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("corpus.txt"),
+        "The man said that he was late.\nHer dog sat on the mat.\nThe cat was in the box.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("swaps.txt"), swaps).unwrap();
+    std::fs::write(
+        dir.join("panda.jsonl"),
+        "{\"original\": \"He fed the dog.\", \"perturbed\": \"She fed the dog.\", \
+         \"selected_word\": \"He\", \"target_attribute\": \"woman\"}\n",
+    )
+    .unwrap();
+    let rest = r#"
+[[experiment]]
+name = "heads"
+method = "activation"
+components = ["head_out", "mlp_out"]
+positions = "joint"
+
+[[debias]]
+name = "corpus"
+experiment = "heads"
+control_sets = 2
+
+[debias.select]
+components = ["mlp_out L0", "head L1H0"]
+
+[debias.split]
+heldout_professions = 0.4
+seed = 3
+
+[debias.neutral]
+max_chunks = 2
+
+[[debias.intervention]]
+kind = "finetune"
+name = "ft_text"
+steps = 2
+lr = 0.01
+corpus = { text = "corpus.txt", swaps = "swaps.txt" }
+
+[[debias.intervention]]
+kind = "finetune"
+name = "ft_panda"
+steps = 2
+lr = 0.01
+corpus = { panda = "panda.jsonl" }
+"#;
+    let path = dir.join("corpus.toml");
+    std::fs::write(
+        &path,
+        tiny_spec("tiny-corpus", &(labelled_pairs(&WORDS) + rest)),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn corpus_finetuning_reads_files_beside_the_spec_and_a_bad_swap_list_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |spec: &Path, db: &str| {
+        Command::new(bin())
+            .arg("run")
+            .arg(spec)
+            .args(["--db", db])
+            .env("PATCHSWEEP_DELTAS_DIR", dir.path().join("deltas"))
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let spec = corpus_spec(dir.path(), "he\tshe\nhis\ther\nman\twoman\n");
+    let db = format!("sqlite://{}", dir.path().join("ok.db").display());
+    let out = run(&spec, &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = debias_rows(&db, 1);
+    for name in ["ft_text", "ft_panda"] {
+        let held: Vec<_> = rows
+            .iter()
+            .filter(|r| r.intervention == name && r.split == "heldout")
+            .collect();
+        assert!(!held.is_empty(), "{name}: {rows:?}");
+        assert!(held.iter().any(|r| r.after != r.before), "{name}: {held:?}");
+        assert!(held.iter().all(|r| r.control_sets == Some(2)), "{held:?}");
+    }
+    let saved = std::fs::read_dir(dir.path().join("deltas/sweep-1"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(saved >= 4, "tuned and control deltas of both: {saved}");
+
+    let spec = corpus_spec(dir.path(), "he\tshe\nhis her hers\n");
+    let db = format!("sqlite://{}", dir.path().join("bad.db").display());
+    let out = run(&spec, &db);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("swaps.txt:2"), "{stderr}");
+    assert_eq!(cluster::sweep_status(&db, 1), "", "nothing stored");
+}

@@ -1,6 +1,8 @@
 //! Files a spec names, read by the client that submits it (`patchsweep submit`, `run`):
-//! the spec file itself, `dataset.jsonl` and a `[[benchmark]]`'s `source = { jsonl }`. Their content travels inside the spec text
-//! (`dataset.jsonl` becomes `dataset.jsonl_inline = { name, text }`), so the coordinator
+//! the spec file itself, `dataset.jsonl`, a `[[benchmark]]`'s `source = { jsonl }` and the
+//! files of fine-tuning corpora. Their content travels inside the spec text (`dataset.jsonl`
+//! becomes `dataset.jsonl_inline = { name, text }`, a corpus's `text`/`swaps`/`panda = PATH`
+//! becomes `{ name, content }`), so the coordinator
 //! and workers never open a path a submitter chose; [`crate::spec::SweepSpec::parse`]
 //! refuses a `dataset.jsonl` path that was not inlined.
 //!
@@ -82,7 +84,7 @@ pub fn inline_files(text: &str, limit: u64, spec_dir: &Path) -> Result<String, S
     let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
         return Ok(text.to_string());
     };
-    let mut changed = false;
+    let mut changed = inline_corpus_files(&mut doc, limit, spec_dir)?;
     if let Some(dataset) = doc.get_mut("dataset").and_then(|d| d.as_table_like_mut()) {
         changed |= inline_jsonl(dataset, "dataset.jsonl", "a dataset file", limit, spec_dir)?;
     }
@@ -138,6 +140,60 @@ fn inline_jsonl(
         toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),
     );
     Ok(true)
+}
+
+/// Inlines the files a fine-tuning corpus names (`corpus = { text = F, swaps = F }`,
+/// `{ panda = F }` in `[[debias.intervention]]`): each path string becomes
+/// `{ name, content }` (see `patchsweep_engine::debias::corpus`). Returns whether any was.
+fn inline_corpus_files(
+    doc: &mut toml_edit::DocumentMut,
+    limit: u64,
+    spec_dir: &Path,
+) -> Result<bool, SpecError> {
+    let mut changed = false;
+    let Some(debias) = doc
+        .get_mut("debias")
+        .and_then(|d| d.as_array_of_tables_mut())
+    else {
+        return Ok(false);
+    };
+    for (i, section) in debias.iter_mut().enumerate() {
+        let Some(ivs) = section
+            .get_mut("intervention")
+            .and_then(|v| v.as_array_of_tables_mut())
+        else {
+            continue;
+        };
+        for (j, iv) in ivs.iter_mut().enumerate() {
+            let Some(corpus) = iv.get_mut("corpus").and_then(|c| c.as_table_like_mut()) else {
+                continue;
+            };
+            for key in ["text", "swaps", "panda"] {
+                let Some(path) = corpus.get(key).and_then(|v| v.as_str()).map(str::to_string)
+                else {
+                    continue;
+                };
+                let field = format!("debias[{i}].intervention[{j}].corpus.{key}");
+                let resolved = spec_dir.join(&path);
+                let content =
+                    read_bounded(&resolved, limit, "a fine-tuning corpus file").map_err(|e| {
+                        SpecError::Field {
+                            field: field.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                let mut inline = toml_edit::InlineTable::new();
+                inline.insert("name", resolved.display().to_string().into());
+                inline.insert("content", content.into());
+                corpus.insert(
+                    key,
+                    toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),
+                );
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -202,6 +258,66 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/relative.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn corpus_files_travel_inline_and_a_path_alone_is_refused() {
+        let dir = jsonl_file("corpus-dir.jsonl")
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        std::fs::write(dir.join("corpus.txt"), "He ran.\n").unwrap();
+        std::fs::write(dir.join("swaps.txt"), "he\tshe\n").unwrap();
+        std::fs::write(
+            dir.join("panda.jsonl"),
+            "{\"original\": \"He ran.\", \"perturbed\": \"She ran.\", \
+             \"selected_word\": \"He\", \"target_attribute\": \"woman\"}\n",
+        )
+        .unwrap();
+        let debias = |corpora: &[&str]| {
+            let mut t = String::from(
+                "[dataset]\njsonl = \"corpus-dir.jsonl\"\n[[debias]]\nname = \"d\"\n\
+                 experiment = \"resid\"\n[debias.select]\ncomponents = [\"mlp_out L0\"]\n",
+            );
+            for (k, c) in corpora.iter().enumerate() {
+                t.push_str(&format!(
+                    "[[debias.intervention]]\nkind = \"finetune\"\nname = \"f{k}\"\n{c}\n"
+                ));
+            }
+            spec(&t)
+        };
+        let text = debias(&[
+            "corpus = { text = \"corpus.txt\", swaps = \"swaps.txt\" }",
+            "[debias.intervention.corpus]\npanda = \"panda.jsonl\"",
+            "corpus = \"hf-dataset:facebook/panda\"",
+        ]);
+        let refused = SweepSpec::parse(&text, "t").unwrap_err().to_string();
+        assert!(refused.contains("not sent with the spec"), "{refused}");
+        let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES, &dir).unwrap();
+        assert!(!inlined.contains("= \"corpus.txt\""), "{inlined}");
+        let parsed = SweepSpec::parse(&inlined, "t").expect("the inlined spec");
+        let ivs = &parsed.spec.debias[0].interventions;
+        let json = serde_json::to_string(ivs).unwrap();
+        assert!(
+            json.contains("He ran.") && json.contains("he\\tshe") && json.contains("She ran."),
+            "{json}"
+        );
+        assert!(json.contains("hf-dataset:facebook/panda"), "{json}");
+        // A missing file names the field and the path looked at.
+        let text = debias(&["corpus = { panda = \"absent.jsonl\" }"]);
+        let err = inline_files(&text, DEFAULT_MAX_FILE_BYTES, &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("debias[0].intervention[0].corpus.panda") && err.contains("absent.jsonl"),
+            "{err}"
+        );
+        // A malformed swap list is refused when the inlined spec is parsed.
+        std::fs::write(dir.join("bad-swaps.txt"), "he\tshe\nking\n").unwrap();
+        let text = debias(&["corpus = { text = \"corpus.txt\", swaps = \"bad-swaps.txt\" }"]);
+        let inlined = inline_files(&text, DEFAULT_MAX_FILE_BYTES, &dir).unwrap();
+        let err = SweepSpec::parse(&inlined, "t").unwrap_err().to_string();
+        assert!(err.contains("bad-swaps.txt:2"), "{err}");
     }
 
     #[test]

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
 use patchsweep_engine::debias::{
-    debias_pairs, matched_controls, neutral_chunks, run_debias, select_components, split_pairs,
-    AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
+    debias_pairs, load_corpora, matched_controls, neutral_chunks, run_debias, select_components,
+    split_pairs, AggregatedEffect, DebiasConfig, DebiasInputs, SplitPart, NEUTRAL_TEXT,
 };
 use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, PositionRef, Positions};
@@ -203,6 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or(f64::NAN);
             println!("  selected {t}: mean |normalized attribution| {score:.3}");
         }
+        let corpora = load_corpora(cfg, &m.tokenizer, None)?;
         let t = Instant::now();
         let outcome = run_debias(
             cfg,
@@ -213,6 +214,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 targets: &targets,
                 controls: &controls,
                 neutral: &neutral,
+                corpora: &corpora,
                 deltas_dir: Some(&out_dir),
                 max_batch: 64,
                 benchmarks: &[],
@@ -229,6 +231,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|c| patchsweep_engine::debias::describe(c))
                 .unwrap_or_default()
         );
+        for c in &outcome.calibrations {
+            println!(
+                "  {} (control set: {:?}): steering strength {:.4}, selection mean logit diff {:.4} -> {:.4}",
+                c.intervention, c.control, c.calibration.strength, c.calibration.before, c.calibration.after
+            );
+        }
         for a in &outcome.artifacts {
             println!(
                 "  deltas {} (control set: {:?}): loss {:.4} -> {:.4}",

@@ -16,8 +16,9 @@ use patchsweep_engine::debias::finetune::{cda_examples, cda_loss, finetune, CdaE
 use patchsweep_engine::debias::steering::{gender_directions, steering_edits};
 use patchsweep_engine::debias::{
     matched_controls, neutral_chunks, run_debias, split_pairs, AblationConfig, AblationMode,
-    CdaLoss, DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig, InterventionConfig,
-    PositionsConfig, SplitConfig, SplitPart, SteeringConfig, Target, NEUTRAL_TEXT,
+    CdaLoss, Corpora, CorpusConfig, DebiasConfig, DebiasInputs, DebiasPair, FinetuneConfig,
+    InterventionConfig, PositionsConfig, SplitConfig, SplitPart, SteeringConfig, SteeringStrength,
+    Target, NEUTRAL_TEXT,
 };
 use patchsweep_engine::grid::PositionRef;
 use patchsweep_model::{
@@ -400,6 +401,8 @@ fn finetuning_touches_only_the_selected_weights() {
         batch_size: 5,
         seed: 3,
         loss: CdaLoss::FullVocab,
+        corpus: CorpusConfig::Templates,
+        max_tokens: 64,
     };
     let base_before: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
     let out = finetune(
@@ -514,6 +517,7 @@ fn config() -> DebiasConfig {
             InterventionConfig::Steering(SteeringConfig {
                 name: None,
                 positions: PositionsConfig::All,
+                strength: SteeringStrength::Calibrated,
             }),
             InterventionConfig::Finetune(FinetuneConfig {
                 name: None,
@@ -523,6 +527,8 @@ fn config() -> DebiasConfig {
                 batch_size: 8,
                 seed: 0,
                 loss: CdaLoss::AnswerSet,
+                corpus: CorpusConfig::Templates,
+                max_tokens: 64,
             }),
         ],
     }
@@ -550,6 +556,7 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             targets,
             controls,
             neutral: &neutral,
+            corpora: &Corpora::default(),
             deltas_dir: Some(&d),
             max_batch: 8,
             benchmarks: &[],

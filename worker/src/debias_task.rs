@@ -14,8 +14,9 @@ use std::path::PathBuf;
 
 use patchsweep_api::{BenchmarkRow, DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
 use patchsweep_engine::debias::{
-    debias_pairs, matched_controls, neutral_chunks, run_debias, select_components,
-    AggregatedEffect, BenchmarkScores, BenchmarkSet, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
+    debias_pairs, load_corpora, matched_controls, neutral_chunks, run_debias, select_components,
+    AggregatedEffect, BenchmarkScores, BenchmarkSet, DebiasError, DebiasInputs, DebiasPair, Split,
+    NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;
@@ -88,6 +89,11 @@ pub(crate) fn run(
         spec.prepend_bos,
     )
     .map_err(perm)?;
+    // A Hub dataset the worker cannot fetch now may be there later; a bad file never is.
+    let corpora = load_corpora(cfg, &model.tokenizer, spec.prepend_bos).map_err(|e| match e {
+        DebiasError::Model(_) => TaskError::transient(e),
+        e => TaskError::permanent(e),
+    })?;
     let dir = deltas_dir(task.sweep_id);
     let benchmarks = benchmark_sets(&state);
     let outcome = run_debias(
@@ -99,6 +105,7 @@ pub(crate) fn run(
             targets: &targets,
             controls: &controls,
             neutral: &neutral,
+            corpora: &corpora,
             deltas_dir: Some(&dir),
             max_batch: spec.batch_size,
             benchmarks: &benchmarks,

@@ -30,6 +30,7 @@
 //! [[debias.intervention]]
 //! kind = "steering"                 # remove the projection on the gender direction
 //! positions = "all"
+//! strength = "calibrated"           # calibrated (default) | a number: x - s (x·u) u
 //!
 //! [[debias.intervention]]
 //! kind = "finetune"                 # CDA fine-tuning of the selected weights only
@@ -38,10 +39,14 @@
 //! batch_size = 16
 //! seed = 0
 //! loss = "full_vocab"               # full_vocab | answer_set (softmax over the answers only)
+//! corpus = "templates"              # templates | { text = F[, swaps = F] } | { panda = F }
+//!                                   # | "hf-dataset:facebook/panda" (see super::corpus)
+//! max_tokens = 64                   # corpus sentences are cut to this many tokens
 //! ```
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::corpus::CorpusConfig;
 use super::error::{config, Result};
 use super::target::{Target, TargetKind};
 use crate::grid::{Component, PositionRef};
@@ -204,6 +209,51 @@ pub struct SteeringConfig {
     pub name: Option<String>,
     #[serde(default = "all_positions")]
     pub positions: PositionsConfig,
+    /// How much of the projection is removed (see [`super::steering`]).
+    #[serde(default)]
+    pub strength: SteeringStrength,
+}
+
+/// The steering strength `s` of `x - s (x·u) u`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SteeringStrength {
+    /// Chosen on the selection split so that its mean logit difference moves toward 0
+    /// without changing sign (see [`super::steering::calibrate_strength`]).
+    #[default]
+    Calibrated,
+    /// This strength (1 removes the whole projection).
+    Fixed(f64),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StrengthRepr {
+    Word(String),
+    Number(f64),
+}
+
+impl<'de> Deserialize<'de> for SteeringStrength {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        match StrengthRepr::deserialize(d)
+            .map_err(|_| D::Error::custom("strength: \"calibrated\" or a number"))?
+        {
+            StrengthRepr::Word(w) if w == "calibrated" => Ok(SteeringStrength::Calibrated),
+            StrengthRepr::Word(w) => Err(D::Error::custom(format!(
+                "strength: \"calibrated\" or a number, not {w:?}"
+            ))),
+            StrengthRepr::Number(x) => Ok(SteeringStrength::Fixed(x)),
+        }
+    }
+}
+
+impl Serialize for SteeringStrength {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            SteeringStrength::Calibrated => s.serialize_str("calibrated"),
+            SteeringStrength::Fixed(x) => s.serialize_f64(*x),
+        }
+    }
 }
 
 fn all_positions() -> PositionsConfig {
@@ -226,9 +276,19 @@ pub struct FinetuneConfig {
     /// Seed of the example order.
     #[serde(default)]
     pub seed: u64,
-    /// The cross-entropy's normalisation (see [`super::finetune`]).
+    /// The cross-entropy's normalisation (see [`super::finetune`]; template prompts only).
     #[serde(default)]
     pub loss: CdaLoss,
+    /// What it trains on (see [`super::corpus`]); default: the template prompts.
+    #[serde(default)]
+    pub corpus: CorpusConfig,
+    /// Corpus sentences are cut to this many tokens.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+fn default_max_tokens() -> usize {
+    64
 }
 
 /// What the CDA cross-entropy normalises over.
@@ -375,6 +435,26 @@ impl DebiasConfig {
                 }
                 if !(f.weight_decay.is_finite() && f.weight_decay >= 0.0) {
                     return Err(config(field, "weight_decay must be >= 0"));
+                }
+                if f.max_tokens < 2 {
+                    return Err(config(field, "max_tokens must be at least 2"));
+                }
+                if f.corpus != CorpusConfig::Templates && f.loss == CdaLoss::AnswerSet {
+                    return Err(config(
+                        field,
+                        "loss = \"answer_set\" applies to the template prompts only; a corpus \
+                         trains with the causal-LM loss over whole sentences",
+                    ));
+                }
+                f.corpus.validate(&format!("{field}.corpus"))?;
+            }
+            if let InterventionConfig::Steering(SteeringConfig {
+                strength: SteeringStrength::Fixed(x),
+                ..
+            }) = iv
+            {
+                if !(x.is_finite() && *x >= 0.0) {
+                    return Err(config(field, format!("strength {x} must be >= 0")));
                 }
             }
         }

@@ -26,8 +26,9 @@ pub enum EditOp {
         fallback: Tensor,
         skip_first: bool,
     },
-    /// `x - (x·u) u` for the unit vector `u` (`[d_model]`).
-    ProjectOut(Tensor),
+    /// `x - s (x·u) u` for the unit vector `direction` (`[d_model]`) and the strength `s`
+    /// (1 removes the whole projection).
+    ProjectOut { direction: Tensor, strength: f64 },
 }
 
 /// Where in each prompt an edit applies.
@@ -188,10 +189,19 @@ impl<'a> EditHook<'a> {
                     .reshape(shape)?
                     .broadcast_as(dims.as_slice())?
             }
-            EditOp::ProjectOut(u) => {
-                let u = u.to_dtype(value.dtype())?;
+            EditOp::ProjectOut {
+                direction,
+                strength,
+            } => {
+                let u = direction.to_dtype(value.dtype())?;
                 let proj = value.broadcast_mul(&u)?.sum_keepdim(dims.len() - 1)?;
-                (&value - proj.broadcast_mul(&u)?)?
+                let removed = proj.broadcast_mul(&u)?;
+                let removed = if *strength == 1.0 {
+                    removed
+                } else {
+                    (removed * *strength)?
+                };
+                (&value - removed)?
             }
         };
         Ok(mask.where_cond(&new, &value)?)

@@ -30,6 +30,14 @@ pub enum DebiasError {
     #[error("fine-tuning: {0}")]
     Finetune(String),
 
+    /// A fine-tuning corpus or swap list (`line`: 1-based, when one line is at fault).
+    #[error("corpus {file}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Corpus {
+        file: String,
+        line: Option<usize>,
+        reason: String,
+    },
+
     #[error("deltas file {path}: {reason}")]
     Deltas { path: PathBuf, reason: String },
 

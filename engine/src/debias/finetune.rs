@@ -23,9 +23,21 @@
 //!   alone: minimal (`ln 2` for he/she) exactly when the model has no preference, and
 //!   unchanged when both answers gain probability together.
 //!
+//! # Corpus sentences
+//! With a corpus ([`super::corpus`]) the examples are whole sentences and the loss is the
+//! causal-LM loss: the mean over every predicted token of the batch of
+//! `-log p(token | prefix)`, for every token after the first (after the BOS token when the
+//! model prepends one). Sentences of a batch are right-padded to the longest and the padded
+//! positions are left out of the mean; causal attention keeps a sentence's own positions
+//! blind to its padding, so padding changes nothing else.
+//!
 //! # Training
 //! Only the deltas of the parameters the selected components own (see [`super::deltas`])
-//! are variables; AdamW (candle-nn) updates them; the example order comes from the seed.
+//! are variables: for `mlp_out L` the layer's `gate_proj`, `up_proj` and `down_proj`; for
+//! `attn_out L` the whole `o_proj`; for a head only its columns of `o_proj` (its path into
+//! the residual stream; its `q`/`k`/`v` rows stay, as `k`/`v` are shared by a group of
+//! heads in grouped-query attention). AdamW (candle-nn) updates them; the example order
+//! comes from the seed.
 //! The base model is never modified: every step builds a tuned copy that shares all other
 //! tensors with it.
 
@@ -160,14 +172,91 @@ fn batch_loss(
     total.ok_or_else(|| DebiasError::Finetune("an empty batch".into()))
 }
 
-/// Fine-tunes only the parameters `targets` own on `examples`.
+/// Fine-tunes only the parameters `targets` own on `examples` (template prompts).
 pub fn finetune(
     model: &HookedTransformer,
     targets: &[Target],
     examples: &[CdaExample],
     cfg: &FinetuneConfig,
 ) -> Result<FinetuneOutcome> {
-    if examples.is_empty() {
+    train(model, targets, examples.len(), cfg, |tuned, batch| {
+        batch_loss(tuned, examples, batch, cfg.loss)
+    })
+}
+
+/// Fine-tunes only the parameters `targets` own on corpus `sentences` (token ids) with the
+/// causal-LM loss (see the module doc).
+pub fn finetune_on_sentences(
+    model: &HookedTransformer,
+    targets: &[Target],
+    sentences: &[Vec<u32>],
+    cfg: &FinetuneConfig,
+) -> Result<FinetuneOutcome> {
+    if let Some(i) = sentences.iter().position(|s| s.len() < 2) {
+        return Err(DebiasError::Finetune(format!(
+            "corpus sentence {i} has {} token(s); at least 2 are needed",
+            sentences[i].len()
+        )));
+    }
+    train(model, targets, sentences.len(), cfg, |tuned, batch| {
+        let rows: Vec<&[u32]> = batch.iter().map(|&i| sentences[i].as_slice()).collect();
+        sentence_loss(tuned, &rows)
+    })
+}
+
+/// Mean causal-LM loss over every predicted token of `rows` (right-padded; differentiable).
+pub fn sentence_loss(model: &HookedTransformer, rows: &[&[u32]]) -> Result<Tensor> {
+    let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    if width < 2 {
+        return Err(DebiasError::Finetune(
+            "no sentence of 2 tokens or more in the batch".into(),
+        ));
+    }
+    let padded: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = r.to_vec();
+            v.resize(width, r[0]);
+            v
+        })
+        .collect();
+    let (mut targets, mut mask) = (Vec::new(), Vec::new());
+    for (r, p) in rows.iter().zip(&padded) {
+        targets.push(p[1..].to_vec());
+        mask.extend((1..width).map(|t| if t < r.len() { 1f32 } else { 0f32 }));
+    }
+    let count: f32 = mask.iter().sum();
+    let tokens = model.tokens_tensor(&padded)?;
+    let out = model.forward(
+        Input::Tokens(&tokens),
+        &mut NoHook,
+        Forward {
+            unembed: Unembed::All,
+            differentiable: true,
+            ..Forward::default()
+        },
+    )?;
+    let logits = out
+        .logits
+        .ok_or_else(|| DebiasError::Finetune("the forward pass returned no logits".into()))?;
+    let dev = logits.device();
+    let lsm = candle_nn::ops::log_softmax(&logits.narrow(1, 0, width - 1)?, D::Minus1)?;
+    let targets = Tensor::new(targets, dev)?.unsqueeze(2)?;
+    let picked = lsm.gather(&targets, 2)?.squeeze(2)?;
+    let mask = Tensor::from_vec(mask, (rows.len(), width - 1), dev)?.to_dtype(picked.dtype())?;
+    Ok((picked.mul(&mask)?.sum_all()?.neg()? / f64::from(count))?)
+}
+
+/// The training loop: `loss(tuned, batch)` is the differentiable loss of the examples
+/// `batch` (indices below `n`) under the tuned model.
+fn train(
+    model: &HookedTransformer,
+    targets: &[Target],
+    n: usize,
+    cfg: &FinetuneConfig,
+    loss: impl Fn(&HookedTransformer, &[usize]) -> Result<Tensor>,
+) -> Result<FinetuneOutcome> {
+    if n == 0 {
         return Err(DebiasError::Finetune("no training examples".into()));
     }
     if cfg.steps == 0 || cfg.batch_size == 0 {
@@ -192,13 +281,13 @@ pub fn finetune(
         },
     )?;
     let mut rng = SeededRng::new(cfg.seed, 0);
-    let mut order: Vec<usize> = (0..examples.len()).collect();
+    let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
     let mut cursor = 0;
     let mut losses = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
         let mut batch = Vec::with_capacity(cfg.batch_size);
-        while batch.len() < cfg.batch_size.min(examples.len()) {
+        while batch.len() < cfg.batch_size.min(n) {
             if cursor == order.len() {
                 rng.shuffle(&mut order);
                 cursor = 0;
@@ -217,7 +306,7 @@ pub fn finetune(
             model.device().clone(),
             model.dtype(),
         );
-        let loss = batch_loss(&tuned, examples, &batch, cfg.loss)?;
+        let loss = loss(&tuned, &batch)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(DebiasError::Finetune(format!(

@@ -8,7 +8,7 @@
 //!    stored-able [`Split`] into selection and held-out pairs.
 //! 3. [`select_components`] over the sweep's [`AggregatedEffect`]s (or the explicit list),
 //!    [`matched_controls`] for the control sets (matched on kind, layer and position).
-//! 4. [`neutral_chunks`] of [`NEUTRAL_TEXT`].
+//! 4. [`neutral_chunks`] of [`NEUTRAL_TEXT`]; [`load_corpora`]: the fine-tuning corpora.
 //! 5. [`run_debias`] → [`DebiasMeasurement`]s (intervention, components, split, metric, before,
 //!    after, delta, and the control's [`ControlSummary`]) and the fine-tuning deltas files.
 //!
@@ -21,6 +21,8 @@
 //! - [`edit`]: ablation and steering as a hook over a batch; [`batch`]: edited forwards.
 //! - [`ablation`], [`steering`]: building those edits (means, gender directions).
 //! - [`deltas`], [`finetune`]: CDA fine-tuning of the selected weights only, deltas files.
+//! - [`corpus`]: what fine-tuning trains on (template prompts, a text file with word swaps,
+//!   PANDA JSONL, a Hub dataset); [`cda`]: the word swaps.
 //! - [`neutral`]: the neutral text set; [`evaluate`]: bias and capability metrics.
 //! - [`benchmarks`]: the sweep's `[[benchmark]]`s scored on each intervened state.
 //! - [`run`]: one debias run, start to end; [`rng`]: the seeded generator everything uses.
@@ -28,8 +30,10 @@
 pub mod ablation;
 pub mod batch;
 pub mod benchmarks;
+pub mod cda;
 pub mod config;
 pub mod control;
+pub mod corpus;
 pub mod deltas;
 pub mod edit;
 mod error;
@@ -47,13 +51,17 @@ pub use benchmarks::{score_benchmarks, BenchmarkScores, BenchmarkSet};
 pub use config::{
     AblationConfig, AblationMode, CdaLoss, DebiasConfig, FinetuneConfig, InterventionConfig,
     NeutralConfig, PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,
+    SteeringStrength,
 };
 pub use control::{matched_control, matched_controls, matched_steering_layers, ControlSummary};
+pub use corpus::{load_corpora, Corpora, CorpusConfig, FileRef, HfDataset};
 pub use deltas::{apply_deltas, load_deltas, save_deltas, TunedKey, TunedParam};
 pub use error::{DebiasError, Result};
 pub use evaluate::{bias_metrics, capability, BiasMetrics, CapabilityRun};
 pub use neutral::{neutral_chunks, NEUTRAL_TEXT};
-pub use run::{run_debias, DebiasInputs, DebiasMeasurement, DebiasOutcome, DeltasArtifact};
+pub use run::{
+    run_debias, DebiasInputs, DebiasMeasurement, DebiasOutcome, DeltasArtifact, SteeringCalibration,
+};
 pub use select::{select_components, AggregatedEffect};
 pub use split::{
     debias_pairs, male_side, split_pairs, AnswerSide, DebiasPair, Split, SplitPart, SUBJECT_LABELS,

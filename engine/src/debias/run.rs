@@ -9,15 +9,20 @@ use serde::Serialize;
 
 use super::ablation::{ablation_edits_labelled, ReferencePrompt};
 use super::benchmarks::{score_benchmarks, BenchmarkScores, BenchmarkSet};
-use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
+use super::config::{
+    DebiasConfig, InterventionConfig, PositionsConfig, Reference, SteeringStrength,
+};
 use super::control::{matched_steering_layers, ControlSummary};
+use super::corpus::{Corpora, CorpusConfig};
 use super::deltas::{apply_deltas, save_deltas};
 use super::edit::{Edit, EditPositions};
-use super::error::Result;
+use super::error::{DebiasError, Result};
 use super::evaluate::{bias_metrics, capability, top1_agreement, BiasMetrics, CapabilityRun};
-use super::finetune::{cda_examples, finetune};
+use super::finetune::{cda_examples, finetune, finetune_on_sentences};
 use super::split::{DebiasPair, Split, SplitPart};
-use super::steering::{gender_directions, steering_edits, steering_layers};
+use super::steering::{
+    calibrate_strength, gender_directions, steering_edits_scaled, steering_layers, Calibration,
+};
 use super::target::{describe, Target};
 use crate::grid::PositionRef;
 
@@ -33,6 +38,9 @@ pub struct DebiasInputs<'a> {
     pub controls: &'a [Vec<Target>],
     /// Neutral text chunks ([`super::neutral_chunks`]).
     pub neutral: &'a [Vec<u32>],
+    /// Tokenized corpora of the fine-tuning interventions that have one
+    /// ([`super::corpus::load_corpora`]).
+    pub corpora: &'a Corpora,
     /// Where fine-tuning deltas are written (`None`: not written).
     pub deltas_dir: Option<&'a Path>,
     /// Rows per batched forward.
@@ -76,11 +84,23 @@ pub struct DeltasArtifact {
     pub final_loss: f32,
 }
 
+/// The strength a steering intervention was calibrated to (see [`super::steering`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SteeringCalibration {
+    pub intervention: String,
+    /// The control set (`None`: the selected components).
+    pub control: Option<usize>,
+    /// Strength and the selection split's mean logit difference before and after.
+    pub calibration: Calibration,
+}
+
 /// What a debias run produced.
 #[derive(Debug, Clone)]
 pub struct DebiasOutcome {
     pub rows: Vec<DebiasMeasurement>,
     pub artifacts: Vec<DeltasArtifact>,
+    /// Every calibrated steering strength (selected components and control sets).
+    pub calibrations: Vec<SteeringCalibration>,
     /// Pairs the bias metrics averaged over (held-out) and of those with a stereotype.
     pub heldout_pairs: usize,
     pub heldout_stereotyped: usize,
@@ -99,6 +119,7 @@ struct Applied {
     tuned: Option<HookedTransformer>,
     edits: Vec<Edit>,
     artifact: Option<DeltasArtifact>,
+    calibration: Option<SteeringCalibration>,
 }
 
 impl Applied {
@@ -167,6 +188,7 @@ impl Context<'_> {
             tuned: None,
             edits,
             artifact: None,
+            calibration: None,
         };
         match iv {
             InterventionConfig::Ablation(a) => {
@@ -207,18 +229,44 @@ impl Context<'_> {
                     return Ok(plain(Vec::new()));
                 }
                 let dirs = gender_directions(m, &layers, &self.selection, batch)?;
-                Ok(plain(steering_edits(
-                    &dirs,
-                    steering_positions(targets, &s.positions),
-                )))
+                let positions = steering_positions(targets, &s.positions);
+                let (strength, calibration) = match s.strength {
+                    SteeringStrength::Fixed(x) => (x, None),
+                    SteeringStrength::Calibrated => {
+                        let c = calibrate_strength(m, &dirs, &positions, &self.selection, batch)?;
+                        tracing::info!(intervention = %iv.name(), control = ?control, strength = c.strength, selection_before = c.before, selection_after = c.after, "steering strength calibrated on the selection split");
+                        let cal = SteeringCalibration {
+                            intervention: iv.name(),
+                            control,
+                            calibration: c,
+                        };
+                        (c.strength, Some(cal))
+                    }
+                };
+                Ok(Applied {
+                    calibration,
+                    ..plain(steering_edits_scaled(&dirs, positions, strength))
+                })
             }
             InterventionConfig::Finetune(f) => {
                 if targets.is_empty() {
                     return Ok(plain(Vec::new()));
                 }
-                let examples = cda_examples(&self.selection);
-                let out = finetune(m, targets, &examples, f)?;
                 let name = iv.name();
+                let out = match &f.corpus {
+                    CorpusConfig::Templates => {
+                        finetune(m, targets, &cda_examples(&self.selection), f)?
+                    }
+                    _ => {
+                        let sentences = self.inputs.corpora.get(&name).ok_or_else(|| {
+                            DebiasError::Finetune(format!(
+                                "intervention `{name}` trains on a corpus that was not loaded \
+                                 (load_corpora)"
+                            ))
+                        })?;
+                        finetune_on_sentences(m, targets, sentences, f)?
+                    }
+                };
                 let artifact = match self.inputs.deltas_dir.filter(|_| control.unwrap_or(0) == 0) {
                     Some(dir) => {
                         let file = format!(
@@ -243,6 +291,7 @@ impl Context<'_> {
                     tuned: Some(apply_deltas(m, &out.deltas)?),
                     edits: Vec::new(),
                     artifact,
+                    calibration: None,
                 })
             }
         }
@@ -311,6 +360,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             tuned: None,
             edits: Vec::new(),
             artifact: None,
+            calibration: None,
         },
         &parts,
     )?;
@@ -341,6 +391,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
     let mut rows = Vec::new();
     let mut artifacts = Vec::new();
     let mut benchmarks = Vec::new();
+    let mut calibrations = Vec::new();
     for iv in &cfg.interventions {
         let name = iv.name();
         tracing::info!(debias = %cfg.name, intervention = %name, components = %components, "intervening");
@@ -348,6 +399,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         let after = figures(&ctx.measure(&applied, &parts)?)?;
         benchmarks.extend(applied.benchmarks(inputs, &name, None)?);
         artifacts.extend(applied.artifact);
+        calibrations.extend(applied.calibration);
         let mut controls = Vec::with_capacity(inputs.controls.len());
         // Steering edits whole layers, so its control steers at other layers: the first
         // set's layers, or `None` when the model has none left (all its layers selected; the
@@ -381,6 +433,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             controls.push(figures(&ctx.measure(&applied, &parts)?)?);
             benchmarks.extend(applied.benchmarks(inputs, &name, Some(i))?);
             artifacts.extend(applied.artifact);
+            calibrations.extend(applied.calibration);
         }
         for (i, &(split, metric, b)) in before.iter().enumerate() {
             let (Some(b), Some(a)) = (b, after[i].2) else {
@@ -404,6 +457,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
     Ok(DebiasOutcome {
         rows,
         artifacts,
+        calibrations,
         heldout_pairs: held.n_pairs,
         heldout_stereotyped: held.n_stereotyped,
         benchmarks,

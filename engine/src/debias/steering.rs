@@ -9,6 +9,19 @@
 //! female-stereotyped profession by "man" and a male one by "woman", so unsigned differences
 //! would cancel; signed, they all point from the "she" side to the "he" side. The direction
 //! is normalised to unit length.
+//!
+//! # Strength
+//! The edit is `x - s (x·u) u`. Removing the whole projection (`s = 1`) overshoots: the
+//! residual stream's component along `u` is not zero for a neutral prompt, so setting it to
+//! zero pushes every prompt past neutral (on SmolLM2 the held-out mean logit difference went
+//! from −1.18 to +2.31). By default (`strength = "calibrated"`) `s` is **calibrated on the
+//! selection split** — never on the held-out pairs — by [`calibrate`]: with
+//! `m(s)` the selection split's mean logit difference under strength `s`, `s = 1` when
+//! `m(1)` has the sign of `m(0)` (or is 0: full removal does not overshoot); otherwise the
+//! largest `s` in `[0, 1]` found by bisection whose `m(s)` keeps the sign of `m(0)`, stopping
+//! when `|m(s)| <= 1% of |m(0)|` (at most [`CALIBRATION_STEPS`] halvings). So on the
+//! selection split steering moves the mean toward 0 and never flips its sign. A number
+//! (`strength = 1.0`) fixes `s` instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +31,7 @@ use patchsweep_model::{HookPoint, HookedTransformer, Unembed};
 use super::batch::{by_length, run_edited, Rows};
 use super::edit::{Edit, EditOp, EditPositions};
 use super::error::{DebiasError, Result};
+use super::evaluate::bias_metrics;
 use super::split::DebiasPair;
 use super::target::Target;
 use crate::metric::values_per_row;
@@ -135,13 +149,108 @@ pub fn gender_directions(
 
 /// Projection-removal edits at `hook_resid_post` of each layer with a direction.
 pub fn steering_edits(directions: &BTreeMap<usize, Tensor>, positions: EditPositions) -> Vec<Edit> {
+    steering_edits_scaled(directions, positions, 1.0)
+}
+
+/// [`steering_edits`] removing `strength` times the projection.
+pub fn steering_edits_scaled(
+    directions: &BTreeMap<usize, Tensor>,
+    positions: EditPositions,
+    strength: f64,
+) -> Vec<Edit> {
     directions
         .iter()
         .map(|(&l, u)| Edit {
             point: HookPoint::ResidPost(l),
             head: None,
             positions: positions.clone(),
-            op: EditOp::ProjectOut(u.clone()),
+            op: EditOp::ProjectOut {
+                direction: u.clone(),
+                strength,
+            },
         })
         .collect()
+}
+
+/// Most halvings of the strength interval a calibration makes.
+pub const CALIBRATION_STEPS: usize = 20;
+
+/// Calibration stops once `|m(s)|` is at most this share of `|m(0)|`.
+const CALIBRATION_TOLERANCE: f64 = 0.01;
+
+/// What a calibration chose: the strength, and the mean logit difference on the split it
+/// was calibrated on without steering (`before`) and with it (`after`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Calibration {
+    pub strength: f64,
+    pub before: f64,
+    pub after: f64,
+}
+
+/// The strength rule of the module doc for a mean `m(s)` (`mean`), evaluated at most
+/// `CALIBRATION_STEPS + 2` times.
+pub fn calibrate(mut mean: impl FnMut(f64) -> Result<f64>) -> Result<Calibration> {
+    let mut eval = |s: f64| -> Result<f64> {
+        let m = mean(s)?;
+        if m.is_finite() {
+            Ok(m)
+        } else {
+            Err(DebiasError::Steering(format!(
+                "the selection mean logit difference is {m} at strength {s}"
+            )))
+        }
+    };
+    let before = eval(0.0)?;
+    if before == 0.0 {
+        return Ok(Calibration {
+            strength: 0.0,
+            before,
+            after: before,
+        });
+    }
+    let full = eval(1.0)?;
+    if full == 0.0 || full.signum() == before.signum() {
+        return Ok(Calibration {
+            strength: 1.0,
+            before,
+            after: full,
+        });
+    }
+    let (mut lo, mut at_lo, mut hi) = (0.0, before, 1.0);
+    for _ in 0..CALIBRATION_STEPS {
+        if at_lo.abs() <= CALIBRATION_TOLERANCE * before.abs() {
+            break;
+        }
+        let mid = 0.5 * (lo + hi);
+        let m = eval(mid)?;
+        if m == 0.0 || m.signum() == before.signum() {
+            (lo, at_lo) = (mid, m);
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Calibration {
+        strength: lo,
+        before,
+        after: at_lo,
+    })
+}
+
+/// Calibrates the steering strength of `directions` at `positions` on `selection` (see the
+/// module doc).
+pub fn calibrate_strength(
+    model: &HookedTransformer,
+    directions: &BTreeMap<usize, Tensor>,
+    positions: &EditPositions,
+    selection: &[&DebiasPair],
+    max_batch: usize,
+) -> Result<Calibration> {
+    calibrate(|s| {
+        let edits = if s == 0.0 {
+            Vec::new()
+        } else {
+            steering_edits_scaled(directions, positions.clone(), s)
+        };
+        Ok(bias_metrics(model, &edits, selection, max_batch)?.mean_logit_diff)
+    })
 }

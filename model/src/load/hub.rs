@@ -1,7 +1,8 @@
 //! Hugging Face Hub repositories through hf-hub: the standard cache (`HF_HOME`, default
 //! `~/.cache/huggingface/hub`), `HF_TOKEN`, `HF_ENDPOINT`, revision pinning, and
 //! `HF_HUB_OFFLINE=1`, under which only the cache is read, so a model downloaded once loads
-//! without a network.
+//! without a network. Dataset repositories (`datasets--OWNER--NAME` in the same cache) are
+//! resolved the same way ([`hub_dataset_files`]).
 
 use std::path::PathBuf;
 
@@ -31,8 +32,8 @@ enum Fetcher {
 }
 
 impl Fetcher {
-    fn new(repo_id: &str, revision: &str) -> Result<Self> {
-        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+    fn new(repo_id: &str, revision: &str, kind: RepoType) -> Result<Self> {
+        let repo = Repo::with_revision(repo_id.to_string(), kind, revision.to_string());
         let hub_err = |reason: String| ModelError::Hub {
             repo: repo_id.to_string(),
             reason,
@@ -106,7 +107,7 @@ impl Fetcher {
 /// Resolves (downloading if needed) the files of a Hub model.
 pub fn hub_files(repo_id: &str, revision: Option<&str>) -> Result<FolderFiles> {
     let revision = revision.unwrap_or("main");
-    let fetch = Fetcher::new(repo_id, revision)?;
+    let fetch = Fetcher::new(repo_id, revision, RepoType::Model)?;
     let config = fetch.get(repo_id, "config.json")?;
     let tokenizer = fetch.get(repo_id, "tokenizer.json")?;
     let index = fetch.try_get(repo_id, "model.safetensors.index.json");
@@ -120,4 +121,79 @@ pub fn hub_files(repo_id: &str, revision: Option<&str>) -> Result<FolderFiles> {
         tokenizer,
         weights,
     })
+}
+
+/// The local paths of files of a Hub **dataset** repository (downloading them when online
+/// and absent from the cache): `file` when given, otherwise every file of the repository
+/// (at `revision`, default `main`) whose name ends with `extension`, sorted. Offline
+/// (`HF_HUB_OFFLINE=1`), "every file" means those of the cached snapshot.
+pub fn hub_dataset_files(
+    repo_id: &str,
+    revision: Option<&str>,
+    file: Option<&str>,
+    extension: &str,
+) -> Result<Vec<PathBuf>> {
+    let revision = revision.unwrap_or("main");
+    let fetch = Fetcher::new(repo_id, revision, RepoType::Dataset)?;
+    if let Some(file) = file {
+        return Ok(vec![fetch.get(repo_id, file)?]);
+    }
+    let hub_err = |reason: String| ModelError::Hub {
+        repo: repo_id.to_string(),
+        reason,
+    };
+    let mut names: Vec<String> = match &fetch {
+        Fetcher::Offline { snapshot } => {
+            let mut found = Vec::new();
+            list_files(snapshot, snapshot, &mut found).map_err(|e| {
+                hub_err(format!(
+                    "HF_HUB_OFFLINE is set and the cached snapshot {} cannot be read: {e}",
+                    snapshot.display()
+                ))
+            })?;
+            found
+        }
+        Fetcher::Online(api, repo) => api
+            .repo(repo.clone())
+            .info()
+            .map_err(|e| hub_err(format!("cannot list the repository's files: {e}")))?
+            .siblings
+            .into_iter()
+            .map(|s| s.rfilename)
+            .collect(),
+    };
+    names.sort();
+    let wanted: Vec<&String> = names.iter().filter(|n| n.ends_with(extension)).collect();
+    if wanted.is_empty() {
+        return Err(hub_err(format!(
+            "no {extension} file at revision {revision:?} (files: {}); name one",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    wanted.into_iter().map(|n| fetch.get(repo_id, n)).collect()
+}
+
+/// Files under `dir`, as paths relative to `root` with `/` separators.
+fn list_files(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut Vec<String>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_files(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
 }

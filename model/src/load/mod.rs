@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 
 pub use folder::{folder_files, FolderFiles, SafetensorsSource};
 pub use gguf::GgufSource;
-pub use hub::hub_files;
+pub use hub::{hub_dataset_files, hub_files};
 pub use spec::ModelSpec;
 
 use crate::error::{ModelError, Result};
