@@ -34,12 +34,13 @@ pub mod worker;
 
 pub use args::{
     BenchmarkTask, DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit,
+    TaskArgs, UnreadableArgs,
 };
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 pub use rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow, BASE_STATE};
 pub use task::{
-    spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput,
-    TaskState, UnknownName,
+    spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind,
+    TaskOutput, TaskState, UnknownName,
 };
 pub use worker::{Registration, WorkerInfo};
 

@@ -17,9 +17,9 @@ use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairIn
 use patchsweep_engine::grid::{resolve_position, Grid, PositionRef};
 use patchsweep_engine::selection::PathwaySelection;
 
-use crate::args::{payload, BenchmarkTask, DebiasTask, GenerateTask, PatchTask, SelectionRanking};
+use crate::args::{BenchmarkTask, DebiasTask, GenerateTask, PatchTask, SelectionRanking, TaskArgs};
 use crate::spec::{selection_stages, ParsedSpec, Prepared, TaskSizing};
-use crate::task::{NewTask, TaskKind};
+use crate::task::NewTask;
 
 /// The experiment narrowed to a task's layers (and pathways).
 pub fn restrict(exp: &Experiment, layers: &Option<Vec<usize>>, pathways: bool) -> Experiment {
@@ -146,9 +146,8 @@ pub fn plan(
                     rankings: Vec::new(),
                 };
                 tasks.push(NewTask {
-                    kind: TaskKind::Patch,
+                    args: TaskArgs::Patch(args),
                     description: describe(&describe_layers(layers)),
-                    payload: payload(&args),
                     cost: cost as i64,
                     stage: 0,
                 });
@@ -192,9 +191,8 @@ pub fn plan(
                 rankings,
             };
             tasks.push(NewTask {
-                kind: TaskKind::Patch,
+                args: TaskArgs::Patch(args),
                 description: describe(&format!("selected {}", sets.join("; "))),
-                payload: payload(&args),
                 cost: (cells * pairs.len()) as i64,
                 stage: stages.get(&exp.name).copied().unwrap_or(1),
             });
@@ -219,7 +217,7 @@ pub fn plan_benchmarks(parsed: &ParsedSpec) -> Vec<NewTask> {
                 pairs: chunk.iter().map(|p| p.id.clone()).collect(),
             };
             tasks.push(NewTask {
-                kind: TaskKind::Benchmark,
+                args: TaskArgs::Benchmark(args),
                 description: format!(
                     "benchmark {} ({}): pairs {}-{} of {}",
                     b.name,
@@ -228,7 +226,6 @@ pub fn plan_benchmarks(parsed: &ParsedSpec) -> Vec<NewTask> {
                     first + chunk.len() - 1,
                     b.pairs.len()
                 ),
-                payload: payload(&args),
                 cost: chunk.len() as i64,
                 stage: 0,
             });
@@ -330,7 +327,7 @@ fn lens_task(
     };
     let first = &prepared.pairs[chunk[0]];
     NewTask {
-        kind: TaskKind::Patch,
+        args: TaskArgs::Patch(args),
         description: format!(
             "{} logit lens over {layers} layer{}, {} pair{} from {} ({} tokens)",
             exp.name,
@@ -340,7 +337,6 @@ fn lens_task(
             first.id,
             first.clean_ids.len()
         ),
-        payload: payload(&args),
         cost: (chunk.len() * layers) as i64,
         stage: 0,
     }
@@ -363,14 +359,13 @@ pub fn plan_generate(parsed: &ParsedSpec, prepared: &Prepared) -> Vec<NewTask> {
                 tokens: g.tokens,
             };
             Some(NewTask {
-                kind: TaskKind::Generate,
+                args: TaskArgs::Generate(args),
                 description: format!(
                     "{} generation check: {} pair(s) × {per_pair} continuations of {} tokens",
                     exp.name,
                     pairs.len(),
                     g.tokens
                 ),
-                payload: payload(&args),
                 cost: (pairs.len() * per_pair) as i64,
                 stage: 0,
             })
@@ -451,14 +446,13 @@ pub fn plan_debias(
             split: None,
         };
         tasks.push(NewTask {
-            kind: TaskKind::Debias,
+            args: TaskArgs::Debias(args),
             description: format!(
                 "debias {}: {} intervention(s); split {}",
                 cfg.name,
                 cfg.interventions.len(),
                 split.summary()
             ),
-            payload: payload(&args),
             cost: 0,
             stage: debias_stage(parsed),
         });

@@ -8,7 +8,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rows::{BenchmarkRow, EffectRow, GenerationRow, LensRow, PairRow};
+use crate::args::TaskArgs;
+use crate::rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use patchsweep_engine::dataset::DroppedPair;
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,10 +89,9 @@ stored_names! {
 /// A task to be stored (planned by the coordinator or by a prepare task).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
-    pub kind: TaskKind,
+    /// Its arguments, which name its kind.
+    pub args: TaskArgs,
     pub description: String,
-    /// JSON arguments, by kind (see [`crate::args`]).
-    pub payload: String,
     /// Patches the task computes (for progress and ETA).
     pub cost: i64,
     /// When it may start: stage 0 at once; a later stage waits (state `waiting`) until no
@@ -100,6 +101,10 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    pub fn kind(&self) -> TaskKind {
+        self.args.kind()
+    }
+
     /// The state it is stored in.
     pub fn initial_state(&self) -> TaskState {
         if self.stage > 0 {
@@ -117,16 +122,21 @@ pub struct LeasedTask {
     /// The fencing token: results must name it.
     pub attempt: i64,
     pub sweep_id: i64,
-    pub kind: TaskKind,
     pub model: String,
     /// The sweep's spec text, sent only when the worker did not name the sweep (with this
     /// digest) among those it holds: a worker parses and prepares a sweep once.
     pub spec_toml: Option<String>,
     /// [`spec_digest`] of the sweep's spec text.
     pub spec_digest: String,
-    /// JSON arguments, by kind (see [`crate::args`]).
-    pub payload: String,
+    /// Its arguments, which name its kind (those a lease fills in included).
+    pub args: TaskArgs,
     pub description: String,
+}
+
+impl LeasedTask {
+    pub fn kind(&self) -> TaskKind {
+        self.args.kind()
+    }
 }
 
 /// A sweep a worker holds parsed and prepared, named in its lease request so that the
@@ -154,6 +164,8 @@ pub fn spec_digest(spec_toml: &str) -> String {
 pub struct PreparedSweep {
     pub pairs: Vec<PairRow>,
     pub dropped: Vec<(String, i64)>,
+    /// Each dropped pair, with its prompts and token counts.
+    pub dropped_pairs: Vec<DroppedPair>,
     /// (name, method, direction)
     pub experiments: Vec<(String, String, String)>,
     pub tasks: Vec<NewTask>,
@@ -168,10 +180,9 @@ pub enum TaskOutput {
     Patch(Vec<EffectRow>),
     /// A logit-lens experiment's task (kind `patch`): its lens values.
     Lens(Vec<LensRow>),
-    /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them, and the
-    /// benchmarks' scores after each intervention.
+    /// Debias result rows, and the benchmarks' scores after each intervention.
     Debias {
-        rows_json: String,
+        rows: Vec<DebiasRow>,
         benchmarks: Vec<BenchmarkRow>,
     },
     /// The generation check's continuations.

@@ -4,6 +4,7 @@
 //! its Wilson interval equal to the engine's on both backends (SQLite's square root is
 //! Newton steps, PostgreSQL's is `sqrt`); bad rows refused with nothing stored.
 
+use patchsweep_api::{BenchmarkTask, DebiasTask, PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
     BenchmarkRow, BenchmarkScore, LeasedTask, NewTask, PreparedSweep, QueuePolicy, Settled, Store,
     StoreError, TaskOutput, WorkerInfo,
@@ -69,9 +70,20 @@ fn row(i: u32, state: &str, debias: Option<&str>, control: Option<u32>) -> Bench
 async fn leased_tasks(store: &Store) -> (i64, LeasedTask, LeasedTask) {
     let p = policy();
     let task = |kind: &str| NewTask {
-        kind: kind.parse().unwrap(),
+        args: match kind {
+            "prepare" => TaskArgs::Prepare(PrepareTask {}),
+            "benchmark" => TaskArgs::Benchmark(BenchmarkTask {
+                benchmark: "crows".into(),
+                first: 0,
+                pairs: vec![],
+            }),
+            _ => TaskArgs::Debias(DebiasTask {
+                name: "d".into(),
+                experiment: "e".into(),
+                ..Default::default()
+            }),
+        },
         description: kind.into(),
-        payload: "{}".into(),
         cost: 1,
         stage: 0,
     };
@@ -102,9 +114,12 @@ async fn leased_tasks(store: &Store) -> (i64, LeasedTask, LeasedTask) {
         .await
         .unwrap();
     let mut leased = store.lease_tasks("w", "", 2, &p).await.unwrap();
-    leased.sort_by_key(|t| t.kind.as_str() != "benchmark");
+    leased.sort_by_key(|t| t.kind().as_str() != "benchmark");
     let (b, d) = (leased.remove(0), leased.remove(0));
-    assert_eq!((b.kind.as_str(), d.kind.as_str()), ("benchmark", "debias"));
+    assert_eq!(
+        (b.kind().as_str(), d.kind().as_str()),
+        ("benchmark", "debias")
+    );
     (id, b, d)
 }
 
@@ -200,7 +215,7 @@ mod suite {
                 d.task_id,
                 d.attempt,
                 &TaskOutput::Debias {
-                    rows_json: "[]".into(),
+                    rows: vec![],
                     benchmarks,
                 },
                 &policy(),

@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use patchsweep_api::{spec_digest, DebiasTask, StoredSplit};
+use patchsweep_api::{
+    spec_digest, DebiasTask, DroppedPair, PatchTask, PrepareTask, StoredSplit, TaskArgs,
+};
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, HeldSweep, LeaseScope, LeasedTask, NewTask, PairRow, PreparedSweep,
-    QueuePolicy, Settled, Store, SweepSelection, TaskKind, TaskOutput, WorkerInfo,
+    QueuePolicy, Settled, Store, SweepSelection, TaskOutput, WorkerInfo,
 };
 
 #[macro_use]
@@ -25,11 +27,26 @@ fn policy(lease: f64) -> QueuePolicy {
     }
 }
 
+/// Arguments of a `kind` task, told apart by `n`.
+fn args(kind: &str, n: usize) -> TaskArgs {
+    match kind {
+        "prepare" => TaskArgs::Prepare(PrepareTask {}),
+        "debias" => TaskArgs::Debias(DebiasTask {
+            name: "d".into(),
+            experiment: "exp".into(),
+            ..Default::default()
+        }),
+        _ => TaskArgs::Patch(PatchTask {
+            experiment: format!("e{n}"),
+            ..Default::default()
+        }),
+    }
+}
+
 fn task(kind: &str, n: usize, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.parse().unwrap(),
+        args: args(kind, n),
         description: format!("{kind} {n}"),
-        payload: format!("{{\"n\":{n}}}"),
         cost: 10,
         stage: u32::from(waits),
     }
@@ -109,19 +126,28 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
     let w = worker(store, "preparer").await;
     let prep = lease_one(store, &w, p).await.expect("the prepare task");
     assert_eq!(
-        (prep.kind.as_str(), prep.attempt, prep.spec_toml.as_deref()),
+        (
+            prep.kind().as_str(),
+            prep.attempt,
+            prep.spec_toml.as_deref()
+        ),
         ("prepare", 1, Some("spec"))
     );
     let mut tasks: Vec<NewTask> = (0..patches).map(|n| task("patch", n, false)).collect();
     if debias {
-        tasks.push(NewTask {
-            payload: r#"{"name":"d","experiment":"exp"}"#.into(),
-            ..task("debias", 99, true)
-        });
+        tasks.push(task("debias", 99, true));
     }
     let out = TaskOutput::Prepare(PreparedSweep {
         pairs: vec![pair("p0"), pair("p1")],
         dropped: vec![("token_count_mismatch".into(), 1)],
+        dropped_pairs: vec![DroppedPair {
+            id: "p9".into(),
+            reason: "token_count_mismatch".into(),
+            clean: "The carpenter said that".into(),
+            corrupt: "The woman said that".into(),
+            clean_tokens: 5,
+            corrupt_tokens: 4,
+        }],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks,
         splits: if debias {
@@ -175,7 +201,7 @@ mod suite {
         let w = worker(&store, "w1").await;
         let a = lease_one(&store, &w, &p).await.unwrap();
         let b = lease_one(&store, &w, &p).await.unwrap();
-        assert_eq!((a.kind.as_str(), b.kind.as_str()), ("patch", "patch"));
+        assert_eq!((a.kind().as_str(), b.kind().as_str()), ("patch", "patch"));
         // The debias task waits for the patch tasks.
         assert!(lease_one(&store, &w, &p).await.is_none());
         let out = TaskOutput::Patch(effects("p0", 0..5));
@@ -200,8 +226,8 @@ mod suite {
         let d = lease_one(&store, &w, &p)
             .await
             .expect("the debias task, now released");
-        assert_eq!(d.kind.as_str(), "debias");
-        let rows = serde_json::to_string(&vec![DebiasRow {
+        assert_eq!(d.kind().as_str(), "debias");
+        let rows = vec![DebiasRow {
             debias: "d".into(),
             intervention: "ablation-zero".into(),
             components: "mlp_out L0".into(),
@@ -215,15 +241,14 @@ mod suite {
             control_p05: Some(0.7),
             control_p95: Some(1.1),
             control_percentile: Some(2.5),
-        }])
-        .unwrap();
+        }];
         let settled = store
             .complete_task(
                 &w,
                 d.task_id,
                 d.attempt,
                 &TaskOutput::Debias {
-                    rows_json: rows,
+                    rows,
                     benchmarks: Vec::new(),
                 },
                 &p,
@@ -627,8 +652,9 @@ mod suite {
         )
         .await;
         let d = lease_one(&store, &w, &p).await.expect("the debias task");
-        assert_eq!(d.kind, TaskKind::Debias);
-        let args: DebiasTask = serde_json::from_str(&d.payload).unwrap();
+        let TaskArgs::Debias(args) = d.args else {
+            panic!("the debias task: {d:?}");
+        };
         assert_eq!(
             args.split,
             Some(StoredSplit {
@@ -642,6 +668,59 @@ mod suite {
         assert!(
             scores.iter().all(|s| (s - 0.9).abs() < 1e-9),
             "the selection (now p1) alone informs the effects: {scores:?}"
+        );
+    }
+
+    /// The pairs a prepare task dropped are stored with their prompts and token counts
+    /// (`dropped_pairs_v`), next to the counts by reason.
+    pub async fn dropped_pairs_are_listed(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let listed = store.dropped_pairs(sweep).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].id.as_str(),
+                listed[0].clean_tokens,
+                listed[0].corrupt_tokens
+            ),
+            ("p9", 5, 4)
+        );
+        assert_eq!(listed[0].corrupt, "The woman said that");
+        let counts = store.dropped_counts(sweep).await.unwrap();
+        assert_eq!(
+            (counts[0].reason.as_str(), counts[0].count),
+            ("token_count_mismatch", 1)
+        );
+    }
+
+    /// A task whose stored arguments do not read (a row damaged by hand, or written by
+    /// another version) is failed by the lease with the reason, and the lease goes on to
+    /// hand out the good tasks: one bad row never blocks a fleet.
+    pub async fn an_unreadable_task_fails_at_lease_and_the_rest_lease(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 3, false).await;
+        tamper(
+            url,
+            &format!(
+                "UPDATE tasks SET payload = '{{\"experiment\": 3}}' WHERE id = \
+                 (SELECT MIN(id) FROM tasks WHERE sweep_id = {sweep} AND kind = 'patch')"
+            ),
+        )
+        .await;
+        let w = worker(&store, "w1").await;
+        let leased = store.lease_tasks(&w, "", 5, &p).await.unwrap();
+        assert_eq!(leased.len(), 2, "the two good patch tasks: {leased:?}");
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!((prog.tasks.failed, prog.tasks.leased), (1, 2));
+        let failure = &prog.failures[0];
+        assert!(
+            failure
+                .error
+                .starts_with("the stored arguments of a patch task do not read: invalid type"),
+            "{failure:?}"
         );
     }
 
@@ -800,4 +879,6 @@ both_backends!([
     timestamps_read_the_same_on_both_backends,
     a_leased_debias_task_carries_the_stored_split,
     a_held_sweeps_tasks_come_without_their_spec,
+    an_unreadable_task_fails_at_lease_and_the_rest_lease,
+    dropped_pairs_are_listed,
 ]);

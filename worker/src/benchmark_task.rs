@@ -1,7 +1,6 @@
 //! Benchmark tasks: consecutive pairs of one `[[benchmark]]` section scored on the sweep's
 //! model as it is (`base`): each sentence's total log-likelihood, batched
-//! ([`patchsweep_engine::benchmark::score_tokenized`]). The task's arguments are read here
-//! and nowhere else.
+//! ([`patchsweep_engine::benchmark::score_tokenized`]).
 
 use patchsweep_api::{BenchmarkRow, BenchmarkTask, LeasedTask, TaskOutput, BASE_STATE};
 use patchsweep_engine::benchmark::{score_tokenized, LoglikOptions};
@@ -10,14 +9,11 @@ use patchsweep_model::NoHook;
 use crate::executor::TaskError;
 use crate::model_executor::ModelExecutor;
 
-/// The task's arguments, from its JSON payload.
-fn arguments(task: &LeasedTask) -> Result<BenchmarkTask, TaskError> {
-    serde_json::from_str(&task.payload)
-        .map_err(|e| TaskError::permanent(format!("benchmark task arguments: {e}")))
-}
-
-pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-    let args = arguments(task)?;
+pub(crate) fn run(
+    exec: &mut ModelExecutor,
+    task: &LeasedTask,
+    args: &BenchmarkTask,
+) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let Some(i) = state
         .parsed

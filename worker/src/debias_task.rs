@@ -30,9 +30,11 @@ fn deltas_dir(sweep_id: i64) -> PathBuf {
     base.join(format!("sweep-{sweep_id}"))
 }
 
-pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-    let args: DebiasTask = serde_json::from_str(&task.payload)
-        .map_err(|e| TaskError::permanent(format!("debias task arguments: {e}")))?;
+pub(crate) fn run(
+    exec: &mut ModelExecutor,
+    task: &LeasedTask,
+    args: &DebiasTask,
+) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let spec = &state.parsed.spec;
     let cfg = spec
@@ -126,7 +128,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
         })
         .collect();
     Ok(TaskOutput::Debias {
-        rows_json: serde_json::to_string(&rows).expect("plain data serializes"),
+        rows,
         benchmarks: benchmark_rows(&cfg.name, outcome.benchmarks),
     })
 }

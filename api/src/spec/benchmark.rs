@@ -292,13 +292,14 @@ mod tests {
         assert_eq!(tasks.len(), crows_tasks + wino_tasks);
         assert!(tasks
             .iter()
-            .all(|t| t.kind == TaskKind::Benchmark && t.stage == 0));
+            .all(|t| t.kind() == TaskKind::Benchmark && t.stage == 0));
         assert_eq!(
             tasks.iter().map(|t| t.cost).sum::<i64>() as usize,
             262 + wino.pairs.len()
         );
-        let last: crate::args::BenchmarkTask =
-            serde_json::from_str(&tasks[crows_tasks - 1].payload).unwrap();
+        let crate::args::TaskArgs::Benchmark(last) = &tasks[crows_tasks - 1].args else {
+            panic!("a benchmark task");
+        };
         assert_eq!((last.first, last.pairs.len()), (200, 62));
         assert_eq!(last.pairs[0], crows.pairs[200].id);
     }
