@@ -28,7 +28,7 @@ pub struct ScoreArgs {
     /// WinoBias only: dev or test (default both).
     #[arg(long)]
     split: Option<String>,
-    /// Padded tokens per forward pass (memory: about 2 × this × vocabulary × 4 bytes).
+    /// Padded tokens per forward pass (the logits of at most 1,024 positions are held at once).
     #[arg(long, default_value_t = LoglikOptions::default().max_batch_tokens)]
     batch_tokens: usize,
     /// Print JSON: {"model","benchmark","pairs","seconds","scores":[{"subset","n",

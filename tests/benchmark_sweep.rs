@@ -225,6 +225,23 @@ fn benchmarks_score_base_after_and_control_alike_on_both_backends() {
         "SELECT COUNT(*) AS n FROM benchmark_scores WHERE benchmark = 'mine'",
     );
     assert_eq!(int(&stored[0], "n"), 5 * (1 + 1 + 2));
+    // The intervention's edits reach the benchmark sentences: its log-likelihoods differ
+    // from the base model's, and each control set's from the located components'.
+    let moved = |state_filter: &str| {
+        let r = rows(
+            &sqlite,
+            &format!(
+                "SELECT COUNT(*) AS n FROM benchmark_scores a JOIN benchmark_scores b \
+                 ON a.benchmark = b.benchmark AND a.pair_index = b.pair_index \
+                 WHERE a.model_state = 'base' AND b.model_state = 'ablation_zero' AND {state_filter} \
+                 AND abs(a.stereo_loglik - b.stereo_loglik) > 1e-6"
+            ),
+        );
+        int(&r[0], "n")
+    };
+    let crows_pairs = crows + 5;
+    assert_eq!(moved("b.control_set = -1"), crows_pairs);
+    assert!(moved("b.control_set = 0") > 0);
 
     let pg = tokio::runtime::Runtime::new()
         .unwrap()
