@@ -27,7 +27,7 @@ mod reversals;
 mod sweeps;
 pub mod values;
 
-pub use debias::{DebiasComponents, RoundedDebiasRow};
+pub use debias::{DebiasComponents, DebiasSplitSize, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use generations::GenerationSample;
 pub use lens::LensLayer;
