@@ -35,20 +35,23 @@ pub fn heatmap(h: &Heatmap) -> String {
     let cell_h = if rows > 40 { 12.0 } else { 16.0 };
     let rotate = tick_w + 4.0 > cell_w;
     let left = 62.0;
-    let top = 58.0;
+    let top = 70.0;
     let grid_w = cell_w * cols as f64;
     let grid_h = cell_h * rows as f64;
     let legend_h = if h.legend.is_empty() { 0.0 } else { 16.0 };
     let bottom = (if rotate { tick_w * 0.75 + 40.0 } else { 52.0 }) + legend_h;
     let bar_x = left + grid_w + 18.0;
-    let width = (bar_x + 96.0)
+    let width = (bar_x + 80.0)
         .max(text_width(&h.title, TITLE) + 20.0)
         .max(text_width(&h.subtitle, SMALL) + 20.0)
-        .max(text_width(&h.legend, SMALL) + 20.0);
+        .max(text_width(&h.legend, SMALL) + 20.0)
+        .max(text_width(&shared_scale_note(h.limit), SMALL) + 20.0);
     let height = top + grid_h + bottom;
     let mut svg = Svg::new(width, height);
     svg.bold(10.0, 20.0, TITLE, Anchor::Start, &h.title);
     svg.text(10.0, 38.0, SMALL, Anchor::Start, &h.subtitle);
+    let scale = shared_scale_note(h.limit);
+    svg.text(10.0, 52.0, SMALL, Anchor::Start, &scale);
 
     let limit = if h.limit > 0.0 && h.limit.is_finite() {
         h.limit
@@ -133,21 +136,13 @@ pub fn heatmap(h: &Heatmap) -> String {
     );
 
     colour_bar(&mut svg, bar_x, top, grid_h, limit, "normalized effect");
-    svg.vertical_text(
-        bar_x + 84.0,
-        top + grid_h / 2.0,
-        9.0,
-        &shared_scale_note(limit),
-    );
     svg.finish()
 }
 
-/// What the heatmaps' colour bar says of its range (the report says the same).
+/// What a heatmap says of its colour range, under its subtitle (the report says the same).
 pub fn shared_scale_note(limit: f64) -> String {
-    format!(
-        "same scale in every heatmap: ±{}",
-        super::number::sig3_trimmed(limit)
-    )
+    let l = super::number::sig3_trimmed(limit);
+    format!("colour scale −{l} to +{l}: the same in every heatmap of this sweep")
 }
 
 /// A vertical colour bar from -limit (bottom) to +limit (top), with five ticks.

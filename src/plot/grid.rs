@@ -214,9 +214,8 @@ pub fn shared_limit(maps: &[Heatmap]) -> f64 {
     let steps = (max / step * (1.0 - 1e-12)).ceil();
     let limit = steps * step;
     // Printed through the same two digits, without float residue (0.8800000000000001).
-    format!("{limit:.1$}", (1.0 - max.log10().floor()).max(0.0) as usize)
-        .parse()
-        .unwrap_or(limit)
+    let decimals = (1.0 - max.log10().floor()).max(0.0) as usize;
+    format!("{limit:.decimals$}").parse().unwrap_or(limit)
 }
 
 /// The line under a position axis saying what the grey second tick line is.
@@ -227,7 +226,7 @@ fn token_legend(ticks: &[(String, String)]) -> String {
     let mut legend =
         "grey: the clean prompts' token at that position (the most common one)".to_string();
     if ticks.iter().any(|(_, t)| t.ends_with(MORE)) {
-        legend.push_str("; \"+N more\": N other tokens the pairs have there");
+        legend.push_str("; +N more: N other tokens the pairs have there");
     }
     legend
 }
@@ -579,10 +578,6 @@ mod tests {
         let cells = vec![cell("resid_pre", 0, Some(1), "subject", 4, 0.2)];
         let h = &heatmaps(&cells, &tokens, &naming())[0];
         assert_eq!(h.x_ticks[0].1, "carpenter +2 more");
-        assert!(
-            h.legend.contains("\"+N more\": N other tokens"),
-            "{}",
-            h.legend
-        );
+        assert!(h.legend.contains("+N more: N other tokens"), "{}", h.legend);
     }
 }
