@@ -56,8 +56,8 @@ tr:nth-child(even) td { background: #fafafa; }
 figure { display: inline-block; margin: 0.6em 1.2em 1em 0; vertical-align: top; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.8em; color: #666; max-width: 640px; }
-nav ul { columns: 2; font-size: 0.9em; }
-nav ul ul { columns: 1; font-size: 1em; margin: 0.2em 0 0.4em; }
+nav ul { font-size: 0.9em; }
+nav ul ul { columns: 2; font-size: 1em; margin: 0.2em 0 0.6em; }
 ";
 
 pub fn run(args: ReportArgs) -> Result<()> {

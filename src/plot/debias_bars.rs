@@ -253,7 +253,11 @@ pub fn chart(
         svg.text(lx + 18.0, y, 11.0, Anchor::Start, "95% interval");
         y += 18.0;
     }
-    if has_control {
+    if has_control
+        && rows
+            .iter()
+            .any(|r| r.control_p05.is_some() && r.control_p95.is_some())
+    {
         whisker(&mut svg, lx + 6.0, y + 2.0, y - 10.0, "#555555");
         svg.text(lx + 18.0, y, 11.0, Anchor::Start, "controls 5-95%");
     }
@@ -345,6 +349,7 @@ mod tests {
         );
         assert!(svg.contains(">n = 20 stereotyped pairs</text>"), "{svg}");
         assert!(svg.contains(">95% interval</text>"), "{svg}");
+        assert!(svg.contains(">controls 5-95%</text>"), "{svg}");
         let (lo, hi) = wilson_interval(15, 20);
         assert!(
             svg.contains(&format!("95% [{}, {}]", sig3(lo), sig3(hi))),
