@@ -267,7 +267,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
     }
 
     out.heading("tasks", "Tasks");
-    out.push_str("<p class=\"note\">example_error: one of the error messages of the tasks in that row, if any failed (all of them: <code>SELECT error FROM tasks_v</code>).</p>\n");
+    out.push_str("<p class=\"note\">example_error: one of the error messages of the tasks in that row, if any failed (all of them: the <code>error</code> column of <code>tasks_v</code>).</p>\n");
     out.push_str(&shown(
         &store.task_summaries(id).await,
         &[

@@ -160,12 +160,26 @@ fn heatmaps_share_one_colour_scale_and_every_title_names_model_and_metric() {
     assert!(resid.contains(" more</text>"), "{resid}");
     assert!(resid.contains("+N more: N other tokens"), "{resid}");
 
-    let clean_prompts = results::query_json(
+    // Every pair is held out: n is the distinct clean prompts of all pairs (pairs_v, exported).
+    let pairs_file = out.join("pairs.jsonl");
+    ok(&[
+        "export",
+        "--db",
         db,
-        "SELECT COUNT(DISTINCT clean_prompt) AS n FROM pairs WHERE sweep_id = 1",
-    )[0]["n"]
-        .as_i64()
-        .unwrap();
+        "--view",
+        "pairs_v",
+        "--format",
+        "jsonl",
+        "--out",
+        pairs_file.to_str().unwrap(),
+    ]);
+    let clean_prompts: std::collections::BTreeSet<String> = std::fs::read_to_string(&pairs_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["clean_prompt"].to_string())
+        .collect();
+    let clean_prompts = clean_prompts.len();
+    assert!(clean_prompts > 1);
     let bias =
         std::fs::read_to_string(out.join("pictures-test-1_debias_top-heads_mean_logit_diff.svg"))
             .unwrap();
