@@ -83,7 +83,7 @@ pub fn heatmap(h: &Heatmap) -> String {
                             x + cell_w / 2.0,
                             y + cell_h / 2.0 + 3.5,
                             9.0,
-                            &format!("{v:.2}").replace('-', "\u{2212}"),
+                            &cell_label(*v),
                             fill,
                         );
                     }
@@ -137,6 +137,17 @@ pub fn heatmap(h: &Heatmap) -> String {
 
     colour_bar(&mut svg, bar_x, top, grid_h, limit, "normalized effect");
     svg.finish()
+}
+
+/// A cell's value as printed in it: two decimals (cells compare by column), a typographic
+/// minus, and no `−0.00` for a tiny negative value.
+fn cell_label(v: f64) -> String {
+    let s = format!("{v:.2}");
+    if s == "-0.00" {
+        "0.00".into()
+    } else {
+        s.replace('-', "\u{2212}")
+    }
 }
 
 /// What a heatmap says of its colour range, under its subtitle (the report says the same).
@@ -352,6 +363,13 @@ mod tests {
         assert!((pearson(&xs, &[2.0, 4.0, 6.0]).unwrap() - 1.0).abs() < 1e-12);
         assert!((pearson(&xs, &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
         assert_eq!(pearson(&xs, &[1.0, 1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn cells_print_two_decimals_without_a_negative_zero() {
+        assert_eq!(cell_label(-0.001), "0.00");
+        assert_eq!(cell_label(-0.25), "\u{2212}0.25");
+        assert_eq!(cell_label(0.5), "0.50");
     }
 
     #[test]
