@@ -2,7 +2,11 @@
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["patchsweep/v1/sweep.proto", "patchsweep/v1/worker.proto"];
+    let files = [
+        "patchsweep/v1/sweep.proto",
+        "patchsweep/v1/task_args.proto",
+        "patchsweep/v1/worker.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -1,5 +1,7 @@
-//! The arguments of each kind of task, stored as the task's JSON payload.
+//! The arguments of each kind of task: [`TaskArgs`], typed on the wire, stored as JSON in
+//! `tasks.payload` (this module is the only place that writes or reads that JSON).
 
+use crate::task::TaskKind;
 use patchsweep_engine::experiment::Baseline;
 pub use patchsweep_engine::grid::PositionRef;
 pub use patchsweep_engine::selection::{selected_cell_name, PathwaySelection, RankBy, RankedSite};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct PrepareTask {}
 
 /// The arguments of a patch task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatchTask {
     pub experiment: String,
     /// Pair ids, all of one token length.
@@ -100,7 +102,7 @@ impl StoredSplit {
 /// The arguments of a debias task. At lease time the store adds `effects` (the
 /// experiment's score per component, [`SelectionEffect`], over the selection split only) and
 /// `split` (the section's stored split).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DebiasTask {
     /// The `[[debias]]` section's name.
     pub name: String,
@@ -113,9 +115,63 @@ pub struct DebiasTask {
     pub split: Option<StoredSplit>,
 }
 
-/// The JSON payload of a task's arguments.
-pub fn payload<T: Serialize>(args: &T) -> String {
-    serde_json::to_string(args).expect("plain data serializes")
+/// A task's arguments, one variant per [`TaskKind`]: the kind of a task is the kind of
+/// its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskArgs {
+    Prepare(PrepareTask),
+    Patch(PatchTask),
+    Debias(DebiasTask),
+    Generate(GenerateTask),
+}
+
+/// Stored arguments that do not read as their task's kind.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored arguments of a {kind} task do not read: {reason}")]
+pub struct UnreadableArgs {
+    pub kind: TaskKind,
+    pub reason: String,
+}
+
+impl TaskArgs {
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            TaskArgs::Prepare(_) => TaskKind::Prepare,
+            TaskArgs::Patch(_) => TaskKind::Patch,
+            TaskArgs::Debias(_) => TaskKind::Debias,
+            TaskArgs::Generate(_) => TaskKind::Generate,
+        }
+    }
+
+    /// The stored form: JSON of the variant's arguments (the `tasks.payload` column).
+    pub fn to_stored(&self) -> String {
+        let json = match self {
+            TaskArgs::Prepare(a) => serde_json::to_string(a),
+            TaskArgs::Patch(a) => serde_json::to_string(a),
+            TaskArgs::Debias(a) => serde_json::to_string(a),
+            TaskArgs::Generate(a) => serde_json::to_string(a),
+        };
+        json.expect("plain data serializes")
+    }
+
+    /// Reads the stored form of a `kind` task's arguments.
+    pub fn from_stored(kind: TaskKind, json: &str) -> Result<Self, UnreadableArgs> {
+        fn read<T: serde::de::DeserializeOwned>(
+            kind: TaskKind,
+            json: &str,
+        ) -> Result<T, UnreadableArgs> {
+            serde_json::from_str(json).map_err(|e| UnreadableArgs {
+                kind,
+                reason: e.to_string(),
+            })
+        }
+        Ok(match kind {
+            TaskKind::Prepare => TaskArgs::Prepare(read(kind, json)?),
+            TaskKind::Patch => TaskArgs::Patch(read(kind, json)?),
+            TaskKind::Debias => TaskArgs::Debias(read(kind, json)?),
+            TaskKind::Generate => TaskArgs::Generate(read(kind, json)?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -124,15 +180,36 @@ mod tests {
 
     #[test]
     fn payloads_read_as_stored_before() {
-        assert_eq!(payload(&PrepareTask::default()), "{}");
-        let d: DebiasTask = serde_json::from_str(r#"{"name":"d","experiment":"exp"}"#).unwrap();
+        assert_eq!(TaskArgs::Prepare(PrepareTask::default()).to_stored(), "{}");
+        let stored = r#"{"name":"d","experiment":"exp"}"#;
+        let TaskArgs::Debias(d) = TaskArgs::from_stored(TaskKind::Debias, stored).unwrap() else {
+            panic!("a debias task's arguments")
+        };
         assert!(d.effects.is_empty());
         assert_eq!(d.split, None);
         // Stored before lease time without a split, as before.
         assert_eq!(
-            payload(&d),
+            TaskArgs::Debias(d).to_stored(),
             r#"{"name":"d","experiment":"exp","effects":[]}"#
         );
+    }
+
+    #[test]
+    fn arguments_of_another_kind_do_not_read() {
+        let err =
+            TaskArgs::from_stored(TaskKind::Patch, r#"{"name":"d","experiment":"e"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the stored arguments of a patch task do not read: missing field"),
+            "{err}"
+        );
+        let generate = TaskArgs::Generate(GenerateTask {
+            experiment: "e".into(),
+            pairs: vec!["p1".into()],
+            tokens: 4,
+        });
+        let back = TaskArgs::from_stored(TaskKind::Generate, &generate.to_stored()).unwrap();
+        assert_eq!((back.kind(), back), (TaskKind::Generate, generate));
     }
 
     #[test]

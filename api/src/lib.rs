@@ -32,7 +32,10 @@ pub mod task;
 pub mod wire;
 pub mod worker;
 
-pub use args::{DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit};
+pub use args::{
+    DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit, TaskArgs,
+    UnreadableArgs,
+};
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use task::{

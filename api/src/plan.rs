@@ -16,9 +16,9 @@ use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairIn
 use patchsweep_engine::grid::{resolve_position, Grid, PositionRef};
 use patchsweep_engine::selection::PathwaySelection;
 
-use crate::args::{payload, DebiasTask, GenerateTask, PatchTask, SelectionRanking};
+use crate::args::{DebiasTask, GenerateTask, PatchTask, SelectionRanking, TaskArgs};
 use crate::spec::{selection_stages, ParsedSpec, Prepared, TaskSizing};
-use crate::task::{NewTask, TaskKind};
+use crate::task::NewTask;
 
 /// The experiment narrowed to a task's layers (and pathways).
 pub fn restrict(exp: &Experiment, layers: &Option<Vec<usize>>, pathways: bool) -> Experiment {
@@ -145,9 +145,8 @@ pub fn plan(
                     rankings: Vec::new(),
                 };
                 tasks.push(NewTask {
-                    kind: TaskKind::Patch,
+                    args: TaskArgs::Patch(args),
                     description: describe(&describe_layers(layers)),
-                    payload: payload(&args),
                     cost: cost as i64,
                     stage: 0,
                 });
@@ -191,9 +190,8 @@ pub fn plan(
                 rankings,
             };
             tasks.push(NewTask {
-                kind: TaskKind::Patch,
+                args: TaskArgs::Patch(args),
                 description: describe(&format!("selected {}", sets.join("; "))),
-                payload: payload(&args),
                 cost: (cells * pairs.len()) as i64,
                 stage: stages.get(&exp.name).copied().unwrap_or(1),
             });
@@ -296,7 +294,7 @@ fn lens_task(
     };
     let first = &prepared.pairs[chunk[0]];
     NewTask {
-        kind: TaskKind::Patch,
+        args: TaskArgs::Patch(args),
         description: format!(
             "{} logit lens over {layers} layer{}, {} pair{} from {} ({} tokens)",
             exp.name,
@@ -306,7 +304,6 @@ fn lens_task(
             first.id,
             first.clean_ids.len()
         ),
-        payload: payload(&args),
         cost: (chunk.len() * layers) as i64,
         stage: 0,
     }
@@ -329,14 +326,13 @@ pub fn plan_generate(parsed: &ParsedSpec, prepared: &Prepared) -> Vec<NewTask> {
                 tokens: g.tokens,
             };
             Some(NewTask {
-                kind: TaskKind::Generate,
+                args: TaskArgs::Generate(args),
                 description: format!(
                     "{} generation check: {} pair(s) × {per_pair} continuations of {} tokens",
                     exp.name,
                     pairs.len(),
                     g.tokens
                 ),
-                payload: payload(&args),
                 cost: (pairs.len() * per_pair) as i64,
                 stage: 0,
             })
@@ -417,14 +413,13 @@ pub fn plan_debias(
             split: None,
         };
         tasks.push(NewTask {
-            kind: TaskKind::Debias,
+            args: TaskArgs::Debias(args),
             description: format!(
                 "debias {}: {} intervention(s); split {}",
                 cfg.name,
                 cfg.interventions.len(),
                 split.summary()
             ),
-            payload: payload(&args),
             cost: 0,
             stage: debias_stage(parsed),
         });

@@ -8,7 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
+use crate::args::TaskArgs;
+use crate::rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,10 +87,9 @@ stored_names! {
 /// A task to be stored (planned by the coordinator or by a prepare task).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
-    pub kind: TaskKind,
+    /// Its arguments, which name its kind.
+    pub args: TaskArgs,
     pub description: String,
-    /// JSON arguments, by kind (see [`crate::args`]).
-    pub payload: String,
     /// Patches the task computes (for progress and ETA).
     pub cost: i64,
     /// When it may start: stage 0 at once; a later stage waits (state `waiting`) until no
@@ -99,6 +99,10 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    pub fn kind(&self) -> TaskKind {
+        self.args.kind()
+    }
+
     /// The state it is stored in.
     pub fn initial_state(&self) -> TaskState {
         if self.stage > 0 {
@@ -116,16 +120,21 @@ pub struct LeasedTask {
     /// The fencing token: results must name it.
     pub attempt: i64,
     pub sweep_id: i64,
-    pub kind: TaskKind,
     pub model: String,
     /// The sweep's spec text, sent only when the worker did not name the sweep (with this
     /// digest) among those it holds: a worker parses and prepares a sweep once.
     pub spec_toml: Option<String>,
     /// [`spec_digest`] of the sweep's spec text.
     pub spec_digest: String,
-    /// JSON arguments, by kind (see [`crate::args`]).
-    pub payload: String,
+    /// Its arguments, which name its kind (those a lease fills in included).
+    pub args: TaskArgs,
     pub description: String,
+}
+
+impl LeasedTask {
+    pub fn kind(&self) -> TaskKind {
+        self.args.kind()
+    }
 }
 
 /// A sweep a worker holds parsed and prepared, named in its lease request so that the
@@ -167,8 +176,8 @@ pub enum TaskOutput {
     Patch(Vec<EffectRow>),
     /// A logit-lens experiment's task (kind `patch`): its lens values.
     Lens(Vec<LensRow>),
-    /// Debias result rows ([`crate::DebiasRow`]), JSON as the worker writes them.
-    Debias(String),
+    /// Debias result rows.
+    Debias(Vec<DebiasRow>),
     /// The generation check's continuations.
     Generate(Vec<GenerationRow>),
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use patchsweep_api::client::{SweepApi, Target, WorkerApi};
 use patchsweep_api::{
-    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PreparedSweep, Settled, TaskKind,
-    TaskOutput, WorkerInfo,
+    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PatchTask, PreparedSweep, Settled,
+    TaskArgs, TaskOutput, WorkerInfo,
 };
 use patchsweep_coordinator::server::{self, ServeOptions};
 use patchsweep_coordinator::service::Coordinator;
@@ -154,9 +154,11 @@ async fn main() {
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks: (0..a.tasks)
             .map(|i| NewTask {
-                kind: TaskKind::Patch,
+                args: TaskArgs::Patch(PatchTask {
+                    experiment: format!("synthetic {i}"),
+                    ..Default::default()
+                }),
                 description: format!("synthetic {i}"),
-                payload: "{}".into(),
                 cost: a.effects as i64,
                 stage: 0,
             })

@@ -4,11 +4,11 @@
 //! database, and every sweep goes on. The gRPC server (`server/`) and the embedded `run`
 //! both call this same type.
 
-use patchsweep_api::args::{payload, PrepareTask};
+use patchsweep_api::args::{PrepareTask, TaskArgs};
 use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 pub use patchsweep_api::Registration;
 use patchsweep_api::{
-    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskKind, TaskOutput, WorkerInfo,
+    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskOutput, WorkerInfo,
 };
 
 use crate::store::{LeaseScope, QueuePolicy, Store, StoreError};
@@ -57,9 +57,8 @@ impl Coordinator {
         spec_toml: &str,
     ) -> Result<i64, CoordinatorError> {
         let prepare = NewTask {
-            kind: TaskKind::Prepare,
+            args: TaskArgs::Prepare(PrepareTask::default()),
             description: format!("prepare {}", parsed.spec.name),
-            payload: payload(&PrepareTask::default()),
             cost: 0,
             stage: 0,
         };

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use patchsweep_api::DebiasTask;
+use patchsweep_api::{DebiasTask, TaskArgs};
 use patchsweep_coordinator::store::{
     values, EffectRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Rounding, Store, TaskOutput,
     WorkerInfo,
@@ -113,9 +113,8 @@ fn effects() -> Vec<EffectRow> {
 
 fn task(kind: &str, payload: &str, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.parse().unwrap(),
+        args: TaskArgs::from_stored(kind.parse().unwrap(), payload).unwrap(),
         description: kind.into(),
-        payload: payload.into(),
         cost: 1,
         stage: u32::from(waits),
     }
@@ -174,7 +173,11 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
             ("noi".into(), "activation".into(), "noise".into()),
         ],
         tasks: vec![
-            task("patch", "{}", false),
+            task(
+                "patch",
+                r#"{"experiment":"noi","pairs":[],"baselines":[],"layers":null,"pathways":true}"#,
+                false,
+            ),
             task("debias", r#"{"name":"d","experiment":"noi"}"#, true),
         ],
         splits: pairs()
@@ -194,8 +197,10 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
         .await
         .unwrap();
     let debias = lease().await;
-    assert_eq!(debias.kind.as_str(), "debias");
-    (id, serde_json::from_str(&debias.payload).unwrap())
+    let TaskArgs::Debias(args) = debias.args else {
+        panic!("the debias task: {debias:?}");
+    };
+    (id, args)
 }
 
 fn close(a: f64, b: f64) -> bool {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use patchsweep_api::{
     spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PatchTask, PreparedSweep, Settled,
-    TaskKind, TaskOutput, WorkerInfo,
+    TaskArgs, TaskOutput, WorkerInfo,
 };
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::{QueuePolicy, Store};
@@ -80,9 +80,8 @@ fn prepared() -> PreparedSweep {
                 rankings: Vec::new(),
             };
             NewTask {
-                kind: TaskKind::Patch,
+                args: TaskArgs::Patch(args),
                 description: format!("resid {id}"),
-                payload: serde_json::to_string(&args).unwrap(),
                 cost: 8,
                 stage: 0,
             }
@@ -127,7 +126,7 @@ async fn a_sweep_goes_from_submit_to_done() {
     let prep = c.lease(&w, &[], &[], 5).await.unwrap();
     assert_eq!(prep.len(), 1, "only the prepare task exists yet");
     let prep = &prep[0];
-    assert_eq!(prep.kind, TaskKind::Prepare);
+    assert_eq!(prep.kind().as_str(), "prepare");
     assert_eq!(prep.spec_toml.as_deref(), Some(text.as_str()));
     assert_eq!(c.progress(sweep).await.unwrap().state, "running");
     let out = TaskOutput::Prepare(prepared());
@@ -149,9 +148,10 @@ async fn a_sweep_goes_from_submit_to_done() {
     let patches = c.lease(&w, &[], &held, 5).await.unwrap();
     assert_eq!(patches.len(), 2);
     for t in &patches {
-        assert_eq!(t.kind, TaskKind::Patch);
         assert_eq!(t.spec_toml, None);
-        let args: PatchTask = serde_json::from_str(&t.payload).unwrap();
+        let TaskArgs::Patch(args) = &t.args else {
+            panic!("a patch task: {t:?}");
+        };
         let out = TaskOutput::Patch(effects(&args.pairs[0]));
         assert_eq!(
             c.complete(&w, t.task_id, t.attempt, &out).await.unwrap(),
@@ -239,7 +239,9 @@ async fn cancel_fences_the_held_lease_and_resume_requeues() {
     let again = c.lease(&w, &[], &[], 5).await.unwrap();
     assert_eq!(again.len(), 2);
     for t in &again {
-        let args: PatchTask = serde_json::from_str(&t.payload).unwrap();
+        let TaskArgs::Patch(args) = &t.args else {
+            panic!("a patch task: {t:?}");
+        };
         c.complete(
             &w,
             t.task_id,

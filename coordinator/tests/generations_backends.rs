@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use patchsweep_api::{GenerateTask, PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
     GenerationRow, GenerationSample, LeasedTask, NewTask, PairRow, PreparedSweep, QueuePolicy,
     Settled, Store, StoreError, TaskOutput, WorkerInfo,
@@ -68,9 +69,15 @@ fn row(pair: usize, cell: Option<&str>, run: &str) -> GenerationRow {
 async fn leased_generate_task(store: &Store) -> (i64, LeasedTask) {
     let p = policy();
     let task = |kind: &str| NewTask {
-        kind: kind.parse().unwrap(),
+        args: match kind {
+            "prepare" => TaskArgs::Prepare(PrepareTask {}),
+            _ => TaskArgs::Generate(GenerateTask {
+                experiment: "origin".into(),
+                pairs: vec![],
+                tokens: 4,
+            }),
+        },
         description: kind.into(),
-        payload: "{}".into(),
         cost: 1,
         stage: 0,
     };
@@ -103,7 +110,7 @@ async fn leased_generate_task(store: &Store) -> (i64, LeasedTask) {
         .await
         .unwrap();
     let t = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
-    assert_eq!(t.kind.as_str(), "generate");
+    assert_eq!(t.kind().as_str(), "generate");
     (id, t)
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use patchsweep_api::{PatchTask, PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
     values, LensRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Settled, Store, StoreError,
     TaskOutput, WorkerInfo,
@@ -104,9 +105,14 @@ fn policy() -> QueuePolicy {
 
 fn task(kind: &str) -> NewTask {
     NewTask {
-        kind: kind.parse().unwrap(),
+        args: match kind {
+            "prepare" => TaskArgs::Prepare(PrepareTask {}),
+            _ => TaskArgs::Patch(PatchTask {
+                experiment: "lens".into(),
+                ..Default::default()
+            }),
+        },
         description: kind.into(),
-        payload: "{}".into(),
         cost: 1,
         stage: 0,
     }

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use patchsweep_api::{spec_digest, DebiasTask, StoredSplit};
+use patchsweep_api::{spec_digest, DebiasTask, PatchTask, PrepareTask, StoredSplit, TaskArgs};
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, HeldSweep, LeaseScope, LeasedTask, NewTask, PairRow, PreparedSweep,
-    QueuePolicy, Settled, Store, SweepSelection, TaskKind, TaskOutput, WorkerInfo,
+    QueuePolicy, Settled, Store, SweepSelection, TaskOutput, WorkerInfo,
 };
 
 #[macro_use]
@@ -25,11 +25,26 @@ fn policy(lease: f64) -> QueuePolicy {
     }
 }
 
+/// Arguments of a `kind` task, told apart by `n`.
+fn args(kind: &str, n: usize) -> TaskArgs {
+    match kind {
+        "prepare" => TaskArgs::Prepare(PrepareTask {}),
+        "debias" => TaskArgs::Debias(DebiasTask {
+            name: "d".into(),
+            experiment: "exp".into(),
+            ..Default::default()
+        }),
+        _ => TaskArgs::Patch(PatchTask {
+            experiment: format!("e{n}"),
+            ..Default::default()
+        }),
+    }
+}
+
 fn task(kind: &str, n: usize, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.parse().unwrap(),
+        args: args(kind, n),
         description: format!("{kind} {n}"),
-        payload: format!("{{\"n\":{n}}}"),
         cost: 10,
         stage: u32::from(waits),
     }
@@ -109,15 +124,16 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
     let w = worker(store, "preparer").await;
     let prep = lease_one(store, &w, p).await.expect("the prepare task");
     assert_eq!(
-        (prep.kind.as_str(), prep.attempt, prep.spec_toml.as_deref()),
+        (
+            prep.kind().as_str(),
+            prep.attempt,
+            prep.spec_toml.as_deref()
+        ),
         ("prepare", 1, Some("spec"))
     );
     let mut tasks: Vec<NewTask> = (0..patches).map(|n| task("patch", n, false)).collect();
     if debias {
-        tasks.push(NewTask {
-            payload: r#"{"name":"d","experiment":"exp"}"#.into(),
-            ..task("debias", 99, true)
-        });
+        tasks.push(task("debias", 99, true));
     }
     let out = TaskOutput::Prepare(PreparedSweep {
         pairs: vec![pair("p0"), pair("p1")],
@@ -175,7 +191,7 @@ mod suite {
         let w = worker(&store, "w1").await;
         let a = lease_one(&store, &w, &p).await.unwrap();
         let b = lease_one(&store, &w, &p).await.unwrap();
-        assert_eq!((a.kind.as_str(), b.kind.as_str()), ("patch", "patch"));
+        assert_eq!((a.kind().as_str(), b.kind().as_str()), ("patch", "patch"));
         // The debias task waits for the patch tasks.
         assert!(lease_one(&store, &w, &p).await.is_none());
         let out = TaskOutput::Patch(effects("p0", 0..5));
@@ -200,8 +216,8 @@ mod suite {
         let d = lease_one(&store, &w, &p)
             .await
             .expect("the debias task, now released");
-        assert_eq!(d.kind.as_str(), "debias");
-        let rows = serde_json::to_string(&vec![DebiasRow {
+        assert_eq!(d.kind().as_str(), "debias");
+        let rows = vec![DebiasRow {
             debias: "d".into(),
             intervention: "ablation-zero".into(),
             components: "mlp_out L0".into(),
@@ -215,8 +231,7 @@ mod suite {
             control_p05: Some(0.7),
             control_p95: Some(1.1),
             control_percentile: Some(2.5),
-        }])
-        .unwrap();
+        }];
         let settled = store
             .complete_task(&w, d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
             .await
@@ -618,8 +633,9 @@ mod suite {
         )
         .await;
         let d = lease_one(&store, &w, &p).await.expect("the debias task");
-        assert_eq!(d.kind, TaskKind::Debias);
-        let args: DebiasTask = serde_json::from_str(&d.payload).unwrap();
+        let TaskArgs::Debias(args) = d.args else {
+            panic!("the debias task: {d:?}");
+        };
         assert_eq!(
             args.split,
             Some(StoredSplit {
@@ -633,6 +649,35 @@ mod suite {
         assert!(
             scores.iter().all(|s| (s - 0.9).abs() < 1e-9),
             "the selection (now p1) alone informs the effects: {scores:?}"
+        );
+    }
+
+    /// A task whose stored arguments do not read (a row damaged by hand, or written by
+    /// another version) is failed by the lease with the reason, and the lease goes on to
+    /// hand out the good tasks: one bad row never blocks a fleet.
+    pub async fn an_unreadable_task_fails_at_lease_and_the_rest_lease(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 3, false).await;
+        tamper(
+            url,
+            &format!(
+                "UPDATE tasks SET payload = '{{\"experiment\": 3}}' WHERE id = \
+                 (SELECT MIN(id) FROM tasks WHERE sweep_id = {sweep} AND kind = 'patch')"
+            ),
+        )
+        .await;
+        let w = worker(&store, "w1").await;
+        let leased = store.lease_tasks(&w, "", 5, &p).await.unwrap();
+        assert_eq!(leased.len(), 2, "the two good patch tasks: {leased:?}");
+        let prog = store.sweep_progress(sweep, &p).await.unwrap();
+        assert_eq!((prog.tasks.failed, prog.tasks.leased), (1, 2));
+        let failure = &prog.failures[0];
+        assert!(
+            failure
+                .error
+                .starts_with("the stored arguments of a patch task do not read: invalid type"),
+            "{failure:?}"
         );
     }
 
@@ -791,4 +836,5 @@ both_backends!([
     timestamps_read_the_same_on_both_backends,
     a_leased_debias_task_carries_the_stored_split,
     a_held_sweeps_tasks_come_without_their_spec,
+    an_unreadable_task_fails_at_lease_and_the_rest_lease,
 ]);

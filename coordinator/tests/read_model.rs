@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use patchsweep_api::{DebiasTask, PatchTask, PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Rounding, Settled, Store,
     StoreError, SweepSelection, TaskOutput, WorkerInfo,
@@ -181,9 +182,19 @@ fn debias_rows() -> Vec<DebiasRow> {
 
 fn task(kind: &str, n: usize, cost: i64, waits: bool) -> NewTask {
     NewTask {
-        kind: kind.parse().unwrap(),
+        args: match kind {
+            "prepare" => TaskArgs::Prepare(PrepareTask {}),
+            "debias" => TaskArgs::Debias(DebiasTask {
+                name: "d".into(),
+                experiment: "act".into(),
+                ..Default::default()
+            }),
+            _ => TaskArgs::Patch(PatchTask {
+                experiment: format!("e{n}"),
+                ..Default::default()
+            }),
+        },
         description: format!("{kind} {n}"),
-        payload: format!("{{\"n\":{n}}}"),
         cost,
         stage: u32::from(waits),
     }
@@ -240,10 +251,7 @@ async fn stored_sweep(store: &Store) -> i64 {
         tasks: vec![
             task("patch", 1, 30, false),
             task("patch", 2, 12, false),
-            NewTask {
-                payload: r#"{"name":"d","experiment":"act"}"#.into(),
-                ..task("debias", 3, 0, true)
-            },
+            task("debias", 3, 0, true),
         ],
         // Section "d": two pairs held out, one selecting.
         splits: [("p0", "heldout"), ("p1", "heldout"), ("p2", "selection")]
@@ -265,7 +273,7 @@ async fn stored_sweep(store: &Store) -> i64 {
     let (first, second) = all.split_at(all.len() / 2);
     for part in [first, second] {
         let t = lease(store).await;
-        assert_eq!(t.kind.as_str(), "patch");
+        assert_eq!(t.kind().as_str(), "patch");
         let settled = store
             .complete_task(
                 "w",
@@ -284,8 +292,8 @@ async fn stored_sweep(store: &Store) -> i64 {
         );
     }
     let d = lease(store).await;
-    assert_eq!(d.kind.as_str(), "debias");
-    let rows = serde_json::to_string(&debias_rows()).unwrap();
+    assert_eq!(d.kind().as_str(), "debias");
+    let rows = debias_rows();
     store
         .complete_task("w", d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
         .await

@@ -26,6 +26,17 @@ pub enum RankBy {
 }
 
 impl RankBy {
+    pub const ALL: [RankBy; 3] = [
+        RankBy::MeanAbsNormalized,
+        RankBy::Normalized,
+        RankBy::AbsEffect,
+    ];
+
+    /// The ranking a [`RankBy::name`] names.
+    pub fn from_name(name: &str) -> Option<RankBy> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             RankBy::MeanAbsNormalized => "mean_abs_normalized",

@@ -26,9 +26,11 @@ fn deltas_dir(sweep_id: i64) -> PathBuf {
     base.join(format!("sweep-{sweep_id}"))
 }
 
-pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-    let args: DebiasTask = serde_json::from_str(&task.payload)
-        .map_err(|e| TaskError::permanent(format!("debias task arguments: {e}")))?;
+pub(crate) fn run(
+    exec: &mut ModelExecutor,
+    task: &LeasedTask,
+    args: &DebiasTask,
+) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let spec = &state.parsed.spec;
     let cfg = spec
@@ -119,9 +121,7 @@ pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOut
             control_percentile: r.control.as_ref().map(|c| c.percentile),
         })
         .collect();
-    Ok(TaskOutput::Debias(
-        serde_json::to_string(&rows).expect("plain data serializes"),
-    ))
+    Ok(TaskOutput::Debias(rows))
 }
 
 /// The engine's [`Split`] of a stored split: every stored pair must be one this worker

@@ -9,9 +9,11 @@ use patchsweep_engine::generate::pair_generations;
 use crate::executor::TaskError;
 use crate::model_executor::ModelExecutor;
 
-pub(crate) fn run(exec: &mut ModelExecutor, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-    let args: GenerateTask = serde_json::from_str(&task.payload)
-        .map_err(|e| TaskError::permanent(format!("generate task arguments: {e}")))?;
+pub(crate) fn run(
+    exec: &mut ModelExecutor,
+    task: &LeasedTask,
+    args: &GenerateTask,
+) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let exp = state
         .parsed

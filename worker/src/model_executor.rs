@@ -9,7 +9,7 @@ use std::sync::Arc;
 use patchsweep_api::plan;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{
-    EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskKind, TaskOutput,
+    EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskArgs, TaskOutput,
 };
 use patchsweep_engine::experiment::{Baseline, Effect, Engine, Method, PairInput};
 use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
@@ -240,10 +240,8 @@ impl ModelExecutor {
         }))
     }
 
-    fn patch(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-        let args: PatchTask = serde_json::from_str(&task.payload)
-            .map_err(|e| TaskError::permanent(format!("patch task arguments: {e}")))?;
-        self.faults.before_patch(&args)?;
+    fn patch(&mut self, task: &LeasedTask, args: &PatchTask) -> Result<TaskOutput, TaskError> {
+        self.faults.before_patch(args)?;
         let (model, state) = self.sweep(task)?;
         let exp = state
             .parsed
@@ -265,7 +263,7 @@ impl ModelExecutor {
         if exp.method == Method::LogitLens {
             return crate::lens_task::run(&engine, exp, &pairs, self.max_task_memory);
         }
-        let narrowed = plan::task_experiment(exp, &args).map_err(TaskError::permanent)?;
+        let narrowed = plan::task_experiment(exp, args).map_err(TaskError::permanent)?;
         memory_budget::check(
             &format!("this task of experiment `{}`", exp.name),
             &engine.run_memory(&narrowed, &pairs),
@@ -286,11 +284,11 @@ impl ModelExecutor {
 
 impl Executor for ModelExecutor {
     fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-        match task.kind {
-            TaskKind::Prepare => self.prepare(task),
-            TaskKind::Patch => self.patch(task),
-            TaskKind::Debias => crate::debias_task::run(self, task),
-            TaskKind::Generate => crate::generate_task::run(self, task),
+        match &task.args {
+            TaskArgs::Prepare(_) => self.prepare(task),
+            TaskArgs::Patch(args) => self.patch(task, args),
+            TaskArgs::Debias(args) => crate::debias_task::run(self, task, args),
+            TaskArgs::Generate(args) => crate::generate_task::run(self, task, args),
         }
     }
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use patchsweep_api::{
-    spec_digest, DebiasRow, DebiasTask, LeasedTask, PreparedSweep, StoredSplit, TaskKind,
-    TaskOutput,
+    spec_digest, DebiasRow, DebiasTask, LeasedTask, PrepareTask, PreparedSweep, StoredSplit,
+    TaskArgs, TaskOutput,
 };
 use patchsweep_worker::executor::{Executor, TaskError};
 use patchsweep_worker::faults::Faults;
@@ -47,16 +47,16 @@ mode = "zero"
     tiny_spec("stored-split", &(labelled_pairs(&WORDS[..6]) + rest))
 }
 
-fn leased(kind: TaskKind, spec_toml: Option<&str>, payload: &str) -> LeasedTask {
+fn leased(spec_toml: Option<&str>, args: TaskArgs) -> LeasedTask {
+    let kind = args.kind();
     LeasedTask {
         task_id: 1,
         attempt: 1,
         sweep_id: 1,
-        kind,
         model: String::new(),
         spec_toml: spec_toml.map(str::to_string),
         spec_digest: spec_digest(&spec()),
-        payload: payload.into(),
+        args,
         description: format!("{kind} task"),
     }
 }
@@ -67,7 +67,7 @@ fn prepared() -> (ModelExecutor, PreparedSweep, StoredSplit, DebiasTask) {
     let mut exec = ModelExecutor::new(None, Faults::default());
     let text = spec();
     let out = exec
-        .execute(&leased(TaskKind::Prepare, Some(&text), "{}"))
+        .execute(&leased(Some(&text), TaskArgs::Prepare(PrepareTask {})))
         .expect("prepare");
     let TaskOutput::Prepare(p) = out else {
         panic!("a prepare task answers a prepared sweep");
@@ -77,12 +77,14 @@ fn prepared() -> (ModelExecutor, PreparedSweep, StoredSplit, DebiasTask) {
         assert_eq!(debias, "top");
         split.push(pair_id.clone(), part).unwrap();
     }
-    let task = p
+    let args = p
         .tasks
         .iter()
-        .find(|t| t.kind == TaskKind::Debias)
+        .find_map(|t| match &t.args {
+            TaskArgs::Debias(args) => Some(args.clone()),
+            _ => None,
+        })
         .expect("a debias task");
-    let args: DebiasTask = serde_json::from_str(&task.payload).unwrap();
     (exec, p, split, args)
 }
 
@@ -95,9 +97,8 @@ fn run(
         split,
         ..args.clone()
     };
-    let payload = serde_json::to_string(&args).unwrap();
-    match exec.execute(&leased(TaskKind::Debias, None, &payload))? {
-        TaskOutput::Debias(rows) => Ok(serde_json::from_str(&rows).unwrap()),
+    match exec.execute(&leased(None, TaskArgs::Debias(args)))? {
+        TaskOutput::Debias(rows) => Ok(rows),
         other => panic!("a debias task answers debias rows, not {other:?}"),
     }
 }

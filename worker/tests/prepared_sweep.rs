@@ -1,7 +1,9 @@
 //! A worker parses and prepares a sweep once: later tasks of the same sweep reuse it, and
 //! come without their spec text (no per-task parse, dataset read or tokenizing).
 
-use patchsweep_api::{spec_digest, HeldSweep, LeasedTask, TaskKind, TaskOutput};
+use patchsweep_api::{
+    spec_digest, HeldSweep, LeasedTask, PrepareTask, TaskArgs, TaskKind, TaskOutput,
+};
 use patchsweep_worker::executor::Executor;
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
@@ -19,22 +21,18 @@ fn spec() -> String {
     )
 }
 
-fn leased(
-    sweep_id: i64,
-    kind: TaskKind,
-    spec_toml: Option<&str>,
-    digest: &str,
-    payload: &str,
-) -> LeasedTask {
+const PREPARE: TaskArgs = TaskArgs::Prepare(PrepareTask {});
+
+fn leased(sweep_id: i64, spec_toml: Option<&str>, digest: &str, args: &TaskArgs) -> LeasedTask {
+    let kind = args.kind();
     LeasedTask {
         task_id: 1,
         attempt: 1,
         sweep_id,
-        kind,
         model: String::new(),
         spec_toml: spec_toml.map(str::to_string),
         spec_digest: digest.into(),
-        payload: payload.into(),
+        args: args.clone(),
         description: format!("{kind} task"),
     }
 }
@@ -46,7 +44,7 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     let digest = spec_digest(&text);
     assert!(exec.held_sweeps().is_empty());
     let prepared = exec
-        .execute(&leased(1, TaskKind::Prepare, Some(&text), &digest, "{}"))
+        .execute(&leased(1, Some(&text), &digest, &PREPARE))
         .expect("prepare");
     let TaskOutput::Prepare(prepared) = prepared else {
         panic!("a prepare task answers a prepared sweep");
@@ -62,10 +60,10 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     let patch = prepared
         .tasks
         .iter()
-        .find(|t| t.kind == TaskKind::Patch && t.stage == 0)
+        .find(|t| t.kind() == TaskKind::Patch && t.stage == 0)
         .expect("a patch task");
     let out = exec
-        .execute(&leased(1, TaskKind::Patch, None, &digest, &patch.payload))
+        .execute(&leased(1, None, &digest, &patch.args))
         .expect("patch task of a held sweep, without spec text");
     let TaskOutput::Patch(effects) = out else {
         panic!("a patch task answers effects");
@@ -74,19 +72,13 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     // The same sweep id under another digest (another database's sweep 1) is not reused:
     // its own text is parsed (and refused, permanently, when it is not a spec).
     let err = exec
-        .execute(&leased(
-            1,
-            TaskKind::Patch,
-            Some("not a spec"),
-            "other",
-            &patch.payload,
-        ))
+        .execute(&leased(1, Some("not a spec"), "other", &patch.args))
         .unwrap_err();
     assert!(err.permanent, "{err}");
     // A sweep this worker does not hold, sent without its text: a transient error (the
     // next lease, which does not name it, brings the text).
     let err = exec
-        .execute(&leased(2, TaskKind::Patch, None, &digest, &patch.payload))
+        .execute(&leased(2, None, &digest, &patch.args))
         .unwrap_err();
     assert!(!err.permanent, "{err}");
     assert!(
@@ -106,13 +98,7 @@ fn an_adopted_sweep_is_never_parsed_by_the_executor() {
     exec.adopt(7, spec_digest(&text), parsed, prepared);
     assert_eq!(exec.held_sweeps()[0].sweep_id, 7);
     let out = exec
-        .execute(&leased(
-            7,
-            TaskKind::Prepare,
-            None,
-            &spec_digest(&text),
-            "{}",
-        ))
+        .execute(&leased(7, None, &spec_digest(&text), &PREPARE))
         .expect("the adopted sweep's prepare task needs no spec text");
     let TaskOutput::Prepare(prepared) = out else {
         panic!("a prepare task answers a prepared sweep");

@@ -2,7 +2,7 @@
 //! prepare with the numbers, and a task whose memory estimate exceeds the worker's budget
 //! (`--max-task-memory`) fails for good with the numbers instead of aborting the process.
 
-use patchsweep_api::{LeasedTask, TaskKind, TaskOutput};
+use patchsweep_api::{LeasedTask, PrepareTask, TaskArgs, TaskKind, TaskOutput};
 use patchsweep_engine::experiment::{Engine, PairInput};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_worker::executor::Executor;
@@ -43,16 +43,16 @@ components = ["resid_pre"]
     )
 }
 
-fn leased(kind: TaskKind, spec_toml: &str, payload: &str) -> LeasedTask {
+fn leased(spec_toml: &str, args: &TaskArgs) -> LeasedTask {
+    let kind = args.kind();
     LeasedTask {
         task_id: 1,
         attempt: 1,
         sweep_id: 1,
-        kind,
         model: String::new(),
         spec_toml: Some(spec_toml.into()),
         spec_digest: patchsweep_api::spec_digest(spec_toml),
-        payload: payload.into(),
+        args: args.clone(),
         description: format!("{kind} task"),
     }
 }
@@ -62,7 +62,10 @@ fn a_prompt_longer_than_the_context_is_refused_with_the_numbers() {
     // The tiny model has 128 positions; 300 words are more tokens than that.
     let mut exec = ModelExecutor::new(None, Faults::default());
     let err = exec
-        .execute(&leased(TaskKind::Prepare, &spec(&tiny(), 300), "{}"))
+        .execute(&leased(
+            &spec(&tiny(), 300),
+            &TaskArgs::Prepare(PrepareTask {}),
+        ))
         .unwrap_err();
     assert!(err.permanent, "{err}");
     let msg = err.message;
@@ -79,7 +82,10 @@ fn a_prompt_longer_than_the_context_is_refused_with_the_numbers() {
         .unwrap_or_else(|| panic!("no token count in: {msg}"));
     assert!(tokens >= 300, "{msg}");
     // The same pairs within the context are accepted.
-    let ok = exec.execute(&leased(TaskKind::Prepare, &spec(&tiny(), 5), "{}"));
+    let ok = exec.execute(&leased(
+        &spec(&tiny(), 5),
+        &TaskArgs::Prepare(PrepareTask {}),
+    ));
     assert!(ok.is_ok(), "{ok:?}");
 }
 
@@ -88,7 +94,7 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
     let text = spec(&tiny(), 5);
     let mut small = ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(4096));
     let err = small
-        .execute(&leased(TaskKind::Prepare, &text, "{}"))
+        .execute(&leased(&text, &TaskArgs::Prepare(PrepareTask {})))
         .unwrap_err();
     assert!(err.permanent, "{err}");
     assert!(
@@ -100,7 +106,7 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
     // Prepared where memory suffices, its patch task is refused where it does not.
     let mut roomy = ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(1 << 30));
     let TaskOutput::Prepare(prepared) = roomy
-        .execute(&leased(TaskKind::Prepare, &text, "{}"))
+        .execute(&leased(&text, &TaskArgs::Prepare(PrepareTask {})))
         .expect("prepare within the budget")
     else {
         panic!("a prepare task answers a prepared sweep");
@@ -108,17 +114,15 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
     let patch = prepared
         .tasks
         .iter()
-        .find(|t| t.kind == TaskKind::Patch)
+        .find(|t| t.kind() == TaskKind::Patch)
         .expect("a patch task");
-    let err = small
-        .execute(&leased(TaskKind::Patch, &text, &patch.payload))
-        .unwrap_err();
+    let err = small.execute(&leased(&text, &patch.args)).unwrap_err();
     assert!(err.permanent, "{err}");
     assert!(
         err.message.contains("experiment `resid`") && err.message.contains("cached runs"),
         "{err}"
     );
-    let done = roomy.execute(&leased(TaskKind::Patch, &text, &patch.payload));
+    let done = roomy.execute(&leased(&text, &patch.args));
     assert!(matches!(done, Ok(TaskOutput::Patch(_))), "{done:?}");
 }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use patchsweep_api::{
-    EffectRow, HeldSweep, LeasedTask, Registration, Settled, TaskKind, TaskOutput, WorkerInfo,
+    EffectRow, HeldSweep, LeasedTask, PatchTask, Registration, Settled, TaskArgs, TaskOutput,
+    WorkerInfo,
 };
 use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
 use patchsweep_worker::link::{Link, LinkError};
@@ -205,11 +206,10 @@ fn task(task_id: i64, description: &str) -> LeasedTask {
         task_id,
         attempt: 1,
         sweep_id: 1,
-        kind: TaskKind::Patch,
+        args: TaskArgs::Patch(PatchTask::default()),
         model: "fake:model".into(),
         spec_toml: Some("name = \"fake\"".into()),
         spec_digest: "d1".into(),
-        payload: "{}".into(),
         description: description.into(),
     }
 }

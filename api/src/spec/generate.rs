@@ -90,7 +90,7 @@ mod tests {
     use crate::plan::plan_generate;
     use crate::spec::{Prepared, SweepSpec};
     use crate::task::TaskKind;
-    use crate::GenerateTask;
+    use crate::{GenerateTask, TaskArgs};
 
     fn spec(generate: &str) -> String {
         format!(
@@ -177,11 +177,13 @@ components = ["resid_pre"]
         let tasks = plan_generate(&parsed, &prepared);
         assert_eq!(tasks.len(), 1);
         let t = &tasks[0];
-        assert_eq!((t.kind, t.cost, t.stage), (TaskKind::Generate, 8 * 3, 0));
-        let args: GenerateTask = serde_json::from_str(&t.payload).unwrap();
+        assert_eq!((t.kind(), t.cost, t.stage), (TaskKind::Generate, 8 * 3, 0));
+        let TaskArgs::Generate(args) = &t.args else {
+            panic!("a generate task: {t:?}");
+        };
         let first: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
         assert_eq!(
-            args,
+            *args,
             GenerateTask {
                 experiment: "mlp".into(),
                 pairs: first,

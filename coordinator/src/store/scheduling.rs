@@ -2,11 +2,10 @@
 //! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
 //! backend's own bulk inserts (`q::`).
 
-use patchsweep_api::{DebiasTask, PatchTask};
+use patchsweep_api::TaskArgs;
 
 use super::queue::{
-    LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskKind, TaskOutput,
-    WorkerInfo,
+    LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
 };
 use super::queue_sql;
 use super::rows::StoredPair;
@@ -84,51 +83,46 @@ impl Store {
             if let Some(models) = scope.models {
                 queue_sql::record_models_in(tx, url, worker_id, models).await?;
             }
-            let touched = queue_sql::expire_leases_in(tx, url).await?;
-            let mut leased =
-                queue_sql::lease_in(tx, url, worker_id, scope, policy.lease_seconds).await?;
-            for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Patch) {
-                // Only tasks of selected pathways are rewritten (unreadable arguments are
-                // left for the worker to fail, as below).
-                let Ok(mut args) = serde_json::from_str::<PatchTask>(&t.payload) else {
-                    continue;
-                };
-                if !args.selected {
-                    continue;
+            let mut touched = queue_sql::expire_leases_in(tx, url).await?;
+            let queue_sql::Leased {
+                tasks: mut leased,
+                failed_sweeps,
+            } = queue_sql::lease_in(tx, url, worker_id, scope, policy.lease_seconds).await?;
+            touched.extend(failed_sweeps);
+            for t in leased.iter_mut() {
+                let sweep_id = t.sweep_id;
+                match &mut t.args {
+                    TaskArgs::Patch(args) if args.selected => {
+                        for r in args.rankings.iter_mut() {
+                            r.sites =
+                                queue_sql::ranking_in(tx, url, sweep_id, &r.selection).await?;
+                            queue_sql::store_selected_sites_in(
+                                tx,
+                                url,
+                                sweep_id,
+                                &args.experiment,
+                                &r.selection,
+                                &r.sites,
+                            )
+                            .await?;
+                            r.sites
+                                .truncate(r.selection.top_k.last().copied().unwrap_or(0));
+                        }
+                    }
+                    TaskArgs::Debias(args) => {
+                        args.effects = queue_sql::selection_effects_in(
+                            tx,
+                            url,
+                            sweep_id,
+                            &args.name,
+                            &args.experiment,
+                        )
+                        .await?;
+                        args.split =
+                            Some(queue_sql::stored_split_in(tx, url, sweep_id, &args.name).await?);
+                    }
+                    _ => {}
                 }
-                for r in args.rankings.iter_mut() {
-                    r.sites = queue_sql::ranking_in(tx, url, t.sweep_id, &r.selection).await?;
-                    queue_sql::store_selected_sites_in(
-                        tx,
-                        url,
-                        t.sweep_id,
-                        &args.experiment,
-                        &r.selection,
-                        &r.sites,
-                    )
-                    .await?;
-                    r.sites
-                        .truncate(r.selection.top_k.last().copied().unwrap_or(0));
-                }
-                t.payload = serde_json::to_string(&args).expect("plain data serializes");
-            }
-            for t in leased.iter_mut().filter(|t| t.kind == TaskKind::Debias) {
-                // Unreadable arguments are left as they are: the worker fails the task
-                // with the reason, instead of one bad task blocking every lease.
-                let Ok(mut args) = serde_json::from_str::<DebiasTask>(&t.payload) else {
-                    continue;
-                };
-                args.effects = queue_sql::selection_effects_in(
-                    tx,
-                    url,
-                    t.sweep_id,
-                    &args.name,
-                    &args.experiment,
-                )
-                .await?;
-                args.split =
-                    Some(queue_sql::stored_split_in(tx, url, t.sweep_id, &args.name).await?);
-                t.payload = serde_json::to_string(&args).expect("plain data serializes");
             }
             (touched, leased)
         });
@@ -219,9 +213,8 @@ impl Store {
                             .await?;
                             pairs.len() as u64
                         }
-                        TaskOutput::Debias(rows_json) => {
-                            queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows_json)
-                                .await?
+                        TaskOutput::Debias(rows) => {
+                            queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows).await?
                         }
                         TaskOutput::Generate(rows) => {
                             queue_sql::insert_generations_in(tx, url, sweep_id, rows).await?

@@ -93,24 +93,17 @@ pub(crate) async fn insert_splits_in<C: QueueConn>(
     Ok(())
 }
 
-/// Stores a debias task's rows (JSON array of [`DebiasRow`]); answers how many were new.
-///
-/// [`DebiasRow`]: crate::store::DebiasRow
+/// Stores a debias task's rows; answers how many were new.
 pub(crate) async fn insert_debias_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     sweep_id: i64,
     task_id: i64,
-    rows_json: &str,
+    rows: &[crate::store::DebiasRow],
 ) -> Result<u64, StoreError> {
     const STEP: &str = "store debias results";
-    let rows: Vec<crate::store::DebiasRow> =
-        serde_json::from_str(rows_json).map_err(|e| StoreError::InvalidInput {
-            step: STEP,
-            message: format!("debias rows are not valid JSON rows: {e}"),
-        })?;
     let mut n = 0;
-    for r in &rows {
+    for r in rows {
         n += sql(
             "INSERT INTO debias_results (sweep_id, debias, intervention, components, \
                   split, metric, before, after, control_after, control_components, task_id, \

@@ -4,7 +4,7 @@ use super::backend::{sql, QueueConn};
 use crate::store::error::db_error;
 use crate::store::queue::{LeaseScope, LeasedTask};
 use crate::store::StoreError;
-use patchsweep_api::{spec_digest, StoredSplit};
+use patchsweep_api::{spec_digest, StoredSplit, TaskArgs};
 
 /// A leased task's row: id, attempt, sweep id, kind, model, payload, description.
 type LeasedRow = (i64, i64, i64, String, String, String, String);
@@ -40,6 +40,14 @@ pub(crate) async fn expire_leases_in<C: QueueConn>(
     Ok(sweeps)
 }
 
+/// What a lease took: the leased tasks, and the sweeps of tasks it failed instead because
+/// their stored arguments do not read (one bad row must not block every lease; the sweep
+/// is settled afterwards).
+pub(crate) struct Leased {
+    pub tasks: Vec<LeasedTask>,
+    pub failed_sweeps: Vec<i64>,
+}
+
 /// Leases up to `max` runnable tasks, those for `model` first; a task of a sweep the
 /// worker holds (same spec digest) comes without its spec text.
 pub(crate) async fn lease_in<C: QueueConn>(
@@ -48,7 +56,7 @@ pub(crate) async fn lease_in<C: QueueConn>(
     worker_id: &str,
     scope: &LeaseScope<'_>,
     lease_seconds: f64,
-) -> Result<Vec<LeasedTask>, StoreError> {
+) -> Result<Leased, StoreError> {
     const STEP: &str = "lease tasks";
     let (model, max) = (scope.model, scope.max as i64);
     // Tasks for the worker's model first, then any; both walk the index on
@@ -97,7 +105,10 @@ pub(crate) async fn lease_in<C: QueueConn>(
             }
         }
     }
-    let mut leased = Vec::with_capacity(ids.len());
+    let mut leased = Leased {
+        tasks: Vec::with_capacity(ids.len()),
+        failed_sweeps: Vec::new(),
+    };
     for id in ids {
         let (task_id, attempt, sweep_id, kind, model, payload, description): LeasedRow = sql(
             "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker_id = $1, \
@@ -140,26 +151,49 @@ pub(crate) async fn lease_in<C: QueueConn>(
             .execute(tx)
             .await
             .map_err(db_error(STEP, url))?;
-        let kind = kind
-            .parse()
-            .map_err(|e: patchsweep_api::UnknownName| StoreError::Database {
-                step: STEP,
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
-        leased.push(LeasedTask {
+        let args = match kind.parse() {
+            Ok(kind) => TaskArgs::from_stored(kind, &payload).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the stored task {e}")),
+        };
+        let args = match args {
+            Ok(args) => args,
+            Err(reason) => {
+                fail_unreadable_in(tx, url, task_id, &reason).await?;
+                leased.failed_sweeps.push(sweep_id);
+                continue;
+            }
+        };
+        leased.tasks.push(LeasedTask {
             task_id,
             attempt,
             sweep_id,
-            kind,
+            args,
             model,
-            payload,
             description,
             spec_toml: spec,
             spec_digest: digest,
         });
     }
     Ok(leased)
+}
+
+/// Fails a just-leased task for good: its stored row cannot be run by any worker.
+async fn fail_unreadable_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    task_id: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sql(
+        "UPDATE tasks SET state = 'failed', error = $1, worker_id = NULL, \
+         lease_expires_at = NULL, finished_at = {now} WHERE id = $2",
+    )
+    .bind(reason)
+    .bind(task_id)
+    .execute(tx)
+    .await
+    .map_err(db_error("fail an unreadable task", url))?;
+    Ok(())
 }
 
 async fn spec_text<C: QueueConn>(

@@ -34,7 +34,7 @@ pub(crate) use complete::{
     retry_or_fail_in,
 };
 pub(crate) use generations::insert_generations_in;
-pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in};
+pub(crate) use lease::{expire_leases_in, lease_in, selection_effects_in, stored_split_in, Leased};
 pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use ranking::{ranking_in, store_selected_sites_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};

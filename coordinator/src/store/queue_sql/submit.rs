@@ -46,15 +46,16 @@ pub(crate) async fn insert_tasks_in<C: QueueConn>(
     max_attempts: i64,
 ) -> Result<(), StoreError> {
     for t in tasks {
+        let payload = t.args.to_stored();
         sql(
             "INSERT INTO tasks (sweep_id, kind, description, model, payload, cost, \
              max_attempts, state, stage, created_at) VALUES ($1, $2, $3, \
              (SELECT model FROM sweeps WHERE id = $1), $4, $5, $6, $7, $8, {now})",
         )
         .bind(sweep_id)
-        .bind(t.kind.as_str())
+        .bind(t.kind().as_str())
         .bind(&t.description)
-        .bind(&t.payload)
+        .bind(&payload)
         .bind(t.cost)
         .bind(max_attempts)
         .bind(t.initial_state().as_str())

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use patchsweep_proto::v1 as pb;
 
+mod args;
+use args::{args_from_wire, args_to_wire, debias_rows_from_wire, debias_rows_to_wire};
+
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
 use crate::task::{
@@ -30,6 +33,8 @@ pub enum WireError {
     BadOrientation { pair: String, value: i32 },
     #[error("pair {pair:?}: a logit-lens lead is {value}, not -1, 0 or 1")]
     BadLead { pair: String, value: i32 },
+    #[error("task arguments: {0}")]
+    BadArgs(String),
 }
 
 fn coord(c: i32) -> Result<Option<u32>, WireError> {
@@ -177,9 +182,8 @@ fn generation_to_wire(g: &GenerationRow) -> pb::Generation {
 
 fn planned_from_wire(t: pb::PlannedTask) -> Result<NewTask, WireError> {
     Ok(NewTask {
-        kind: t.kind.parse()?,
+        args: args_from_wire(t.args, &t.kind, &t.payload_json)?,
         description: t.description,
-        payload: t.payload_json,
         cost: t.cost,
         // A planner that only knew `waits` meant the last stage.
         stage: t.stage.max(u32::from(t.waits)),
@@ -188,9 +192,10 @@ fn planned_from_wire(t: pb::PlannedTask) -> Result<NewTask, WireError> {
 
 fn planned_to_wire(t: &NewTask) -> pb::PlannedTask {
     pb::PlannedTask {
-        kind: t.kind.as_str().to_string(),
+        kind: t.kind().as_str().to_string(),
         description: t.description.clone(),
-        payload_json: t.payload.clone(),
+        payload_json: String::new(),
+        args: Some(args_to_wire(&t.args)),
         cost: t.cost,
         waits: t.stage > 0,
         stage: t.stage,
@@ -216,7 +221,7 @@ pub fn output_from_wire(
                 .map(lens_from_wire)
                 .collect::<Result<_, _>>()?,
         )),
-        Some(Output::Debias(d)) => Ok(TaskOutput::Debias(d.rows_json)),
+        Some(Output::Debias(d)) => Ok(TaskOutput::Debias(debias_rows_from_wire(d)?)),
         Some(Output::Generate(g)) => Ok(TaskOutput::Generate(
             g.generations
                 .into_iter()
@@ -258,9 +263,7 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
         TaskOutput::Lens(rows) => Output::Lens(pb::LensOutput {
             values: rows.iter().map(lens_to_wire).collect(),
         }),
-        TaskOutput::Debias(rows) => Output::Debias(pb::DebiasOutput {
-            rows_json: rows.clone(),
-        }),
+        TaskOutput::Debias(rows) => Output::Debias(debias_rows_to_wire(rows)),
         TaskOutput::Generate(rows) => Output::Generate(pb::GenerateOutput {
             generations: rows.iter().map(generation_to_wire).collect(),
         }),
@@ -302,11 +305,12 @@ pub fn task_to_wire(t: &LeasedTask) -> pb::Task {
         task_id: t.task_id,
         attempt: t.attempt as i32,
         sweep_id: t.sweep_id,
-        kind: t.kind.as_str().to_string(),
+        kind: t.kind().as_str().to_string(),
         model: t.model.clone(),
         spec_toml: t.spec_toml.clone(),
         spec_digest: t.spec_digest.clone(),
-        payload_json: t.payload.clone(),
+        payload_json: String::new(),
+        args: Some(args_to_wire(&t.args)),
         description: t.description.clone(),
     }
 }
@@ -322,11 +326,10 @@ pub fn task_from_wire(t: pb::Task) -> Result<LeasedTask, WireError> {
         task_id: t.task_id,
         attempt: t.attempt as i64,
         sweep_id: t.sweep_id,
-        kind: t.kind.parse()?,
+        args: args_from_wire(t.args, &t.kind, &t.payload_json)?,
         model: t.model,
         spec_toml: t.spec_toml,
         spec_digest,
-        payload: t.payload_json,
         description: t.description,
     })
 }
@@ -572,30 +575,165 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::TaskKind;
+    use crate::args::{
+        DebiasTask, GenerateTask, PatchTask, PathwaySelection, PositionRef, PrepareTask, RankBy,
+        RankedSite, SelectionRanking, StoredSplit, TaskArgs,
+    };
+    use crate::rows::DebiasRow;
+    use patchsweep_engine::grid::Component;
+
+    /// Arguments of every kind, each optional field both present and absent somewhere.
+    fn every_kind_of_args() -> Vec<TaskArgs> {
+        let selection = |position| PathwaySelection {
+            name: "top".into(),
+            experiment: "attr".into(),
+            component: Component::HeadOut,
+            top_k: vec![5, 90],
+            position,
+            rank_by: RankBy::AbsEffect,
+        };
+        vec![
+            TaskArgs::Prepare(PrepareTask {}),
+            TaskArgs::Patch(PatchTask {
+                experiment: "e".into(),
+                pairs: vec!["p1".into(), "p2".into()],
+                baselines: vec![[1.5, -0.25], [0.0, 2.0]],
+                layers: Some(vec![0, 3]),
+                pathways: true,
+                selected: false,
+                rankings: vec![],
+            }),
+            TaskArgs::Patch(PatchTask {
+                experiment: "sets".into(),
+                pairs: vec![],
+                baselines: vec![],
+                layers: None,
+                pathways: false,
+                selected: true,
+                rankings: vec![
+                    SelectionRanking {
+                        selection: selection(Some(PositionRef::Index(-1))),
+                        sites: vec![RankedSite {
+                            layer: 7,
+                            head: Some(2),
+                            neuron: None,
+                            position_label: Some("subject".into()),
+                            positioned: true,
+                            score: 0.125,
+                        }],
+                    },
+                    SelectionRanking {
+                        selection: selection(Some(PositionRef::Label("subject".into()))),
+                        sites: vec![],
+                    },
+                    SelectionRanking {
+                        selection: selection(None),
+                        sites: vec![],
+                    },
+                ],
+            }),
+            TaskArgs::Debias(DebiasTask {
+                name: "d".into(),
+                experiment: "e".into(),
+                effects: vec![
+                    ("mlp_out".into(), 1, None, Some("subject".into()), 0.5),
+                    ("head_out".into(), 2, Some(3), None, -0.25),
+                ],
+                split: Some(StoredSplit {
+                    selection: vec!["a".into()],
+                    heldout: vec!["b".into()],
+                    unused: vec![],
+                }),
+            }),
+            TaskArgs::Debias(DebiasTask {
+                name: "d".into(),
+                experiment: "e".into(),
+                effects: vec![],
+                split: None,
+            }),
+            TaskArgs::Generate(GenerateTask {
+                experiment: "e".into(),
+                pairs: vec!["p1".into()],
+                tokens: 12,
+            }),
+        ]
+    }
 
     #[test]
-    fn a_prepare_output_round_trips_with_stages_carried() {
+    fn a_prepare_output_round_trips_with_stages_and_typed_args_carried() {
+        let tasks: Vec<NewTask> = every_kind_of_args()
+            .into_iter()
+            .enumerate()
+            .map(|(i, args)| NewTask {
+                args,
+                description: format!("t{i}"),
+                cost: i as i64,
+                stage: i as u32 % 3,
+            })
+            .collect();
         let out = TaskOutput::Prepare(PreparedSweep {
-            tasks: vec![
-                NewTask {
-                    kind: TaskKind::Patch,
-                    description: "p".into(),
-                    payload: "{}".into(),
-                    cost: 3,
-                    stage: 0,
-                },
-                NewTask {
-                    kind: TaskKind::Debias,
-                    description: "d".into(),
-                    payload: "{}".into(),
-                    cost: 0,
-                    stage: 2,
-                },
-            ],
+            tasks,
             ..Default::default()
         });
-        assert_eq!(output_from_wire(Some(output_to_wire(&out))), Ok(out));
+        let wire = output_to_wire(&out);
+        let pb::complete_task_request::Output::Prepare(p) = &wire else {
+            panic!("not a prepare output: {wire:?}");
+        };
+        assert!(p
+            .tasks
+            .iter()
+            .all(|t| t.payload_json.is_empty() && t.args.is_some()));
+        assert_eq!(output_from_wire(Some(wire)), Ok(out));
+    }
+
+    #[test]
+    fn json_arguments_from_an_older_planner_still_read() {
+        for args in every_kind_of_args() {
+            let old = pb::PlannedTask {
+                kind: args.kind().as_str().into(),
+                payload_json: args.to_stored(),
+                ..Default::default()
+            };
+            assert_eq!(planned_from_wire(old).unwrap().args, args);
+        }
+        let mismatched = pb::PlannedTask {
+            kind: "debias".into(),
+            args: Some(args::args_to_wire(&TaskArgs::Prepare(PrepareTask {}))),
+            ..Default::default()
+        };
+        assert_eq!(
+            planned_from_wire(mismatched).unwrap_err().to_string(),
+            "task arguments: a debias task carries the arguments of a prepare task"
+        );
+    }
+
+    #[test]
+    fn debias_rows_travel_typed_and_read_from_older_workers_json() {
+        let row = DebiasRow {
+            debias: "d".into(),
+            intervention: "ablation".into(),
+            components: "mlp_out L1".into(),
+            split: "heldout".into(),
+            metric: "logit_diff".into(),
+            before: -1.25,
+            after: -0.5,
+            control_after: Some(-1.0),
+            control_components: None,
+            control_sets: Some(20),
+            control_p05: Some(-1.5),
+            control_p95: None,
+            control_percentile: Some(97.5),
+        };
+        let out = TaskOutput::Debias(vec![row.clone()]);
+        assert_eq!(
+            output_from_wire(Some(output_to_wire(&out))),
+            Ok(out.clone())
+        );
+        let old = pb::complete_task_request::Output::Debias(pb::DebiasOutput {
+            rows_json: serde_json::to_string(&vec![row]).unwrap(),
+            rows: vec![],
+        });
+        assert_eq!(output_from_wire(Some(old)), Ok(out));
     }
 
     #[test]
@@ -675,18 +813,18 @@ mod tests {
                 task_id: 4,
                 attempt: 2,
                 sweep_id: 9,
-                kind: TaskKind::Patch,
+                args: every_kind_of_args().swap_remove(2),
                 model: "m".into(),
                 spec_digest: spec_digest("name = \"s\""),
                 spec_toml,
-                payload: "{}".into(),
                 description: "d".into(),
             };
             assert_eq!(task_from_wire(task_to_wire(&t)), Ok(t));
         }
         // A coordinator older than the digest sends the text only: the digest is the text's.
         let old = pb::Task {
-            kind: "patch".into(),
+            kind: "prepare".into(),
+            payload_json: "{}".into(),
             spec_toml: Some("name = \"s\"".into()),
             ..Default::default()
         };
