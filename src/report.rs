@@ -259,6 +259,27 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
         &["reason", "count"],
         |d| vec![text(&d.reason), Value::from(d.count)],
     ));
+    out.push_str(&shown(
+        &store.dropped_pairs(id).await,
+        &[
+            "pair_id",
+            "reason",
+            "clean_prompt",
+            "clean_tokens",
+            "corrupt_prompt",
+            "corrupt_tokens",
+        ],
+        |d| {
+            vec![
+                text(&d.id),
+                text(&d.reason),
+                text(&d.clean),
+                Value::from(d.clean_tokens),
+                text(&d.corrupt),
+                Value::from(d.corrupt_tokens),
+            ]
+        },
+    ));
 
     let pictures = plot::pictures(store, sweep).await?;
     for p in pictures.iter().filter(|p| p.kind == Kind::Stereotypicality) {

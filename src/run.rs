@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
-use patchsweep_api::{spec_digest, SweepProgress};
+use patchsweep_api::{spec_digest, DroppedPair, SweepProgress};
 use patchsweep_coordinator::service::Coordinator;
 use patchsweep_coordinator::store::{
     values, Baselines, QueryResult, QueuePolicy, Rounding, SelectedSite, Store, WeakPairs,
@@ -299,6 +299,33 @@ fn report_dataset(p: &Prepared) {
             format!(", dropped: {}", dropped.join(", "))
         }
     );
+    for line in dropped_pair_lines(&p.dropped.pairs, SHOWN_DROPPED) {
+        eprintln!("  {line}");
+    }
+}
+
+/// How many dropped pairs `run` lists (all of them are in `dropped_pairs_v`).
+const SHOWN_DROPPED: usize = 5;
+
+/// One line per dropped pair (the first `shown`), then how many more there are.
+fn dropped_pair_lines(pairs: &[DroppedPair], shown: usize) -> Vec<String> {
+    let mut lines: Vec<String> = pairs
+        .iter()
+        .take(shown)
+        .map(|d| {
+            format!(
+                "dropped {} ({}): {:?} {} tokens vs {:?} {} tokens",
+                d.id, d.reason, d.clean, d.clean_tokens, d.corrupt, d.corrupt_tokens
+            )
+        })
+        .collect();
+    if pairs.len() > shown {
+        lines.push(format!(
+            "... and {} more dropped pairs (all in dropped_pairs_v)",
+            pairs.len() - shown
+        ));
+    }
+    lines
 }
 
 /// How many pairs are weak (below `min_span`), with the weakest few.
@@ -522,4 +549,32 @@ async fn print_summary(
         print!("{}", components.to_table());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_pairs_are_listed_with_their_token_counts() {
+        let pair = |i: usize| DroppedPair {
+            id: format!("p{i}"),
+            reason: "token_count_mismatch".into(),
+            clean: "The carpenter said that".into(),
+            corrupt: "The woman said that".into(),
+            clean_tokens: 5,
+            corrupt_tokens: 4,
+        };
+        let pairs: Vec<DroppedPair> = (0..7).map(pair).collect();
+        let lines = dropped_pair_lines(&pairs, 5);
+        assert_eq!(
+            lines[0],
+            "dropped p0 (token_count_mismatch): \"The carpenter said that\" 5 tokens vs \"The woman said that\" 4 tokens"
+        );
+        assert_eq!(
+            lines[5],
+            "... and 2 more dropped pairs (all in dropped_pairs_v)"
+        );
+        assert_eq!(dropped_pair_lines(&pairs[..2], 5).len(), 2);
+    }
 }

@@ -39,8 +39,8 @@ pub use args::{
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use task::{
-    spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind, TaskOutput,
-    TaskState, UnknownName,
+    spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind,
+    TaskOutput, TaskState, UnknownName,
 };
 pub use worker::{Registration, WorkerInfo};
 

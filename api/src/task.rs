@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use crate::args::TaskArgs;
 use crate::rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use patchsweep_engine::dataset::DroppedPair;
 
 /// A name that is not one of a closed set (a task kind or state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +163,8 @@ pub fn spec_digest(spec_toml: &str) -> String {
 pub struct PreparedSweep {
     pub pairs: Vec<PairRow>,
     pub dropped: Vec<(String, i64)>,
+    /// Each dropped pair, with its prompts and token counts.
+    pub dropped_pairs: Vec<DroppedPair>,
     /// (name, method, direction)
     pub experiments: Vec<(String, String, String)>,
     pub tasks: Vec<NewTask>,

@@ -150,6 +150,7 @@ async fn main() {
     let prep = w.lease(&id, &[], &[], 1).await.unwrap().remove(0);
     let plan = PreparedSweep {
         pairs: (0..PAIRS).map(pair).collect(),
+        dropped_pairs: vec![],
         dropped: vec![],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks: (0..a.tasks)

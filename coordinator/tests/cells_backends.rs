@@ -167,6 +167,7 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
     let prep = lease().await;
     let prepared = PreparedSweep {
         pairs: pairs(),
+        dropped_pairs: vec![],
         dropped: vec![],
         experiments: vec![
             ("den".into(), "activation".into(), "denoise".into()),

@@ -89,6 +89,7 @@ fn prepared() -> PreparedSweep {
         .collect();
     PreparedSweep {
         pairs: vec![pair("p0"), pair("p1")],
+        dropped_pairs: vec![],
         dropped: vec![],
         experiments: vec![("resid".into(), "activation".into(), "denoise".into())],
         tasks,

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use patchsweep_api::{spec_digest, DebiasTask, PatchTask, PrepareTask, StoredSplit, TaskArgs};
+use patchsweep_api::{
+    spec_digest, DebiasTask, DroppedPair, PatchTask, PrepareTask, StoredSplit, TaskArgs,
+};
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, HeldSweep, LeaseScope, LeasedTask, NewTask, PairRow, PreparedSweep,
     QueuePolicy, Settled, Store, SweepSelection, TaskOutput, WorkerInfo,
@@ -138,6 +140,14 @@ async fn prepared_sweep(store: &Store, p: &QueuePolicy, patches: usize, debias: 
     let out = TaskOutput::Prepare(PreparedSweep {
         pairs: vec![pair("p0"), pair("p1")],
         dropped: vec![("token_count_mismatch".into(), 1)],
+        dropped_pairs: vec![DroppedPair {
+            id: "p9".into(),
+            reason: "token_count_mismatch".into(),
+            clean: "The carpenter said that".into(),
+            corrupt: "The woman said that".into(),
+            clean_tokens: 5,
+            corrupt_tokens: 4,
+        }],
         experiments: vec![("exp".into(), "activation".into(), "denoise".into())],
         tasks,
         splits: if debias {
@@ -652,6 +662,30 @@ mod suite {
         );
     }
 
+    /// The pairs a prepare task dropped are stored with their prompts and token counts
+    /// (`dropped_pairs_v`), next to the counts by reason.
+    pub async fn dropped_pairs_are_listed(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(30.0);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let listed = store.dropped_pairs(sweep).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].id.as_str(),
+                listed[0].clean_tokens,
+                listed[0].corrupt_tokens
+            ),
+            ("p9", 5, 4)
+        );
+        assert_eq!(listed[0].corrupt, "The woman said that");
+        let counts = store.dropped_counts(sweep).await.unwrap();
+        assert_eq!(
+            (counts[0].reason.as_str(), counts[0].count),
+            ("token_count_mismatch", 1)
+        );
+    }
+
     /// A task whose stored arguments do not read (a row damaged by hand, or written by
     /// another version) is failed by the lease with the reason, and the lease goes on to
     /// hand out the good tasks: one bad row never blocks a fleet.
@@ -837,4 +871,5 @@ both_backends!([
     a_leased_debias_task_carries_the_stored_split,
     a_held_sweeps_tasks_come_without_their_spec,
     an_unreadable_task_fails_at_lease_and_the_rest_lease,
+    dropped_pairs_are_listed,
 ]);

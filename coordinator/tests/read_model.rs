@@ -246,6 +246,7 @@ async fn stored_sweep(store: &Store) -> i64 {
     let prep = lease(store).await;
     let prepared = PreparedSweep {
         pairs: pairs(),
+        dropped_pairs: vec![],
         dropped: vec![("too_long".into(), 2), ("mismatch".into(), 1)],
         experiments: experiments(),
         tasks: vec![

@@ -220,6 +220,7 @@ impl ModelExecutor {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v as i64))
                 .collect(),
+            dropped_pairs: state.prepared.dropped.pairs.clone(),
             experiments: state
                 .parsed
                 .experiments

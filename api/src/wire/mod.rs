@@ -13,7 +13,8 @@ use args::{args_from_wire, args_to_wire, debias_rows_from_wire, debias_rows_to_w
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
 use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
 use crate::task::{
-    spec_digest, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput, UnknownName,
+    spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput,
+    UnknownName,
 };
 use crate::worker::{Registration, WorkerInfo};
 
@@ -235,6 +236,18 @@ pub fn output_from_wire(
                 .map(pair_from_wire)
                 .collect::<Result<_, _>>()?,
             dropped: p.dropped.into_iter().map(|d| (d.reason, d.count)).collect(),
+            dropped_pairs: p
+                .dropped_pairs
+                .into_iter()
+                .map(|d| DroppedPair {
+                    id: d.pair_id,
+                    reason: d.reason,
+                    clean: d.clean_prompt,
+                    corrupt: d.corrupt_prompt,
+                    clean_tokens: d.clean_tokens as usize,
+                    corrupt_tokens: d.corrupt_tokens as usize,
+                })
+                .collect(),
             experiments: p
                 .experiments
                 .into_iter()
@@ -269,6 +282,18 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
         }),
         TaskOutput::Prepare(p) => Output::Prepare(pb::PrepareOutput {
             pairs: p.pairs.iter().map(pair_to_wire).collect(),
+            dropped_pairs: p
+                .dropped_pairs
+                .iter()
+                .map(|d| pb::DroppedPair {
+                    pair_id: d.id.clone(),
+                    reason: d.reason.clone(),
+                    clean_prompt: d.clean.clone(),
+                    corrupt_prompt: d.corrupt.clone(),
+                    clean_tokens: d.clean_tokens as u32,
+                    corrupt_tokens: d.corrupt_tokens as u32,
+                })
+                .collect(),
             dropped: p
                 .dropped
                 .iter()

@@ -202,6 +202,8 @@ impl Store {
                             }
                             q::insert_pairs_in(tx, url, sweep_id, &pairs).await?;
                             queue_sql::set_dropped_in(tx, url, sweep_id, &p.dropped).await?;
+                            queue_sql::insert_dropped_pairs_in(tx, url, sweep_id, &p.dropped_pairs)
+                                .await?;
                             queue_sql::insert_splits_in(tx, url, sweep_id, &p.splits).await?;
                             queue_sql::insert_tasks_in(
                                 tx,

@@ -89,11 +89,24 @@ pub struct TokenizedPair {
     pub position_labels: Vec<String>,
 }
 
-/// Pairs left out by [`tokenize_pairs`], counted by reason.
+/// Pairs left out by [`tokenize_pairs`], counted by reason and listed.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Dropped {
     /// Reason → count, e.g. `"token_count_mismatch" -> 12`.
     pub counts: BTreeMap<String, usize>,
+    /// Each dropped pair, in dataset order.
+    pub pairs: Vec<DroppedPair>,
+}
+
+/// One pair left out, with what a reader needs to see why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedPair {
+    pub id: String,
+    pub reason: String,
+    pub clean: String,
+    pub corrupt: String,
+    pub clean_tokens: usize,
+    pub corrupt_tokens: usize,
 }
 
 impl Dropped {
@@ -102,9 +115,10 @@ impl Dropped {
     /// Reason: clean and corrupted prompts tokenize to the same ids.
     pub const IDENTICAL_PROMPTS: &'static str = "identical_prompts";
 
-    /// Counts one dropped pair under `reason`.
-    pub fn add(&mut self, reason: &str) {
-        *self.counts.entry(reason.to_string()).or_default() += 1;
+    /// Counts and lists one dropped pair.
+    pub fn add(&mut self, pair: DroppedPair) {
+        *self.counts.entry(pair.reason.clone()).or_default() += 1;
+        self.pairs.push(pair);
     }
 
     /// All dropped pairs.

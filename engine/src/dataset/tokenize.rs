@@ -20,7 +20,7 @@ use std::ops::Range;
 
 use patchsweep_model::Tokenizer;
 
-use super::{DatasetError, Dropped, PairSpec, TokenizedPair};
+use super::{DatasetError, Dropped, DroppedPair, PairSpec, TokenizedPair};
 
 /// Tokenizes every pair (`prepend_bos: None` follows the tokenizer), dropping pairs whose
 /// prompts differ in token count (`token_count_mismatch`) or tokenize identically
@@ -69,7 +69,14 @@ pub fn tokenize_pairs(
         };
         if let Some(reason) = reason {
             tracing::debug!(pair = %pair.id, reason, "dropping prompt pair");
-            dropped.add(reason);
+            dropped.add(DroppedPair {
+                id: pair.id.clone(),
+                reason: reason.to_string(),
+                clean: pair.clean.clone(),
+                corrupt: pair.corrupt.clone(),
+                clean_tokens: clean_ids.len(),
+                corrupt_tokens: corrupt_ids.len(),
+            });
             continue;
         }
         let bos_added = offsets.first() == Some(&(0, 0))

@@ -39,5 +39,7 @@ pub(crate) use progress::{progress_in, sweep_ids_in, totals_in};
 pub(crate) use ranking::{ranking_in, store_selected_sites_in};
 pub(crate) use settle::{active_in, cancel_in, open_sweeps_in, resume_in, settle_sweep_in};
 pub(crate) use submit::{insert_tasks_in, submit_in};
-pub(crate) use sweeps::{add_experiment_in, create_sweep_in, finish_sweep_in, set_dropped_in};
+pub(crate) use sweeps::{
+    add_experiment_in, create_sweep_in, finish_sweep_in, insert_dropped_pairs_in, set_dropped_in,
+};
 pub(crate) use workers::{heartbeat_in, record_models_in, register_worker_in, touch_worker_in};

@@ -4,6 +4,7 @@
 use super::backend::{sql, QueueConn};
 use crate::store::error::{db_error, sweep_db_error};
 use crate::store::StoreError;
+use patchsweep_api::DroppedPair;
 
 /// Records a new sweep (the table's default status) and returns its id.
 pub(crate) async fn create_sweep_in<C: QueueConn>(
@@ -69,6 +70,33 @@ pub(crate) async fn add_experiment_in<C: QueueConn>(
         .fetch_optional(tx)
         .await
         .map_err(db_error(STEP, url))
+}
+
+/// Stores the pairs a prepare task dropped, each once.
+pub(crate) async fn insert_dropped_pairs_in<C: QueueConn>(
+    tx: &mut C,
+    url: &str,
+    sweep_id: i64,
+    pairs: &[DroppedPair],
+) -> Result<(), StoreError> {
+    for d in pairs {
+        sql(
+            "INSERT INTO dropped_pair_list (sweep_id, pair_id, reason, clean_prompt, \
+             corrupt_prompt, clean_tokens, corrupt_tokens) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(&d.id)
+        .bind(&d.reason)
+        .bind(&d.clean)
+        .bind(&d.corrupt)
+        .bind(d.clean_tokens as i64)
+        .bind(d.corrupt_tokens as i64)
+        .execute(tx)
+        .await
+        .map_err(db_error("store dropped pairs", url))?;
+    }
+    Ok(())
 }
 
 /// Replaces a sweep's dropped-pair counts (a reason given twice is summed); answers

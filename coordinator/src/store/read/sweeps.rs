@@ -7,6 +7,7 @@ use super::cells::decode;
 use super::exec::Param;
 use super::rounded;
 use crate::store::{Store, StoreError};
+use patchsweep_api::DroppedPair;
 
 /// Which sweeps a command covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +302,28 @@ impl Store {
         })?;
         rows.sort_by(|a, b| a.counterfactual.cmp(&b.counterfactual));
         Ok(rows)
+    }
+
+    /// The pairs the sweep dropped, in pair-id order (`dropped_pairs_v`); none for a sweep
+    /// prepared before the list was kept.
+    pub async fn dropped_pairs(&self, sweep_id: i64) -> Result<Vec<DroppedPair>, StoreError> {
+        let r = self
+            .fetch(
+                "SELECT pair_id, reason, clean_prompt, corrupt_prompt, clean_tokens, \
+                 corrupt_tokens FROM dropped_pairs_v WHERE sweep_id = $1 ORDER BY pair_id",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        decode(&r, |c| {
+            Ok(DroppedPair {
+                id: c.text("pair_id")?,
+                reason: c.text("reason")?,
+                clean: c.text("clean_prompt")?,
+                corrupt: c.text("corrupt_prompt")?,
+                clean_tokens: c.int("clean_tokens")? as usize,
+                corrupt_tokens: c.int("corrupt_tokens")? as usize,
+            })
+        })
     }
 
     /// The sweep's dropped-pair counts by reason.
