@@ -19,6 +19,7 @@
 //! - `lens_line.rs`: the line `run` prints for a logit-lens experiment.
 
 mod baseline_groups;
+mod benchmark_table;
 mod cluster;
 mod export;
 mod feature_map;

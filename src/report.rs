@@ -396,6 +396,22 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
         figure(&mut out, p);
     }
 
+    out.heading("benchmarks", "Bias benchmarks");
+    out.push_str("<p class=\"note\">From <code>benchmark_v</code>: the share of pairs whose stereotypical sentence is more likely (0.5 = no preference), with its Wilson 95% interval, on the model (<code>base</code>), after each intervention, and on its control sets (<code>NAME/control</code>, the sets pooled).</p>\n");
+    match store.benchmark_scores(id).await {
+        Ok(rows) if !rows.is_empty() => {
+            let paper = crate::benchmark_table::before_after(&rows);
+            if !paper.rows.is_empty() {
+                out.push_str(&table(&paper, None));
+            }
+            out.push_str(&table(&crate::benchmark_table::table(&rows), None));
+        }
+        Ok(_) => out.push_str("<p class=\"note\">No benchmark scores for this sweep.</p>\n"),
+        Err(_) => out.push_str(
+            "<p class=\"note\">This database has no benchmark scores (no benchmark_v view).</p>\n",
+        ),
+    }
+
     out.heading("debias", "Debiasing");
     match store.debias_rows(id).await {
         Ok(rows) if !rows.is_empty() => {

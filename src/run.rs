@@ -491,6 +491,20 @@ async fn print_summary(
     for line in selection_lines(parsed, &store.selected_sites(sweep_id).await?) {
         println!("{line}");
     }
+    if !spec.benchmarks.is_empty() {
+        let rows = store.benchmark_scores(sweep_id).await?;
+        println!(
+            "\nbias benchmarks: the share of pairs whose stereotypical sentence is more likely \
+             (0.5 = no preference; benchmark_v; 95% Wilson interval; NAME/control pools the \
+             control sets):"
+        );
+        print!("{}", crate::benchmark_table::table(&rows).to_table());
+        let paper = crate::benchmark_table::before_after(&rows);
+        if !paper.rows.is_empty() {
+            println!("before / after / control, all subsets:");
+            print!("{}", paper.to_table());
+        }
+    }
     if !spec.debias.is_empty() {
         let rows = store
             .debias_deltas(sweep_id, Rounding::FourDecimals)

@@ -337,10 +337,12 @@ fn sql_allowed(path: &str) -> bool {
 /// `component_sets.rs` recomputes `reversals_v` and the selected sets from `effects_v`,
 /// `run_resume.rs` reads the tasks' states through `patchsweep query` as a user would,
 /// `cli_readonly.rs` its read-only guarantees (timeouts, limits, refusals) with runaway
-/// statements, `export.rs` checks exports against the user-facing views, and
+/// statements, `export.rs` checks exports against the user-facing views,
+/// `benchmark_sweep.rs` reads `benchmark_v` and the stored pair scores as a user would, and
 /// `results/mod.rs` inserts two fixture rows into `debias_results` (the store writes debias
 /// rows only as a debias task's completion, which that picture fixture does not run).
 const SQL_IN_USER_QUERY_TESTS: &[&str] = &[
+    "tests/benchmark_sweep.rs",
     "tests/cli_lens.rs",
     "tests/cli_readonly.rs",
     "tests/component_sets.rs",

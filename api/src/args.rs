@@ -33,6 +33,18 @@ pub struct PatchTask {
     pub rankings: Vec<SelectionRanking>,
 }
 
+/// The arguments of a benchmark task: consecutive pairs of one `[[benchmark]]` section,
+/// scored on the sweep's model as it is (`base`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchmarkTask {
+    /// The section's name.
+    pub benchmark: String,
+    /// The first pair's place among the section's selected pairs.
+    pub first: usize,
+    /// The pairs' ids, from `first` on (the worker checks its pairs are these).
+    pub pairs: Vec<String>,
+}
+
 /// One selected pathway (its `top_k` clamped by the planner to the sites the ranked
 /// experiment measures) and, from lease time, the ranking: that experiment's sites, best
 /// first.
@@ -123,6 +135,7 @@ pub enum TaskArgs {
     Patch(PatchTask),
     Debias(DebiasTask),
     Generate(GenerateTask),
+    Benchmark(BenchmarkTask),
 }
 
 /// Stored arguments that do not read as their task's kind.
@@ -140,6 +153,7 @@ impl TaskArgs {
             TaskArgs::Patch(_) => TaskKind::Patch,
             TaskArgs::Debias(_) => TaskKind::Debias,
             TaskArgs::Generate(_) => TaskKind::Generate,
+            TaskArgs::Benchmark(_) => TaskKind::Benchmark,
         }
     }
 
@@ -150,6 +164,7 @@ impl TaskArgs {
             TaskArgs::Patch(a) => serde_json::to_string(a),
             TaskArgs::Debias(a) => serde_json::to_string(a),
             TaskArgs::Generate(a) => serde_json::to_string(a),
+            TaskArgs::Benchmark(a) => serde_json::to_string(a),
         };
         json.expect("plain data serializes")
     }
@@ -170,6 +185,7 @@ impl TaskArgs {
             TaskKind::Patch => TaskArgs::Patch(read(kind, json)?),
             TaskKind::Debias => TaskArgs::Debias(read(kind, json)?),
             TaskKind::Generate => TaskArgs::Generate(read(kind, json)?),
+            TaskKind::Benchmark => TaskArgs::Benchmark(read(kind, json)?),
         })
     }
 }

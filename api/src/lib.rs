@@ -6,7 +6,7 @@
 //!   ([`NewTask`], [`LeasedTask`], [`TaskOutput`], [`Settled`]).
 //! - [`args`]: the arguments of each kind of task ([`PatchTask`], [`DebiasTask`], …).
 //! - [`rows`]: the result rows ([`PairRow`], [`EffectRow`], [`LensRow`], [`DebiasRow`],
-//!   [`GenerationRow`]).
+//!   [`GenerationRow`], [`BenchmarkRow`]).
 //! - [`worker`]: a worker as it registers ([`WorkerInfo`], [`Registration`]).
 //! - [`progress`]: where a sweep stands ([`SweepProgress`], [`TaskCounts`]).
 //! - [`spec`]: the sweep spec (TOML), validated completely before any compute.
@@ -33,11 +33,11 @@ pub mod wire;
 pub mod worker;
 
 pub use args::{
-    DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit, TaskArgs,
-    UnreadableArgs,
+    BenchmarkTask, DebiasTask, GenerateTask, PatchTask, PrepareTask, SelectionEffect, StoredSplit,
+    TaskArgs, UnreadableArgs,
 };
 pub use progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow, BASE_STATE};
 pub use task::{
     spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind,
     TaskOutput, TaskState, UnknownName,

@@ -7,7 +7,8 @@
 //! logit-lens experiment is one task per pair chunk (every layer it reads), of kind `patch`
 //! too: the worker reads the experiment's method. An experiment with `generate` gets one
 //! generate task: the generation check of the sweep's first pairs (its own task, so its
-//! continuations neither wait for nor delay the effects).
+//! continuations neither wait for nor delay the effects). Each `[[benchmark]]` is cut into
+//! benchmark tasks of consecutive pairs, scored on the model as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +17,7 @@ use patchsweep_engine::experiment::{Baseline, Engine, Experiment, Method, PairIn
 use patchsweep_engine::grid::{resolve_position, Grid, PositionRef};
 use patchsweep_engine::selection::PathwaySelection;
 
-use crate::args::{DebiasTask, GenerateTask, PatchTask, SelectionRanking, TaskArgs};
+use crate::args::{BenchmarkTask, DebiasTask, GenerateTask, PatchTask, SelectionRanking, TaskArgs};
 use crate::spec::{selection_stages, ParsedSpec, Prepared, TaskSizing};
 use crate::task::NewTask;
 
@@ -198,7 +199,39 @@ pub fn plan(
         }
     }
     tasks.extend(plan_generate(parsed, prepared));
+    tasks.extend(plan_benchmarks(parsed));
     Ok(tasks)
+}
+
+/// Each `[[benchmark]]` cut into tasks of `pairs_per_task` consecutive pairs, scored on the
+/// model as it is; they wait for nothing. Cost: pairs.
+pub fn plan_benchmarks(parsed: &ParsedSpec) -> Vec<NewTask> {
+    let mut tasks = Vec::new();
+    for b in &parsed.benchmarks {
+        let size = b.pairs_per_task.max(1);
+        for (c, chunk) in b.pairs.chunks(size).enumerate() {
+            let first = c * size;
+            let args = BenchmarkTask {
+                benchmark: b.name.clone(),
+                first,
+                pairs: chunk.iter().map(|p| p.id.clone()).collect(),
+            };
+            tasks.push(NewTask {
+                args: TaskArgs::Benchmark(args),
+                description: format!(
+                    "benchmark {} ({}): pairs {}-{} of {}",
+                    b.name,
+                    b.source,
+                    first,
+                    first + chunk.len() - 1,
+                    b.pairs.len()
+                ),
+                cost: chunk.len() as i64,
+                stage: 0,
+            });
+        }
+    }
+    tasks
 }
 
 /// `copying k=5,10,30,54 (90 clamped to the 54 head_out sites heads-attr measures)`.

@@ -105,3 +105,29 @@ pub struct DebiasRow {
     #[serde(default)]
     pub control_percentile: Option<f64>,
 }
+
+/// One benchmark pair's two sentence log-likelihoods in one model state (`benchmark_scores`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchmarkRow {
+    /// The `[[benchmark]]` section's name.
+    pub benchmark: String,
+    /// `base`, or the intervention's name (after it, on the located components or on a
+    /// control set).
+    pub model_state: String,
+    /// The debias section of an intervention (`None` for `base`).
+    pub debias: Option<String>,
+    /// The control set (0-based) of a control's row; `None` for `base` and the located
+    /// components.
+    pub control_set: Option<u32>,
+    /// The pair's place among the benchmark's selected pairs.
+    pub pair_index: u32,
+    pub pair_id: String,
+    pub subset: String,
+    /// Total log-likelihood of the stereotypical sentence.
+    pub stereo_loglik: f64,
+    /// Total log-likelihood of its counterpart.
+    pub anti_loglik: f64,
+}
+
+/// The `model_state` of the base model's rows.
+pub const BASE_STATE: &str = "base";

@@ -24,10 +24,12 @@ use patchsweep_engine::stereotype::{
 use patchsweep_model::{LoadedModel, Tokenizer};
 use serde::Deserialize;
 
+mod benchmark;
 mod forms;
 mod generate;
 mod lens;
 mod pathways;
+pub use benchmark::{BenchmarkSpec, LoadedBenchmark, TokenizedBenchmark};
 pub use forms::{HeadsSpec, LayersSpec, PositionsSpec};
 pub use generate::GenerateSpec;
 pub use pathways::{selection_stages, PathwaySpec, SelectSpec, SiteSpec};
@@ -74,6 +76,9 @@ pub struct SweepSpec {
     /// patching task of the sweep has ended.
     #[serde(default, rename = "debias")]
     pub debias: Vec<patchsweep_engine::debias::DebiasConfig>,
+    /// Bias benchmarks scored on the model and after every debias intervention.
+    #[serde(default, rename = "benchmark")]
+    pub benchmarks: Vec<BenchmarkSpec>,
 }
 
 /// How a sweep is cut into tasks: pairs of one token length × a range of layers. Smaller
@@ -255,6 +260,8 @@ pub struct ParsedSpec {
     pub experiments: Vec<Experiment>,
     /// `None` until [`ParsedSpec::prepare`] when the dataset needs the tokenizer to be built.
     pub pairs: Option<Vec<PairSpec>>,
+    /// The `[[benchmark]]` sections with their pairs, in spec order.
+    pub benchmarks: Vec<LoadedBenchmark>,
 }
 
 /// Everything a sweep needs, checked against the model.
@@ -267,6 +274,8 @@ pub struct Prepared {
     /// anti-stereotypical one, 0 without a stereotyped side.
     pub toward_stereotype: Vec<i8>,
     pub dropped: Dropped,
+    /// The benchmarks' pairs tokenized, aligned with [`ParsedSpec::benchmarks`].
+    pub benchmarks: Vec<TokenizedBenchmark>,
 }
 
 fn parse_layers(spec: &LayersSpec, f: &str) -> Result<Option<Vec<usize>>, SpecError> {
@@ -550,11 +559,13 @@ impl SweepSpec {
             }
         }
         let pairs = spec.dataset.load(None)?;
+        let benchmarks = benchmark::load_all(&spec.benchmarks)?;
         Ok(ParsedSpec {
             spec,
             text: text.to_string(),
             experiments,
             pairs,
+            benchmarks,
         })
     }
 }
@@ -671,11 +682,13 @@ impl ParsedSpec {
         for (i, d) in self.spec.debias.iter().enumerate() {
             check_debias_against_model(&format!("debias[{i}]"), d, &model.model.cfg, &pairs)?;
         }
+        let benchmarks = benchmark::tokenize_all(&self.benchmarks, model, self.spec.prepend_bos)?;
         Ok(Prepared {
             pairs,
             specs,
             toward_stereotype: toward,
             dropped,
+            benchmarks,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Files a spec names, read by the client that submits it (`patchsweep submit`, `run`):
-//! the spec file itself and `dataset.jsonl`. Their content travels inside the spec text
+//! the spec file itself, `dataset.jsonl` and a `[[benchmark]]`'s `source = { jsonl }`. Their content travels inside the spec text
 //! (`dataset.jsonl` becomes `dataset.jsonl_inline = { name, text }`), so the coordinator
 //! and workers never open a path a submitter chose; [`crate::spec::SweepSpec::parse`]
 //! refuses a `dataset.jsonl` path that was not inlined.
@@ -73,39 +73,71 @@ pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Strin
     })
 }
 
-/// The spec text with every file it names read (bounded) and inlined; a relative path is
-/// taken from `spec_dir`, the spec file's folder (as a spec's own paths are, wherever the
-/// command runs). A text that is not valid TOML comes back unchanged: parsing it reports the
-/// error with its position.
+/// The spec text with every file it names read (bounded) and inlined: `dataset.jsonl`
+/// and each `[[benchmark]]`'s `source = { jsonl = PATH }`. A relative path is taken from
+/// `spec_dir`, the spec file's folder (as a spec's own paths are, wherever the command
+/// runs). A text that is not valid TOML comes back unchanged: parsing it reports the error
+/// with its position.
 pub fn inline_files(text: &str, limit: u64, spec_dir: &Path) -> Result<String, SpecError> {
     let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
         return Ok(text.to_string());
     };
-    let Some(dataset) = doc.get_mut("dataset").and_then(|d| d.as_table_like_mut()) else {
-        return Ok(text.to_string());
-    };
-    let Some(path) = dataset
+    let mut changed = false;
+    if let Some(dataset) = doc.get_mut("dataset").and_then(|d| d.as_table_like_mut()) {
+        changed |= inline_jsonl(dataset, "dataset.jsonl", "a dataset file", limit, spec_dir)?;
+    }
+    if let Some(benchmarks) = doc
+        .get_mut("benchmark")
+        .and_then(|b| b.as_array_of_tables_mut())
+    {
+        for (i, b) in benchmarks.iter_mut().enumerate() {
+            if let Some(source) = b.get_mut("source").and_then(|s| s.as_table_like_mut()) {
+                changed |= inline_jsonl(
+                    source,
+                    &format!("benchmark[{i}].source.jsonl"),
+                    "a benchmark file",
+                    limit,
+                    spec_dir,
+                )?;
+            }
+        }
+    }
+    Ok(if changed {
+        doc.to_string()
+    } else {
+        text.to_string()
+    })
+}
+
+/// Replaces `jsonl = PATH` in `table` by `jsonl_inline = { name, text }`; whether it did.
+fn inline_jsonl(
+    table: &mut dyn toml_edit::TableLike,
+    field: &str,
+    what: &'static str,
+    limit: u64,
+    spec_dir: &Path,
+) -> Result<bool, SpecError> {
+    let Some(path) = table
         .get("jsonl")
         .and_then(|v| v.as_str())
         .map(str::to_string)
     else {
-        return Ok(text.to_string());
+        return Ok(false);
     };
     let resolved = spec_dir.join(&path);
-    let content =
-        read_bounded(&resolved, limit, "a dataset file").map_err(|e| SpecError::Field {
-            field: "dataset.jsonl".into(),
-            reason: e.to_string(),
-        })?;
+    let content = read_bounded(&resolved, limit, what).map_err(|e| SpecError::Field {
+        field: field.into(),
+        reason: e.to_string(),
+    })?;
     let mut inline = toml_edit::InlineTable::new();
     inline.insert("name", resolved.display().to_string().into());
     inline.insert("text", content.into());
-    dataset.remove("jsonl");
-    dataset.insert(
+    table.remove("jsonl");
+    table.insert(
         "jsonl_inline",
         toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),
     );
-    Ok(doc.to_string())
+    Ok(true)
 }
 
 #[cfg(test)]

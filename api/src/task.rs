@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::args::TaskArgs;
-use crate::rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+use crate::rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use patchsweep_engine::dataset::DroppedPair;
 
 /// A name that is not one of a closed set (a task kind or state).
@@ -69,6 +69,7 @@ stored_names! {
         Patch = "patch",
         Debias = "debias",
         Generate = "generate",
+        Benchmark = "benchmark",
     }
 }
 
@@ -179,17 +180,22 @@ pub enum TaskOutput {
     Patch(Vec<EffectRow>),
     /// A logit-lens experiment's task (kind `patch`): its lens values.
     Lens(Vec<LensRow>),
-    /// Debias result rows.
-    Debias(Vec<DebiasRow>),
+    /// Debias result rows, and the benchmarks' scores after each intervention.
+    Debias {
+        rows: Vec<DebiasRow>,
+        benchmarks: Vec<BenchmarkRow>,
+    },
     /// The generation check's continuations.
     Generate(Vec<GenerationRow>),
+    /// A benchmark task's pair scores (`base`).
+    Benchmark(Vec<BenchmarkRow>),
 }
 
 /// The answer to a result or a failure report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
-    /// Stored; the number of new rows (effects, lens values, pairs, debias rows or
-    /// generations).
+    /// Stored; the number of new rows (effects, lens values, pairs, debias rows,
+    /// generations or benchmark scores).
     Completed { rows: u64 },
     /// A failure was recorded and the task will run again after `retry_in` seconds.
     Requeued { retry_in: f64 },

@@ -243,7 +243,16 @@ mod suite {
             control_percentile: Some(2.5),
         }];
         let settled = store
-            .complete_task(&w, d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
+            .complete_task(
+                &w,
+                d.task_id,
+                d.attempt,
+                &TaskOutput::Debias {
+                    rows,
+                    benchmarks: Vec::new(),
+                },
+                &p,
+            )
             .await
             .unwrap();
         assert_eq!(settled, Settled::Completed { rows: 1 });

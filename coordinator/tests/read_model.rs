@@ -296,7 +296,16 @@ async fn stored_sweep(store: &Store) -> i64 {
     assert_eq!(d.kind().as_str(), "debias");
     let rows = debias_rows();
     store
-        .complete_task("w", d.task_id, d.attempt, &TaskOutput::Debias(rows), &p)
+        .complete_task(
+            "w",
+            d.task_id,
+            d.attempt,
+            &TaskOutput::Debias {
+                rows,
+                benchmarks: Vec::new(),
+            },
+            &p,
+        )
         .await
         .unwrap();
     store

@@ -215,6 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 neutral: &neutral,
                 deltas_dir: Some(&out_dir),
                 max_batch: 64,
+                benchmarks: &[],
             },
         )?;
         println!(

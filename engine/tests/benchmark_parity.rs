@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use patchsweep_engine::benchmark::{
-    load, score_pairs, sentence_log_likelihoods, summarize, BenchmarkSource, LoglikOptions,
-    Selection, ALL_SUBSETS,
+    load, pair_log_likelihoods, score_pairs, sentence_log_likelihoods, summarize, BenchmarkSource,
+    LoglikOptions, Selection, ALL_SUBSETS,
 };
-use patchsweep_model::{load as load_model, LoadOptions, LoadedModel, ModelSpec};
+use patchsweep_model::{load as load_model, LoadOptions, LoadedModel, ModelSpec, NoHook};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -63,10 +63,12 @@ fn log_likelihoods_equal_transformers_batched_and_alone() {
         let batched = LoglikOptions {
             max_batch_tokens: 160,
             max_batch_rows: 8,
+            max_unembed_rows: 7,
         };
         let alone = LoglikOptions {
             max_batch_tokens: 1,
             max_batch_rows: 1,
+            max_unembed_rows: 1,
         };
         let got = sentence_log_likelihoods(&loaded.model, &rows, &batched).unwrap();
         let got_alone = sentence_log_likelihoods(&loaded.model, &rows, &alone).unwrap();
@@ -83,6 +85,33 @@ fn log_likelihoods_equal_transformers_batched_and_alone() {
             assert!((g - a).abs() <= 1e-3, "{name}: batched {g} vs alone {a}");
         }
         println!("{name}: max |log-likelihood error| vs transformers {worst:.2e}");
+        // Pairs share their token prefix (at least the BOS; a sentence and its own prefix
+        // share all of the shorter one): scored once, the totals are each sentence's own.
+        let mut pairs: Vec<[Vec<u32>; 2]> = rows
+            .chunks(2)
+            .map(|c| [c[0].clone(), c[1].clone()])
+            .collect();
+        pairs.extend(rows.iter().filter(|r| r.len() > 3).map(|r| {
+            let mut other = r.clone();
+            *other.last_mut().unwrap() = r[1];
+            [r.clone(), other]
+        }));
+        pairs.push([rows[0].clone(), rows[0][..2].to_vec()]);
+        pairs.push([rows[0].clone(), rows[0].clone()]);
+        let flat: Vec<Vec<u32>> = pairs.iter().flat_map(|p| p.clone()).collect();
+        let alone = sentence_log_likelihoods(&loaded.model, &flat, &batched).unwrap();
+        let shared =
+            pair_log_likelihoods(&loaded.model, &pairs, &batched, |_, _| Ok(NoHook)).unwrap();
+        for (p, (s, a)) in pairs.iter().zip(shared.iter().zip(alone.chunks(2))) {
+            for k in 0..2 {
+                assert!(
+                    (s[k] - a[k]).abs() <= 1e-4,
+                    "{name}: pair {p:?} sentence {k}: shared {} vs alone {}",
+                    s[k],
+                    a[k]
+                );
+            }
+        }
     }
 }
 

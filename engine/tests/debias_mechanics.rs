@@ -552,6 +552,7 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             neutral: &neutral,
             deltas_dir: Some(&d),
             max_batch: 8,
+            benchmarks: &[],
         };
         run_debias(&cfg, &inputs).unwrap()
     };

@@ -2,20 +2,24 @@
 //! selection split), draw the matched random control sets, run every intervention and evaluate it on
 //! the held-out pairs and the neutral text.
 //!
+//! Every `[[benchmark]]` of the spec is scored after each intervention, on the located
+//! components and on the benchmark's first `control_sets` control sets (rows with
+//! `model_state` = the intervention's name; the base scores come from the benchmark tasks).
+//!
 //! The split is the one the prepare task drew and the store kept (`debias_splits`), handed
 //! over in the task's arguments at lease time: it is never drawn again here.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
-use patchsweep_api::{DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
+use patchsweep_api::{BenchmarkRow, DebiasRow, DebiasTask, LeasedTask, StoredSplit, TaskOutput};
 use patchsweep_engine::debias::{
     debias_pairs, matched_controls, neutral_chunks, run_debias, select_components,
-    AggregatedEffect, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
+    AggregatedEffect, BenchmarkScores, BenchmarkSet, DebiasInputs, DebiasPair, Split, NEUTRAL_TEXT,
 };
 
 use crate::executor::TaskError;
-use crate::model_executor::ModelExecutor;
+use crate::model_executor::{ModelExecutor, SweepState};
 
 /// Where tuned deltas are written: `$PATCHSWEEP_DELTAS_DIR` (default `patchsweep-deltas`)
 /// / `sweep-N`, on the worker's file system.
@@ -85,6 +89,7 @@ pub(crate) fn run(
     )
     .map_err(perm)?;
     let dir = deltas_dir(task.sweep_id);
+    let benchmarks = benchmark_sets(&state);
     let outcome = run_debias(
         cfg,
         &DebiasInputs {
@@ -96,6 +101,7 @@ pub(crate) fn run(
             neutral: &neutral,
             deltas_dir: Some(&dir),
             max_batch: spec.batch_size,
+            benchmarks: &benchmarks,
         },
     )
     .map_err(TaskError::transient)?;
@@ -121,7 +127,57 @@ pub(crate) fn run(
             control_percentile: r.control.as_ref().map(|c| c.percentile),
         })
         .collect();
-    Ok(TaskOutput::Debias(rows))
+    Ok(TaskOutput::Debias {
+        rows,
+        benchmarks: benchmark_rows(&cfg.name, outcome.benchmarks),
+    })
+}
+
+/// The sweep's benchmarks as the debias run scores them (pairs read and tokenized when the
+/// sweep was prepared).
+fn benchmark_sets(state: &SweepState) -> Vec<BenchmarkSet> {
+    state
+        .parsed
+        .benchmarks
+        .iter()
+        .zip(&state.prepared.benchmarks)
+        .map(|(b, t)| BenchmarkSet {
+            name: b.name.clone(),
+            pairs: b.pairs.clone(),
+            rows: t.rows.clone(),
+            control_sets: b.control_sets,
+        })
+        .collect()
+}
+
+/// The benchmark scores of every intervened state as stored rows (`model_state` the
+/// intervention's name; a control set's rows carry its index).
+fn benchmark_rows(debias: &str, scored: Vec<BenchmarkScores>) -> Vec<BenchmarkRow> {
+    scored
+        .into_iter()
+        .flat_map(|b| {
+            let BenchmarkScores {
+                benchmark,
+                intervention,
+                control,
+                scores,
+            } = b;
+            scores
+                .into_iter()
+                .enumerate()
+                .map(move |(k, s)| BenchmarkRow {
+                    benchmark: benchmark.clone(),
+                    model_state: intervention.clone(),
+                    debias: Some(debias.to_string()),
+                    control_set: control.map(|c| c as u32),
+                    pair_index: k as u32,
+                    pair_id: s.id,
+                    subset: s.subset,
+                    stereo_loglik: s.stereo,
+                    anti_loglik: s.anti,
+                })
+        })
+        .collect()
 }
 
 /// The engine's [`Split`] of a stored split: every stored pair must be one this worker

@@ -12,10 +12,12 @@
 //! - `lens_task`: a logit-lens experiment's tasks (kind `patch`).
 //! - `debias_task`: debias tasks (selection, control, interventions, evaluation).
 //! - `generate_task`: generate tasks (the generation check's continuations).
+//! - `benchmark_task`: benchmark tasks (a `[[benchmark]]`'s pairs scored on the model).
 //! - [`worker_loop`]: register, lease, heartbeat, deliver with retries, drain.
 //! - [`counters`]: the worker's counters, for its metrics endpoint.
 //! - [`faults`]: fault injection for the reliability tests (hidden flags).
 
+mod benchmark_task;
 pub mod counters;
 mod debias_task;
 pub mod executor;

@@ -1,7 +1,7 @@
 //! The real executor: loads the sweep's model (one at a time, freeing the previous one),
 //! prepares each sweep once (parse, tokenize, check against the model) and computes
 //! prepare and patch tasks (a logit-lens experiment's too) with the engine (debias and
-//! generate tasks have files of their own).
+//! generate and benchmark tasks have files of their own).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -290,6 +290,7 @@ impl Executor for ModelExecutor {
             TaskArgs::Patch(args) => self.patch(task, args),
             TaskArgs::Debias(args) => crate::debias_task::run(self, task, args),
             TaskArgs::Generate(args) => crate::generate_task::run(self, task, args),
+            TaskArgs::Benchmark(args) => crate::benchmark_task::run(self, task, args),
         }
     }
 

@@ -98,7 +98,7 @@ fn run(
         ..args.clone()
     };
     match exec.execute(&leased(None, TaskArgs::Debias(args)))? {
-        TaskOutput::Debias(rows) => Ok(rows),
+        TaskOutput::Debias { rows, .. } => Ok(rows),
         other => panic!("a debias task answers debias rows, not {other:?}"),
     }
 }

@@ -173,6 +173,7 @@ components = ["resid_pre"]
             specs: vec![],
             toward_stereotype: vec![0; 10],
             dropped: Dropped::default(),
+            benchmarks: vec![],
         };
         let tasks = plan_generate(&parsed, &prepared);
         assert_eq!(tasks.len(), 1);

@@ -6,8 +6,8 @@ use patchsweep_proto::v1 as pb;
 
 use super::WireError;
 use crate::args::{
-    DebiasTask, GenerateTask, PatchTask, PathwaySelection, PositionRef, PrepareTask, RankBy,
-    RankedSite, SelectionRanking, StoredSplit, TaskArgs,
+    BenchmarkTask, DebiasTask, GenerateTask, PatchTask, PathwaySelection, PositionRef, PrepareTask,
+    RankBy, RankedSite, SelectionRanking, StoredSplit, TaskArgs,
 };
 use crate::rows::DebiasRow;
 use crate::task::TaskKind;
@@ -46,6 +46,11 @@ pub(crate) fn args_from_wire(
             experiment: g.experiment,
             pairs: g.pairs,
             tokens: g.tokens as usize,
+        }),
+        Some(Args::Benchmark(b)) => TaskArgs::Benchmark(BenchmarkTask {
+            benchmark: b.benchmark,
+            first: b.first as usize,
+            pairs: b.pairs,
         }),
     };
     if args.kind() != kind {
@@ -88,6 +93,11 @@ pub(crate) fn args_to_wire(args: &TaskArgs) -> pb::TaskArgs {
             experiment: g.experiment.clone(),
             pairs: g.pairs.clone(),
             tokens: g.tokens as u32,
+        }),
+        TaskArgs::Benchmark(b) => Args::Benchmark(pb::BenchmarkArgs {
+            benchmark: b.benchmark.clone(),
+            first: b.first as u64,
+            pairs: b.pairs.clone(),
         }),
     };
     pb::TaskArgs { args: Some(args) }
@@ -226,6 +236,7 @@ pub(crate) fn debias_rows_from_wire(d: pb::DebiasOutput) -> Result<Vec<DebiasRow
 pub(crate) fn debias_rows_to_wire(rows: &[DebiasRow]) -> pb::DebiasOutput {
     pb::DebiasOutput {
         rows_json: String::new(),
+        benchmark_scores: Vec::new(),
         rows: rows
             .iter()
             .map(|r| pb::DebiasRow {

@@ -11,7 +11,7 @@ mod args;
 use args::{args_from_wire, args_to_wire, debias_rows_from_wire, debias_rows_to_wire};
 
 use crate::progress::{DebiasFigure, SweepProgress, TaskCounts, TaskFailure};
-use crate::rows::{EffectRow, GenerationRow, LensRow, PairRow};
+use crate::rows::{BenchmarkRow, EffectRow, GenerationRow, LensRow, PairRow};
 use crate::task::{
     spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput,
     UnknownName,
@@ -159,6 +159,34 @@ fn pair_to_wire(p: &PairRow) -> pb::Pair {
     }
 }
 
+fn benchmark_from_wire(b: pb::BenchmarkScore) -> BenchmarkRow {
+    BenchmarkRow {
+        benchmark: b.benchmark,
+        model_state: b.model_state,
+        debias: b.debias,
+        control_set: b.control_set,
+        pair_index: b.pair_index,
+        pair_id: b.pair_id,
+        subset: b.subset,
+        stereo_loglik: b.stereo_loglik,
+        anti_loglik: b.anti_loglik,
+    }
+}
+
+fn benchmark_to_wire(b: &BenchmarkRow) -> pb::BenchmarkScore {
+    pb::BenchmarkScore {
+        benchmark: b.benchmark.clone(),
+        model_state: b.model_state.clone(),
+        debias: b.debias.clone(),
+        control_set: b.control_set,
+        pair_index: b.pair_index,
+        pair_id: b.pair_id.clone(),
+        subset: b.subset.clone(),
+        stereo_loglik: b.stereo_loglik,
+        anti_loglik: b.anti_loglik,
+    }
+}
+
 fn generation_from_wire(g: pb::Generation) -> GenerationRow {
     GenerationRow {
         experiment: g.experiment,
@@ -222,7 +250,18 @@ pub fn output_from_wire(
                 .map(lens_from_wire)
                 .collect::<Result<_, _>>()?,
         )),
-        Some(Output::Debias(d)) => Ok(TaskOutput::Debias(debias_rows_from_wire(d)?)),
+        Some(Output::Debias(d)) => Ok(TaskOutput::Debias {
+            benchmarks: d
+                .benchmark_scores
+                .iter()
+                .cloned()
+                .map(benchmark_from_wire)
+                .collect(),
+            rows: debias_rows_from_wire(d)?,
+        }),
+        Some(Output::Benchmark(b)) => Ok(TaskOutput::Benchmark(
+            b.scores.into_iter().map(benchmark_from_wire).collect(),
+        )),
         Some(Output::Generate(g)) => Ok(TaskOutput::Generate(
             g.generations
                 .into_iter()
@@ -276,7 +315,13 @@ pub fn output_to_wire(o: &TaskOutput) -> pb::complete_task_request::Output {
         TaskOutput::Lens(rows) => Output::Lens(pb::LensOutput {
             values: rows.iter().map(lens_to_wire).collect(),
         }),
-        TaskOutput::Debias(rows) => Output::Debias(debias_rows_to_wire(rows)),
+        TaskOutput::Debias { rows, benchmarks } => Output::Debias(pb::DebiasOutput {
+            benchmark_scores: benchmarks.iter().map(benchmark_to_wire).collect(),
+            ..debias_rows_to_wire(rows)
+        }),
+        TaskOutput::Benchmark(rows) => Output::Benchmark(pb::BenchmarkOutput {
+            scores: rows.iter().map(benchmark_to_wire).collect(),
+        }),
         TaskOutput::Generate(rows) => Output::Generate(pb::GenerateOutput {
             generations: rows.iter().map(generation_to_wire).collect(),
         }),
@@ -601,8 +646,8 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
 mod tests {
     use super::*;
     use crate::args::{
-        DebiasTask, GenerateTask, PatchTask, PathwaySelection, PositionRef, PrepareTask, RankBy,
-        RankedSite, SelectionRanking, StoredSplit, TaskArgs,
+        BenchmarkTask, DebiasTask, GenerateTask, PatchTask, PathwaySelection, PositionRef,
+        PrepareTask, RankBy, RankedSite, SelectionRanking, StoredSplit, TaskArgs,
     };
     use crate::rows::DebiasRow;
     use patchsweep_engine::grid::Component;
@@ -681,6 +726,11 @@ mod tests {
                 pairs: vec!["p1".into()],
                 tokens: 12,
             }),
+            TaskArgs::Benchmark(BenchmarkTask {
+                benchmark: "crows".into(),
+                first: 200,
+                pairs: vec!["crows_pairs/200".into()],
+            }),
         ]
     }
 
@@ -749,14 +799,17 @@ mod tests {
             control_p95: None,
             control_percentile: Some(97.5),
         };
-        let out = TaskOutput::Debias(vec![row.clone()]);
+        let out = TaskOutput::Debias {
+            rows: vec![row.clone()],
+            benchmarks: vec![],
+        };
         assert_eq!(
             output_from_wire(Some(output_to_wire(&out))),
             Ok(out.clone())
         );
         let old = pb::complete_task_request::Output::Debias(pb::DebiasOutput {
             rows_json: serde_json::to_string(&vec![row]).unwrap(),
-            rows: vec![],
+            ..Default::default()
         });
         assert_eq!(output_from_wire(Some(old)), Ok(out));
     }
@@ -789,6 +842,36 @@ mod tests {
             output_from_wire(Some(bad)).unwrap_err().to_string(),
             "pair \"p0\": a logit-lens lead is 2, not -1, 0 or 1"
         );
+    }
+
+    #[test]
+    fn benchmark_scores_round_trip_alone_and_with_debias_rows() {
+        let row = |state: &str, debias: Option<&str>, control: Option<u32>| BenchmarkRow {
+            benchmark: "crows".into(),
+            model_state: state.into(),
+            debias: debias.map(str::to_string),
+            control_set: control,
+            pair_index: 7,
+            pair_id: "crows_pairs/7".into(),
+            subset: "gender".into(),
+            stereo_loglik: -31.25,
+            anti_loglik: -30.5,
+        };
+        let base = TaskOutput::Benchmark(vec![row("base", None, None)]);
+        assert_eq!(output_from_wire(Some(output_to_wire(&base))), Ok(base));
+        let debias = TaskOutput::Debias {
+            rows: vec![],
+            benchmarks: vec![
+                row("ablation_zero", Some("d"), None),
+                row("ablation_zero", Some("d"), Some(0)),
+            ],
+        };
+        let wire = output_to_wire(&debias);
+        let pb::complete_task_request::Output::Debias(d) = &wire else {
+            panic!("not a debias output: {wire:?}");
+        };
+        assert_eq!(d.benchmark_scores[1].control_set, Some(0));
+        assert_eq!(output_from_wire(Some(wire)), Ok(debias));
     }
 
     #[test]

@@ -78,14 +78,14 @@ pub use read::export::is_plain_name;
 pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
-    Baselines, CellMean, DebiasComponents, DebiasSplitSize, DroppedCount, ExperimentSummary,
-    GenerationSample, GroupBaselines, LensLayer, PairBaseline, PositionToken, Reversal,
-    RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SelectedSite, SweepRow, SweepSelection,
-    TaskSummary, TopComponent, WeakPairs,
+    Baselines, BenchmarkScore, CellMean, DebiasComponents, DebiasSplitSize, DroppedCount,
+    ExperimentSummary, GenerationSample, GroupBaselines, LensLayer, PairBaseline, PositionToken,
+    Reversal, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SelectedSite, SweepRow,
+    SweepSelection, TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;
-pub use rows::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use rows::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 pub use stream::{Collect, CsvSink, JsonSink, QueryOptions, QuerySummary, RowSink};
 
 use rows::StoredPair;

@@ -1,6 +1,6 @@
 //! The rows the store writes, and the checks and conversions shared by both backends.
 
-pub use patchsweep_api::{DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
+pub use patchsweep_api::{BenchmarkRow, DebiasRow, EffectRow, GenerationRow, LensRow, PairRow};
 
 use super::StoreError;
 

@@ -215,8 +215,13 @@ impl Store {
                             .await?;
                             pairs.len() as u64
                         }
-                        TaskOutput::Debias(rows) => {
+                        TaskOutput::Debias { rows, benchmarks } => {
                             queue_sql::insert_debias_in(tx, url, sweep_id, task_id, rows).await?
+                                + queue_sql::insert_benchmarks_in(tx, url, sweep_id, benchmarks)
+                                    .await?
+                        }
+                        TaskOutput::Benchmark(rows) => {
+                            queue_sql::insert_benchmarks_in(tx, url, sweep_id, rows).await?
                         }
                         TaskOutput::Generate(rows) => {
                             queue_sql::insert_generations_in(tx, url, sweep_id, rows).await?

@@ -30,8 +30,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::BenchmarkError;
-pub use loglik::{sentence_log_likelihoods, LoglikOptions};
-pub use score::{score_pairs, summarize, wilson_interval, PairScore, SubsetScore};
+pub use loglik::{pair_log_likelihoods, sentence_log_likelihoods, LoglikOptions};
+pub use score::{
+    score_pairs, score_tokenized, summarize, tokenize_pairs, wilson_interval, PairScore,
+    SubsetScore,
+};
 
 /// The subset name of the score over every pair of a benchmark.
 pub const ALL_SUBSETS: &str = "all";
@@ -119,10 +122,19 @@ pub fn load(
     source: &BenchmarkSource,
     selection: &Selection,
 ) -> Result<Vec<BenchmarkPair>, BenchmarkError> {
-    let name = source.name();
-    let all = source.pairs()?;
+    select(source.name(), source.splits(), source.pairs()?, selection)
+}
+
+/// The pairs of `all` (benchmark `name`, whose splits are `splits`) that `selection` keeps;
+/// errors as [`load`]'s.
+pub fn select(
+    name: &str,
+    splits: &[&str],
+    all: Vec<BenchmarkPair>,
+    selection: &Selection,
+) -> Result<Vec<BenchmarkPair>, BenchmarkError> {
     if let Some(split) = &selection.split {
-        let known = source.splits();
+        let known = splits;
         if known.is_empty() {
             return Err(BenchmarkError::BadOption {
                 benchmark: name.into(),

@@ -3,9 +3,9 @@
 //! the score is the share of pairs where it is (0.5 = no preference; ties count as not
 //! preferred, as in CrowS-Pairs' `metric.py`), with a Wilson 95% interval.
 
-use patchsweep_model::{HookedTransformer, Tokenizer};
+use patchsweep_model::{Hook, HookedTransformer, NoHook, Tokenizer};
 
-use super::loglik::{sentence_log_likelihoods, LoglikOptions};
+use super::loglik::{pair_log_likelihoods, LoglikOptions};
 use super::{BenchmarkError, BenchmarkPair, ALL_SUBSETS};
 
 /// One pair's two log-likelihoods.
@@ -51,36 +51,66 @@ pub fn score_pairs(
     prepend_bos: Option<bool>,
     opts: &LoglikOptions,
 ) -> Result<Vec<PairScore>, BenchmarkError> {
-    let mut rows = Vec::with_capacity(2 * pairs.len());
-    for p in pairs {
-        for text in [&p.stereo, &p.anti] {
-            let err = |message: String| BenchmarkError::Sentence {
-                id: p.id.clone(),
-                text: text.clone(),
-                message,
+    let rows = tokenize_pairs(tok, pairs, prepend_bos)?;
+    score_tokenized(model, pairs, &rows, opts, |_, _| Ok(NoHook))
+}
+
+/// The token ids of each pair's `[stereo, anti]` sentences; a sentence of fewer than two
+/// tokens is an error naming the pair.
+pub fn tokenize_pairs(
+    tok: &Tokenizer,
+    pairs: &[BenchmarkPair],
+    prepend_bos: Option<bool>,
+) -> Result<Vec<[Vec<u32>; 2]>, BenchmarkError> {
+    pairs
+        .iter()
+        .map(|p| {
+            let one = |text: &String| {
+                let err = |message: String| BenchmarkError::Sentence {
+                    id: p.id.clone(),
+                    text: text.clone(),
+                    message,
+                };
+                let ids = tok
+                    .encode(text, prepend_bos)
+                    .map_err(|e| err(e.to_string()))?;
+                if ids.len() < 2 {
+                    return Err(err(format!(
+                        "{} token(s): a sentence needs two tokens to be scored (the first is \
+                         not scored; prepend_bos = true makes every text token count)",
+                        ids.len()
+                    )));
+                }
+                Ok(ids)
             };
-            let ids = tok
-                .encode(text, prepend_bos)
-                .map_err(|e| err(e.to_string()))?;
-            if ids.len() < 2 {
-                return Err(err(format!(
-                    "{} token(s): a sentence needs two tokens to be scored (the first is \
-                     not scored; prepend_bos = true makes every text token count)",
-                    ids.len()
-                )));
-            }
-            rows.push(ids);
-        }
-    }
-    let logliks = sentence_log_likelihoods(model, &rows, opts)?;
+            Ok([one(&p.stereo)?, one(&p.anti)?])
+        })
+        .collect()
+}
+
+/// Scores tokenized pairs ([`tokenize_pairs`], aligned with `pairs`), every forward pass
+/// made with the hook `make_hook(rows, width)` returns (an intervention's edits; `NoHook`
+/// for the model as it is).
+pub fn score_tokenized<H, F>(
+    model: &HookedTransformer,
+    pairs: &[BenchmarkPair],
+    rows: &[[Vec<u32>; 2]],
+    opts: &LoglikOptions,
+    make_hook: F,
+) -> Result<Vec<PairScore>, BenchmarkError>
+where
+    H: Hook,
+    F: FnMut(usize, usize) -> crate::Result<H>,
+{
+    let logliks = pair_log_likelihoods(model, rows, opts, make_hook)?;
     Ok(pairs
         .iter()
-        .zip(logliks.chunks(2))
-        .map(|(p, ll)| PairScore {
+        .zip(logliks)
+        .map(|(p, [stereo, anti])| PairScore {
             id: p.id.clone(),
             subset: p.subset.clone(),
-            stereo: ll[0],
-            anti: ll[1],
+            stereo,
+            anti,
         })
         .collect())
 }
@@ -134,7 +164,11 @@ pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
     let denom = 1.0 + z2 / n_f;
     let center = (p + z2 / (2.0 * n_f)) / denom;
     let half = Z * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
-    ((center - half).max(0.0), (center + half).min(1.0))
+    // Clamped to [0, 1] and to contain p (at k = 0 or k = n rounding can leave it out).
+    (
+        (center - half).max(0.0).min(p),
+        (center + half).min(1.0).max(p),
+    )
 }
 
 #[cfg(test)]
@@ -158,6 +192,13 @@ mod tests {
         assert_eq!(lo, 0.0);
         assert!((hi - 0.2775).abs() < 1e-4, "{hi}");
         assert!(wilson_interval(0, 0).0.is_nan());
+        for n in 1..200 {
+            for k in [0, n] {
+                let (lo, hi) = wilson_interval(k, n);
+                let p = k as f64 / n as f64;
+                assert!(lo <= p && p <= hi, "{k}/{n}: [{lo}, {hi}]");
+            }
+        }
     }
 
     #[test]

@@ -22,10 +22,12 @@
 //! - [`ablation`], [`steering`]: building those edits (means, gender directions).
 //! - [`deltas`], [`finetune`]: CDA fine-tuning of the selected weights only, deltas files.
 //! - [`neutral`]: the neutral text set; [`evaluate`]: bias and capability metrics.
+//! - [`benchmarks`]: the sweep's `[[benchmark]]`s scored on each intervened state.
 //! - [`run`]: one debias run, start to end; [`rng`]: the seeded generator everything uses.
 
 pub mod ablation;
 pub mod batch;
+pub mod benchmarks;
 pub mod config;
 pub mod control;
 pub mod deltas;
@@ -41,6 +43,7 @@ pub mod split;
 pub mod steering;
 pub mod target;
 
+pub use benchmarks::{score_benchmarks, BenchmarkScores, BenchmarkSet};
 pub use config::{
     AblationConfig, AblationMode, CdaLoss, DebiasConfig, FinetuneConfig, InterventionConfig,
     NeutralConfig, PositionsConfig, Reference, SelectionConfig, SplitConfig, SteeringConfig,

@@ -8,6 +8,7 @@ use patchsweep_model::HookedTransformer;
 use serde::Serialize;
 
 use super::ablation::{ablation_edits_labelled, ReferencePrompt};
+use super::benchmarks::{score_benchmarks, BenchmarkScores, BenchmarkSet};
 use super::config::{DebiasConfig, InterventionConfig, PositionsConfig, Reference};
 use super::control::{matched_steering_layers, ControlSummary};
 use super::deltas::{apply_deltas, save_deltas};
@@ -36,6 +37,8 @@ pub struct DebiasInputs<'a> {
     pub deltas_dir: Option<&'a Path>,
     /// Rows per batched forward.
     pub max_batch: usize,
+    /// The sweep's benchmarks, scored after each intervention (empty: none).
+    pub benchmarks: &'a [BenchmarkSet],
 }
 
 /// One measurement, ready for a results table.
@@ -81,6 +84,8 @@ pub struct DebiasOutcome {
     /// Pairs the bias metrics averaged over (held-out) and of those with a stereotype.
     pub heldout_pairs: usize,
     pub heldout_stereotyped: usize,
+    /// The benchmarks' pair scores per intervened state.
+    pub benchmarks: Vec<BenchmarkScores>,
 }
 
 /// The measurements of one model state.
@@ -94,6 +99,19 @@ struct Applied {
     tuned: Option<HookedTransformer>,
     edits: Vec<Edit>,
     artifact: Option<DeltasArtifact>,
+}
+
+impl Applied {
+    /// The benchmarks scored on this state.
+    fn benchmarks(
+        &self,
+        inputs: &DebiasInputs,
+        intervention: &str,
+        control: Option<usize>,
+    ) -> Result<Vec<BenchmarkScores>> {
+        let model = self.tuned.as_ref().unwrap_or(inputs.model);
+        score_benchmarks(model, &self.edits, inputs.benchmarks, intervention, control)
+    }
 }
 
 fn file_safe(s: &str) -> String {
@@ -322,11 +340,13 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         .unwrap_or_default();
     let mut rows = Vec::new();
     let mut artifacts = Vec::new();
+    let mut benchmarks = Vec::new();
     for iv in &cfg.interventions {
         let name = iv.name();
         tracing::info!(debias = %cfg.name, intervention = %name, components = %components, "intervening");
         let applied = ctx.apply(iv, inputs.targets, None)?;
         let after = figures(&ctx.measure(&applied, &parts)?)?;
+        benchmarks.extend(applied.benchmarks(inputs, &name, None)?);
         artifacts.extend(applied.artifact);
         let mut controls = Vec::with_capacity(inputs.controls.len());
         // Steering edits whole layers, so its control steers at other layers: the first
@@ -359,6 +379,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             }
             let applied = ctx.apply(iv, set, Some(i))?;
             controls.push(figures(&ctx.measure(&applied, &parts)?)?);
+            benchmarks.extend(applied.benchmarks(inputs, &name, Some(i))?);
             artifacts.extend(applied.artifact);
         }
         for (i, &(split, metric, b)) in before.iter().enumerate() {
@@ -385,5 +406,6 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         artifacts,
         heldout_pairs: held.n_pairs,
         heldout_stereotyped: held.n_stereotyped,
+        benchmarks,
     })
 }

@@ -12,12 +12,14 @@
 //! - `ranking.rs`: a selected pathway's ranking at lease time, its chosen sites stored;
 //! - `complete.rs`: the fence, completion, failure with retries, release;
 //! - `generations.rs`: a generate task's continuations;
+//! - `benchmarks.rs`: benchmark pair scores (benchmark and debias tasks);
 //! - `settle.rs`: waiting tasks queued, a sweep's final state, cancel, resume;
 //! - `progress.rs`: a sweep's progress, totals, the list of sweeps;
 //! - `sweeps.rs`: a sweep created and finished directly, its experiments and dropped
 //!   pairs.
 
 mod backend;
+mod benchmarks;
 mod complete;
 mod generations;
 mod lease;
@@ -29,6 +31,7 @@ mod sweeps;
 mod workers;
 
 pub(crate) use backend::{bind_all, Arg};
+pub(crate) use benchmarks::insert_benchmarks_in;
 pub(crate) use complete::{
     fence_in, insert_debias_in, insert_splits_in, mark_done_in, record_stale_in, release_in,
     retry_or_fail_in,

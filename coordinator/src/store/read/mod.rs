@@ -14,8 +14,10 @@
 //! - `reversals.rs`: reversal rates per cell (`reversals_v`), the sites of selected sets;
 //! - `lens.rs`: the logit-lens curve per layer (`lens_layers_v`);
 //! - `debias.rs`: debias results; `export.rs`: a whole view or table for `export`;
-//! - `generations.rs`: a sample of the generation check's continuations.
+//! - `generations.rs`: a sample of the generation check's continuations;
+//! - `benchmarks.rs`: bias benchmark scores per model state (`benchmark_v`).
 
+mod benchmarks;
 mod cells;
 mod debias;
 mod effects;
@@ -27,6 +29,7 @@ mod reversals;
 mod sweeps;
 pub mod values;
 
+pub use benchmarks::BenchmarkScore;
 pub use debias::{DebiasComponents, DebiasSplitSize, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use generations::GenerationSample;
