@@ -4,6 +4,8 @@
 use patchsweep_coordinator::store::{GroupBaselines, QueryResult};
 use serde_json::Value;
 
+use crate::plot::number::sig3;
+
 /// One row per group: label, pairs, weak pairs, mean clean, corrupted and difference.
 pub fn table(groups: &[GroupBaselines]) -> QueryResult {
     QueryResult::from_rows(
@@ -37,13 +39,16 @@ pub fn weak_contrast_lines(groups: &[GroupBaselines], min_span: f64) -> Vec<Stri
             let d = g.baselines.mean_difference?;
             (d.abs() < min_span).then(|| {
                 format!(
-                    "warning: weak contrast{}: mean clean - corrupted is {d:+.4}, below min_span \
-                     {min_span} — its pairs barely move the metric, so normalized effects over \
+                    "warning: weak contrast{}: mean clean - corrupted is {}{}, below min_span \
+                     {} — its pairs barely move the metric, so normalized effects over \
                      them mean little",
                     g.counterfactual
                         .as_ref()
                         .map(|c| format!(" for pairs corrupted to {c:?}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if d > 0.0 { "+" } else { "" },
+                    sig3(d),
+                    sig3(min_span)
                 )
             })
         })
@@ -72,7 +77,7 @@ mod tests {
     fn only_groups_below_min_span_are_warned_about() {
         let lines = weak_contrast_lines(&[group("man", -2.0), group("woman", 0.1)], 0.5);
         assert_eq!(lines.len(), 1);
-        assert!(lines[0].contains("corrupted to \"woman\"") && lines[0].contains("+0.1000"));
+        assert!(lines[0].contains("corrupted to \"woman\"") && lines[0].contains("+0.100,"));
         let t = table(&[group("man", -2.0)]);
         assert_eq!(t.rows[0][0], Value::from("man"));
         assert_eq!(t.rows[0][2], Value::from(1));

@@ -1,6 +1,7 @@
-//! `patchsweep report`: one self-contained HTML page per database: for each sweep its
-//! summary tables (sweep, experiments, pairs and baselines, dropped pairs, tasks, top
-//! components, debias results) and every picture of `patchsweep plot` as inline SVG.
+//! `patchsweep report`: one self-contained HTML page per database: a table of contents,
+//! then for each sweep its summary tables (sweep, experiments, pairs and baselines, dropped
+//! pairs, tasks, top components, debias results) and every picture of `patchsweep plot` as
+//! inline SVG. Every number goes through one format ([`sig3`]: three significant digits).
 //! Inline CSS, no script, no external resource: the page opens offline, from a file or
 //! a mail attachment.
 
@@ -15,6 +16,8 @@ use patchsweep_coordinator::store::{
 use serde_json::Value;
 
 use crate::plot::data;
+use crate::plot::debias_bars;
+use crate::plot::number::{sig3, sig3_trimmed};
 use crate::plot::svg::escape;
 use crate::plot::{self, Kind, Picture};
 
@@ -53,7 +56,8 @@ tr:nth-child(even) td { background: #fafafa; }
 figure { display: inline-block; margin: 0.6em 1.2em 1em 0; vertical-align: top; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.8em; color: #666; max-width: 640px; }
-nav ul { columns: 2; font-size: 0.9em; }
+nav ul { font-size: 0.9em; }
+nav ul ul { columns: 2; font-size: 1em; margin: 0.2em 0 0.6em; }
 ";
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -85,7 +89,57 @@ pub fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-fn page(url: &str, sweeps: &[SweepRow], sections: &[String]) -> String {
+/// One sweep's part of the page, and its headings for the table of contents.
+struct Section {
+    html: String,
+    /// `(id, text)` of the sweep heading, then of each part of it.
+    outline: Vec<(String, String)>,
+}
+
+impl Section {
+    fn new(sweep: &SweepRow) -> Section {
+        let id = format!("sweep-{}", sweep.id);
+        let text = format!("Sweep {}: {}", sweep.id, sweep.name);
+        Section {
+            html: format!("<section id=\"{id}\">\n<h2>{}</h2>\n", escape(&text)),
+            outline: vec![(id, text)],
+        }
+    }
+
+    /// The id of a part of this sweep (`sweep-N-part`), listed in the table of contents.
+    fn part_id(&mut self, part: &str, text: &str) -> String {
+        let id = format!("{}-{part}", self.outline[0].0);
+        self.outline.push((id.clone(), text.to_string()));
+        id
+    }
+
+    /// An `<h3>` with an id the table of contents links to.
+    fn heading(&mut self, part: &str, text: &str) {
+        let id = self.part_id(part, text);
+        let _ = writeln!(self.html, "<h3 id=\"{id}\">{}</h3>", escape(text));
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.html.push_str(s);
+    }
+}
+
+/// The table of contents: each sweep, and under it each of its parts.
+fn contents(sections: &[Section]) -> String {
+    let mut out = String::from("<nav>\n<h2>Contents</h2>\n<ul>\n");
+    for s in sections {
+        let ((id, text), parts) = (&s.outline[0], &s.outline[1..]);
+        let _ = writeln!(out, "<li><a href=\"#{id}\">{}</a>\n<ul>", escape(text));
+        for (id, text) in parts {
+            let _ = writeln!(out, "<li><a href=\"#{id}\">{}</a></li>", escape(text));
+        }
+        out.push_str("</ul></li>\n");
+    }
+    out.push_str("</ul>\n</nav>\n");
+    out
+}
+
+fn page(url: &str, sweeps: &[SweepRow], sections: &[Section]) -> String {
     let mut out = String::new();
     let title = match sweeps {
         [one] => format!("patchsweep report: {} (sweep {})", one.name, one.id),
@@ -104,34 +158,17 @@ fn page(url: &str, sweeps: &[SweepRow], sections: &[String]) -> String {
         escape(url),
         env!("CARGO_PKG_VERSION"),
     );
-    if sweeps.len() > 1 {
-        out.push_str("<nav><ul>\n");
-        for s in sweeps {
-            let _ = writeln!(
-                out,
-                "<li><a href=\"#sweep-{}\">sweep {}: {}</a></li>",
-                s.id,
-                s.id,
-                escape(&s.name)
-            );
-        }
-        out.push_str("</ul></nav>\n");
-    }
+    out.push_str(&contents(sections));
     for s in sections {
-        out.push_str(s);
+        out.push_str(&s.html);
     }
     out.push_str("</body>\n</html>\n");
     out
 }
 
-async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
+async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
     let id = sweep.id;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<section id=\"sweep-{id}\">\n<h2>Sweep {id}: {}</h2>",
-        escape(&sweep.name)
-    );
+    let mut out = Section::new(sweep);
     let summary = QueryResult {
         columns: ["id", "name", "model", "status", "created_at", "finished_at"]
             .map(String::from)
@@ -147,7 +184,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     };
     out.push_str(&table(&summary, None));
 
-    out.push_str("<h3>Experiments</h3>\n");
+    out.heading("experiments", "Experiments");
     let experiments = store.experiment_summaries(id).await;
     out.push_str(&shown(
         &experiments,
@@ -163,7 +200,8 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         },
     ));
 
-    out.push_str("<h3>Pairs and baselines</h3>\n<p class=\"note\">clean_metric and corrupt_metric are the metric on the unpatched clean and corrupted prompts; their difference is the bias signal a component can restore.</p>\n");
+    out.heading("pairs", "Pairs and baselines");
+    out.push_str("<p class=\"note\">clean_metric and corrupt_metric are the metric on the unpatched clean and corrupted prompts; their difference is the bias signal a component can restore.</p>\n");
     out.push_str(&shown(
         &store.pair_baselines(id).await,
         &[
@@ -202,15 +240,14 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         // The report has no spec at hand: the threshold is the stored one.
         let min_span = store.weak_pairs(id).await.map_or(0.0, |w| w.min_span);
         for line in crate::baseline_groups::weak_contrast_lines(&groups, min_span) {
-            let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&line));
+            out.push_str(&format!("<p class=\"note\">{}</p>\n", escape(&line)));
         }
     }
     let weak = store.weak_pairs(id).await;
-    let _ = writeln!(
-        out,
-        "<h4>Weak pairs</h4>\n<p class=\"note\">|clean − corrupt| below min_span {}: left out of every normalized effect (heatmaps, top components, debias selection).</p>",
-        weak.as_ref().map_or_else(|_| "?".to_string(), |w| w.min_span.to_string())
-    );
+    out.push_str(&format!(
+        "<h4>Weak pairs</h4>\n<p class=\"note\">|clean − corrupt| below min_span {}: left out of every normalized effect (heatmaps, top components, debias selection).</p>\n",
+        weak.as_ref().map_or_else(|_| "?".to_string(), |w| sig3(w.min_span))
+    ));
     out.push_str(&shown(
         &weak.map(|w| w.weak),
         &["pair_id", "span"],
@@ -250,7 +287,8 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         figure(&mut out, p);
     }
 
-    out.push_str("<h3>Tasks</h3>\n");
+    out.heading("tasks", "Tasks");
+    out.push_str("<p class=\"note\">example_error: one of the error messages of the tasks in that row, if any failed (all of them: the <code>error</code> column of <code>tasks_v</code>).</p>\n");
     out.push_str(&shown(
         &store.task_summaries(id).await,
         &[
@@ -262,7 +300,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
             "attempts",
             "lease_expirations",
             "seconds",
-            "an_error",
+            "example_error",
         ],
         |t| {
             vec![
@@ -285,14 +323,19 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         lens: store.lens_layers(id).await,
         generations: store.generation_sample(id, 3).await,
     };
+    // The feature map writes its own heading: the contents link to a wrapper.
+    let feature_map_id = out.part_id("feature-map", "Feature map");
+    out.push_str(&format!("<div id=\"{feature_map_id}\">\n"));
     out.push_str(&crate::feature_map::section(&map, |r| {
         table(r, Some(MAX_ROWS))
     }));
+    out.push_str("</div>\n");
 
-    out.push_str("<h3>Top components per experiment</h3>\n<p class=\"note\">From <code>cells_v</code>: normalized effect over the strong pairs (ratio of sums), mean effect oriented toward the stereotyped answer, positions grouped by label, ordered by |normalized|.</p>\n");
+    out.heading("top-components", "Top components per experiment");
+    out.push_str("<p class=\"note\">From <code>cells_v</code>: normalized effect over the strong pairs (ratio of sums), mean effect oriented toward the stereotyped answer, positions grouped by label, ordered by |normalized|.</p>\n");
     for exp in experiments.iter().flatten() {
         let exp = &exp.experiment;
-        let _ = writeln!(out, "<h4>{}</h4>", escape(exp));
+        out.push_str(&format!("<h4>{}</h4>\n", escape(exp)));
         out.push_str(&shown(
             &store.top_components(id, exp, TOP, Rounding::Exact).await,
             &[
@@ -322,7 +365,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         ));
     }
 
-    out.push_str("<h3>Heatmaps</h3>\n");
+    out.heading("heatmaps", "Heatmaps");
     let heatmaps: Vec<&Picture> = pictures
         .iter()
         .filter(|p| p.kind == Kind::Heatmap)
@@ -330,10 +373,13 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     if heatmaps.is_empty() {
         out.push_str("<p class=\"note\">No effects with a layer yet.</p>\n");
     }
+    if let Some(limit) = heatmaps.first().and_then(|p| p.colour_limit) {
+        out.push_str(&shared_scale_note(limit));
+    }
     let mut last_group = None;
     for p in heatmaps {
         if last_group != Some(&p.group) {
-            let _ = writeln!(out, "<h4>{}</h4>", escape(&p.group));
+            out.push_str(&format!("<h4>{}</h4>\n", escape(&p.group)));
             last_group = Some(&p.group);
         }
         figure(&mut out, p);
@@ -342,7 +388,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         .iter()
         .filter(|p| p.kind == Kind::Scatter)
         .collect();
-    out.push_str("<h3>Attribution vs activation</h3>\n");
+    out.heading("scatter", "Attribution vs activation");
     if scatters.is_empty() {
         out.push_str("<p class=\"note\">No activation and attribution experiments over the same cells in this sweep.</p>\n");
     }
@@ -350,7 +396,8 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         figure(&mut out, p);
     }
 
-    out.push_str("<h3>Bias benchmarks</h3>\n<p class=\"note\">From <code>benchmark_v</code>: the share of pairs whose stereotypical sentence is more likely (0.5 = no preference), with its Wilson 95% interval, on the model (<code>base</code>), after each intervention, and on its control sets (<code>NAME/control</code>, the sets pooled).</p>\n");
+    out.heading("benchmarks", "Bias benchmarks");
+    out.push_str("<p class=\"note\">From <code>benchmark_v</code>: the share of pairs whose stereotypical sentence is more likely (0.5 = no preference), with its Wilson 95% interval, on the model (<code>base</code>), after each intervention, and on its control sets (<code>NAME/control</code>, the sets pooled).</p>\n");
     match store.benchmark_scores(id).await {
         Ok(rows) if !rows.is_empty() => {
             let paper = crate::benchmark_table::before_after(&rows);
@@ -365,17 +412,26 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
         ),
     }
 
-    out.push_str("<h3>Debiasing</h3>\n");
+    out.heading("debias", "Debiasing");
     match store.debias_rows(id).await {
         Ok(rows) if !rows.is_empty() => {
+            let sizes = store
+                .debias_split_sizes(id)
+                .await
+                .context("count the debias splits' pairs")?;
+            out.push_str(DEBIAS_NOTE);
             let columns = [
                 "debias",
                 "intervention",
                 "components",
                 "split",
                 "metric",
+                "better",
+                "n",
                 "before",
+                "before_ci95",
                 "after",
+                "after_ci95",
                 "delta",
                 "control_after",
                 "control_p05",
@@ -386,14 +442,26 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
             ];
             out.push_str(&table(
                 &QueryResult::from_rows(&columns, &rows, |d| {
+                    let size = debias_bars::group_size(&sizes, &d.debias, &d.split, &d.metric);
+                    let ci = |v: f64| {
+                        debias_bars::interval(&d.metric, v, size.as_ref())
+                            .map_or(Value::Null, |(lo, hi)| {
+                                Value::from(format!("[{}, {}]", sig3(lo), sig3(hi)))
+                            })
+                    };
                     vec![
                         text(&d.debias),
                         text(&d.intervention),
                         text(&d.components),
                         text(&d.split),
                         text(&d.metric),
+                        Value::from(debias_bars::better(&d.metric)),
+                        size.as_ref()
+                            .map_or(Value::Null, |s| Value::from(s.label())),
                         values::float(d.before),
+                        ci(d.before),
                         values::float(d.after),
+                        ci(d.after),
                         values::float(d.after - d.before),
                         values::opt_float(d.control_after),
                         values::opt_float(d.control_p05),
@@ -418,14 +486,32 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<String> {
     Ok(out)
 }
 
-fn figure(out: &mut String, p: &Picture) {
-    let _ = writeln!(
-        out,
-        "<figure>\n{}<figcaption>{}</figcaption>\n</figure>",
+fn figure(out: &mut Section, p: &Picture) {
+    out.push_str(&format!(
+        "<figure>\n{}<figcaption>{}</figcaption>\n</figure>\n",
         p.svg,
         escape(&p.title)
-    );
+    ));
 }
+
+/// What the heatmaps' note says of their one colour scale.
+fn shared_scale_note(limit: f64) -> String {
+    format!(
+        "<p class=\"note\">One colour scale for every heatmap of this sweep, activation and \
+         attribution alike: from −{l} (blue) through 0 (white) to +{l} (red), the largest \
+         |normalized effect| among them rounded up to two digits, so maps compare by eye.</p>\n",
+        l = sig3_trimmed(limit)
+    )
+}
+
+const DEBIAS_NOTE: &str = "<p class=\"note\">better: which way the metric should move. n: \
+     distinct clean prompts for the means, pairs with a stereotyped side for \
+     <code>stereotype_win_share</code> (an upper bound for <code>total_effect</code>, which \
+     averages the anti-stereotypical swaps among them), counted in the section's split; none \
+     for the neutral text, whose chunks are not stored. 95% intervals: Wilson intervals of the \
+     shares (k = share × n); the means have none, since per-pair values after an intervention \
+     are not stored. control: the same intervention on matched random component sets (their \
+     mean, 5th and 95th percentiles).</p>\n";
 
 /// Rows of the read model as a table, or a note saying why they are not there.
 fn shown<T>(
@@ -451,7 +537,7 @@ fn opt_text(s: &Option<String>) -> Value {
     Value::from(s.clone())
 }
 
-/// An HTML table: numbers right-aligned (floats to 4 significant digits), NULL greyed.
+/// An HTML table: numbers right-aligned (reals through [`sig3`]), NULL greyed.
 fn table(r: &QueryResult, max: Option<usize>) -> String {
     let mut out = String::from("<table>\n<tr>");
     for c in &r.columns {
@@ -467,7 +553,7 @@ fn table(r: &QueryResult, max: Option<usize>) -> String {
                 Value::Number(n) => {
                     let text = match (n.as_i64(), n.as_f64()) {
                         (Some(i), _) => i.to_string(),
-                        (None, Some(f)) => format_float(f),
+                        (None, Some(f)) => sig3(f),
                         _ => n.to_string(),
                     };
                     let _ = write!(out, "<td class=\"num\">{text}</td>");
@@ -493,18 +579,6 @@ fn table(r: &QueryResult, max: Option<usize>) -> String {
     out
 }
 
-fn format_float(f: f64) -> String {
-    if f == 0.0 {
-        // log10(0) is -inf: the digits below would overflow.
-        "0".to_string()
-    } else if f.abs() >= 1e-3 && f.abs() < 1e6 {
-        let digits = (4 - 1 - f.abs().log10().floor() as i32).clamp(0, 6) as usize;
-        format!("{f:.digits$}")
-    } else {
-        format!("{f:.3e}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,11 +592,6 @@ mod tests {
         let t = table(&r, None);
         assert!(t.contains("<th>a&lt;b</th>"));
         assert!(t.contains("&lt;script&gt;"));
-        assert!(t.contains(">0.1235<"));
-        assert_eq!(format_float(12.3456), "12.35");
-        assert_eq!(format_float(-2.0e-5), "-2.000e-5");
-        // A zero (a delta of 0, a percentile of 0) once overflowed the digit count.
-        assert_eq!(format_float(0.0), "0");
-        assert_eq!(format_float(-0.0), "0");
+        assert!(t.contains(">0.123<"));
     }
 }

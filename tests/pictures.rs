@@ -87,6 +87,186 @@ fn plot_refuses_an_unknown_sweep() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no sweep with id 99"));
 }
 
+/// The text of `<tag ...>` elements' attribute `attr` (e.g. every `href="..."`).
+fn attribute_values(html: &str, attr: &str) -> Vec<String> {
+    let key = format!(" {attr}=\"");
+    html.match_indices(&key)
+        .map(|(i, _)| {
+            let rest = &html[i + key.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+/// A heatmap's statement of its colour range (`colour scale −1.6 to +1.6: the same …`).
+fn scale_note(svg: &str) -> Option<String> {
+    let at = svg.find("colour scale −")?;
+    let rest = &svg[at..];
+    Some(rest[..rest.find('<')?].to_string())
+}
+
+/// `0.123` → 3, `-1.20e-5` → 3, `12.35` → 4 (digits after leading zeros, exponent dropped).
+fn significant_digits(number: &str) -> usize {
+    let mantissa = number.trim_start_matches('-').split('e').next().unwrap();
+    mantissa
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip_while(|c| *c == '0')
+        .count()
+}
+
+#[test]
+fn heatmaps_share_one_colour_scale_and_every_title_names_model_and_metric() {
+    let db = database();
+    let out = scratch("plots-scale");
+    ok(&["plot", "--db", db, "--out", out.to_str().unwrap()]);
+    let mut scales = Vec::new();
+    let mut heatmaps = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".svg") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&path).unwrap();
+        // Every picture names the model.
+        assert!(svg.contains("tiny-llama2 · "), "{name}: {svg}");
+        if name.contains("_heatmap_") {
+            heatmaps += 1;
+            assert!(
+                svg.contains(" · normalized logit-difference effect</text>"),
+                "{name}: {svg}"
+            );
+            scales.push(
+                scale_note(&svg).unwrap_or_else(|| panic!("{name} states its colour range: {svg}")),
+            );
+        }
+    }
+    assert!(heatmaps >= 5, "{heatmaps} heatmaps");
+    scales.dedup();
+    assert_eq!(
+        scales.len(),
+        1,
+        "one colour range for all heatmaps: {scales:?}"
+    );
+
+    let resid =
+        std::fs::read_to_string(out.join("pictures-test-1_heatmap_resid_resid_pre.svg")).unwrap();
+    assert!(
+        resid.contains(">tiny-llama2 · resid_pre · normalized logit-difference effect</text>"),
+        "{resid}"
+    );
+    // Several fillers at the subject: the most common token and how many others, explained.
+    assert!(resid.contains(" more</text>"), "{resid}");
+    assert!(resid.contains("+N more: N other tokens"), "{resid}");
+
+    // Every pair is held out: n is the distinct clean prompts of all pairs (pairs_v, exported).
+    let pairs_file = out.join("pairs.jsonl");
+    ok(&[
+        "export",
+        "--db",
+        db,
+        "--view",
+        "pairs_v",
+        "--format",
+        "jsonl",
+        "--out",
+        pairs_file.to_str().unwrap(),
+    ]);
+    let clean_prompts: std::collections::BTreeSet<String> = std::fs::read_to_string(&pairs_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["clean_prompt"].to_string())
+        .collect();
+    let clean_prompts = clean_prompts.len();
+    assert!(clean_prompts > 1);
+    let bias =
+        std::fs::read_to_string(out.join("pictures-test-1_debias_top-heads_mean_logit_diff.svg"))
+            .unwrap();
+    assert!(
+        bias.contains("mean_logit_diff (closer to 0 is better)"),
+        "{bias}"
+    );
+    assert!(
+        bias.contains(&format!(">n = {clean_prompts} clean prompts</text>")),
+        "{bias}"
+    );
+    let cost = std::fs::read_to_string(out.join("pictures-test-1_debias_top-heads_perplexity.svg"))
+        .unwrap();
+    assert!(cost.contains("perplexity (lower is better)"), "{cost}");
+    assert!(cost.contains(">neutral text</text>"), "{cost}");
+}
+
+#[test]
+fn report_has_contents_linking_every_part_readable_columns_and_even_numbers() {
+    let db = database();
+    let dir = scratch("report-contents");
+    let html_path = dir.join("report.html");
+    ok(&["report", "--db", db, "--out", html_path.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&html_path).unwrap();
+
+    let nav_start = html.find("<nav>").expect("a table of contents");
+    let nav_end = html.find("</nav>").unwrap();
+    let nav = &html[nav_start..nav_end];
+    let links: Vec<String> = attribute_values(nav, "href")
+        .into_iter()
+        .map(|h| h.strip_prefix('#').expect("in-page link").to_string())
+        .collect();
+    let ids = attribute_values(&html, "id");
+    for link in &links {
+        assert!(ids.contains(link), "#{link} has no target");
+    }
+    // Every part of the sweep is listed.
+    for part in [
+        "sweep-1",
+        "sweep-1-experiments",
+        "sweep-1-pairs",
+        "sweep-1-tasks",
+        "sweep-1-feature-map",
+        "sweep-1-top-components",
+        "sweep-1-heatmaps",
+        "sweep-1-scatter",
+        "sweep-1-debias",
+    ] {
+        assert!(links.iter().any(|l| l == part), "contents lack {part}");
+    }
+    assert!(
+        html.matches("<h3 id=\"sweep-1-").count() >= 7,
+        "parts are headings with ids"
+    );
+
+    assert!(!html.contains("an_error"));
+    assert!(html.contains("<th>example_error</th>"));
+
+    // The heatmaps' shared range is stated, and is the one the pictures use.
+    let note = html
+        .find("One colour scale for every heatmap")
+        .expect("the report says which colour range the heatmaps use");
+    let range: String = html[note..].chars().take(300).collect();
+    let stated = scale_note(&html).expect("the heatmaps state their range");
+    let limit = &stated[stated.find(" to +").unwrap() + " to +".len()..stated.find(':').unwrap()];
+    assert!(
+        range.contains(&format!("+{limit} (red)")),
+        "{range} vs {stated}"
+    );
+
+    // One number format: every real in a table has three significant digits.
+    let mut reals = 0;
+    for cell in html.split("<td class=\"num\">").skip(1) {
+        let number = &cell[..cell.find('<').unwrap()];
+        if number.contains('.') || number.contains('e') {
+            reals += 1;
+            assert_eq!(significant_digits(number), 3, "{number}");
+        }
+    }
+    assert!(reals > 20, "{reals} reals");
+    // The debias table says which way is better, n and the intervals' source.
+    assert!(html.contains("<td>closer to 0 is better</td>"));
+    assert!(html.contains("<td>lower is better</td>"));
+    assert!(html.contains("clean prompts</td>"));
+    assert!(html.contains("Wilson intervals of the"));
+}
+
 #[test]
 fn report_renders_in_headless_chromium_without_console_errors() {
     let db = database();

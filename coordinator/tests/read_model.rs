@@ -87,7 +87,8 @@ fn pairs() -> Vec<PairRow> {
         },
         clean_metric: 1.0 + i as f64 / 3.0,
         corrupt_metric: -0.25 * i as f64,
-        toward_stereotype: 0,
+        // Pair 1 has a stereotyped side, its metric growing toward it (+1 orients as 0 does).
+        toward_stereotype: i8::from(i == 1),
         position_labels: labels.iter().map(|s| s.to_string()).collect(),
         clean_tokens: tokens.iter().map(|s| s.to_string()).collect(),
         corrupt_tokens: tokens.iter().map(|s| format!("{s}'")).collect(),
@@ -253,7 +254,11 @@ async fn stored_sweep(store: &Store) -> i64 {
             task("patch", 2, 12, false),
             task("debias", 3, 0, true),
         ],
-        splits: vec![],
+        // Section "d": two pairs held out, one selecting.
+        splits: [("p0", "heldout"), ("p1", "heldout"), ("p2", "selection")]
+            .iter()
+            .map(|(p, part)| ("d".to_string(), p.to_string(), part.to_string()))
+            .collect(),
     };
     store
         .complete_task(
@@ -806,6 +811,23 @@ mod suite {
             .map(|r| (r.intervention, r.components, r.control_components))
             .collect();
         assert_eq!(components, distinct.into_iter().collect::<Vec<_>>());
+
+        // The splits' sizes: pairs, distinct clean prompts, pairs with a stereotyped side.
+        let sizes: Vec<(String, String, i64, i64, i64)> = store
+            .debias_split_sizes(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.debias, s.part, s.pairs, s.clean_prompts, s.stereotyped))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                ("d".to_string(), "heldout".to_string(), 2, 2, 1),
+                ("d".to_string(), "selection".to_string(), 1, 1, 0),
+            ]
+        );
+        assert!(store.debias_split_sizes(id + 1).await.unwrap().is_empty());
     }
 
     pub async fn views_export_whole(url: &str) {

@@ -1,16 +1,19 @@
-//! The three kinds of picture, each drawn as one SVG string: heatmaps with a diverging
-//! colour bar, the attribution-vs-activation scatter, and debias before/after bars.
+//! Heatmaps with a diverging colour bar and the attribution-vs-activation scatter, each
+//! drawn as one SVG string (debias bars: `debias_bars.rs`).
 
 use super::grid::Heatmap;
+use super::number::sig3;
 use super::svg::{dark, diverging, short_number, text_width, Anchor, Svg, CATEGORICAL};
-use patchsweep_coordinator::store::{DebiasRow, ScatterSet};
+use patchsweep_coordinator::store::ScatterSet;
 
 const TITLE: f64 = 14.0;
 const SMALL: f64 = 10.0;
 const TICK: f64 = 10.0;
 
 /// A heatmap: y = layer (0 at the bottom), x = position or head, colour = normalized
-/// effect (`cells_v`'s ratio of sums) on a blue-white-red scale symmetric about 0, with the colour bar on the right.
+/// effect (`cells_v`'s ratio of sums) on a blue-white-red scale from `-h.limit` to
+/// `+h.limit` (shared by every heatmap of the sweep), with the colour bar on the right
+/// saying so.
 pub fn heatmap(h: &Heatmap) -> String {
     let cols = h.x_ticks.len().max(1);
     let rows = h.y_ticks.len().max(1);
@@ -32,26 +35,29 @@ pub fn heatmap(h: &Heatmap) -> String {
     let cell_h = if rows > 40 { 12.0 } else { 16.0 };
     let rotate = tick_w + 4.0 > cell_w;
     let left = 62.0;
-    let top = 58.0;
+    let top = 70.0;
     let grid_w = cell_w * cols as f64;
     let grid_h = cell_h * rows as f64;
-    let bottom = if rotate { tick_w * 0.75 + 40.0 } else { 52.0 };
+    let legend_h = if h.legend.is_empty() { 0.0 } else { 16.0 };
+    let bottom = (if rotate { tick_w * 0.75 + 40.0 } else { 52.0 }) + legend_h;
     let bar_x = left + grid_w + 18.0;
     let width = (bar_x + 80.0)
         .max(text_width(&h.title, TITLE) + 20.0)
-        .max(text_width(&h.subtitle, SMALL) + 20.0);
+        .max(text_width(&h.subtitle, SMALL) + 20.0)
+        .max(text_width(&h.legend, SMALL) + 20.0)
+        .max(text_width(&shared_scale_note(h.limit), SMALL) + 20.0);
     let height = top + grid_h + bottom;
     let mut svg = Svg::new(width, height);
     svg.bold(10.0, 20.0, TITLE, Anchor::Start, &h.title);
     svg.text(10.0, 38.0, SMALL, Anchor::Start, &h.subtitle);
+    let scale = shared_scale_note(h.limit);
+    svg.text(10.0, 52.0, SMALL, Anchor::Start, &scale);
 
-    let limit = h
-        .values
-        .iter()
-        .flatten()
-        .flatten()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    let limit = if limit > 0.0 { limit } else { 1.0 };
+    let limit = if h.limit > 0.0 && h.limit.is_finite() {
+        h.limit
+    } else {
+        1.0
+    };
     let show_values = cell_w >= 34.0 && cell_h >= 14.0;
     for (r, row) in h.values.iter().enumerate() {
         let y = top + grid_h - (r + 1) as f64 * cell_h;
@@ -62,7 +68,7 @@ pub fn heatmap(h: &Heatmap) -> String {
                 h.y_ticks[r],
                 h.x_ticks[c].0,
                 h.x_ticks[c].1,
-                v.map_or("not measured".into(), |v| format!("{v:.4}"))
+                v.map_or("not measured".into(), sig3)
             );
             match v {
                 Some(v) => {
@@ -77,7 +83,7 @@ pub fn heatmap(h: &Heatmap) -> String {
                             x + cell_w / 2.0,
                             y + cell_h / 2.0 + 3.5,
                             9.0,
-                            &format!("{v:.2}").replace('-', "\u{2212}"),
+                            &cell_label(*v),
                             fill,
                         );
                     }
@@ -117,7 +123,10 @@ pub fn heatmap(h: &Heatmap) -> String {
             }
         }
     }
-    let x_title_y = height - 10.0;
+    let x_title_y = height - 10.0 - legend_h;
+    if !h.legend.is_empty() {
+        svg.text(10.0, height - 8.0, SMALL, Anchor::Start, &h.legend);
+    }
     svg.text(
         left + grid_w / 2.0,
         x_title_y,
@@ -128,6 +137,23 @@ pub fn heatmap(h: &Heatmap) -> String {
 
     colour_bar(&mut svg, bar_x, top, grid_h, limit, "normalized effect");
     svg.finish()
+}
+
+/// A cell's value as printed in it: two decimals (cells compare by column), a typographic
+/// minus, and no `−0.00` for a tiny negative value.
+fn cell_label(v: f64) -> String {
+    let s = format!("{v:.2}");
+    if s == "-0.00" {
+        "0.00".into()
+    } else {
+        s.replace('-', "\u{2212}")
+    }
+}
+
+/// What a heatmap says of its colour range, under its subtitle (the report says the same).
+pub fn shared_scale_note(limit: f64) -> String {
+    let l = super::number::sig3_trimmed(limit);
+    format!("colour scale −{l} to +{l}: the same in every heatmap of this sweep")
 }
 
 /// A vertical colour bar from -limit (bottom) to +limit (top), with five ticks.
@@ -196,8 +222,8 @@ pub fn pearson(xs: &[f64], ys: &[f64]) -> Option<f64> {
 const MAX_POINTS: usize = 20_000;
 
 /// Attribution estimate (y) against activation effect (x), one point per cell and pair,
-/// coloured by component, with the line y = x and Pearson r in the title.
-pub fn scatter(set: &ScatterSet) -> String {
+/// coloured by component, with the line y = x, and the model and Pearson r in the title.
+pub fn scatter(set: &ScatterSet, model: &str) -> String {
     let xs: Vec<f64> = set.points.iter().map(|p| p.activation).collect();
     let ys: Vec<f64> = set.points.iter().map(|p| p.attribution).collect();
     let r = pearson(&xs, &ys);
@@ -211,7 +237,14 @@ pub fn scatter(set: &ScatterSet) -> String {
         set.attribution,
         set.points.len()
     );
-    let (w, h) = ((text_width(&note, SMALL) + 20.0).max(560.0), 470.0);
+    let r_text = r.map_or("n/a".to_string(), sig3);
+    let title = format!("{model} · attribution vs activation (Pearson r = {r_text})");
+    let (w, h) = (
+        (text_width(&note, SMALL) + 20.0)
+            .max(text_width(&title, TITLE) + 20.0)
+            .max(560.0),
+        470.0,
+    );
     let (left, top, right, bottom) = (70.0, 56.0, 170.0, 50.0);
     let (pw, ph) = (560.0 - left - right, h - top - bottom);
     let lo = xs.iter().chain(&ys).copied().fold(f64::INFINITY, f64::min);
@@ -232,14 +265,7 @@ pub fn scatter(set: &ScatterSet) -> String {
     let sy = |v: f64| top + ph - (v - ylo) / (yhi - ylo) * ph;
 
     let mut svg = Svg::new(w, h);
-    let r_text = r.map_or("n/a".to_string(), |r| format!("{r:.3}"));
-    svg.bold(
-        10.0,
-        20.0,
-        TITLE,
-        Anchor::Start,
-        &format!("attribution vs activation (Pearson r = {r_text})"),
-    );
+    svg.bold(10.0, 20.0, TITLE, Anchor::Start, &title);
     svg.text(10.0, 38.0, SMALL, Anchor::Start, &note);
     svg.rect(left, top, pw, ph, "#fcfcfc", Some("#888888"));
     for t in ticks(xlo, xhi, 6) {
@@ -304,7 +330,7 @@ pub fn scatter(set: &ScatterSet) -> String {
             1.0,
         );
         svg.text(lx + 14.0, y, 11.0, Anchor::Start, c);
-        let rc = pearson(&cx, &cy).map_or("n/a".into(), |r| format!("{r:.3}"));
+        let rc = pearson(&cx, &cy).map_or("n/a".into(), sig3);
         svg.text(
             lx + 14.0,
             y + 13.0,
@@ -327,114 +353,6 @@ fn padded(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
     }
 }
 
-const BARS_NOTE: &str = "before and after intervening on the components found; control: the \
-     same on matched random sets (mean, whisker 5-95%)";
-
-/// Debias results of one (debias section, metric): for every (intervention, split) the
-/// metric before, after, and after the same intervention on random control components.
-pub fn debias_bars(debias: &str, metric: &str, rows: &[&DebiasRow]) -> String {
-    let series: [(&str, &str); 3] = [
-        ("before", "#9e9e9e"),
-        ("after", CATEGORICAL[0]),
-        ("control mean", CATEGORICAL[1]),
-    ];
-    let has_control = rows.iter().any(|r| r.control_after.is_some());
-    let bars_per_group = if has_control { 3 } else { 2 };
-    let bar_w = 22.0;
-    let group_w = bar_w * bars_per_group as f64 + 26.0;
-    let (left, top, bottom) = (70.0, 56.0, 70.0);
-    let ph = 260.0;
-    let pw = group_w * rows.len().max(1) as f64;
-    let w = (left + pw + 150.0).max(text_width(BARS_NOTE, SMALL) + 20.0);
-    let h = top + ph + bottom;
-    let values: Vec<f64> = rows
-        .iter()
-        .flat_map(|r| {
-            [
-                Some(r.before),
-                Some(r.after),
-                r.control_after,
-                r.control_p05,
-                r.control_p95,
-            ]
-        })
-        .flatten()
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = values.iter().copied().fold(0.0f64, f64::min);
-    let hi = values.iter().copied().fold(0.0f64, f64::max);
-    let (lo, hi) = if hi > lo {
-        (lo, hi)
-    } else {
-        (lo - 1.0, hi + 1.0)
-    };
-    let pad = (hi - lo) * 0.08;
-    let (lo, hi) = (
-        if lo < 0.0 { lo - pad } else { lo },
-        if hi > 0.0 { hi + pad } else { hi },
-    );
-    let sy = |v: f64| top + ph - (v - lo) / (hi - lo) * ph;
-
-    let mut svg = Svg::new(w, h);
-    svg.bold(
-        10.0,
-        20.0,
-        TITLE,
-        Anchor::Start,
-        &format!("debias {debias}: {metric}"),
-    );
-    svg.text(10.0, 38.0, SMALL, Anchor::Start, BARS_NOTE);
-    for t in ticks(lo, hi, 6) {
-        svg.line(left, sy(t), left + pw, sy(t), "#eeeeee", 1.0);
-        svg.text(left - 6.0, sy(t) + 3.5, TICK, Anchor::End, &short_number(t));
-    }
-    svg.line(left, sy(0.0), left + pw, sy(0.0), "#666666", 1.0);
-    for (g, r) in rows.iter().enumerate() {
-        let gx = left + g as f64 * group_w + 13.0;
-        let vals = [Some(r.before), Some(r.after), r.control_after];
-        for (k, v) in vals.iter().take(bars_per_group).enumerate() {
-            let Some(v) = v else { continue };
-            let x = gx + k as f64 * bar_w;
-            let (y0, y1) = (sy(v.max(0.0)), sy(v.min(0.0)));
-            svg.rect_titled(
-                x,
-                y0,
-                bar_w - 3.0,
-                (y1 - y0).max(0.5),
-                series[k].1,
-                &format!(
-                    "{} {} {}: {v:.4} ({})",
-                    r.intervention, r.split, series[k].0, r.components
-                ),
-            );
-        }
-        // A range under a pixel tall is no whisker (and a zero-length stroke fails to render).
-        let whisker = match (r.control_p05, r.control_p95) {
-            (Some(lo), Some(hi)) if has_control && (sy(lo) - sy(hi)).abs() >= 1.0 => Some((lo, hi)),
-            _ => None,
-        };
-        if let Some((p05, p95)) = whisker {
-            let x = gx + 2.0 * bar_w + (bar_w - 3.0) / 2.0;
-            svg.line(x, sy(p05), x, sy(p95), "#333333", 1.2);
-            for y in [sy(p05), sy(p95)] {
-                svg.line(x - 4.0, y, x + 4.0, y, "#333333", 1.2);
-            }
-        }
-        let cx = gx + bar_w * bars_per_group as f64 / 2.0;
-        svg.text(cx, top + ph + 15.0, TICK, Anchor::Middle, &r.intervention);
-        svg.grey(cx, top + ph + 28.0, TICK, &r.split);
-    }
-    svg.rect(left, top, pw, ph, "none", Some("#888888"));
-    svg.vertical_text(16.0, top + ph / 2.0, 12.0, metric);
-    let lx = left + pw + 16.0;
-    for (k, (name, colour)) in series.iter().take(bars_per_group).enumerate() {
-        let y = top + 10.0 + k as f64 * 18.0;
-        svg.rect(lx, y - 9.0, 12.0, 12.0, colour, None);
-        svg.text(lx + 18.0, y + 1.0, 11.0, Anchor::Start, name);
-    }
-    svg.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +363,13 @@ mod tests {
         assert!((pearson(&xs, &[2.0, 4.0, 6.0]).unwrap() - 1.0).abs() < 1e-12);
         assert!((pearson(&xs, &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
         assert_eq!(pearson(&xs, &[1.0, 1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn cells_print_two_decimals_without_a_negative_zero() {
+        assert_eq!(cell_label(-0.001), "0.00");
+        assert_eq!(cell_label(-0.25), "\u{2212}0.25");
+        assert_eq!(cell_label(0.5), "0.50");
     }
 
     #[test]

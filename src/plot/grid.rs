@@ -35,7 +35,25 @@ pub struct Heatmap {
     pub values: Vec<Vec<Option<f64>>>,
     /// File-name part: `experiment_component[_position]`.
     pub stem: String,
+    /// The colour scale runs from `-limit` to `+limit`: one limit shared by every heatmap
+    /// of a sweep ([`shared_limit`]), so maps compare by eye.
+    pub limit: f64,
+    /// A line under the x axis saying what the grey token line of the ticks is (empty
+    /// when the ticks have none).
+    pub legend: String,
 }
+
+/// What every heatmap's title names besides the component: the model and the quantity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Naming {
+    /// The model as titles show it (`SmolLM2-135M-Instruct.Q4_1`).
+    pub model: String,
+    /// The quantity shown, e.g. `normalized logit-difference effect`.
+    pub effect: String,
+}
+
+/// The suffix of a token tick line naming how many other tokens share the column.
+const MORE: &str = " more";
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum XKey {
@@ -75,8 +93,8 @@ fn component_rank(c: &str) -> (usize, String) {
     )
 }
 
-/// All heatmaps of one sweep.
-pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken]) -> Vec<Heatmap> {
+/// All heatmaps of one sweep, on one colour scale ([`shared_limit`]).
+pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken], naming: &Naming) -> Vec<Heatmap> {
     let mut by_experiment: BTreeMap<&str, Vec<&CellMean>> = BTreeMap::new();
     for c in cells.iter().filter(|c| c.layer.is_some()) {
         by_experiment.entry(&c.experiment).or_default().push(c);
@@ -113,14 +131,17 @@ pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken]) -> Vec<Heatmap> {
             } else {
                 None
             };
-            let title = format!("{experiment} · {component} ({method})");
+            let title =
+                |at: &str| format!("{} · {component}{at} · {}", naming.model, naming.effect);
+            let subtitle = format!("experiment {experiment} ({method} patching) · {note}");
             match inner {
                 None => {
                     let mut h = grid(&keyed, |k, _| Some(k.clone()), |k| tick(k, &scheme, tokens));
                     h.experiment = experiment.to_string();
                     h.component = component.to_string();
-                    h.title = title.clone();
-                    h.subtitle = note.clone();
+                    h.title = title("");
+                    h.subtitle = subtitle.clone();
+                    h.legend = token_legend(&h.x_ticks);
                     h.x_title = match scheme {
                         Scheme::Label => "position (by label)".into(),
                         Scheme::Index { .. } => "position".into(),
@@ -151,8 +172,8 @@ pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken]) -> Vec<Heatmap> {
                         };
                         h.experiment = experiment.to_string();
                         h.component = component.to_string();
-                        h.title = format!("{title} at {at}");
-                        h.subtitle = note.clone();
+                        h.title = title(&format!(" at {at}"));
+                        h.subtitle = subtitle.clone();
                         h.x_title = name.into();
                         h.stem = format!(
                             "{}_{}_{}",
@@ -170,7 +191,44 @@ pub fn heatmaps(cells: &[CellMean], tokens: &[PositionToken]) -> Vec<Heatmap> {
             }
         }
     }
+    let limit = shared_limit(&out);
+    for h in &mut out {
+        h.limit = limit;
+    }
     out
+}
+
+/// The colour limit every heatmap of a sweep shares: the largest |value| among them,
+/// rounded up to two significant digits (1 when there is none).
+pub fn shared_limit(maps: &[Heatmap]) -> f64 {
+    let max = maps
+        .iter()
+        .flat_map(|h| h.values.iter().flatten().flatten())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    if max <= 0.0 {
+        return 1.0;
+    }
+    let step = 10f64.powf(max.log10().floor() - 1.0);
+    // The division can land a hair above an exact step (0.88 / 0.01 = 88.00000000000001).
+    let steps = (max / step * (1.0 - 1e-12)).ceil();
+    let limit = steps * step;
+    // Printed through the same two digits, without float residue (0.8800000000000001).
+    let decimals = (1.0 - max.log10().floor()).max(0.0) as usize;
+    format!("{limit:.decimals$}").parse().unwrap_or(limit)
+}
+
+/// The line under a position axis saying what the grey second tick line is.
+fn token_legend(ticks: &[(String, String)]) -> String {
+    if ticks.iter().all(|(_, t)| t.is_empty()) {
+        return String::new();
+    }
+    let mut legend =
+        "grey: the clean prompts' token at that position (the most common one)".to_string();
+    if ticks.iter().any(|(_, t)| t.ends_with(MORE)) {
+        legend.push_str("; +N more: N other tokens the pairs have there");
+    }
+    legend
 }
 
 /// One grid: rows are layers, columns the keys `column` gives; cells combine by summing
@@ -224,6 +282,8 @@ fn grid(
         y_ticks: layers.iter().map(|l| l.to_string()).collect(),
         values,
         stem: String::new(),
+        limit: 1.0,
+        legend: String::new(),
     }
 }
 
@@ -367,7 +427,8 @@ fn most_common(items: impl Iterator<Item = (String, i64)>) -> Option<String> {
         .map(|(s, _)| s)
 }
 
-/// `nurse` when one token, `said/wished` for two, `nurse +10` for more.
+/// `nurse` when one token, `said/wished` for two, `nurse +10 more` for more (the most
+/// common first; the legend under the axis says what the count is).
 fn token_summary(tokens: &[&PositionToken]) -> String {
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for t in tokens {
@@ -385,7 +446,7 @@ fn token_summary(tokens: &[&PositionToken]) -> String {
     match names.len() {
         0 => String::new(),
         1 | 2 => names.join("/"),
-        n => format!("{} +{}", names[0], n - 1),
+        n => format!("{} +{}{MORE}", names[0], n - 1),
     }
 }
 
@@ -428,6 +489,13 @@ mod tests {
         }
     }
 
+    fn naming() -> Naming {
+        Naming {
+            model: "SmolLM2-135M".into(),
+            effect: "normalized logit-difference effect".into(),
+        }
+    }
+
     #[test]
     fn equal_lengths_use_position_indices() {
         let cells = vec![
@@ -445,7 +513,7 @@ mod tests {
                 pairs: 2,
             })
             .collect();
-        let hs = heatmaps(&cells, &tokens);
+        let hs = heatmaps(&cells, &tokens, &naming());
         assert_eq!(hs.len(), 1);
         let h = &hs[0];
         assert_eq!(h.y_ticks, vec!["0", "1"]);
@@ -463,11 +531,53 @@ mod tests {
             cell("mlp_out", 0, Some(1), "subject", 5, 0.0),
             cell("mlp_out", 0, Some(2), "subject", 5, 0.5),
         ];
-        let h = &heatmaps(&cells, &[])[0];
+        let h = &heatmaps(&cells, &[], &naming())[0];
         let heads: Vec<&str> = h.x_ticks.iter().map(|t| t.0.as_str()).collect();
         assert_eq!(heads, vec!["subject", "end"]);
         assert_eq!(h.values[0][0], Some(0.5));
         assert!((h.values[0][1].unwrap() - 0.3).abs() < 1e-12);
         assert!(h.subtitle.contains("grouped by label"));
+    }
+
+    #[test]
+    fn titles_name_model_component_and_quantity() {
+        let cells = vec![cell("mlp_out", 0, Some(1), "subject", 4, 0.5)];
+        let h = &heatmaps(&cells, &[], &naming())[0];
+        assert_eq!(
+            h.title,
+            "SmolLM2-135M · mlp_out · normalized logit-difference effect"
+        );
+        assert!(h.subtitle.starts_with("experiment e (activation patching)"));
+    }
+
+    #[test]
+    fn every_heatmap_of_a_sweep_shares_one_colour_limit() {
+        let cells = vec![
+            cell("resid_pre", 0, Some(1), "subject", 4, 0.2),
+            cell("mlp_out", 0, Some(1), "subject", 4, -0.873),
+        ];
+        let hs = heatmaps(&cells, &[], &naming());
+        assert_eq!(hs.len(), 2);
+        assert_eq!(hs[0].limit, 0.88);
+        assert_eq!(hs[1].limit, 0.88);
+        assert_eq!(shared_limit(&[]), 1.0);
+    }
+
+    #[test]
+    fn token_ticks_say_how_many_other_tokens_share_a_column() {
+        let tokens: Vec<PositionToken> = ["carpenter", "nurse", "pilot", "carpenter"]
+            .iter()
+            .map(|t| PositionToken {
+                n_tokens: 4,
+                position: 1,
+                label: Some("subject".into()),
+                token: format!(" {t}"),
+                pairs: 1,
+            })
+            .collect();
+        let cells = vec![cell("resid_pre", 0, Some(1), "subject", 4, 0.2)];
+        let h = &heatmaps(&cells, &tokens, &naming())[0];
+        assert_eq!(h.x_ticks[0].1, "carpenter +2 more");
+        assert!(h.legend.contains("+N more: N other tokens"), "{}", h.legend);
     }
 }

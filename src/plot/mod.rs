@@ -6,13 +6,17 @@
 //!   model (effects averaged in SQL, tokens, scatter points, debias results);
 //! - `grid.rs`: averaged cells → heatmap grids, and how pairs of different lengths share
 //!   an x axis;
-//! - `charts.rs`: the pictures as SVG; `stereotypicality.rs` bias per profession against
-//!   its published stereotypicality (Vig et al.'s figure); `svg.rs` the SVG writer and colour scales;
+//! - `charts.rs`: heatmaps and scatters as SVG; `debias_bars.rs` debias results with n,
+//!   intervals and which way is better; `stereotypicality.rs` bias per profession against
+//!   its published stereotypicality (Vig et al.'s figure); `svg.rs` the SVG writer and
+//!   colour scales; `number.rs` the one number format of pictures and report;
 //! - `raster.rs`: SVG → PNG with resvg and the embedded font (`fonts/`).
 
 pub mod charts;
 pub mod data;
+pub mod debias_bars;
 pub mod grid;
+pub mod number;
 pub mod raster;
 pub mod stereotypicality;
 pub mod svg;
@@ -54,11 +58,23 @@ pub struct Picture {
     /// File name without extension, unique within the sweep.
     pub stem: String,
     pub svg: String,
+    /// Heatmaps: the colour scale's limit (±), the same for every heatmap of the sweep.
+    pub colour_limit: Option<f64>,
 }
 
 /// Every picture of a sweep: heatmaps per experiment and component, a scatter per pair of
 /// activation/attribution experiments over the same cells, debias bars per metric.
 pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
+    let model = data::model_name(&sweep.model);
+    let spec = store
+        .sweep_spec(sweep.id)
+        .await
+        .context("read the sweep's spec")?;
+    let metric = data::MetricNames::from_spec(spec.as_deref());
+    let naming = grid::Naming {
+        model: model.clone(),
+        effect: metric.effect.clone(),
+    };
     let cells = store
         .cell_means(sweep.id)
         .await
@@ -67,14 +83,15 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
         .position_tokens(sweep.id)
         .await
         .context("read the tokens")?;
-    let mut out: Vec<Picture> = grid::heatmaps(&cells, &tokens)
+    let mut out: Vec<Picture> = grid::heatmaps(&cells, &tokens, &naming)
         .into_iter()
         .map(|h| Picture {
             kind: Kind::Heatmap,
             group: h.experiment.clone(),
-            title: h.title.clone(),
+            title: format!("{} (experiment {})", h.title, h.experiment),
             stem: format!("heatmap_{}", h.stem),
             svg: charts::heatmap(&h),
+            colour_limit: Some(h.limit),
         })
         .collect();
     let sets = store
@@ -85,13 +102,17 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
         out.push(Picture {
             kind: Kind::Scatter,
             group: set.activation.clone(),
-            title: format!("{} vs {}", set.attribution, set.activation),
+            title: format!(
+                "{model} · {} vs {} · change of {}",
+                set.attribution, set.activation, metric.metric
+            ),
             stem: format!(
                 "scatter_{}_vs_{}",
                 data::slug(&set.attribution),
                 data::slug(&set.activation)
             ),
-            svg: charts::scatter(&set),
+            svg: charts::scatter(&set, &model),
+            colour_limit: None,
         });
     }
     let professions = stereotypicality::points(
@@ -105,11 +126,16 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
             kind: Kind::Stereotypicality,
             group: "pairs".into(),
             title: format!(
-                "{}: clean-prompt metric per profession vs Bolukbasi stereotypicality",
-                sweep.model
+                "{model} · clean-prompt {} per profession vs Bolukbasi stereotypicality",
+                metric.metric
             ),
             stem: "stereotypicality".into(),
-            svg: stereotypicality::chart(&professions, "clean-prompt metric", &sweep.model),
+            svg: stereotypicality::chart(
+                &professions,
+                &format!("clean-prompt {}", metric.metric),
+                &model,
+            ),
+            colour_limit: None,
         });
     }
     // None when the view is absent (a database from before debiasing) or empty.
@@ -117,6 +143,14 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
         tracing::debug!(error = %e, "no debias_v: no debias results to show");
         Vec::new()
     });
+    let sizes = if debias.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .debias_split_sizes(sweep.id)
+            .await
+            .context("count the debias splits' pairs")?
+    };
     let mut groups: Vec<(String, String)> = debias
         .iter()
         .map(|r| (r.debias.clone(), r.metric.clone()))
@@ -130,9 +164,13 @@ pub async fn pictures(store: &Store, sweep: &SweepRow) -> Result<Vec<Picture>> {
         out.push(Picture {
             kind: Kind::Debias,
             group: name.clone(),
-            title: format!("debias {name}: {metric}"),
+            title: match debias_bars::better(&metric) {
+                Some(cue) => format!("{model} · debias {name} · {metric} ({cue})"),
+                None => format!("{model} · debias {name} · {metric}"),
+            },
             stem: format!("debias_{}_{}", data::slug(&name), data::slug(&metric)),
-            svg: charts::debias_bars(&name, &metric, &rows),
+            svg: debias_bars::chart(&model, &name, &metric, &rows, &sizes),
+            colour_limit: None,
         });
     }
     Ok(out)

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use patchsweep_coordinator::store::PairBaseline;
 
 use super::charts::{pearson, ticks};
+use super::number::sig3;
 use super::svg::{short_number, Anchor, Svg, CATEGORICAL};
 
 /// One profession: its stereotypicality (x), mean clean metric (y), label and pair count.
@@ -52,16 +53,12 @@ pub fn points(pairs: &[PairBaseline]) -> Vec<ProfessionPoint> {
         .collect()
 }
 
-/// A model spec without its folder (`gguf:models/SmolLM2.gguf` → `SmolLM2.gguf`).
-fn short_model(model: &str) -> &str {
-    model.rsplit(['/', ':']).next().unwrap_or(model)
-}
-
-/// The figure; `metric` names the y axis (the spec's metric and answers).
+/// The figure; `metric` names the y axis (the spec's metric and answers), `model` the
+/// model as titles show it ([`super::data::model_name`]).
 pub fn chart(points: &[ProfessionPoint], metric: &str, model: &str) -> String {
     let xs: Vec<f64> = points.iter().map(|p| p.stereotypicality).collect();
     let ys: Vec<f64> = points.iter().map(|p| p.mean_clean).collect();
-    let r = pearson(&xs, &ys).map_or("n/a".to_string(), |r| format!("{r:.3}"));
+    let r = pearson(&xs, &ys).map_or("n/a".to_string(), sig3);
     let (w, h) = (620.0, 470.0);
     let (left, top, right, bottom) = (70.0, 56.0, 130.0, 50.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
@@ -84,10 +81,7 @@ pub fn chart(points: &[ProfessionPoint], metric: &str, model: &str) -> String {
         20.0,
         14.0,
         Anchor::Start,
-        &format!(
-            "{}: bias per profession vs stereotypicality",
-            short_model(model)
-        ),
+        &format!("{model} · bias per profession vs stereotypicality"),
     );
     let pairs: usize = points.iter().map(|p| p.pairs).sum();
     svg.text(
@@ -197,8 +191,7 @@ mod tests {
         );
         assert_eq!(ps[1].stereotypicality, 0.3);
         let svg = chart(&ps, "logit_diff", "m");
-        assert!(svg.contains("Pearson r = 1.000"), "{svg}");
-        assert_eq!(short_model("gguf:models/SmolLM2.gguf"), "SmolLM2.gguf");
-        assert_eq!(short_model("hf:meta-llama/Llama-2-7b-hf"), "Llama-2-7b-hf");
+        assert!(svg.contains("Pearson r = 1.00;"), "{svg}");
+        assert!(svg.contains("m · bias per profession"), "{svg}");
     }
 }

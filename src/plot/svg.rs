@@ -219,29 +219,9 @@ pub fn text_width(text: &str, size: f64) -> f64 {
     text.chars().count() as f64 * size * 0.6
 }
 
-/// A short number for ticks and cells: 3 significant digits, no trailing zeros.
+/// A short number for ticks: [`super::number::sig3_trimmed`] with a typographic minus.
 pub fn short_number(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    let s = if !(0.001..1000.0).contains(&a) {
-        format!("{v:.1e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    };
-    let s = if s.contains('.') && !s.contains('e') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    s.replace('-', "\u{2212}")
+    super::number::sig3_trimmed(v).replace('-', "\u{2212}")
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! tiny LLaMA-2-style checkpoint (`model/tests/data/tiny-llama2`) run with `patchsweep run`
 //! into a temporary SQLite file: two templates of different lengths (so positions are
 //! grouped by label), activation and attribution over the same components (so there is a
-//! scatter), whole heads, and two debias rows written straight into `debias_results`.
+//! scatter), whole heads, and two debias rows written straight into `debias_results` (with
+//! every pair in the held-out split, `debias_splits`).
 #![allow(dead_code)]
 
 #[path = "../common/mod.rs"]
@@ -99,7 +100,8 @@ pub fn database() -> &'static str {
     })
 }
 
-/// Two debias results for sweep 1, as the debias engine would store them.
+/// Two debias results for sweep 1 and its held-out split (every pair), as the debias
+/// engine would store them.
 fn add_debias_rows(url: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -127,6 +129,14 @@ fn add_debias_rows(url: &str) {
             .await
             .unwrap();
         }
+        // Every pair held out, as a split would store it: the bars' n.
+        sqlx::query(
+            "INSERT INTO debias_splits (sweep_id, debias, pair_id, part) \
+             SELECT 1, 'top-heads', pair_id, 'heldout' FROM pairs WHERE sweep_id = 1",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
     });
 }
 

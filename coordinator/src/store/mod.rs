@@ -78,10 +78,10 @@ pub use read::export::is_plain_name;
 pub use read::values;
 pub use read::EXAMPLE_QUERY;
 pub use read::{
-    Baselines, BenchmarkScore, CellMean, DebiasComponents, DroppedCount, ExperimentSummary,
-    GenerationSample, GroupBaselines, LensLayer, PairBaseline, PositionToken, Reversal,
-    RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SelectedSite, SweepRow, SweepSelection,
-    TaskSummary, TopComponent, WeakPairs,
+    Baselines, BenchmarkScore, CellMean, DebiasComponents, DebiasSplitSize, DroppedCount,
+    ExperimentSummary, GenerationSample, GroupBaselines, LensLayer, PairBaseline, PositionToken,
+    Reversal, RoundedDebiasRow, Rounding, ScatterPoint, ScatterSet, SelectedSite, SweepRow,
+    SweepSelection, TaskSummary, TopComponent, WeakPairs,
 };
 pub use readonly::ReadOnlyOptions;
 pub use result::QueryResult;

@@ -33,7 +33,48 @@ pub struct DebiasComponents {
     pub control_components: Option<String>,
 }
 
+/// How many pairs one part of a debias section's split holds (`debias_splits` joined with
+/// `pairs`): the `n` behind its figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DebiasSplitSize {
+    pub debias: String,
+    /// `selection`, `heldout` or `unused`.
+    pub part: String,
+    pub pairs: i64,
+    /// Distinct clean prompts (`mean_logit_diff` and `mean_abs_logit_diff` count each once).
+    pub clean_prompts: i64,
+    /// Pairs with a stereotyped side (`toward_stereotype` ≠ 0): `stereotype_win_share`'s n.
+    pub stereotyped: i64,
+}
+
 impl Store {
+    /// The size of every part of every debias split of the sweep, by section and part.
+    pub async fn debias_split_sizes(
+        &self,
+        sweep_id: i64,
+    ) -> Result<Vec<DebiasSplitSize>, StoreError> {
+        let r = self
+            .fetch(
+                "SELECT d.debias, d.part, COUNT(*) AS pairs, \
+                 COUNT(DISTINCT p.clean_prompt) AS clean_prompts, \
+                 SUM(CASE WHEN p.toward_stereotype <> 0 THEN 1 ELSE 0 END) AS stereotyped \
+                 FROM debias_splits d JOIN pairs p \
+                 ON p.sweep_id = d.sweep_id AND p.pair_id = d.pair_id \
+                 WHERE d.sweep_id = $1 GROUP BY d.debias, d.part ORDER BY d.debias, d.part",
+                &[Param::Int(sweep_id)],
+            )
+            .await?;
+        decode(&r, |c| {
+            Ok(DebiasSplitSize {
+                debias: c.text("debias")?,
+                part: c.text("part")?,
+                pairs: c.int("pairs")?,
+                clean_prompts: c.int("clean_prompts")?,
+                stereotyped: c.int("stereotyped")?,
+            })
+        })
+    }
+
     /// The sweep's debias results ordered by section, metric, split and intervention.
     /// Fails on a database from before debiasing (no `debias_v`).
     pub async fn debias_rows(&self, sweep_id: i64) -> Result<Vec<DebiasRow>, StoreError> {

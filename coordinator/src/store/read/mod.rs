@@ -30,7 +30,7 @@ mod sweeps;
 pub mod values;
 
 pub use benchmarks::BenchmarkScore;
-pub use debias::{DebiasComponents, RoundedDebiasRow};
+pub use debias::{DebiasComponents, DebiasSplitSize, RoundedDebiasRow};
 pub use effects::{CellMean, PositionToken, ScatterPoint, ScatterSet, TopComponent, WeakPairs};
 pub use generations::GenerationSample;
 pub use lens::LensLayer;
