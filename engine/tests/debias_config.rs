@@ -118,6 +118,20 @@ fn invalid_configs_name_their_field() {
         },
         "used twice",
     );
+    // Names label stored rows: `base` is the unmodified model, `NAME/control` a control pool.
+    for bad in ["base", "", " ", "steer/control"] {
+        check(
+            cfg.clone(),
+            &|c| {
+                if let InterventionConfig::Steering(s) = &mut c.interventions[1] {
+                    s.name = Some(bad.to_string());
+                } else {
+                    panic!("the second intervention of the test config steers");
+                }
+            },
+            "is not allowed",
+        );
+    }
 }
 
 #[test]

@@ -115,6 +115,8 @@ fn corpus_forms_parse_and_bad_ones_are_refused() {
         "corpus = \"panda\"",
         "corpus = \"hf-dataset:panda\"",
         "corpus = \"hf-dataset:facebook/panda:../x.jsonl\"",
+        "corpus = \"hf-dataset:facebook/panda@../../../etc\"",
+        "corpus = \"hf-dataset:facebook/panda@/abs\"",
         "corpus = { text = \"a\", panda = \"b\" }",
         "corpus = { swaps = \"s.txt\" }",
         "corpus = { txt = \"a\" }",

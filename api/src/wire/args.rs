@@ -1,6 +1,7 @@
 //! Task arguments and debias rows on the wire: [`TaskArgs`] ⇄ `pb::TaskArgs`,
-//! [`DebiasRow`] ⇄ `pb::DebiasRow`. A message from a peer older than the typed fields
-//! carries the JSON form instead, which is read when the typed one is absent.
+//! [`DebiasRow`] ⇄ `pb::DebiasRow`. The JSON form is sent beside the typed one for peers
+//! older than the typed fields (a rolling upgrade), and read only when the typed one is
+//! absent.
 
 use patchsweep_proto::v1 as pb;
 
@@ -235,7 +236,8 @@ pub(crate) fn debias_rows_from_wire(d: pb::DebiasOutput) -> Result<Vec<DebiasRow
 
 pub(crate) fn debias_rows_to_wire(rows: &[DebiasRow]) -> pb::DebiasOutput {
     pb::DebiasOutput {
-        rows_json: String::new(),
+        // Also the JSON form, for coordinators older than `rows` during a rolling upgrade.
+        rows_json: serde_json::to_string(rows).expect("plain data serializes"),
         benchmark_scores: Vec::new(),
         rows: rows
             .iter()

@@ -223,7 +223,8 @@ fn planned_to_wire(t: &NewTask) -> pb::PlannedTask {
     pb::PlannedTask {
         kind: t.kind().as_str().to_string(),
         description: t.description.clone(),
-        payload_json: String::new(),
+        // Also the JSON form, for peers older than `args` during a rolling upgrade.
+        payload_json: t.args.to_stored(),
         args: Some(args_to_wire(&t.args)),
         cost: t.cost,
         waits: t.stage > 0,
@@ -379,7 +380,8 @@ pub fn task_to_wire(t: &LeasedTask) -> pb::Task {
         model: t.model.clone(),
         spec_toml: t.spec_toml.clone(),
         spec_digest: t.spec_digest.clone(),
-        payload_json: String::new(),
+        // Also the JSON form, for peers older than `args` during a rolling upgrade.
+        payload_json: t.args.to_stored(),
         args: Some(args_to_wire(&t.args)),
         description: t.description.clone(),
     }
@@ -757,7 +759,7 @@ mod tests {
         assert!(p
             .tasks
             .iter()
-            .all(|t| t.payload_json.is_empty() && t.args.is_some()));
+            .all(|t| t.args.is_some() && !t.payload_json.is_empty()));
         assert_eq!(output_from_wire(Some(wire)), Ok(out));
     }
 

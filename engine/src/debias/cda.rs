@@ -4,7 +4,7 @@
 //! # Swap lists
 //! One pair per line, two words separated by a tab (or, without a tab, by spaces):
 //! `actor<TAB>actress`. Blank lines and lines starting with `#` are skipped; anything else
-//! (one word, three words, a word with a digit) is an error naming the file and line.
+//! (one word, three words, a word without a letter) is an error naming the file and line.
 //! A line `a b` swaps `a → b`, and `b → a` unless `b` has a line of its own: every
 //! left-hand word keeps the first line that names it (across the lists in order), and the
 //! reverse direction only fills words no line starts with. Words are matched

@@ -420,6 +420,18 @@ impl DebiasConfig {
         let mut names = std::collections::BTreeSet::new();
         for (i, iv) in self.interventions.iter().enumerate() {
             let field = format!("intervention[{i}]");
+            let name = iv.name();
+            // The name labels stored rows (`benchmark_v.model_state`, where `base` is the
+            // unmodified model and `NAME/control` a control set's pool).
+            if name.trim().is_empty() || name == "base" || name.contains('/') {
+                return Err(config(
+                    field,
+                    format!(
+                        "name {name:?} is not allowed: it must be non-empty, not `base`, \
+                         and without `/`"
+                    ),
+                ));
+            }
             if !names.insert(iv.name()) {
                 return Err(config(
                     field,

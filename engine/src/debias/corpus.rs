@@ -135,6 +135,14 @@ impl std::str::FromStr for HfDataset {
         if revision.is_some_and(|r| r.trim().is_empty()) {
             return Err(format!("{s:?}: an empty revision after @"));
         }
+        // A revision names a file under the cache's `refs/` offline: no path may escape it.
+        if revision.is_some_and(|r| {
+            r.starts_with('/') || r.contains('\\') || r.split('/').any(|p| p == "..")
+        }) {
+            return Err(format!(
+                "{s:?}: a revision is a branch, tag or commit, not a path with `..`, `\\` or a leading `/`"
+            ));
+        }
         if let Some(f) = file {
             if f.is_empty() || f.starts_with('/') || f.split('/').any(|p| p == "..") {
                 return Err(format!(
