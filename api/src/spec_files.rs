@@ -126,20 +126,34 @@ fn inline_jsonl(
     else {
         return Ok(false);
     };
-    let resolved = spec_dir.join(&path);
-    let content = read_bounded(&resolved, limit, what).map_err(|e| SpecError::Field {
-        field: field.into(),
-        reason: e.to_string(),
-    })?;
-    let mut inline = toml_edit::InlineTable::new();
-    inline.insert("name", resolved.display().to_string().into());
-    inline.insert("text", content.into());
+    let inline = read_inline(&path, "text", field, what, limit, spec_dir)?;
     table.remove("jsonl");
     table.insert(
         "jsonl_inline",
         toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),
     );
     Ok(true)
+}
+
+/// Reads the file `path` names (from `spec_dir`) as `{ name, TEXT_KEY = content }`; an
+/// error names the spec's `field`.
+fn read_inline(
+    path: &str,
+    text_key: &str,
+    field: &str,
+    what: &'static str,
+    limit: u64,
+    spec_dir: &Path,
+) -> Result<toml_edit::InlineTable, SpecError> {
+    let resolved = spec_dir.join(path);
+    let content = read_bounded(&resolved, limit, what).map_err(|e| SpecError::Field {
+        field: field.into(),
+        reason: e.to_string(),
+    })?;
+    let mut inline = toml_edit::InlineTable::new();
+    inline.insert("name", resolved.display().to_string().into());
+    inline.insert(text_key, content.into());
+    Ok(inline)
 }
 
 /// Inlines the files a fine-tuning corpus names (`corpus = { text = F, swaps = F }`,
@@ -174,17 +188,8 @@ fn inline_corpus_files(
                     continue;
                 };
                 let field = format!("debias[{i}].intervention[{j}].corpus.{key}");
-                let resolved = spec_dir.join(&path);
-                let content =
-                    read_bounded(&resolved, limit, "a fine-tuning corpus file").map_err(|e| {
-                        SpecError::Field {
-                            field: field.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                let mut inline = toml_edit::InlineTable::new();
-                inline.insert("name", resolved.display().to_string().into());
-                inline.insert("content", content.into());
+                let what = "a fine-tuning corpus file";
+                let inline = read_inline(&path, "content", &field, what, limit, spec_dir)?;
                 corpus.insert(
                     key,
                     toml_edit::Item::Value(toml_edit::Value::InlineTable(inline)),

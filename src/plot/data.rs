@@ -3,7 +3,10 @@
 //! effects averaged in SQL, tokens, scatter points, debias results).
 
 use anyhow::{Context, Result};
+use patchsweep_api::spec::MetricSpec;
 use patchsweep_coordinator::store::{Store, SweepRow, SweepSelection};
+use patchsweep_engine::metric::MetricKind;
+use patchsweep_engine::stereotype::Orient;
 
 /// `--sweep`: a sweep id, `latest` (the most recent sweep) or `all`.
 pub fn parse_selection(s: &str) -> Result<SweepSelection, String> {
@@ -83,44 +86,42 @@ impl MetricNames {
     /// From the spec's TOML text; generic names when it cannot be read (a spec from an
     /// older version, or none).
     pub fn from_spec(spec: Option<&str>) -> MetricNames {
-        let table = spec
+        // The spec's own `[metric]` type, so names and defaults are the parser's.
+        let metric: Option<MetricSpec> = spec
             .and_then(|s| toml::from_str::<toml::Table>(s).ok())
-            .and_then(|t| t.get("metric").and_then(|m| m.as_table()).cloned())
-            .unwrap_or_default();
-        let text = |k: &str| table.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-        let words = |k: &str| -> String {
-            let list: Vec<String> = table
-                .get(k)
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|w| w.as_str())
-                        .map(|w| format!("{w:?}"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            match list.len() {
-                0 => k.to_string(),
-                1 => list[0].clone(),
-                _ => format!("{{{}}}", list.join(", ")),
-            }
-        };
-        let (pos, neg) = if text("orient") == "stereotype" {
-            (
-                "anti-stereotypical".to_string(),
-                "stereotypical".to_string(),
-            )
-        } else {
-            (words("positive"), words("negative"))
-        };
-        let (effect, metric) = match text("kind") {
-            "logit_diff" => ("logit-difference", format!("logit({pos}) − logit({neg})")),
-            "logprob_diff" => (
-                "log-prob-difference",
-                format!("log p({pos}) − log p({neg})"),
+            .and_then(|t| t.get("metric").cloned())
+            .and_then(|m| m.try_into().ok());
+        let words = |list: &[String]| match list {
+            [one] => format!("{one:?}"),
+            many => format!(
+                "{{{}}}",
+                many.iter()
+                    .map(|w| format!("{w:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            "odds_ratio" => ("odds-ratio", format!("p({pos}) / p({neg})")),
-            _ => ("metric", "the sweep's metric".to_string()),
+        };
+        let (effect, metric) = match metric {
+            None => ("metric", "the sweep's metric".to_string()),
+            Some(m) => {
+                let (pos, neg) = match m.orient {
+                    Orient::Stereotype => (
+                        "anti-stereotypical".to_string(),
+                        "stereotypical".to_string(),
+                    ),
+                    Orient::Answers => (words(&m.positive), words(&m.negative)),
+                };
+                match m.kind {
+                    MetricKind::LogitDiff => {
+                        ("logit-difference", format!("logit({pos}) − logit({neg})"))
+                    }
+                    MetricKind::LogprobDiff => (
+                        "log-prob-difference",
+                        format!("log p({pos}) − log p({neg})"),
+                    ),
+                    MetricKind::OddsRatio => ("odds-ratio", format!("p({pos}) / p({neg})")),
+                }
+            }
         };
         MetricNames {
             effect: format!("normalized {effect} effect"),

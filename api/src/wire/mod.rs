@@ -251,11 +251,9 @@ pub fn output_from_wire(
                 .map(lens_from_wire)
                 .collect::<Result<_, _>>()?,
         )),
-        Some(Output::Debias(d)) => Ok(TaskOutput::Debias {
-            benchmarks: d
-                .benchmark_scores
-                .iter()
-                .cloned()
+        Some(Output::Debias(mut d)) => Ok(TaskOutput::Debias {
+            benchmarks: std::mem::take(&mut d.benchmark_scores)
+                .into_iter()
                 .map(benchmark_from_wire)
                 .collect(),
             rows: debias_rows_from_wire(d)?,
