@@ -165,8 +165,12 @@ def build_model_folder(folder, shape, dtype, device, seed, tok):
 
 
 def spec_text(name, folder, device, dtype, batch, pairs, layers="all", grids=GRIDS, attribution=True):
-    lines = [f'name = "{name}"', f'model = "{folder}"', f'device = "{device}"', f'dtype = "{dtype}"',
-             f"batch_size = {batch}", "",
+    """One experiment per grid and method (so each grid is timed on its own); `batch` None
+    leaves batch_size unset: a GPU worker plans it from its free memory."""
+    lines = [f'name = "{name}"', f'model = "{folder}"', f'device = "{device}"', f'dtype = "{dtype}"']
+    if batch is not None:
+        lines.append(f"batch_size = {batch}")
+    lines += ["",
              "[tasks]", f"pairs_per_task = {len(pairs)}", "layers_per_task = 0", "",
              "[metric]", 'kind = "logit_diff"', 'positive = [" he"]', 'negative = [" she"]', "",
              "[dataset]", "pairs = ["]
@@ -176,15 +180,11 @@ def spec_text(name, folder, device, dtype, batch, pairs, layers="all", grids=GRI
     layers_toml = f'"{layers}"' if isinstance(layers, str) else json.dumps(layers)
     methods = ["activation", "attribution"] if attribution else ["activation"]
     for method in methods:
-        comps = [g for g in grids if g != "head_out"]
-        if comps:
-            lines += ["", "[[experiment]]", f'name = "{method}-components"', f'method = "{method}"',
-                      'direction = "denoise"', f"components = {json.dumps(comps)}",
-                      f"layers = {layers_toml}", 'positions = "all"']
-        if "head_out" in grids:
-            lines += ["", "[[experiment]]", f'name = "{method}-heads"', f'method = "{method}"',
-                      'direction = "denoise"', 'components = ["head_out"]',
-                      f"layers = {layers_toml}", 'positions = "joint"']
+        for g in grids:
+            positions = "joint" if g == "head_out" else "all"
+            lines += ["", "[[experiment]]", f'name = "{method}-{g}"', f'method = "{method}"',
+                      'direction = "denoise"', f'components = ["{g}"]',
+                      f"layers = {layers_toml}", f'positions = "{positions}"']
     return "\n".join(lines) + "\n"
 
 
@@ -253,17 +253,25 @@ def stub_lib(binary, so, prefix):
 
 
 class GpuMemSampler:
-    """Max of nvidia-smi memory.used (MiB) sampled every 100 ms while running."""
+    """Max of nvidia-smi memory.used (MiB) sampled every 100 ms while running, and the GPU
+    utilisation (% of time a kernel ran) of those samples."""
 
     def __init__(self, enabled):
         self.enabled = enabled and shutil.which("nvidia-smi") is not None
-        self.samples, self.stop = [], threading.Event()
+        self.samples, self.util, self.stop = [], [], threading.Event()
 
-    @staticmethod
-    def read():
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                             capture_output=True, text=True, timeout=10).stdout
-        return float(out.split()[0])
+    def read(self):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,utilization.gpu", "--format=csv,noheader,nounits",
+                              "-i", "0"], capture_output=True, text=True, timeout=10).stdout
+        used, util = (float(v) for v in out.replace(",", " ").split()[:2])
+        self.util.append(util)
+        return used
+
+    def utilization(self):
+        """Mean and max utilisation over the samples taken while the GPU held more than the
+        level before start plus 1 GiB (the model loaded), or None."""
+        busy = [u for m, u in zip(self.samples, self.util[1:]) if m > self.base + 1024]
+        return {"mean": sum(busy) / len(busy), "max": max(busy), "samples": len(busy)} if busy else None
 
     def __enter__(self):
         if self.enabled:
@@ -314,7 +322,20 @@ def run_patchsweep(binary, spec, db, env, sample_gpu, timeout):
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise RuntimeError(f"patchsweep run failed with {proc.returncode}: {proc.stderr[-2000:]}")
-    return wall, mem.peak_gib(), proc.stdout
+    if mem.enabled:
+        log(f"GPU utilisation while the model was loaded (nvidia-smi): {mem.utilization()}")
+        GpuMemSampler.last_utilization = mem.utilization()
+    return wall, mem.peak_gib(), proc.stdout, proc.stderr
+
+
+def worker_log_figures(stderr):
+    """The worker's planned rows per forward and its CUDA pool high-water mark (info logs)."""
+    import re
+
+    rows = [int(m) for m in re.findall(r"rows=(\d+)[^\n]*planned the rows", stderr)]
+    rows += [int(m) for m in re.findall(r"planned the rows[^\n]*rows=(\d+)", stderr)]
+    peaks = [int(m) for m in re.findall(r"peak_bytes=(\d+)", stderr)]
+    return {"planned_rows": sorted(set(rows)), "pool_peak_gib": max(peaks) / 2**30 if peaks else None}
 
 
 def read_patchsweep(db):
@@ -331,16 +352,16 @@ def read_patchsweep(db):
     pairs = {r["pair_id"]: dict(r) for r in con.execute(
         "SELECT pair_id, clean_ids, corrupt_ids, clean_metric, corrupt_metric FROM pairs")}
     con.close()
-    timing = {}
+    timing = {}  # "activation", "attribution" and "activation-resid_pre", ...
     for t in tasks:
         if t["kind"] != "patch":
             continue
         exp = t["description"].split(" ")[0]
-        method = exp.split("-")[0]
-        e = timing.setdefault(method, {"patches": 0, "seconds": 0.0, "tasks": 0})
-        e["patches"] += t["patches"]
-        e["seconds"] += t["seconds"]
-        e["tasks"] += 1
+        for key in (exp.split("-")[0], exp):
+            e = timing.setdefault(key, {"patches": 0, "seconds": 0.0, "tasks": 0})
+            e["patches"] += t["patches"]
+            e["seconds"] += t["seconds"]
+            e["tasks"] += 1
     for e in timing.values():
         e["patches_per_s"] = e["patches"] / e["seconds"] if e["seconds"] else None
     return effects, pairs, timing, tasks
@@ -523,9 +544,9 @@ def compare(ps_effects, exp, peer_values, grids, pair_ids, dtype, gap):
             for i in range(I):
                 for p, pid in enumerate(pair_ids):
                     if g == "head_out":
-                        key = (f"{exp}-heads", g, l, i, None, pid)
+                        key = (f"{exp}-{g}", g, l, i, None, pid)
                     else:
-                        key = (f"{exp}-components", g, l, None, i, pid)
+                        key = (f"{exp}-{g}", g, l, None, i, pid)
                     v = ps_effects.get(key)
                     if v is not None:
                         ours[l, i, p] = v
@@ -549,7 +570,8 @@ def main():
     ap.add_argument("--device", default="cuda:0")
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     ap.add_argument("--pairs", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=256, help="patchsweep rows per batched forward")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="patchsweep rows per batched forward (default: unset, planned from free GPU memory)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grids", default=",".join(GRIDS))
     ap.add_argument("--skip-peer", action="store_true")
@@ -575,6 +597,8 @@ def main():
     pair_ids = [p["id"] for p in pairs]
     results["pairs"] = len(pairs)
     results["tokens_per_prompt"] = len(pairs[0]["clean_ids"])
+    results["first_diff"] = min(next(i for i, (a, b) in enumerate(zip(p["clean_ids"], p["corrupt_ids"])) if a != b)
+                                for p in pairs)
     log(f"{len(pairs)} pairs of {results['tokens_per_prompt']} tokens, e.g. {pairs[0]['clean']!r} / {pairs[0]['corrupt']!r}")
     build_model_folder(folder, shape, args.dtype, args.device, args.seed, tok)
 
@@ -611,23 +635,25 @@ def unpack_binary(path, work):
 def patchsweep_side(args, work, folder, pairs, grids, cuda, results):
     binary = unpack_binary(args.binary, work)
     env = cuda_lib_env(binary) if cuda else dict(os.environ)
-    env.setdefault("RUST_LOG", "warn")
+    env.setdefault("RUST_LOG", "warn,patchsweep_worker=info")
     env.setdefault("CUDA_CACHE_MAXSIZE", str(4 << 30))  # keep the warm-up's PTX JIT results
     if not args.no_warmup:
         spec = work / "warmup.toml"
         spec.write_text(spec_text("gpu-bench-warmup", folder, args.device, args.dtype, args.batch_size,
                                   pairs[:1], layers=[0]))
-        wall, _, _ = run_patchsweep(binary, spec, work / "warmup.db", env, False, args.ps_timeout)
+        wall, _, _, _ = run_patchsweep(binary, spec, work / "warmup.db", env, False, args.ps_timeout)
         log(f"patchsweep warm-up sweep: {wall:.1f} s wall")
     spec = work / "bench.toml"
     spec.write_text(spec_text("gpu-bench", folder, args.device, args.dtype, args.batch_size, pairs, grids=grids))
-    wall, peak, stdout = run_patchsweep(binary, spec, work / "bench.db", env, cuda, args.ps_timeout)
+    wall, peak, stdout, stderr = run_patchsweep(binary, spec, work / "bench.db", env, cuda, args.ps_timeout)
     ps_effects, ps_pairs, timing, tasks = read_patchsweep(work / "bench.db")
     for p in pairs:  # the peer is fed exactly the ids patchsweep stored
         stored = ps_pairs[p["id"]]
         assert json.loads(stored["clean_ids"]) == p["clean_ids"], (p, stored)
         assert json.loads(stored["corrupt_ids"]) == p["corrupt_ids"], (p, stored)
     results["patchsweep"] = {"wall_s": wall, "peak_gpu_mem_gib_nvidia_smi": peak, "timing": timing,
+                             "worker": worker_log_figures(stderr),
+                             "gpu_utilization_nvidia_smi": getattr(GpuMemSampler, "last_utilization", None),
                              "tasks": tasks,
                              "baselines": {k: [v["clean_metric"], v["corrupt_metric"]] for k, v in ps_pairs.items()}}
     log(f"patchsweep: {wall:.1f} s wall, timing {timing}, peak GPU memory {peak} GiB")
@@ -670,6 +696,57 @@ def peer_side(args, folder, tok, pairs, pair_ids, grids, cuda, results, ps_effec
                                                    args.dtype, gap)
 
 
+H200_BF16_DATASHEET = 989e12  # dense bf16 FLOP/s (vendor datasheet)
+H200_BF16_MEASURED = 790e12  # an 8192^3 bf16 product through PyTorch on this kind of machine
+
+
+def required_flops(shape, grid, n_tokens, first_diff, n_pairs):
+    """FLOPs activation patching of `grid` needs at least: every cell runs blocks L.. over the
+    positions from its patch on (positions before the first differing token change nothing;
+    head_out is patched at every position jointly), 2 FLOPs per weight per token plus the
+    attention products; the unembedding of one position is left out (it is tiny)."""
+    d, dm, nl = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"]
+    kv = d * shape["num_key_value_heads"] // shape["num_attention_heads"]
+    per_token_block = 2 * (2 * d * d + 2 * d * kv + 3 * d * dm) + 4 * n_tokens * d
+    token_blocks = 0
+    for layer in range(nl):
+        if grid == "head_out":
+            token_blocks += shape["num_attention_heads"] * (nl - layer) * (n_tokens - first_diff)
+        else:
+            token_blocks += sum((nl - layer) * (n_tokens - p) for p in range(first_diff, n_tokens))
+    return token_blocks * per_token_block * n_pairs
+
+
+def grid_table(r):
+    """Per grid: patches/s of each side, the ratio, agreement and patchsweep's FLOP rate."""
+    ps, peer = r.get("patchsweep") or {}, r.get("peer") or {}
+    rows = []
+    for g in r["args"]["grids"].split(","):
+        mine = ps.get("timing", {}).get(f"activation-{g}", {})
+        theirs = peer.get("activation", {}).get(g, {})
+        agree = r.get("agreement_activation", {}).get(g, {})
+        flops = required_flops(r["shape"], g, r["tokens_per_prompt"], r["first_diff"], r["pairs"])
+        row = {"grid": g, "patches": mine.get("patches") or theirs.get("patches"),
+               "patchsweep_patches_per_s": mine.get("patches_per_s"),
+               "peer_patches_per_s": theirs.get("patches_per_s"),
+               "required_tflop": flops / 1e12,
+               "max_abs_diff": agree.get("max_abs_diff"), "within_tolerance": agree.get("within_tolerance")}
+        if row["patchsweep_patches_per_s"] and row["peer_patches_per_s"]:
+            row["ratio"] = row["patchsweep_patches_per_s"] / row["peer_patches_per_s"]
+        if mine.get("seconds"):
+            row["patchsweep_tflop_per_s"] = flops / mine["seconds"] / 1e12
+            row["patchsweep_mfu_datasheet"] = flops / mine["seconds"] / H200_BF16_DATASHEET
+            row["patchsweep_mfu_measured_peak"] = flops / mine["seconds"] / H200_BF16_MEASURED
+        if theirs.get("seconds"):
+            row["peer_tflop_per_s"] = flops / theirs["seconds"] / 1e12
+        rows.append(row)
+    return rows
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
 def summarize(r, path):
     print(f"\n== GPU patching benchmark: {r.get('gpu', 'cpu')}, {r['args']['dtype']}, "
           f"{r['shape']['num_hidden_layers']} layers x d_model {r['shape']['hidden_size']}, "
@@ -706,6 +783,20 @@ def summarize(r, path):
                  for a in r["agreement_activation"].values())
         print(f"activation patching agrees within tolerance: {ok}")
         r["agree"] = ok
+    r["grid_table"] = grid_table(r)
+    print("\n| grid | patches | patchsweep patches/s | peer patches/s | ratio | max abs diff | within tol "
+          "| patchsweep TFLOP/s (share of 989 / 790 peak) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in r["grid_table"]:
+        mfu = (f"{fmt(t.get('patchsweep_tflop_per_s'), '.1f')} ({fmt(t.get('patchsweep_mfu_datasheet'), '.1%')}"
+               f" / {fmt(t.get('patchsweep_mfu_measured_peak'), '.1%')})")
+        print(f"| {t['grid']} | {t['patches']} | {fmt(t['patchsweep_patches_per_s'], '.1f')} "
+              f"| {fmt(t['peer_patches_per_s'], '.1f')} | {fmt(t.get('ratio'), '.2f')} "
+              f"| {fmt(t['max_abs_diff'], '.4g')} | {fmt(t['within_tolerance'], '.3f')} | {mfu} |")
+    w = (r.get("patchsweep") or {}).get("worker")
+    if w:
+        print(f"patchsweep worker: planned rows per forward {w['planned_rows']}, CUDA pool peak "
+              f"{fmt(w['pool_peak_gib'], '.2f')} GiB")
     Path(path).write_text(json.dumps(r, indent=1, default=str))
     print(f"results: {path}")
 

@@ -62,9 +62,10 @@ pub struct SweepSpec {
     pub device: String,
     #[serde(default = "default_dtype")]
     pub dtype: String,
-    /// Rows per batched forward.
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
+    /// Rows per batched forward; unset, a GPU worker plans it from its free memory and the
+    /// CPU takes [`DEFAULT_BATCH_SIZE`] (see [`SweepSpec::batch_size`]).
+    #[serde(default, rename = "batch_size")]
+    pub fixed_batch_size: Option<usize>,
     pub metric: MetricSpec,
     pub dataset: DatasetSpec,
     #[serde(rename = "experiment")]
@@ -115,9 +116,8 @@ fn default_device() -> String {
 fn default_dtype() -> String {
     "f32".into()
 }
-fn default_batch() -> usize {
-    64
-}
+/// Rows per batched forward when the spec fixes none and no memory plan applies.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -493,6 +493,12 @@ impl DatasetSpec {
 }
 
 impl SweepSpec {
+    /// Rows per batched forward: the spec's `batch_size`, else [`DEFAULT_BATCH_SIZE`] (a GPU
+    /// worker plans its own when the spec fixes none).
+    pub fn batch_size(&self) -> usize {
+        self.fixed_batch_size.unwrap_or(DEFAULT_BATCH_SIZE)
+    }
+
     /// Parses and checks everything that needs no model.
     pub fn parse(text: &str, origin: &str) -> Result<ParsedSpec, SpecError> {
         let spec: SweepSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
@@ -510,7 +516,7 @@ impl SweepSpec {
         if spec.tasks.pairs_per_task == 0 {
             return Err(field("tasks.pairs_per_task", "must be at least 1"));
         }
-        if spec.batch_size == 0 {
+        if spec.fixed_batch_size == Some(0) {
             return Err(field("batch_size", "must be at least 1"));
         }
         spec.metric.validate()?;

@@ -4,6 +4,13 @@
 //! earlier positions' keys and values from the cache. Cells that start at the same
 //! `(length, L, p)` — across pairs and components — share one batched forward, each row
 //! carrying its own patch through one mask; only the last position is unembedded.
+//!
+//! A forward of few tokens is bound by reading the weights, not by arithmetic (on a GPU
+//! below a few thousand tokens, on a CPU below some tens): such forwards of one `(length, L)`
+//! are packed together, starting at the earliest position among them, up to
+//! [`Packing::min_tokens`] tokens and [`Packing::max_rows`] rows. A row patched at a later
+//! position then recomputes the unpatched positions before it, which gives the same values
+//! as reading them from the cache.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,11 +36,21 @@ pub struct PairJob<'a> {
     pub cells: &'a [Cell],
 }
 
+/// How cells are packed into batched forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packing {
+    /// Rows per forward at most.
+    pub max_rows: usize,
+    /// Forwards of fewer tokens (rows × positions run) than this are packed with the next
+    /// ones of the same length and start layer; 0 never packs.
+    pub min_tokens: usize,
+}
+
 /// The metric of the patched run for every cell: `values[job][cell]`.
 pub fn patch_values(
     model: &HookedTransformer,
     jobs: &[PairJob],
-    max_batch: usize,
+    packing: Packing,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f32>>> {
     let mut groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
@@ -65,16 +82,64 @@ pub fn patch_values(
         }
     }
     progress(unchanged);
-    for ((n, layer, start), items) in groups {
-        for chunk in items.chunks(max_batch.max(1)) {
-            let out = run_chunk(model, jobs, chunk, n, layer, start)?;
-            for (&(j, c), v) in chunk.iter().zip(out) {
-                values[j][c] = v;
-            }
-            progress(chunk.len());
+    for forward in pack(groups, packing) {
+        let out = run_chunk(
+            model,
+            jobs,
+            &forward.items,
+            forward.n,
+            forward.layer,
+            forward.start,
+        )?;
+        for (&(j, c), v) in forward.items.iter().zip(out) {
+            values[j][c] = v;
         }
+        progress(forward.items.len());
     }
     Ok(values)
+}
+
+/// One batched forward: rows `(job, cell)` of `n` tokens run from block `layer`, positions
+/// `start..n`.
+#[derive(Debug, PartialEq)]
+struct PackedForward {
+    n: usize,
+    layer: usize,
+    start: usize,
+    items: Vec<(usize, usize)>,
+}
+
+/// The forwards that run `groups` (keyed `(n, layer, start)`, in key order): each group cut
+/// into chunks of at most `max_rows` rows, then consecutive chunks of one `(n, layer)` packed
+/// while the forward so far has fewer than `min_tokens` tokens and the rows still fit.
+fn pack(
+    groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>>,
+    packing: Packing,
+) -> Vec<PackedForward> {
+    let max_rows = packing.max_rows.max(1);
+    let mut out: Vec<PackedForward> = Vec::new();
+    for ((n, layer, start), items) in groups {
+        for chunk in items.chunks(max_rows) {
+            if let Some(last) = out.last_mut() {
+                let small = last.items.len() * (n - last.start) < packing.min_tokens;
+                if last.n == n
+                    && last.layer == layer
+                    && small
+                    && last.items.len() + chunk.len() <= max_rows
+                {
+                    last.items.extend_from_slice(chunk);
+                    continue;
+                }
+            }
+            out.push(PackedForward {
+                n,
+                layer,
+                start,
+                items: chunk.to_vec(),
+            });
+        }
+    }
+    out
 }
 
 fn run_chunk(
@@ -234,4 +299,96 @@ pub(crate) fn masked_patches(
         patches.push(MaskedPatch { point, mask, value });
     }
     Ok(patches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(
+        keys: &[((usize, usize, usize), usize)],
+    ) -> BTreeMap<(usize, usize, usize), Vec<(usize, usize)>> {
+        let mut next = 0;
+        keys.iter()
+            .map(|&(key, rows)| {
+                let items = (next..next + rows).map(|r| (r, 0)).collect();
+                next += rows;
+                (key, items)
+            })
+            .collect()
+    }
+
+    fn shape(forwards: &[PackedForward]) -> Vec<(usize, usize, usize, usize)> {
+        forwards
+            .iter()
+            .map(|f| (f.n, f.layer, f.start, f.items.len()))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_token_floor_every_group_is_cut_by_rows_alone() {
+        let g = groups(&[((6, 0, 2), 5), ((6, 0, 3), 5), ((6, 1, 2), 3)]);
+        let packed = pack(
+            g,
+            Packing {
+                max_rows: 4,
+                min_tokens: 0,
+            },
+        );
+        assert_eq!(
+            shape(&packed),
+            vec![
+                (6, 0, 2, 4),
+                (6, 0, 2, 1),
+                (6, 0, 3, 4),
+                (6, 0, 3, 1),
+                (6, 1, 2, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn small_forwards_of_one_layer_and_length_pack_from_the_earliest_start() {
+        // 2 rows × 4 tokens = 8 < 20: the next start's rows join; 4 rows × 4 = 16 < 20: the
+        // third joins too; then 6 × 4 = 24, so the fourth starts a forward of its own.
+        let g = groups(&[
+            ((6, 0, 2), 2),
+            ((6, 0, 3), 2),
+            ((6, 0, 4), 2),
+            ((6, 0, 5), 2),
+            ((6, 1, 2), 2),
+            ((7, 1, 2), 2),
+        ]);
+        let packed = pack(
+            g,
+            Packing {
+                max_rows: 64,
+                min_tokens: 20,
+            },
+        );
+        assert_eq!(
+            shape(&packed),
+            vec![(6, 0, 2, 6), (6, 0, 5, 2), (6, 1, 2, 2), (7, 1, 2, 2)]
+        );
+        // every row is run exactly once, in order
+        let rows: Vec<usize> = packed
+            .iter()
+            .flat_map(|f| f.items.iter().map(|i| i.0))
+            .collect();
+        assert_eq!(rows, (0..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn packing_never_exceeds_the_row_limit() {
+        let g = groups(&[((6, 0, 1), 3), ((6, 0, 2), 3), ((6, 0, 3), 3)]);
+        let packed = pack(
+            g,
+            Packing {
+                max_rows: 4,
+                min_tokens: 1000,
+            },
+        );
+        assert!(packed.iter().all(|f| f.items.len() <= 4), "{packed:?}");
+        assert_eq!(packed.iter().map(|f| f.items.len()).sum::<usize>(), 9);
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use patchsweep_model::{HookPoint, HookedTransformer};
 use serde::{Deserialize, Serialize};
 
-use crate::activation::{patch_values, PairJob};
+use crate::activation::{patch_values, Packing, PairJob};
 use crate::attribution::{estimate_values, AttributionJob};
 use crate::error::{EngineError, Result};
 use crate::grid::{Cell, EffectKey, Grid, Site};
@@ -104,11 +104,21 @@ fn lens_has_no_patches(exp: &Experiment) -> EngineError {
     ))
 }
 
+/// Below this many tokens a forward on a GPU is bound by reading the weights and launching
+/// kernels rather than by arithmetic (an H100/H200 in bf16 needs some hundreds of tokens per
+/// weight matrix to be compute-bound; a few thousand leave no forward launch-bound).
+pub const MIN_FORWARD_TOKENS_GPU: usize = 4096;
+/// The same on the CPU, where arithmetic dominates much sooner.
+pub const MIN_FORWARD_TOKENS_CPU: usize = 64;
+
 /// Runs experiments on one model.
 pub struct Engine<'m> {
     pub model: &'m HookedTransformer,
     /// Rows per batched forward.
     pub max_batch: usize,
+    /// Activation patching packs forwards of fewer tokens than this (see
+    /// [`crate::activation`]); by default 4096 on a GPU, 64 on the CPU.
+    pub min_forward_tokens: usize,
     /// Pairs whose runs are cached at once.
     pub pairs_per_chunk: usize,
     /// How effects are read from the patched values.
@@ -120,6 +130,11 @@ impl<'m> Engine<'m> {
         Self {
             model,
             max_batch: 64,
+            min_forward_tokens: if model.device().is_cpu() {
+                MIN_FORWARD_TOKENS_CPU
+            } else {
+                MIN_FORWARD_TOKENS_GPU
+            },
             pairs_per_chunk: 16,
             effect: EffectMode::Difference,
         }
@@ -235,7 +250,15 @@ impl<'m> Engine<'m> {
                             cells: &cells[i],
                         })
                         .collect();
-                    patch_values(self.model, &jobs, self.max_batch, progress)?
+                    patch_values(
+                        self.model,
+                        &jobs,
+                        Packing {
+                            max_rows: self.max_batch,
+                            min_tokens: self.min_forward_tokens,
+                        },
+                        progress,
+                    )?
                 }
                 Method::Attribution => {
                     let mut all = Vec::new();

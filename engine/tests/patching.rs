@@ -128,10 +128,18 @@ fn component_sets(cfg: &ModelConfig) -> Pathway {
     }
 }
 
-fn compare_fast_to_oracle(model: &HookedTransformer, exp: &Experiment, max_batch: usize) -> usize {
+/// Compares the fast path, its forwards packed below `min_tokens` tokens (0: never), to the
+/// oracle's one forward per cell.
+fn compare_fast_to_oracle(
+    model: &HookedTransformer,
+    exp: &Experiment,
+    max_batch: usize,
+    min_tokens: usize,
+) -> usize {
     let pairs = pairs(model.cfg.vocab_size);
     let mut engine = Engine::new(model);
     engine.max_batch = max_batch;
+    engine.min_forward_tokens = min_tokens;
     let baselines = engine.baselines(&pairs).unwrap();
     let effects = engine.run(exp, &pairs, &baselines, &mut |_| {}).unwrap();
     let cells = engine.cells(exp, &pairs).unwrap();
@@ -214,7 +222,10 @@ fn fast_path_equals_oracle_on_every_component() {
                     direction,
                     grid: g,
                 };
-                total += compare_fast_to_oracle(&model, &exp, 7);
+                // unpacked, and every forward of a start layer packed into one
+                for min_tokens in [0, usize::MAX] {
+                    total += compare_fast_to_oracle(&model, &exp, 7, min_tokens);
+                }
             }
         }
         println!("{name}: {total} cells equal the oracle");

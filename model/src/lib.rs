@@ -9,11 +9,13 @@
 //! - [`hooks`]: [`HookPoint`] names and shapes, [`ActivationCache`], [`Patch`]/[`Patcher`].
 //! - [`grad`]: metric gradients at hook points ([`HookedTransformer::gradients`]).
 //! - [`load`]: the model-spec string and the folder, Hub and GGUF loaders.
+//! - [`device_memory`]: free and peak memory of the device a model lives on (CUDA).
 //! - [`tokenizer`]: BOS handling on top of `tokenizers`.
 //! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
 //!   for products with few rows (batch-1 forwards), where GEMM is bound by packing.
 
 pub mod config;
+pub mod device_memory;
 pub mod error;
 pub mod grad;
 pub mod hooks;

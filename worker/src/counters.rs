@@ -13,6 +13,8 @@ pub struct WorkerCounters {
     /// Seconds the last model load took (f64 bits).
     model_load_seconds: AtomicU64,
     pub models_loaded: AtomicU64,
+    /// The most device (GPU) memory the process has held, in bytes; 0 on the CPU.
+    device_memory_peak: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -32,6 +34,15 @@ impl WorkerCounters {
 
     pub fn model_load_seconds(&self) -> f64 {
         f64::from_bits(self.model_load_seconds.load(Ordering::Relaxed))
+    }
+
+    /// Raises the device memory peak to `bytes` if it is higher.
+    pub fn note_device_memory_peak(&self, bytes: u64) {
+        self.device_memory_peak.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    pub fn device_memory_peak(&self) -> u64 {
+        Self::get(&self.device_memory_peak)
     }
 
     /// The Prometheus text exposition of these counters.
@@ -84,6 +95,13 @@ impl WorkerCounters {
             "gauge",
             "Resident memory of the worker process (host side).",
             resident_bytes().to_string(),
+        );
+        metric(
+            "patchsweep_worker_device_memory_peak_bytes",
+            "gauge",
+            "Most GPU memory the worker process has held (its CUDA memory pool's high-water \
+             mark: weights, cached runs and activations); 0 on the CPU.",
+            self.device_memory_peak().to_string(),
         );
         out
     }

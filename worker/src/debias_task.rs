@@ -107,7 +107,7 @@ pub(crate) fn run(
             neutral: &neutral,
             corpora: &corpora,
             deltas_dir: Some(&dir),
-            max_batch: spec.batch_size,
+            max_batch: spec.batch_size(),
             benchmarks: &benchmarks,
         },
     )

@@ -95,9 +95,90 @@ pub fn check(what: &str, need: &MemoryEstimate, budget: Option<u64>) -> Result<(
     }
 }
 
+/// The most rows per forward a memory plan gives: a forward of this many rows is
+/// compute-bound on any current GPU, so more would only hold memory.
+pub const MAX_PLANNED_BATCH: usize = 4096;
+
+/// The share of the free memory a planned batch may fill: the rest is for the allocator's
+/// slack and what the estimate leaves out.
+pub const PLAN_MARGIN: f64 = 0.8;
+
+/// Rows per forward for one task: the spec's `batch_size` when it fixes one; else, on a
+/// device that reports its free memory (`free`, read after the model is loaded), the largest
+/// number of rows up to [`MAX_PLANNED_BATCH`] whose estimated peak (`need(rows)`, which grows
+/// with rows) fits [`PLAN_MARGIN`] of it and the task budget; else `default`. When not even
+/// one row fits, one row: the budget check then refuses the task with the numbers.
+pub fn plan_batch(
+    fixed: Option<usize>,
+    default: usize,
+    free: Option<u64>,
+    budget: Option<u64>,
+    mut need: impl FnMut(usize) -> u64,
+) -> usize {
+    if let Some(rows) = fixed {
+        return rows;
+    }
+    let Some(free) = free else {
+        return default;
+    };
+    let room = ((free as f64 * PLAN_MARGIN) as u64).min(budget.unwrap_or(u64::MAX));
+    let (mut lo, mut hi) = (1, MAX_PLANNED_BATCH);
+    if need(lo) > room {
+        return 1;
+    }
+    // invariant: need(lo) fits; find the largest such lo
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if need(mid) <= room {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_batch_size_is_kept_whatever_the_memory() {
+        assert_eq!(
+            plan_batch(Some(48), 64, Some(1 << 40), None, |r| r as u64),
+            48
+        );
+        assert_eq!(plan_batch(Some(48), 64, Some(1), Some(1), |r| r as u64), 48);
+    }
+
+    #[test]
+    fn without_a_device_reading_the_default_applies() {
+        assert_eq!(plan_batch(None, 64, None, Some(1 << 40), |r| r as u64), 64);
+    }
+
+    #[test]
+    fn the_plan_is_the_largest_batch_that_fits_the_margin() {
+        // 1 GiB of fixed cost plus 10 MiB per row, 8 GiB free: 0.8 × 8 GiB = 6.4 GiB → 552 rows
+        let need = |rows: usize| (1u64 << 30) + rows as u64 * (10 << 20);
+        let rows = plan_batch(None, 64, Some(8 << 30), None, need);
+        assert_eq!(rows, 552);
+        assert!(need(rows) as f64 <= 0.8 * (8u64 << 30) as f64);
+        assert!(need(rows + 1) as f64 > 0.8 * (8u64 << 30) as f64);
+        // a task budget below the free memory caps the plan
+        assert_eq!(
+            plan_batch(None, 64, Some(8 << 30), Some(2 << 30), need),
+            102
+        );
+    }
+
+    #[test]
+    fn the_plan_is_capped_and_never_zero() {
+        assert_eq!(
+            plan_batch(None, 64, Some(1 << 50), None, |r| r as u64),
+            MAX_PLANNED_BATCH
+        );
+        assert_eq!(plan_batch(None, 64, Some(100), None, |_| 1 << 40), 1);
+    }
 
     #[test]
     fn the_host_has_memory_available() {

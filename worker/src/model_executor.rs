@@ -11,8 +11,8 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{
     EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskArgs, TaskOutput,
 };
-use patchsweep_engine::experiment::{Baseline, Effect, Engine, Method, PairInput};
-use patchsweep_model::{load, LoadOptions, LoadedModel, ModelSpec};
+use patchsweep_engine::experiment::{Baseline, Effect, Engine, Experiment, Method, PairInput};
+use patchsweep_model::{device_memory, load, LoadOptions, LoadedModel, ModelSpec};
 
 use crate::counters::WorkerCounters;
 use crate::executor::{Executor, TaskError};
@@ -188,7 +188,7 @@ impl ModelExecutor {
 
     pub(crate) fn engine<'m>(model: &'m LoadedModel, state: &SweepState) -> Engine<'m> {
         let mut engine = Engine::new(&model.model);
-        engine.max_batch = state.parsed.spec.batch_size;
+        engine.max_batch = state.parsed.spec.batch_size();
         engine.effect = state.parsed.spec.metric.effect;
         engine
     }
@@ -260,11 +260,13 @@ impl ModelExecutor {
             )));
         }
         let pairs = state.pairs_by_id(&args.pairs)?;
-        let engine = Self::engine(&model, &state);
+        let mut engine = Self::engine(&model, &state);
         if exp.method == Method::LogitLens {
             return crate::lens_task::run(&engine, exp, &pairs, self.max_task_memory);
         }
         let narrowed = plan::task_experiment(exp, args).map_err(TaskError::permanent)?;
+        let rows = self.planned_batch(&model, &state, &mut engine, &narrowed, &pairs);
+        engine.max_batch = rows;
         memory_budget::check(
             &format!("this task of experiment `{}`", exp.name),
             &engine.run_memory(&narrowed, &pairs),
@@ -274,12 +276,55 @@ impl ModelExecutor {
         let effects = engine
             .run(&narrowed, &pairs, &baselines, &mut |_| {})
             .map_err(TaskError::transient)?;
+        self.note_device_peak(&model);
         Ok(TaskOutput::Patch(
             effects
                 .iter()
                 .map(|e| effect_row(&exp.name, &pairs, e))
                 .collect(),
         ))
+    }
+}
+
+impl ModelExecutor {
+    /// Rows per forward for a patch task (see [`memory_budget::plan_batch`]): the spec's
+    /// `batch_size`, else the largest that fits the device's free memory now, else the default.
+    fn planned_batch(
+        &self,
+        model: &LoadedModel,
+        state: &SweepState,
+        engine: &mut Engine<'_>,
+        exp: &Experiment,
+        pairs: &[PairInput],
+    ) -> usize {
+        let spec = &state.parsed.spec;
+        let free = device_memory::free_and_total(model.model.device()).map(|(free, _)| free);
+        let rows = memory_budget::plan_batch(
+            spec.fixed_batch_size,
+            spec.batch_size(),
+            free,
+            self.max_task_memory,
+            |rows| {
+                engine.max_batch = rows;
+                engine.run_memory(exp, pairs).bytes
+            },
+        );
+        if spec.fixed_batch_size.is_none() && free.is_some() {
+            tracing::info!(
+                rows,
+                free_bytes = free,
+                "planned the rows per forward from free device memory"
+            );
+        }
+        rows
+    }
+
+    /// Records the most device memory the process has held so far (CUDA only).
+    fn note_device_peak(&self, model: &LoadedModel) {
+        if let Some(peak) = device_memory::peak_bytes(model.model.device()) {
+            self.counters.note_device_memory_peak(peak);
+            tracing::info!(peak_bytes = peak, "device memory peak so far");
+        }
     }
 }
 
