@@ -2,7 +2,9 @@
 //! directly, no sockets. It lives here, with the binary that links both sides, so the
 //! worker crate does not depend on the coordinator.
 
-use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{
+    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+};
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::StoreError;
 use patchsweep_worker::link::{Link, LinkError};
@@ -43,11 +45,11 @@ impl Link for LocalLink {
     async fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         self.coordinator
-            .heartbeat(worker_id, models, leases)
+            .heartbeat(worker_id, status, leases)
             .await
             .map_err(err)
     }

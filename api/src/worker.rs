@@ -1,4 +1,5 @@
-//! A worker as it registers, and what the coordinator answers.
+//! A worker as it registers, what it reports with each heartbeat, and what the coordinator
+//! answers.
 
 /// A worker as it registers.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,4 +35,24 @@ pub struct Registration {
     pub worker_id: String,
     pub lease_seconds: f64,
     pub heartbeat_seconds: f64,
+}
+
+/// What a worker reports of itself with each heartbeat.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerStatus {
+    /// The models it holds loaded.
+    pub models: Vec<String>,
+    /// The most GPU memory its process has held (CUDA memory pool high-water mark); 0 on
+    /// the CPU.
+    pub device_memory_peak_bytes: u64,
+}
+
+impl WorkerStatus {
+    /// A status holding `models`, with no device memory figure.
+    pub fn with_models(models: &[String]) -> Self {
+        Self {
+            models: models.to_vec(),
+            device_memory_peak_bytes: 0,
+        }
+    }
 }

@@ -8,7 +8,7 @@ use patchsweep_api::args::{PrepareTask, TaskArgs};
 use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 pub use patchsweep_api::Registration;
 use patchsweep_api::{
-    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskOutput, WorkerInfo,
+    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskOutput, WorkerInfo, WorkerStatus,
 };
 
 use crate::store::{LeaseScope, QueuePolicy, Store, StoreError};
@@ -130,12 +130,12 @@ impl Coordinator {
     pub async fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> Result<Vec<(i64, i64)>, CoordinatorError> {
         Ok(self
             .store
-            .heartbeat(worker_id, models, leases, &self.policy)
+            .heartbeat(worker_id, status, leases, &self.policy)
             .await?)
     }
 

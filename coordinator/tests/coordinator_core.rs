@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use patchsweep_api::{
     spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PatchTask, PreparedSweep, Settled,
-    TaskArgs, TaskOutput, WorkerInfo,
+    TaskArgs, TaskOutput, WorkerInfo, WorkerStatus,
 };
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::{QueuePolicy, Store};
@@ -272,7 +272,7 @@ async fn a_released_lease_is_leased_again_and_lease_sizes_are_bounded() {
     let hb = c
         .heartbeat(
             &w,
-            &[],
+            &WorkerStatus::default(),
             &[(again.task_id, again.attempt), (again.task_id, 99)],
         )
         .await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use patchsweep_api::{
     spec_digest, DebiasTask, DroppedPair, PatchTask, PrepareTask, StoredSplit, TaskArgs,
+    WorkerStatus,
 };
 use patchsweep_coordinator::store::{
     DebiasRow, EffectRow, HeldSweep, LeaseScope, LeasedTask, NewTask, PairRow, PreparedSweep,
@@ -302,7 +303,12 @@ mod suite {
             .expect("expired lease, leased again");
         assert_eq!((second.task_id, second.attempt), (first.task_id, 2));
         let lost = store
-            .heartbeat(&a, &[], &[(first.task_id, first.attempt)], &p)
+            .heartbeat(
+                &a,
+                &WorkerStatus::default(),
+                &[(first.task_id, first.attempt)],
+                &p,
+            )
             .await
             .unwrap();
         assert_eq!(lost, vec![(first.task_id, 1)]);
@@ -339,7 +345,7 @@ mod suite {
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let lost = store
-                .heartbeat(&a, &[], &[(t.task_id, t.attempt)], &p)
+                .heartbeat(&a, &WorkerStatus::default(), &[(t.task_id, t.attempt)], &p)
                 .await
                 .unwrap();
             assert!(lost.is_empty());
@@ -569,6 +575,37 @@ mod suite {
         };
         store.lease_scoped(&w, &scope, &p).await.unwrap();
         assert_eq!(count(&store, &with("[\"gguf:m\"]")).await, 1);
+    }
+
+    /// A heartbeat records the models and the GPU memory peak the worker reports, and
+    /// `workers_v` shows them.
+    pub async fn a_heartbeat_records_the_device_memory_peak(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(60.0);
+        prepared_sweep(&store, &p, 1, false).await;
+        let w = worker(&store, "w1").await;
+        let peak = |store: Store| async move {
+            count(
+                &store,
+                "SELECT device_memory_peak_bytes FROM workers_v WHERE worker_id = 'w1'",
+            )
+            .await
+        };
+        assert_eq!(peak(store.clone()).await, 0, "nothing reported yet");
+        let status = WorkerStatus {
+            models: vec!["gguf:m".into()],
+            device_memory_peak_bytes: 17_179_869_184,
+        };
+        let t = lease_one(&store, &w, &p).await.unwrap();
+        store
+            .heartbeat(&w, &status, &[(t.task_id, t.attempt)], &p)
+            .await
+            .unwrap();
+        assert_eq!(peak(store.clone()).await, 17_179_869_184);
+        let with_models = format!(
+            "SELECT COUNT(*) FROM workers_v WHERE worker_id = '{w}' AND models = '[\"gguf:m\"]'"
+        );
+        assert_eq!(count(&store, &with_models).await, 1);
     }
 
     pub async fn every_worker_call_marks_the_worker_seen(url: &str) {
@@ -875,6 +912,7 @@ both_backends!([
     concurrent_workers_never_share_a_lease,
     every_worker_call_marks_the_worker_seen,
     a_lease_records_the_workers_models,
+    a_heartbeat_records_the_device_memory_peak,
     a_task_that_keeps_losing_its_workers_fails_saying_so,
     timestamps_read_the_same_on_both_backends,
     a_leased_debias_task_carries_the_stored_split,

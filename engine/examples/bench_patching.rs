@@ -1,6 +1,9 @@
 //! Patching throughput on SmolLM2, for bench/patching_vs_tl.py (prints one JSON line).
 //!
-//! cargo run --release -p patchsweep-engine --example bench_patching -- N_PAIRS
+//! cargo run --release -p patchsweep-engine --example bench_patching -- N_PAIRS [MIN_FORWARD_TOKENS]
+//! (MIN_FORWARD_TOKENS: the engine's packing floor, default the CPU's; 0 never packs).
+//! Also prints `matmul_gflops`: candle's best f32 matmul rate here, over square products and
+//! the model's own shapes (the ceiling the patching efficiency is measured against).
 //! Pairs: the professions dataset, template "said_that", in dataset order (the first pair is
 //! "The accountant said that" ...); grids as TransformerLens' get_act_patch_resid_pre,
 //! _attn_out, _mlp_out (per layer × position) and _attn_head_out_all_pos (layer × head).
@@ -46,7 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             metric: metric.clone(),
         })
         .collect();
-    let engine = Engine::new(&m.model);
+    let mut engine = Engine::new(&m.model);
+    if let Some(min) = std::env::args().nth(2) {
+        engine.min_forward_tokens = min.parse()?;
+    }
     let baselines = engine.baselines(&pairs)?;
     let tokens = m
         .model
@@ -83,6 +89,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut out = serde_json::Map::new();
     out.insert("pairs".into(), pairs.len().into());
+    out.insert(
+        "min_forward_tokens".into(),
+        engine.min_forward_tokens.into(),
+    );
+    let c = &m.model.cfg;
+    out.insert(
+        "model".into(),
+        serde_json::json!({"n_layers": c.n_layers, "d_model": c.d_model, "d_mlp": c.d_mlp,
+            "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads, "d_head": c.d_head,
+            "vocab_size": c.vocab_size}),
+    );
+    out.insert("tokens".into(), pairs[0].clean_ids.len().into());
+    out.insert(
+        "first_diff".into(),
+        pairs
+            .iter()
+            .map(|p| {
+                p.clean_ids
+                    .iter()
+                    .zip(&p.corrupt_ids)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(p.clean_ids.len())
+            })
+            .min()
+            .unwrap_or(0)
+            .into(),
+    );
+    out.insert(
+        "matmul_gflops".into(),
+        best_matmul_gflops(m.model.cfg.d_model, m.model.cfg.d_mlp)?.into(),
+    );
     out.insert("forward_ms".into(), forward_ms.into());
     for method in [Method::Activation, Method::Attribution] {
         let mut per = serde_json::Map::new();
@@ -122,4 +159,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{}", serde_json::Value::Object(out));
     Ok(())
+}
+
+/// candle's best f32 matmul rate on this machine, in GFLOP/s: the best of three timed runs of
+/// each of several products (square ones, and the model's MLP shape at a few hundred rows).
+fn best_matmul_gflops(d_model: usize, d_mlp: usize) -> candle_core::Result<f64> {
+    use candle_core::{Device, Tensor};
+    let shapes = [
+        (512, 512, 512),
+        (1024, 1024, 1024),
+        (2048, 2048, 2048),
+        (192, d_model, d_mlp),
+        (768, d_model, d_mlp),
+        (768, d_mlp, d_model),
+    ];
+    let mut best = 0f64;
+    for (m, k, n) in shapes {
+        let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
+        let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+        a.matmul(&b)?; // warm-up
+        for _ in 0..3 {
+            let t = Instant::now();
+            let reps = 4;
+            for _ in 0..reps {
+                a.matmul(&b)?;
+            }
+            let s = t.elapsed().as_secs_f64();
+            best = best.max(2.0 * (m * k * n * reps) as f64 / s / 1e9);
+        }
+    }
+    Ok(best)
 }

@@ -42,6 +42,7 @@ const INTEGER_NAMES: &[&str] = &[
     "stale_results",
     "lease_expirations",
     "memory_bytes",
+    "device_memory_peak_bytes",
     "tasks_leased",
     "tasks_done",
     "count",

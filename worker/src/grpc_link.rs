@@ -1,7 +1,9 @@
 //! The gRPC link to a remote coordinator, over the typed client of `patchsweep_api`.
 
 use patchsweep_api::client::{ClientError, Code, Target, WorkerApi};
-use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{
+    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+};
 
 use crate::link::{Link, LinkError};
 
@@ -61,11 +63,11 @@ impl Link for GrpcLink {
     async fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         self.client
-            .heartbeat(worker_id, models, leases)
+            .heartbeat(worker_id, status, leases)
             .await
             .map_err(err)
     }

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use patchsweep_api::{HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{
+    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
@@ -30,11 +32,12 @@ pub trait Link: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<LeasedTask>, LinkError>> + Send;
 
-    /// Extends the leases `(task_id, attempt)`; answers those lost.
+    /// Extends the leases `(task_id, attempt)` and reports the worker's `status`; answers
+    /// the leases lost.
     fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> impl Future<Output = Result<Vec<(i64, i64)>, LinkError>> + Send;
 

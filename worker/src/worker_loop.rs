@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patchsweep_api::{Settled, TaskOutput, WorkerInfo};
+use patchsweep_api::{Settled, TaskOutput, WorkerInfo, WorkerStatus};
 use tokio::sync::watch;
 
 use crate::counters::WorkerCounters;
@@ -211,7 +211,11 @@ pub async fn run_worker<L: Link>(
                 tokio::select! {
                     out = &mut run => break Some(out),
                     _ = tokio::time::sleep(heartbeat) => {
-                        match link.heartbeat(&id, &compute.models(), &[(task.task_id, task.attempt)]).await {
+                        let status = WorkerStatus {
+                            models: compute.models(),
+                            device_memory_peak_bytes: opts.counters.device_memory_peak(),
+                        };
+                        match link.heartbeat(&id, &status, &[(task.task_id, task.attempt)]).await {
                             Ok(lost) if !lost.is_empty() => tracing::warn!(task = task.task_id, "lease lost while computing; the result may be refused"),
                             Ok(_) => {}
                             Err(e) => tracing::warn!("heartbeat: {e}"),

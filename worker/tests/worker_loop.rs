@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use patchsweep_api::{
     EffectRow, HeldSweep, LeasedTask, PatchTask, Registration, Settled, TaskArgs, TaskOutput,
-    WorkerInfo,
+    WorkerInfo, WorkerStatus,
 };
 use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
 use patchsweep_worker::link::{Link, LinkError};
@@ -83,7 +83,7 @@ impl Link for FakeLink {
     async fn heartbeat(
         &self,
         _worker_id: &str,
-        _models: &[String],
+        _status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         assert_eq!(leases.len(), 1, "one lease at a time");

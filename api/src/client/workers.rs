@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 use super::{channel, ClientError, SendToken, Target};
 use crate::task::{HeldSweep, LeasedTask, Settled, TaskOutput};
 use crate::wire::{self, MAX_MESSAGE_BYTES};
-use crate::worker::{Registration, WorkerInfo};
+use crate::worker::{Registration, WorkerInfo, WorkerStatus};
 
 type Raw = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
 
@@ -82,7 +82,7 @@ impl WorkerApi {
     pub async fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
     ) -> Result<Vec<(i64, i64)>, ClientError> {
         let r = self
@@ -91,7 +91,8 @@ impl WorkerApi {
             .heartbeat(pb::HeartbeatRequest {
                 worker_id: worker_id.to_string(),
                 leases: wire::leases_to_wire(leases),
-                models: models.to_vec(),
+                models: status.models.clone(),
+                device_memory_peak_bytes: status.device_memory_peak_bytes,
             })
             .await
             .map_err(self.err())?;

@@ -8,6 +8,8 @@ use patchsweep_api::wire::{
 use patchsweep_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use patchsweep_api::WorkerStatus;
+
 use super::status;
 use crate::service::Coordinator;
 
@@ -58,7 +60,14 @@ impl pb::worker_service_server::WorkerService for WorkerHandler {
         let r = req.into_inner();
         let lost = self
             .coordinator
-            .heartbeat(&r.worker_id, &r.models, &leases_from_wire(&r.leases))
+            .heartbeat(
+                &r.worker_id,
+                &WorkerStatus {
+                    models: r.models,
+                    device_memory_peak_bytes: r.device_memory_peak_bytes,
+                },
+                &leases_from_wire(&r.leases),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::HeartbeatResponse {

@@ -2,7 +2,7 @@
 //! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
 //! backend's own bulk inserts (`q::`).
 
-use patchsweep_api::TaskArgs;
+use patchsweep_api::{TaskArgs, WorkerStatus};
 
 use super::queue::{
     LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
@@ -150,12 +150,12 @@ impl Store {
     pub async fn heartbeat(
         &self,
         worker_id: &str,
-        models: &[String],
+        status: &WorkerStatus,
         leases: &[(i64, i64)],
         policy: &QueuePolicy,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(in_tx!(self, "heartbeat", |tx, url| {
-            queue_sql::heartbeat_in(tx, url, worker_id, models, leases, policy.lease_seconds)
+            queue_sql::heartbeat_in(tx, url, worker_id, status, leases, policy.lease_seconds)
                 .await?
         }))
     }

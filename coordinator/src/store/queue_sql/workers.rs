@@ -1,5 +1,7 @@
 //! Workers: registering, and the heartbeat that keeps their leases.
 
+use patchsweep_api::WorkerStatus;
+
 use super::backend::{sql, QueueConn};
 use crate::store::error::db_error;
 use crate::store::queue::WorkerInfo;
@@ -69,18 +71,21 @@ pub(crate) async fn heartbeat_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     worker_id: &str,
-    models: &[String],
+    status: &WorkerStatus,
     leases: &[(i64, i64)],
     lease_seconds: f64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     const STEP: &str = "heartbeat";
-    let models = serde_json::to_string(models).unwrap_or_else(|_| "[]".into());
-    sql("UPDATE workers SET last_seen_at = {now}, models = $2 WHERE id = $1")
-        .bind(worker_id)
-        .bind(&models)
-        .execute(tx)
-        .await
-        .map_err(db_error(STEP, url))?;
+    let models = serde_json::to_string(&status.models).unwrap_or_else(|_| "[]".into());
+    let peak = status.device_memory_peak_bytes.min(i64::MAX as u64) as i64;
+    sql("UPDATE workers SET last_seen_at = {now}, models = $2, \
+         device_memory_peak_bytes = $3 WHERE id = $1")
+    .bind(worker_id)
+    .bind(&models)
+    .bind(peak)
+    .execute(tx)
+    .await
+    .map_err(db_error(STEP, url))?;
     let mut lost = Vec::new();
     for &(task_id, attempt) in leases {
         let extended = sql("UPDATE tasks SET lease_expires_at = {now} + $1 \
