@@ -158,8 +158,11 @@ def main():
     ns = [int(n) for n in args.pairs.split(",")]
     tl = {"resid_pre": tl_rate(args.tl_pairs, ["resid_pre"]), "components": tl_rate(args.tl_pairs, COMPONENTS)}
     rows, raw = [], {"tl": tl}
+    runs = {n: (engine(n), engine(n, 0)) for n in ns}
+    # the ceiling: the best matmul rate any run saw (each run measures it; a busy machine lowers it)
+    ceiling = max(r["matmul_gflops"] for pair in runs.values() for r in pair)
     for n in ns:
-        packed, unpacked = engine(n), engine(n, 0)
+        packed, unpacked = runs[n]
         raw[f"engine_{n}"] = {"packed": packed, "unpacked": unpacked}
         for label, comps in (("resid_pre", ["resid_pre"]), ("components", COMPONENTS)):
             whole = whole_process(n, comps)
@@ -175,9 +178,9 @@ def main():
                 "tl_patches_per_s": tl[label]["patches_per_s"],
                 "ratio_whole_process": whole["patches_per_s"] / tl[label]["patches_per_s"],
                 "ratio_engine": eng["patches"] / eng["seconds"] / tl[label]["patches_per_s"],
-                "required_gflop": flops / 1e9, "matmul_gflops": packed["matmul_gflops"],
-                "efficiency_engine": flops / eng["seconds"] / (packed["matmul_gflops"] * 1e9),
-                "efficiency_whole_process": flops / whole["seconds"] / (packed["matmul_gflops"] * 1e9),
+                "required_gflop": flops / 1e9, "matmul_gflops": ceiling,
+                "efficiency_engine": flops / eng["seconds"] / (ceiling * 1e9),
+                "efficiency_whole_process": flops / whole["seconds"] / (ceiling * 1e9),
             })
             print(json.dumps(rows[-1]), file=sys.stderr)
     print(json.dumps({"rows": rows, "raw": raw}, indent=1))
