@@ -233,8 +233,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         for c in &outcome.calibrations {
             println!(
-                "  {} (control set: {:?}): steering strength {:.4}, selection mean logit diff {:.4} -> {:.4}",
-                c.intervention, c.control, c.calibration.strength, c.calibration.before, c.calibration.after
+                "  {} (control set: {:?}): steering centres moved {:.4} gaps, selection mean logit diff {:.4} -> {:.4}",
+                c.intervention, c.control, c.calibration.offset, c.calibration.before, c.calibration.after
             );
         }
         for a in &outcome.artifacts {

@@ -1,7 +1,7 @@
 //! Fine-tuning on a counterfactual corpus and calibrated steering, on the tiny random
 //! checkpoints: the corpus config forms and their errors, the PANDA reader, the causal-LM
 //! loss with padding, only the selected weights change, a debias run with corpus
-//! interventions, and steering calibrated on the selection split.
+//! interventions, and steering calibrated on the selection split to a zero mean.
 
 mod debias_common;
 
@@ -11,7 +11,7 @@ use patchsweep_engine::debias::corpus::{panda_sentences, tokenize_sentences};
 use patchsweep_engine::debias::edit::EditPositions;
 use patchsweep_engine::debias::finetune::{finetune_on_sentences, sentence_loss};
 use patchsweep_engine::debias::steering::{
-    calibrate, calibrate_strength, gender_directions, steering_edits_scaled,
+    calibrate, calibrate_offset, gender_directions, steering_edits, CALIBRATION_TOLERANCE,
 };
 use patchsweep_engine::debias::{
     apply_deltas, bias_metrics, load_corpora, neutral_chunks, run_debias, split_pairs, CdaLoss,
@@ -456,16 +456,15 @@ fn a_debias_run_with_corpus_finetuning_and_calibrated_steering() {
             .unwrap();
         assert!(a.path.is_file() && a.first_loss.is_finite(), "{a:?}");
     }
-    // Calibrated steering: on the selection split the mean moves toward 0, same sign.
+    // Calibrated steering: on the selection split the mean is 0.
     let c = out
         .calibrations
         .iter()
         .find(|c| c.intervention == "steering" && c.control.is_none())
         .unwrap()
         .calibration;
-    assert!(c.after.abs() <= c.before.abs(), "{c:?}");
     assert!(
-        c.after == 0.0 || c.after.signum() == c.before.signum(),
+        c.zero_found && c.after.abs() <= CALIBRATION_TOLERANCE,
         "{c:?}"
     );
     let selection_row = out
@@ -493,31 +492,40 @@ fn a_debias_run_with_corpus_finetuning_and_calibrated_steering() {
 }
 
 #[test]
-fn calibration_stops_an_overshoot_at_zero_without_flipping_the_sign() {
-    // SmolLM2's overshoot, as a line: -1.18 without steering, +2.31 with full removal.
-    let line = |s: f64| -1.18 + (2.31 + 1.18) * s;
+fn calibration_finds_the_offset_where_the_mean_is_zero() {
+    // SmolLM2's demo selection split, layers 25-27, as a line: +0.07 without steering,
+    // -1.05 with the centres where they are, rising about 4.2 per gap.
+    let line = |t: f64| -1.05 + 4.2 * t;
     let mut calls = 0;
-    let c = calibrate(|s| {
+    let c = calibrate(0.07, |t| {
         calls += 1;
-        Ok(line(s))
+        Ok(line(t))
     })
     .unwrap();
-    let root = 1.18 / 3.49;
-    assert!(c.strength <= root && root - c.strength < 0.01, "{c:?}");
-    assert!(c.after <= 0.0 && c.after.abs() <= 0.0118 + 1e-12, "{c:?}");
-    assert_eq!(c.before, -1.18);
-    assert!(calls <= 22, "{calls}");
-    // No overshoot at full removal: the whole projection goes.
-    let c = calibrate(|s| Ok(2.0 - 1.5 * s)).unwrap();
-    assert_eq!((c.strength, c.after), (1.0, 0.5));
-    // Nothing to remove.
-    let c = calibrate(|s| Ok(0.0 * s)).unwrap();
-    assert_eq!(c.strength, 0.0);
-    assert!(calibrate(|_| Ok(f64::NAN)).is_err());
+    assert!(
+        c.zero_found && c.after.abs() <= CALIBRATION_TOLERANCE,
+        "{c:?}"
+    );
+    assert!((c.offset - 0.25).abs() < 0.01 / 4.2 + 1e-12, "{c:?}");
+    assert_eq!((c.before, c.at_centre), (0.07, -1.05));
+    assert!(calls <= 30, "{calls}");
+    // A positive mean at the centre: the steps go the other way.
+    let c = calibrate(0.0, |t| Ok(3.0 + 0.5 * t)).unwrap();
+    assert!(
+        c.zero_found && (c.offset + 6.0).abs() < 0.02 + 1e-12,
+        "{c:?}"
+    );
+    // Already 0 at the centre: no offset.
+    let c = calibrate(1.0, |t| Ok(0.001 + t)).unwrap();
+    assert_eq!(c.offset, 0.0);
+    // No zero within reach (the mean saturates): the closest offset, said so.
+    let c = calibrate(0.0, |t| Ok(-1.0 + 0.5 * (t.tanh() + 1.0) * 0.9)).unwrap();
+    assert!(!c.zero_found && c.after < 0.0 && c.after > -0.2, "{c:?}");
+    assert!(calibrate(0.0, |_| Ok(f64::NAN)).is_err());
 }
 
 #[test]
-fn calibrated_steering_on_the_tiny_model_moves_the_selection_mean_toward_zero() {
+fn calibrated_steering_on_the_tiny_model_brings_the_selection_mean_to_zero() {
     let model = tiny("tiny-mistral").model;
     let all = pairs(9, 2);
     let split = split_pairs(
@@ -531,28 +539,74 @@ fn calibrated_steering_on_the_tiny_model_moves_the_selection_mean_toward_zero() 
     .unwrap();
     let selection: Vec<&DebiasPair> = split.pairs(SplitPart::Selection, &all);
     let dirs = gender_directions(&model, &[0, 1], &selection, 16).unwrap();
-    let c = calibrate_strength(&model, &dirs, &EditPositions::All, &selection, 16).unwrap();
-    assert!((0.0..=1.0).contains(&c.strength), "{c:?}");
-    assert!(c.after.abs() <= c.before.abs(), "{c:?}");
+    let c = calibrate_offset(&model, &dirs, &EditPositions::All, &selection, 16).unwrap();
     assert!(
-        c.after == 0.0 || c.after.signum() == c.before.signum(),
+        c.zero_found && c.after.abs() <= CALIBRATION_TOLERANCE,
         "{c:?}"
     );
-    // The figures are those of the edits at that strength.
-    let edits = steering_edits_scaled(&dirs, EditPositions::All, c.strength);
+    // The figures are those of the edits at that offset.
+    let edits = steering_edits(&dirs, EditPositions::All, 1.0, c.offset);
     let m = bias_metrics(&model, &edits, &selection, 16).unwrap();
     assert!((m.mean_logit_diff - c.after).abs() < 1e-6, "{m:?} {c:?}");
-    // Full removal on this model, for the record of what calibration avoided.
-    let full = bias_metrics(
-        &model,
-        &steering_edits_scaled(&dirs, EditPositions::All, 1.0),
-        &selection,
-        16,
+    let unsteered = bias_metrics(&model, &[], &selection, 16).unwrap();
+    assert_eq!(unsteered.mean_logit_diff, c.before);
+}
+
+#[test]
+fn calibrated_steering_brings_the_selection_mean_logit_difference_to_zero() {
+    // The defect this guards against: removing the projection around 0 moved every prompt
+    // along the direction (the residual's coordinate is far from 0 for prompts of both
+    // sides), and a calibration that only refused a change of sign kept the overshoot.
+    let loaded = tiny("tiny-llama2");
+    let model = &loaded.model;
+    let all = pairs(12, 3);
+    let mut cfg = config_with(vec![InterventionConfig::Steering(SteeringConfig {
+        name: None,
+        positions: PositionsConfig::All,
+        strength: SteeringStrength::Calibrated,
+    })]);
+    cfg.control_sets = 1;
+    let split = split_pairs(&all, &cfg.split).unwrap();
+    let neutral = neutral_chunks(&loaded.tokenizer, NEUTRAL_TEXT, 24, Some(2), None).unwrap();
+    let sel: Vec<Target> = ["head L1H2@end", "mlp_out L0@subject"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let controls =
+        patchsweep_engine::debias::matched_controls(&sel, cfg.control_seed, 1, &model.cfg).unwrap();
+    let out = run_debias(
+        &cfg,
+        &DebiasInputs {
+            model,
+            pairs: &all,
+            split: &split,
+            targets: &sel,
+            controls: &controls,
+            neutral: &neutral,
+            corpora: &Default::default(),
+            benchmarks: &[],
+            deltas_dir: None,
+            max_batch: 8,
+        },
     )
     .unwrap();
-    if full.mean_logit_diff.signum() != c.before.signum() {
-        assert!(c.strength < 1.0, "{c:?} {full:?}");
-    } else {
-        assert_eq!(c.strength, 1.0, "{c:?} {full:?}");
-    }
+    let row = |split: &str| {
+        out.rows
+            .iter()
+            .find(|r| r.split == split && r.metric == "mean_logit_diff")
+            .unwrap()
+            .clone()
+    };
+    let selection = row("selection");
+    assert!(
+        selection.before.abs() > 0.05,
+        "nothing to calibrate: {selection:?}"
+    );
+    assert!(selection.after.abs() <= 0.01, "{selection:?}");
+    // The held-out pairs are measured with the same edits (not calibrated on).
+    let heldout = row("heldout");
+    assert!(
+        heldout.after.is_finite() && heldout.after != heldout.before,
+        "{heldout:?}"
+    );
 }

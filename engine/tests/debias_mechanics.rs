@@ -1,5 +1,5 @@
 //! Debias mechanics on the tiny random checkpoints: edits that touch nothing change
-//! nothing, head ablation equals a manual patch, steering removes the projection,
+//! nothing, head ablation equals a manual patch, steering moves the projection to its centre,
 //! fine-tuning changes only the selected weights, and re-running gives the same numbers.
 
 mod debias_common;
@@ -328,12 +328,11 @@ fn cda_answer_set_loss_ignores_pronoun_mass() {
 }
 
 #[test]
-fn steering_removes_the_projection_at_the_chosen_layers() {
+fn steering_sets_each_coordinate_to_its_labels_centre_at_the_chosen_layers() {
     let model = tiny("tiny-mistral").model;
     let all = pairs(9, 2);
     let refs: Vec<&DebiasPair> = all.iter().collect();
     let dirs = gender_directions(&model, &[0, 1], &refs, 16).unwrap();
-    let edits = steering_edits(&dirs, EditPositions::All);
     let ps: Vec<DebiasPair> = all
         .iter()
         .filter(|p| p.input.clean_ids.len() == 5)
@@ -344,46 +343,66 @@ fn steering_removes_the_projection_at_the_chosen_layers() {
         HookPoint::ResidPre(1),
         HookPoint::ResidPost(1),
     ];
+    // The coordinates along `u`, `[rows][positions]`.
+    let coords = |c: &patchsweep_model::ActivationCache, point, u: &Tensor| -> Vec<Vec<f32>> {
+        c.get(point)
+            .unwrap()
+            .broadcast_mul(u)
+            .unwrap()
+            .sum(2)
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
     let before = run_edited(&model, &[], &rows(&ps), Unembed::Last, &points).unwrap();
-    let after = run_edited(&model, &edits, &rows(&ps), Unembed::Last, &points).unwrap();
-    for (point, layer) in [(points[0], 0), (points[1], 0), (points[2], 1)] {
-        let u = &dirs[&layer];
-        let proj = |c: &patchsweep_model::ActivationCache| -> f32 {
-            c.get(point)
-                .unwrap()
-                .broadcast_mul(u)
-                .unwrap()
-                .sum(2)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
-        let norm: f32 = after
-            .cache
-            .get(point)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert!(proj(&before.cache) > 1e-3, "{point}: nothing to remove");
-        assert!(
-            proj(&after.cache) < 1e-5 * norm.max(1.0),
-            "{point}: {}",
-            proj(&after.cache)
-        );
+    let layer0 = &dirs[&0];
+    // The centre is the mean coordinate of both prompts per label: the clean prompts' own
+    // coordinates are spread around it (the residual's coordinate is not 0 there).
+    let c0 = coords(&before.cache, points[0], &layer0.unit);
+    assert!(
+        layer0.centre.fallback.abs() > 1e-3 && layer0.gap > 1e-3,
+        "{:?} {}",
+        layer0.centre,
+        layer0.gap
+    );
+    for offset in [0.0, 0.5] {
+        let edits = steering_edits(&dirs, EditPositions::All, 1.0, offset);
+        let after = run_edited(&model, &edits, &rows(&ps), Unembed::Last, &points).unwrap();
+        for (point, layer) in [(points[0], 0), (points[1], 0), (points[2], 1)] {
+            let d = &dirs[&layer];
+            let got = coords(&after.cache, point, &d.unit);
+            let was = coords(&before.cache, point, &d.unit);
+            for (r, p) in ps.iter().enumerate() {
+                // Position 0 is never edited (and nothing before it can change it).
+                if point != points[2] {
+                    assert_eq!(got[r][0].to_bits(), was[r][0].to_bits(), "{point} row {r}");
+                }
+                for (k, label) in p.input.position_labels.iter().enumerate().skip(1) {
+                    let want = d.centre.by_label[label] + offset * d.gap;
+                    assert!(
+                        (f64::from(got[r][k]) - want).abs() < 1e-3 * want.abs().max(1.0),
+                        "{point} row {r} position {k} ({label}): {} != {want}",
+                        got[r][k]
+                    );
+                }
+            }
+        }
+        assert!(bits(&before.logits) != bits(&after.logits));
     }
-    assert!(bits(&before.logits) != bits(&after.logits));
+    // Half the strength moves each coordinate half way to its centre.
+    let half = steering_edits(&dirs, EditPositions::All, 0.5, 0.0);
+    let after = run_edited(&model, &half, &rows(&ps), Unembed::Last, &points[..1]).unwrap();
+    let got = coords(&after.cache, points[0], &layer0.unit);
+    for (r, p) in ps.iter().enumerate() {
+        for (k, label) in p.input.position_labels.iter().enumerate().skip(1) {
+            let want = 0.5 * (f64::from(c0[r][k]) + layer0.centre.by_label[label]);
+            assert!(
+                (f64::from(got[r][k]) - want).abs() < 1e-3 * want.abs().max(1.0),
+                "row {r} position {k}: {} != {want}",
+                got[r][k]
+            );
+        }
+    }
 }
 
 #[test]

@@ -30,7 +30,7 @@
 //! [[debias.intervention]]
 //! kind = "steering"                 # remove the projection on the gender direction
 //! positions = "all"
-//! strength = "calibrated"           # calibrated (default) | a number: x - s (x·u) u
+//! strength = "calibrated"           # calibrated (default) | a number s: x - s ((x·u) - c) u
 //!
 //! [[debias.intervention]]
 //! kind = "finetune"                 # CDA fine-tuning of the selected weights only
@@ -209,19 +209,21 @@ pub struct SteeringConfig {
     pub name: Option<String>,
     #[serde(default = "all_positions")]
     pub positions: PositionsConfig,
-    /// How much of the projection is removed (see [`super::steering`]).
+    /// How much of the projection is removed, and around which centre (see
+    /// [`super::steering`]).
     #[serde(default)]
     pub strength: SteeringStrength,
 }
 
-/// The steering strength `s` of `x - s (x·u) u`.
+/// The steering strength `s` of `x - s ((x·u) - c) u` and its centre `c`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum SteeringStrength {
-    /// Chosen on the selection split so that its mean logit difference moves toward 0
-    /// without changing sign (see [`super::steering::calibrate_strength`]).
+    /// `s = 1` with the centres moved so that the selection split's mean logit difference
+    /// is 0 (see [`super::steering::calibrate_offset`]).
     #[default]
     Calibrated,
-    /// This strength (1 removes the whole projection).
+    /// This strength (1 removes the whole projection) around the selection prompts' mean
+    /// coordinate.
     Fixed(f64),
 }
 

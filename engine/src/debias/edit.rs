@@ -26,9 +26,50 @@ pub enum EditOp {
         fallback: Tensor,
         skip_first: bool,
     },
-    /// `x - s (x·u) u` for the unit vector `direction` (`[d_model]`) and the strength `s`
-    /// (1 removes the whole projection).
-    ProjectOut { direction: Tensor, strength: f64 },
+    /// `x - s ((x·u) - c) u` for the unit vector `direction` (`[d_model]`), the strength `s`
+    /// and the centre `c` of each position (its label's, see [`Centre`]): with `s = 1` every
+    /// edited position's coordinate along `u` becomes `c`. With `skip_first`, position 0 is
+    /// never edited.
+    ProjectOut {
+        direction: Tensor,
+        strength: f64,
+        centre: Centre,
+        skip_first: bool,
+    },
+}
+
+/// Where a projection is moved to, per position label: `by_label`, or `fallback` for a
+/// label without a value and for unlabelled rows. [`Centre::zero`] removes the projection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Centre {
+    pub by_label: BTreeMap<String, f64>,
+    pub fallback: f64,
+}
+
+impl Centre {
+    /// `c = 0` everywhere: `x - s (x·u) u`.
+    pub fn zero() -> Self {
+        Self::default()
+    }
+
+    /// Every value moved by `t`.
+    pub fn shifted(&self, t: f64) -> Self {
+        Self {
+            by_label: self
+                .by_label
+                .iter()
+                .map(|(l, c)| (l.clone(), c + t))
+                .collect(),
+            fallback: self.fallback + t,
+        }
+    }
+
+    fn at(&self, label: Option<&String>) -> f64 {
+        label
+            .and_then(|l| self.by_label.get(l))
+            .copied()
+            .unwrap_or(self.fallback)
+    }
 }
 
 /// Where in each prompt an edit applies.
@@ -79,6 +120,9 @@ pub struct EditHook<'a> {
     /// Per edit with [`EditOp::ReplaceByLabel`]: the replacement table `[k, width]` (row 0
     /// the fallback) and the `[batch * positions]` row of it each position takes.
     by_label: Vec<Option<(Tensor, Vec<u32>)>>,
+    /// Per edit with [`EditOp::ProjectOut`] and a centre that is not zero: `c` for each of
+    /// the `[batch * positions]` positions.
+    centres: Vec<Option<Vec<f32>>>,
     batch: usize,
     n: usize,
     /// Records values after the edits (for tests and inspection).
@@ -91,18 +135,18 @@ impl<'a> EditHook<'a> {
     pub fn new(edits: &'a [Edit], labels: &[Option<&[String]>], n: usize) -> Result<Self> {
         let mut masks = Vec::with_capacity(edits.len());
         let mut tables = Vec::with_capacity(edits.len());
+        let mut centres = Vec::with_capacity(edits.len());
         for e in edits {
+            centres.push(centre_values(&e.op, labels, n));
             let rows = labels
                 .iter()
                 .map(|l| row_positions(e, *l, n))
                 .collect::<Result<Vec<_>>>()?;
-            let skip_first = matches!(
-                e.op,
-                EditOp::ReplaceByLabel {
-                    skip_first: true,
-                    ..
-                }
-            );
+            let skip_first = match e.op {
+                EditOp::ReplaceByLabel { skip_first, .. }
+                | EditOp::ProjectOut { skip_first, .. } => skip_first,
+                EditOp::Replace(_) => false,
+            };
             tables.push(label_table(&e.op, labels, n)?);
             if rows.iter().all(Option::is_none) && !(skip_first && n > 0) {
                 masks.push(None);
@@ -124,6 +168,7 @@ impl<'a> EditHook<'a> {
             edits,
             masks,
             by_label: tables,
+            centres,
             batch: labels.len(),
             n,
             cache: None,
@@ -192,9 +237,17 @@ impl<'a> EditHook<'a> {
             EditOp::ProjectOut {
                 direction,
                 strength,
+                ..
             } => {
                 let u = direction.to_dtype(value.dtype())?;
-                let proj = value.broadcast_mul(&u)?.sum_keepdim(dims.len() - 1)?;
+                let mut proj = value.broadcast_mul(&u)?.sum_keepdim(dims.len() - 1)?;
+                if let Some(c) = &self.centres[i] {
+                    let mut shape = vec![self.batch, self.n];
+                    shape.resize(dims.len(), 1);
+                    let c = Tensor::from_slice(c.as_slice(), shape, value.device())?
+                        .to_dtype(value.dtype())?;
+                    proj = proj.broadcast_sub(&c)?;
+                }
                 let removed = proj.broadcast_mul(&u)?;
                 let removed = if *strength == 1.0 {
                     removed
@@ -206,6 +259,24 @@ impl<'a> EditHook<'a> {
         };
         Ok(mask.where_cond(&new, &value)?)
     }
+}
+
+/// For a [`EditOp::ProjectOut`] whose centre is not zero: the centre of each (row,
+/// position), from its label.
+fn centre_values(op: &EditOp, labels: &[Option<&[String]>], n: usize) -> Option<Vec<f32>> {
+    let EditOp::ProjectOut { centre, .. } = op else {
+        return None;
+    };
+    if *centre == Centre::zero() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(labels.len() * n);
+    for l in labels {
+        for p in 0..n {
+            out.push(centre.at(l.and_then(|l| l.get(p))) as f32);
+        }
+    }
+    Some(out)
 }
 
 /// For a [`EditOp::ReplaceByLabel`]: the vectors stacked `[fallback, labels…]` and, per

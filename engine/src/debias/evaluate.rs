@@ -129,6 +129,40 @@ fn readings(
     Ok(out)
 }
 
+/// `mean_logit_diff` and `mean_abs_logit_diff` of the clean readings: each distinct clean
+/// prompt (with its answer sets) counts once.
+fn clean_means(pairs: &[&DebiasPair], clean: &[Reading]) -> (f64, f64) {
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<f64> = pairs
+        .iter()
+        .zip(clean)
+        .filter(|(p, _)| {
+            let m = &p.input.metric;
+            seen.insert((&p.input.clean_ids, &m.positive, &m.negative))
+        })
+        .map(|(_, r)| r.logit_diff)
+        .collect();
+    let n = distinct.len() as f64;
+    (
+        distinct.iter().sum::<f64>() / n,
+        distinct.iter().map(|x| x.abs()).sum::<f64>() / n,
+    )
+}
+
+/// [`BiasMetrics::mean_logit_diff`] alone (only the clean prompts run).
+pub fn mean_logit_diff(
+    model: &HookedTransformer,
+    edits: &[Edit],
+    pairs: &[&DebiasPair],
+    max_batch: usize,
+) -> Result<f64> {
+    if pairs.is_empty() {
+        return Err(DebiasError::Evaluation("no pairs to evaluate on".into()));
+    }
+    let clean = readings(model, edits, pairs, true, max_batch)?;
+    Ok(clean_means(pairs, &clean).0)
+}
+
 /// Bias metrics of `model` with `edits` on `pairs`.
 pub fn bias_metrics(
     model: &HookedTransformer,
@@ -141,20 +175,7 @@ pub fn bias_metrics(
     }
     let clean = readings(model, edits, pairs, true, max_batch)?;
     let corrupt = readings(model, edits, pairs, false, max_batch)?;
-    // Each distinct clean prompt (with its answer sets) counts once.
-    let mut seen = std::collections::HashSet::new();
-    let distinct: Vec<f64> = pairs
-        .iter()
-        .zip(&clean)
-        .filter(|(p, _)| {
-            let m = &p.input.metric;
-            seen.insert((&p.input.clean_ids, &m.positive, &m.negative))
-        })
-        .map(|(_, r)| r.logit_diff)
-        .collect();
-    let n = distinct.len() as f64;
-    let mean_logit_diff = distinct.iter().sum::<f64>() / n;
-    let mean_abs_logit_diff = distinct.iter().map(|x| x.abs()).sum::<f64>() / n;
+    let (mean_logit_diff, mean_abs_logit_diff) = clean_means(pairs, &clean);
     let (mut wins, mut te, mut n_st, mut n_anti) = (0usize, 0f64, 0usize, 0usize);
     for ((p, c), k) in pairs.iter().zip(&clean).zip(&corrupt) {
         let Some(side) = p.stereotyped else { continue };

@@ -21,7 +21,7 @@ use super::evaluate::{bias_metrics, capability, top1_agreement, BiasMetrics, Cap
 use super::finetune::{cda_examples, finetune, finetune_on_sentences};
 use super::split::{DebiasPair, Split, SplitPart};
 use super::steering::{
-    calibrate_strength, gender_directions, steering_edits_scaled, steering_layers, Calibration,
+    calibrate_offset, gender_directions, steering_edits, steering_layers, Calibration,
 };
 use super::target::{describe, Target};
 use crate::grid::PositionRef;
@@ -84,13 +84,13 @@ pub struct DeltasArtifact {
     pub final_loss: f32,
 }
 
-/// The strength a steering intervention was calibrated to (see [`super::steering`]).
+/// How a steering intervention was calibrated (see [`super::steering`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SteeringCalibration {
     pub intervention: String,
     /// The control set (`None`: the selected components).
     pub control: Option<usize>,
-    /// Strength and the selection split's mean logit difference before and after.
+    /// The centres' offset and the selection split's mean logit difference before and after.
     pub calibration: Calibration,
 }
 
@@ -99,7 +99,7 @@ pub struct SteeringCalibration {
 pub struct DebiasOutcome {
     pub rows: Vec<DebiasMeasurement>,
     pub artifacts: Vec<DeltasArtifact>,
-    /// Every calibrated steering strength (selected components and control sets).
+    /// Every steering calibration (selected components and control sets).
     pub calibrations: Vec<SteeringCalibration>,
     /// Pairs the bias metrics averaged over (held-out) and of those with a stereotype.
     pub heldout_pairs: usize,
@@ -230,22 +230,26 @@ impl Context<'_> {
                 }
                 let dirs = gender_directions(m, &layers, &self.selection, batch)?;
                 let positions = steering_positions(targets, &s.positions);
-                let (strength, calibration) = match s.strength {
-                    SteeringStrength::Fixed(x) => (x, None),
+                let (strength, offset, calibration) = match s.strength {
+                    SteeringStrength::Fixed(x) => (x, 0.0, None),
                     SteeringStrength::Calibrated => {
-                        let c = calibrate_strength(m, &dirs, &positions, &self.selection, batch)?;
-                        tracing::info!(intervention = %iv.name(), control = ?control, strength = c.strength, selection_before = c.before, selection_after = c.after, "steering strength calibrated on the selection split");
+                        let c = calibrate_offset(m, &dirs, &positions, &self.selection, batch)?;
+                        if c.zero_found {
+                            tracing::info!(intervention = %iv.name(), control = ?control, offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split");
+                        } else {
+                            tracing::warn!(intervention = %iv.name(), control = ?control, offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split: no offset brings its mean logit difference to 0; the closest is used");
+                        }
                         let cal = SteeringCalibration {
                             intervention: iv.name(),
                             control,
                             calibration: c,
                         };
-                        (c.strength, Some(cal))
+                        (1.0, c.offset, Some(cal))
                     }
                 };
                 Ok(Applied {
                     calibration,
-                    ..plain(steering_edits_scaled(&dirs, positions, strength))
+                    ..plain(steering_edits(&dirs, positions, strength, offset))
                 })
             }
             InterventionConfig::Finetune(f) => {

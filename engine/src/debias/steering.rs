@@ -10,18 +10,33 @@
 //! would cancel; signed, they all point from the "she" side to the "he" side. The direction
 //! is normalised to unit length.
 //!
-//! # Strength
-//! The edit is `x - s (x·u) u`. Removing the whole projection (`s = 1`) overshoots: the
-//! residual stream's component along `u` is not zero for a neutral prompt, so setting it to
-//! zero pushes every prompt past neutral (on SmolLM2 the held-out mean logit difference went
-//! from −1.18 to +2.31). By default (`strength = "calibrated"`) `s` is **calibrated on the
-//! selection split** — never on the held-out pairs — by [`calibrate`]: with
-//! `m(s)` the selection split's mean logit difference under strength `s`, `s = 1` when
-//! `m(1)` has the sign of `m(0)` (or is 0: full removal does not overshoot); otherwise the
-//! largest `s` in `[0, 1]` found by bisection whose `m(s)` keeps the sign of `m(0)`, stopping
-//! when `|m(s)| <= 1% of |m(0)|` (at most [`CALIBRATION_STEPS`] halvings). So on the
-//! selection split steering moves the mean toward 0 and never flips its sign. A number
-//! (`strength = 1.0`) fixes `s` instead.
+//! # The edit, and why it is centred
+//! The edit is `x - s ((x·u) - c) u` at every edited position but the first: the
+//! position's coordinate along `u` is moved (with `s = 1`: set) to a centre `c`, not to 0.
+//! The residual stream's coordinate along `u` is far from 0 for prompts of both sides (on
+//! the SmolLM2 demo about −80 at layers 25–27, with 63–80 between a pair's two prompts),
+//! so the old edit `x - (x·u) u` moved every prompt about 80 along the "he" direction: the
+//! selection split's mean logit difference went from +0.07 to +7.2 and the held-out one
+//! from −1.28 to +5.55. (The old calibration of `s` only refused a change of sign, so it
+//! kept `s = 1` there.)
+//!
+//! The centre of a position is the mean coordinate, at its position label, of both prompts
+//! of every selection pair — the gender-balanced point, since every pair has a prompt of
+//! each side (`fallback`: the mean over every labelled position but the first, for labels
+//! the selection lacks and for unlabelled text such as the neutral chunks and benchmark
+//! sentences). Position 0 is never edited: its coordinate is an outlier (about −960 on
+//! SmolLM2) and is the same in both prompts of a pair.
+//!
+//! # Strength and calibration
+//! By default (`strength = "calibrated"`) the whole projection is removed (`s = 1`) and
+//! the centres are **calibrated on the selection split** — never on the held-out pairs —
+//! so that its mean logit difference is 0: every layer's centre moves by `t` times its
+//! [`Direction::gap`] (the mean distance between a pair's prompts along `u`), and
+//! [`calibrate`] finds `t` (steps from 0 that double until the mean changes sign, then
+//! bisection to within [`CALIBRATION_TOLERANCE`]). The held-out pairs' templates and
+//! professions differ, so their mean after steering is not 0; that is what the held-out
+//! rows measure. A number (`strength = 0.5`) fixes `s` with the centres where they are
+//! (`t = 0`) instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,9 +44,9 @@ use candle_core::{DType, Tensor};
 use patchsweep_model::{HookPoint, HookedTransformer, Unembed};
 
 use super::batch::{by_length, run_edited, Rows};
-use super::edit::{Edit, EditOp, EditPositions};
+use super::edit::{Centre, Edit, EditOp, EditPositions};
 use super::error::{DebiasError, Result};
-use super::evaluate::bias_metrics;
+use super::evaluate::mean_logit_diff;
 use super::split::DebiasPair;
 use super::target::Target;
 use crate::metric::values_per_row;
@@ -84,31 +99,103 @@ fn side(
     Ok((values, resid))
 }
 
-/// The unit gender direction at each layer, from `pairs` (the selection split).
+/// A layer's steering direction: the unit vector `u` and the centre the edit moves each
+/// position's coordinate along it to (see the module doc).
+#[derive(Debug, Clone)]
+pub struct Direction {
+    pub unit: Tensor,
+    /// The mean coordinate along `u` of both prompts of every selection pair, per position
+    /// label (position 0 left out).
+    pub centre: Centre,
+    /// The mean distance along `u` between a pair's prompts, per position from the first
+    /// differing token on: the unit the calibration steps in.
+    pub gap: f64,
+}
+
+/// Sums of residual vectors of one layer over every position but the first (which steering
+/// never edits): per position label, and all together (the fallback's).
+#[derive(Default)]
+struct ResidualSums {
+    by_label: BTreeMap<String, (Tensor, usize)>,
+    rest: Option<(Tensor, usize)>,
+}
+
+fn add(acc: Option<(Tensor, usize)>, v: Tensor, n: usize) -> Result<(Tensor, usize)> {
+    Ok(match acc {
+        Some((a, k)) => ((a + v)?, k + n),
+        None => (v, n),
+    })
+}
+
+impl ResidualSums {
+    /// Adds one prompt's residual `[positions, d_model]` with its position labels.
+    fn add_prompt(&mut self, resid: &Tensor, labels: &[String]) -> Result<()> {
+        let n = resid.dim(0)?;
+        if n > 1 {
+            let rest = resid.narrow(0, 1, n - 1)?.sum(0)?;
+            self.rest = Some(add(self.rest.take(), rest, n - 1)?);
+        }
+        for (p, label) in labels.iter().enumerate().take(n).skip(1) {
+            let v = resid.get(p)?;
+            let acc = self.by_label.remove(label);
+            self.by_label.insert(label.clone(), add(acc, v, 1)?);
+        }
+        Ok(())
+    }
+
+    /// The centre along the unit vector `u`: each mean's coordinate.
+    fn centre(&self, u: &Tensor) -> Result<Centre> {
+        let coordinate = |(sum, k): &(Tensor, usize)| -> Result<f64> {
+            let dot = (sum * u)?.sum_all()?.to_scalar::<f32>()?;
+            Ok(f64::from(dot) / *k as f64)
+        };
+        let mut by_label = BTreeMap::new();
+        for (label, acc) in &self.by_label {
+            by_label.insert(label.clone(), coordinate(acc)?);
+        }
+        let fallback = match &self.rest {
+            Some(acc) => coordinate(acc)?,
+            None => 0.0,
+        };
+        Ok(Centre { by_label, fallback })
+    }
+}
+
+/// The gender direction at each layer, from `pairs` (the selection split): its unit vector
+/// and its centre, the mean coordinate of both prompts of every pair per position label.
 pub fn gender_directions(
     model: &HookedTransformer,
     layers: &[usize],
     pairs: &[&DebiasPair],
     max_batch: usize,
-) -> Result<BTreeMap<usize, Tensor>> {
+) -> Result<BTreeMap<usize, Direction>> {
     if let Some(&l) = layers.iter().find(|&&l| l >= model.cfg.n_layers) {
         return Err(DebiasError::Steering(format!(
             "layer {l} does not exist (the model has {})",
             model.cfg.n_layers
         )));
     }
+    if pairs.is_empty() {
+        return Err(DebiasError::Steering("no selection pairs".into()));
+    }
     let lens: Vec<usize> = pairs.iter().map(|p| p.input.clean_ids.len()).collect();
     let mut sums: BTreeMap<usize, Tensor> = BTreeMap::new();
+    let mut residuals: BTreeMap<usize, ResidualSums> = BTreeMap::new();
     let mut used = 0usize;
     for group in by_length(&lens, max_batch) {
         let (mc, rc) = side(model, pairs, &group, true, layers)?;
         let (mk, rk) = side(model, pairs, &group, false, layers)?;
         for (r, &i) in group.iter().enumerate() {
+            let p = &pairs[i].input;
+            for &l in layers {
+                let sums = residuals.entry(l).or_default();
+                sums.add_prompt(&rc[&l].get(r)?, &p.position_labels)?;
+                sums.add_prompt(&rk[&l].get(r)?, &p.position_labels)?;
+            }
             let sign = (mk[r] - mc[r]).signum();
             if mk[r] == mc[r] || !sign.is_finite() {
                 continue;
             }
-            let p = &pairs[i].input;
             let first = p
                 .clean_ids
                 .iter()
@@ -142,115 +229,145 @@ pub fn gender_directions(
                 "the mean residual difference at layer {l} is zero"
             )));
         }
-        out.insert(l, (s / f64::from(norm))?);
+        let unit = (s / f64::from(norm))?;
+        let centre = residuals[&l].centre(&unit)?;
+        let gap = f64::from(norm) / used as f64;
+        out.insert(l, Direction { unit, centre, gap });
     }
     Ok(out)
 }
 
-/// Projection-removal edits at `hook_resid_post` of each layer with a direction.
-pub fn steering_edits(directions: &BTreeMap<usize, Tensor>, positions: EditPositions) -> Vec<Edit> {
-    steering_edits_scaled(directions, positions, 1.0)
-}
-
-/// [`steering_edits`] removing `strength` times the projection.
-pub fn steering_edits_scaled(
-    directions: &BTreeMap<usize, Tensor>,
+/// Steering edits at `hook_resid_post` of each layer with a direction: `x - s ((x·u) - c) u`
+/// with `s = strength` and `c` the direction's centre moved by `offset` times its
+/// [`Direction::gap`] along `u`, position 0 left as it is.
+pub fn steering_edits(
+    directions: &BTreeMap<usize, Direction>,
     positions: EditPositions,
     strength: f64,
+    offset: f64,
 ) -> Vec<Edit> {
     directions
         .iter()
-        .map(|(&l, u)| Edit {
+        .map(|(&l, d)| Edit {
             point: HookPoint::ResidPost(l),
             head: None,
             positions: positions.clone(),
             op: EditOp::ProjectOut {
-                direction: u.clone(),
+                direction: d.unit.clone(),
                 strength,
+                centre: d.centre.shifted(offset * d.gap),
+                skip_first: true,
             },
         })
         .collect()
 }
 
-/// Most halvings of the strength interval a calibration makes.
-pub const CALIBRATION_STEPS: usize = 20;
+/// Calibration stops once `|m(t)|` is at most this (in logits).
+pub const CALIBRATION_TOLERANCE: f64 = 0.01;
 
-/// Calibration stops once `|m(s)|` is at most this share of `|m(0)|`.
-const CALIBRATION_TOLERANCE: f64 = 0.01;
+/// The calibration's first step, in gaps.
+pub const FIRST_STEP: f64 = 0.25;
 
-/// What a calibration chose: the strength, and the mean logit difference on the split it
-/// was calibrated on without steering (`before`) and with it (`after`).
+/// Most doublings of the step while looking for an offset with the other sign.
+const BRACKET_STEPS: usize = 24;
+
+/// Most halvings of the bracket.
+const BISECTION_STEPS: usize = 40;
+
+/// What a calibration chose: the offset `t` of the centres (in gaps), and the mean logit difference
+/// on the split it was calibrated on without steering (`before`), with the centres where
+/// they are (`at_centre`, `t = 0`) and at `t` (`after`). `zero_found` is false when no
+/// offset within the search brought the mean to the other sign or within the tolerance:
+/// then `t` is the offset with the smallest `|m(t)|` seen.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Calibration {
-    pub strength: f64,
+    pub offset: f64,
     pub before: f64,
+    pub at_centre: f64,
     pub after: f64,
+    pub zero_found: bool,
 }
 
-/// The strength rule of the module doc for a mean `m(s)` (`mean`), evaluated at most
-/// `CALIBRATION_STEPS + 2` times.
-pub fn calibrate(mut mean: impl FnMut(f64) -> Result<f64>) -> Result<Calibration> {
-    let mut eval = |s: f64| -> Result<f64> {
-        let m = mean(s)?;
+/// A zero of `m(t)` (the selection mean logit difference with the centres moved by `t`
+/// gaps), found by steps from 0 that double (the first [`FIRST_STEP`] long) until the sign
+/// changes, then bisection, stopping within [`CALIBRATION_TOLERANCE`]. The steps go toward
+/// `+u` when `m(0) < 0`: the direction points toward a higher metric. `before` is the mean
+/// without steering (only reported).
+pub fn calibrate(before: f64, mut mean: impl FnMut(f64) -> Result<f64>) -> Result<Calibration> {
+    let mut eval = |t: f64| -> Result<f64> {
+        let m = mean(t)?;
         if m.is_finite() {
             Ok(m)
         } else {
             Err(DebiasError::Steering(format!(
-                "the selection mean logit difference is {m} at strength {s}"
+                "the selection mean logit difference is {m} with the centres moved by {t}"
             )))
         }
     };
-    let before = eval(0.0)?;
-    if before == 0.0 {
-        return Ok(Calibration {
-            strength: 0.0,
-            before,
-            after: before,
-        });
+    let at_centre = eval(0.0)?;
+    let done = |offset: f64, after: f64, zero_found: bool| Calibration {
+        offset,
+        before,
+        at_centre,
+        after,
+        zero_found,
+    };
+    if at_centre.abs() <= CALIBRATION_TOLERANCE {
+        return Ok(done(0.0, at_centre, true));
     }
-    let full = eval(1.0)?;
-    if full == 0.0 || full.signum() == before.signum() {
-        return Ok(Calibration {
-            strength: 1.0,
-            before,
-            after: full,
-        });
-    }
-    let (mut lo, mut at_lo, mut hi) = (0.0, before, 1.0);
-    for _ in 0..CALIBRATION_STEPS {
-        if at_lo.abs() <= CALIBRATION_TOLERANCE * before.abs() {
+    let toward = if at_centre < 0.0 { 1.0 } else { -1.0 };
+    // `lo` keeps the sign of m(0), `hi` the other.
+    let (mut lo, mut at_lo) = (0.0, at_centre);
+    let mut hi = None;
+    let mut t = FIRST_STEP;
+    for _ in 0..BRACKET_STEPS {
+        let m = eval(toward * t)?;
+        if m.abs() <= CALIBRATION_TOLERANCE {
+            return Ok(done(toward * t, m, true));
+        }
+        if m.signum() != at_centre.signum() {
+            hi = Some((toward * t, m));
             break;
         }
+        if m.abs() < at_lo.abs() {
+            (lo, at_lo) = (toward * t, m);
+        }
+        t *= 2.0;
+    }
+    let Some((mut hi, mut at_hi)) = hi else {
+        return Ok(done(lo, at_lo, false));
+    };
+    for _ in 0..BISECTION_STEPS {
         let mid = 0.5 * (lo + hi);
         let m = eval(mid)?;
-        if m == 0.0 || m.signum() == before.signum() {
+        if m.abs() <= CALIBRATION_TOLERANCE {
+            return Ok(done(mid, m, true));
+        }
+        if m.signum() == at_centre.signum() {
             (lo, at_lo) = (mid, m);
         } else {
-            hi = mid;
+            (hi, at_hi) = (mid, m);
         }
     }
-    Ok(Calibration {
-        strength: lo,
-        before,
-        after: at_lo,
+    Ok(if at_lo.abs() <= at_hi.abs() {
+        done(lo, at_lo, true)
+    } else {
+        done(hi, at_hi, true)
     })
 }
 
-/// Calibrates the steering strength of `directions` at `positions` on `selection` (see the
-/// module doc).
-pub fn calibrate_strength(
+/// Calibrates the centres' offset of full removal (`s = 1`) of `directions` at `positions`
+/// on `selection` (see the module doc).
+pub fn calibrate_offset(
     model: &HookedTransformer,
-    directions: &BTreeMap<usize, Tensor>,
+    directions: &BTreeMap<usize, Direction>,
     positions: &EditPositions,
     selection: &[&DebiasPair],
     max_batch: usize,
 ) -> Result<Calibration> {
-    calibrate(|s| {
-        let edits = if s == 0.0 {
-            Vec::new()
-        } else {
-            steering_edits_scaled(directions, positions.clone(), s)
-        };
-        Ok(bias_metrics(model, &edits, selection, max_batch)?.mean_logit_diff)
+    let before = mean_logit_diff(model, &[], selection, max_batch)?;
+    calibrate(before, |t| {
+        let edits = steering_edits(directions, positions.clone(), 1.0, t);
+        mean_logit_diff(model, &edits, selection, max_batch)
     })
 }
