@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
+use patchsweep_api::spec_files::inline_files;
 use patchsweep_engine::grid::Component;
 use patchsweep_model::config::{HfConfig, RopeScaling};
 use patchsweep_model::{Architecture, ModelConfig, ModelSpec};
@@ -94,12 +95,14 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Parses a spec as `patchsweep submit` does. A build without CUDA cannot open `cuda:0`, and
+/// Parses a spec as `patchsweep submit` does (the files it names read and inlined). A build
+/// without CUDA cannot open `cuda:0`, and
 /// `SweepSpec::parse` checks the device: there, that one refusal is accepted (and checked to be
 /// exactly that), and everything else is checked on the same text with the device swapped for
 /// the CPU.
 fn parse(path: &Path) -> ParsedSpec {
-    let text = read(path);
+    let text = inline_files(&read(path), 1 << 28, path.parent().unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let origin = path.display().to_string();
     match SweepSpec::parse(&text, &origin) {
         Ok(p) => p,
