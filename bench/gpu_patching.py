@@ -322,10 +322,10 @@ def run_patchsweep(binary, spec, db, env, sample_gpu, timeout):
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise RuntimeError(f"patchsweep run failed with {proc.returncode}: {proc.stderr[-2000:]}")
-    if mem.enabled:
-        log(f"GPU utilisation while the model was loaded (nvidia-smi): {mem.utilization()}")
-        GpuMemSampler.last_utilization = mem.utilization()
-    return wall, mem.peak_gib(), proc.stdout, proc.stderr
+    util = mem.utilization() if mem.enabled else None
+    if util:
+        log(f"GPU utilisation while the model was loaded (nvidia-smi): {util}")
+    return wall, mem.peak_gib(), util, proc.stderr
 
 
 def worker_log_figures(stderr):
@@ -645,7 +645,7 @@ def patchsweep_side(args, work, folder, pairs, grids, cuda, results):
         log(f"patchsweep warm-up sweep: {wall:.1f} s wall")
     spec = work / "bench.toml"
     spec.write_text(spec_text("gpu-bench", folder, args.device, args.dtype, args.batch_size, pairs, grids=grids))
-    wall, peak, stdout, stderr = run_patchsweep(binary, spec, work / "bench.db", env, cuda, args.ps_timeout)
+    wall, peak, util, stderr = run_patchsweep(binary, spec, work / "bench.db", env, cuda, args.ps_timeout)
     ps_effects, ps_pairs, timing, tasks = read_patchsweep(work / "bench.db")
     for p in pairs:  # the peer is fed exactly the ids patchsweep stored
         stored = ps_pairs[p["id"]]
@@ -653,7 +653,7 @@ def patchsweep_side(args, work, folder, pairs, grids, cuda, results):
         assert json.loads(stored["corrupt_ids"]) == p["corrupt_ids"], (p, stored)
     results["patchsweep"] = {"wall_s": wall, "peak_gpu_mem_gib_nvidia_smi": peak, "timing": timing,
                              "worker": worker_log_figures(stderr),
-                             "gpu_utilization_nvidia_smi": getattr(GpuMemSampler, "last_utilization", None),
+                             "gpu_utilization_nvidia_smi": util,
                              "tasks": tasks,
                              "baselines": {k: [v["clean_metric"], v["corrupt_metric"]] for k, v in ps_pairs.items()}}
     log(f"patchsweep: {wall:.1f} s wall, timing {timing}, peak GPU memory {peak} GiB")
