@@ -23,6 +23,7 @@ use crate::error::Result;
 use crate::grid::{Cell, Site};
 use crate::metric::{values_per_row, Metric};
 use crate::runs::RunCache;
+use crate::stacked::{row_index, Part, Stacked};
 
 /// The cells of one pair: patch `source` values into the `base` run.
 pub struct PairJob<'a> {
@@ -82,15 +83,10 @@ pub fn patch_values(
         }
     }
     progress(unchanged);
+    let mut bases = Stacked::new(jobs.iter().map(|j| j.base).collect());
+    let mut sources = Stacked::new(jobs.iter().map(|j| j.source).collect());
     for forward in pack(groups, packing) {
-        let out = run_chunk(
-            model,
-            jobs,
-            &forward.items,
-            forward.n,
-            forward.layer,
-            forward.start,
-        )?;
+        let out = run_chunk(model, jobs, &mut bases, &mut sources, &forward)?;
         for (&(j, c), v) in forward.items.iter().zip(out) {
             values[j][c] = v;
         }
@@ -142,30 +138,26 @@ fn pack(
     out
 }
 
+/// Runs one packed forward; `bases` and `sources` stack the jobs' runs (row `j` is job `j`).
 fn run_chunk(
     model: &HookedTransformer,
     jobs: &[PairJob],
-    chunk: &[(usize, usize)],
-    n: usize,
-    layer: usize,
-    start: usize,
+    bases: &mut Stacked,
+    sources: &mut Stacked,
+    forward: &PackedForward,
 ) -> Result<Vec<f32>> {
+    let PackedForward {
+        n,
+        layer,
+        start,
+        items: ref chunk,
+    } = *forward;
     let len = n - start;
-    let residual = Tensor::cat(
-        &chunk
-            .iter()
-            .map(|&(j, _)| jobs[j].base.resid_pre[layer].narrow(1, start, len))
-            .collect::<candle_core::Result<Vec<_>>>()?,
-        0,
-    )?;
+    let rows = row_index(chunk.iter().map(|&(j, _)| j), model.device())?;
+    let residual = bases
+        .rows(Part::ResidPre(layer), &rows)?
+        .narrow(1, start, len)?;
     let past: Option<Vec<LayerKv>> = if start > 0 {
-        let stack = |pick: &dyn Fn(&LayerKv) -> &Tensor, l: usize| -> candle_core::Result<Tensor> {
-            let parts = chunk
-                .iter()
-                .map(|&(j, _)| pick(&jobs[j].base.kv[l]).narrow(2, 0, start))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            Tensor::cat(&parts, 0)
-        };
         Some(
             (0..model.cfg.n_layers)
                 .map(|l| {
@@ -178,21 +170,21 @@ fn run_chunk(
                         })
                     } else {
                         Ok(LayerKv {
-                            k: stack(&|kv| &kv.k, l)?,
-                            v: stack(&|kv| &kv.v, l)?,
+                            k: bases.rows(Part::Keys(l), &rows)?.narrow(2, 0, start)?,
+                            v: bases.rows(Part::Values(l), &rows)?.narrow(2, 0, start)?,
                         })
                     }
                 })
-                .collect::<candle_core::Result<_>>()?,
+                .collect::<Result<_>>()?,
         )
     } else {
         None
     };
-    let patched: Vec<(&RunCache, &[Site])> = chunk
+    let sites: Vec<&[Site]> = chunk
         .iter()
-        .map(|&(j, c)| (jobs[j].source, jobs[j].cells[c].sites.as_slice()))
+        .map(|&(j, c)| jobs[j].cells[c].sites.as_slice())
         .collect();
-    let patches = masked_patches(&patched, start, len)?;
+    let patches = masked_patches(sources, &rows, &sites, start, len)?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
     let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
     // Unembed only the answer tokens when the metrics allow it.
@@ -230,25 +222,29 @@ fn run_chunk(
 }
 
 /// One masked patch per hook point the rows' sites touch, over positions `start..start +
-/// len`: row `r` takes the values of its source run `patched[r].0` where its sites `patched[r].1`
-/// select (a row without sites is left as it is). Every source must hold the hooks any
-/// row's sites name.
+/// len`: row `r` takes the values of source run `source_rows[r]` (an index into `sources`)
+/// where its sites `sites[r]` select (a row without sites is left as it is). Every source
+/// must hold the hooks any row's sites name.
 pub(crate) fn masked_patches(
-    patched: &[(&RunCache, &[Site])],
+    sources: &mut Stacked,
+    source_rows: &Tensor,
+    sites: &[&[Site]],
     start: usize,
     len: usize,
 ) -> Result<Vec<MaskedPatch>> {
-    let rows = patched.len();
+    let rows = sites.len();
     let mut by_hook: HashMap<HookPoint, Vec<(usize, &Site)>> = HashMap::new();
-    for (r, (_, sites)) in patched.iter().enumerate() {
-        for site in *sites {
+    for (r, row_sites) in sites.iter().enumerate() {
+        for site in *row_sites {
             by_hook.entry(site.hook()).or_default().push((r, site));
         }
     }
     let mut patches = Vec::new();
     for (point, sites) in by_hook {
-        let sample = &patched[0].0.hooks[&point];
-        let dims = sample.dims().to_vec();
+        let value = sources
+            .rows(Part::Hook(point), source_rows)?
+            .narrow(1, start, len)?;
+        let dims = value.dims().to_vec();
         // Mask shape: [rows, len, heads?, ...] with the trailing axis kept only for neurons.
         let has_heads = point.has_head_dim();
         let uses_features = sites.iter().any(|(_, s)| s.neuron.is_some());
@@ -287,15 +283,7 @@ pub(crate) fn masked_patches(
                 }
             }
         }
-        let device = sample.device();
-        let mask = Tensor::from_vec(mask, mask_dims, device)?.to_dtype(DType::U8)?;
-        let value = Tensor::cat(
-            &patched
-                .iter()
-                .map(|(source, _)| source.hooks[&point].narrow(1, start, len))
-                .collect::<candle_core::Result<Vec<_>>>()?,
-            0,
-        )?;
+        let mask = Tensor::from_vec(mask, mask_dims, value.device())?.to_dtype(DType::U8)?;
         patches.push(MaskedPatch { point, mask, value });
     }
     Ok(patches)

@@ -18,6 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::experiment::{Direction, PairInput};
 use crate::grid::{Cell, Site};
 use crate::runs::{cache_runs, RunCache};
+use crate::stacked::{row_index, Stacked};
 
 /// Which prompt of a pair a generation continues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,12 +129,19 @@ pub fn pair_generations(
         .collect();
     let source: RunCache = cache_runs(model, &[source_ids], &[&pair.metric], &hooks)?.remove(0);
     let mut prompts = vec![pair.clean_ids.clone(), pair.corrupt_ids.clone()];
-    let mut patched: Vec<(&RunCache, &[Site])> = vec![(&source, &[]), (&source, &[])];
+    let mut sites: Vec<&[Site]> = vec![&[], &[]];
     for cell in cells {
         prompts.push(base_ids.clone());
-        patched.push((&source, cell.sites.as_slice()));
+        sites.push(cell.sites.as_slice());
     }
-    let patches = masked_patches(&patched, 0, base_ids.len())?;
+    let source_rows = row_index(vec![0; sites.len()], model.device())?;
+    let patches = masked_patches(
+        &mut Stacked::new(vec![&source]),
+        &source_rows,
+        &sites,
+        0,
+        base_ids.len(),
+    )?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
     let generated = greedy(model, &prompts, tokens, &mut patcher)?;
     let runs = [GenerationRun::Clean, GenerationRun::Corrupt]

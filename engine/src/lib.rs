@@ -37,6 +37,7 @@ pub mod metric;
 pub mod oracle;
 pub mod runs;
 pub mod selection;
+mod stacked;
 pub mod stereotype;
 
 pub use error::{EngineError, Result};

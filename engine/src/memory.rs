@@ -263,6 +263,11 @@ impl Engine<'_> {
                     }
                 };
                 let mut parts = vec![("cached runs", sources.saturating_add(bases))];
+                if exp.method == Method::Activation {
+                    // The same runs stacked into batch tensors for the forwards' gathers
+                    // (`crate::stacked`), at most all of them.
+                    parts.push(("cached runs stacked", sources.saturating_add(bases)));
+                }
                 parts.extend(work);
                 MemoryEstimate::new(parts, rows, tokens)
             })

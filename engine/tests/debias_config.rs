@@ -432,17 +432,17 @@ fn matched_control_keeps_kind_layer_and_label_and_avoids_the_selection() {
         // Heads come from the same layer while it has free heads …
         assert_eq!((c[0].layer, c[1].layer, c[2].layer), (9, 9, 3), "{c:?}");
         assert_ne!(c[0].head, c[1].head);
-        // … a layer-level component from the nearest layer.
-        assert!([4, 6].contains(&c[3].layer), "{c:?}");
+        // … a layer-level component from the four nearest layers.
+        assert!([3, 4, 6, 7].contains(&c[3].layer), "{c:?}");
     }
     let sets = matched_controls(&selected, 7, 20, &model).unwrap();
     assert_eq!(sets.len(), 20);
     assert_eq!(sets[3], matched_control(&selected, 10, &model).unwrap());
     let distinct: HashSet<&Vec<Target>> = sets.iter().collect();
     assert!(distinct.len() > 1, "the seed changes nothing");
-    // Both neighbours of mlp_out L5 are drawn over 20 seeds, not always the same side.
+    // The four layers nearest mlp_out L5 are all drawn over 20 seeds, on both sides.
     let sides: HashSet<usize> = sets.iter().map(|c| c[3].layer).collect();
-    assert_eq!(sides, HashSet::from([4, 6]));
+    assert_eq!(sides, HashSet::from([3, 4, 6, 7]));
 }
 
 #[test]
@@ -455,16 +455,40 @@ fn a_steering_control_steers_at_other_layers_than_the_selection() {
             layers.iter().all(|l| ![25, 26, 27].contains(l)),
             "{layers:?}"
         );
-        assert!(layers.iter().all(|&l| (22..=29).contains(&l)), "{layers:?}");
+        assert!(layers.iter().all(|&l| (20..=29).contains(&l)), "{layers:?}");
+    }
+}
+
+#[test]
+fn control_sets_of_a_block_of_adjacent_layers_differ_across_seeds() {
+    // The demo's cases: steering at layers 25-27 of 30, the four first MLPs. Matched by the
+    // nearest free layer alone, all 20 sets were the same one (24, 28, 29 and L4-L7).
+    let model = wide(30, 9);
+    let steering: HashSet<Vec<usize>> = (0..20)
+        .map(|seed| matched_steering_layers(&[25, 26, 27], seed, &model).unwrap())
+        .collect();
+    assert!(steering.len() >= 5, "{steering:?}");
+    let block = targets(&["mlp_out L0", "mlp_out L1", "mlp_out L2", "mlp_out L3"]);
+    let sets = matched_controls(&block, 11, 20, &model).unwrap();
+    let distinct: HashSet<&Vec<Target>> = sets.iter().collect();
+    assert!(
+        distinct.len() >= 5,
+        "{} distinct sets: {sets:?}",
+        distinct.len()
+    );
+    for set in &sets {
+        // still early MLPs: each drawn among the four free layers nearest its own
+        assert!(set.iter().all(|t| (4..=10).contains(&t.layer)), "{set:?}");
     }
 }
 
 #[test]
 fn matched_control_spills_to_the_nearest_layers_when_one_is_full() {
     let model = wide(8, 2);
-    // Layer 0's two heads are both selected: their matches come from layer 1, the nearest.
+    // Layer 0's two heads are both selected: their matches come from the four nearest free
+    // heads, those of layers 1 and 2.
     let c = matched_control(&targets(&["head L0H0", "head L0H1"]), 3, &model).unwrap();
-    assert!(c.iter().all(|t| t.layer == 1), "{c:?}");
+    assert!(c.iter().all(|t| [1, 2].contains(&t.layer)), "{c:?}");
     // A block of MLPs is matched by the layers next to the block.
     let block = targets(&["mlp_out L0", "mlp_out L1", "mlp_out L2", "mlp_out L3"]);
     let c = matched_control(&block, 1, &model).unwrap();

@@ -2,11 +2,13 @@
 //! intervention does to *these* components from what it does to *any* components of the
 //! same kind and depth.
 //!
-//! Each selected component is matched by one of the same kind and position label from the
-//! same layer (another head of that layer) or, where the layer has none left (always for
-//! layer-level components such as `mlp_out`), from the nearest layers that do: distance 1
-//! first (either side, uniformly), then 2, and so on. No control component is a selected one
-//! or appears twice in one set. Many sets are drawn (seeds `first_seed`, `first_seed + 1`, …)
+//! Each selected component is matched by one of the same kind and position label, drawn
+//! uniformly: a head from the other heads of its layer while it has free ones; otherwise
+//! (always for layer-level components: `mlp_out`, `attn_out`, a steered layer) from the free
+//! sites within distance `d` of its layer, for the smallest `d` at which there are at least
+//! [`MIN_CHOICES`] of them (or all the model has). No control component is a selected one or appears twice in
+//! one set. Drawing from the nearest free site alone made every control set of a block of
+//! adjacent layers the same set (the layers next to the block), whatever the seed. Many sets are drawn (seeds `first_seed`, `first_seed + 1`, …)
 //! and an intervention's figures are reported over them as a mean, a 5–95% range, and the
 //! located set's percentile ([`ControlSummary`]).
 
@@ -30,6 +32,10 @@ fn sites_at(kind: TargetKind, layer: usize, model: &ModelConfig) -> Vec<Option<u
     }
 }
 
+/// The fewest free sites a control component from other layers is drawn from, where the
+/// model has them.
+pub const MIN_CHOICES: usize = 4;
+
 /// One matched set for one seed (see the module doc).
 pub fn matched_control(selected: &[Target], seed: u64, model: &ModelConfig) -> Result<Vec<Target>> {
     let mut taken: BTreeSet<_> = selected.iter().map(Target::site).collect();
@@ -45,14 +51,15 @@ pub fn matched_control(selected: &[Target], seed: u64, model: &ModelConfig) -> R
         };
         let mut candidates = free(t.layer, &taken);
         let mut distance = 1;
-        while candidates.is_empty() && distance < model.n_layers {
+        let wanted = if candidates.is_empty() {
+            MIN_CHOICES
+        } else {
+            1
+        };
+        while candidates.len() < wanted && distance < model.n_layers {
             let below = t.layer.checked_sub(distance);
             let above = Some(t.layer + distance).filter(|&l| l < model.n_layers);
-            candidates = below
-                .into_iter()
-                .chain(above)
-                .flat_map(|l| free(l, &taken))
-                .collect();
+            candidates.extend(below.into_iter().chain(above).flat_map(|l| free(l, &taken)));
             distance += 1;
         }
         if candidates.is_empty() {
@@ -77,8 +84,8 @@ pub fn matched_control(selected: &[Target], seed: u64, model: &ModelConfig) -> R
 
 /// The layers a steering control acts at, for seed `seed`: steering edits whole layers (the
 /// selected components' layers), so a control of other heads *in the same layers* would steer
-/// exactly as the selection does. Each selected layer is matched by the nearest other layer
-/// instead, drawn as for a layer-level component.
+/// exactly as the selection does. Each selected layer is matched by another layer of about
+/// its depth instead, drawn as for a layer-level component.
 pub fn matched_steering_layers(
     layers: &[usize],
     seed: u64,
