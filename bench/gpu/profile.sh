@@ -2,7 +2,7 @@
 # Profiles one patchsweep sweep on the GPU with Nsight Systems (where the device image has
 # it): which CUDA kernels and API calls the time goes to. Writes the model and spec through
 # gpu_patching.py (patchsweep side only, no warm-up), then runs the sweep under nsys and
-# prints its kernel, API and memcpy summaries. Usage (on the device machine):
+# writes its kernel, API and memcpy summaries to OUT_DIR (CSV) and prints the kernels'. Usage (on the device machine):
 #   bench/gpu/profile.sh OUT_DIR [gpu_patching.py options, e.g. --pairs 16 --grids resid_pre]
 set -uo pipefail
 out=$1; shift
@@ -21,4 +21,4 @@ LD_LIBRARY_PATH=$env_ld "$nsys" profile -o /tmp/prof --force-overwrite true -t c
     "$work/patchsweep-cuda" run "$work/bench.toml" --db "sqlite://$work/prof.db" > "$out/run.txt" 2>&1
 "$nsys" stats -r cuda_gpu_kern_sum,cuda_api_sum,cuda_gpu_mem_time_sum --format csv \
     -o "$out/stats" /tmp/prof.nsys-rep > /dev/null 2>&1
-"$nsys" stats -r cuda_gpu_kern_sum /tmp/prof.nsys-rep 2>/dev/null | head -40
+head -40 "$out"/stats*cuda_gpu_kern_sum*.csv

@@ -3,6 +3,7 @@
 //! keys and values, per row and per block. On a GPU those per-row copies were thousands of
 //! tiny kernel launches per forward and made patching launch-bound.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
@@ -49,17 +50,21 @@ impl<'a> Stacked<'a> {
         }
     }
 
-    /// The rows `rows` (indices into the runs, on `device`) of `part`, in that order.
+    /// The rows `rows` (indices into the runs, a [`row_index`] tensor) of `part`, in that
+    /// order.
     pub(crate) fn rows(&mut self, part: Part, rows: &Tensor) -> Result<Tensor> {
-        if !self.memo.contains_key(&part) {
-            let parts = self
-                .runs
-                .iter()
-                .map(|r| part.of(r))
-                .collect::<Result<Vec<_>>>()?;
-            self.memo.insert(part, Tensor::cat(&parts, 0)?);
-        }
-        Ok(self.memo[&part].index_select(rows, 0)?)
+        let stack = match self.memo.entry(part) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let parts = self
+                    .runs
+                    .iter()
+                    .map(|r| part.of(r))
+                    .collect::<Result<Vec<_>>>()?;
+                e.insert(Tensor::cat(&parts, 0)?)
+            }
+        };
+        Ok(stack.index_select(rows, 0)?)
     }
 }
 

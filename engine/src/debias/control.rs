@@ -6,10 +6,11 @@
 //! uniformly: a head from the other heads of its layer while it has free ones; otherwise
 //! (always for layer-level components: `mlp_out`, `attn_out`, a steered layer) from the free
 //! sites within distance `d` of its layer, for the smallest `d` at which there are at least
-//! [`MIN_CHOICES`] of them (or all the model has). No control component is a selected one or appears twice in
-//! one set. Drawing from the nearest free site alone made every control set of a block of
-//! adjacent layers the same set (the layers next to the block), whatever the seed. Many sets are drawn (seeds `first_seed`, `first_seed + 1`, …)
-//! and an intervention's figures are reported over them as a mean, a 5–95% range, and the
+//! [`MIN_CHOICES`] of them (or all the model has). No control component is a selected one or
+//! appears twice in one set. Drawing from the nearest free site alone made every control set
+//! of a block of adjacent layers the same set (the layers next to the block), whatever the
+//! seed. Many sets are drawn (seeds `first_seed`, `first_seed + 1`, …) and an intervention's
+//! figures are reported over them as a mean, a 5–95% range, and the
 //! located set's percentile ([`ControlSummary`]).
 
 use std::collections::BTreeSet;
