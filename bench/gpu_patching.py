@@ -33,9 +33,17 @@ What it does
     logit(" she") at the last position) cell by cell and prints patches/s of each, the
     ratio, attribution time, peak memory, and the agreement. Writes --workdir/results.json.
 
-Agreement: |effect_patchsweep - effect_peer| <= atol + rtol * |effect_peer|; with bf16,
-atol = 0.02 * max |clean - corrupt| + 0.02 and rtol = 0.05 (two bf16 implementations of a
-32-layer network differ by a few bf16 ulps of the logits); with f32, atol = 1e-3, rtol = 1e-3.
+Agreement: |effect_patchsweep - effect_peer| <= atol + rtol * |effect_peer|; with f32,
+atol = 1e-3, rtol = 1e-3. With bf16 the two sides are compared the same way (atol = 0.02 *
+max |clean - corrupt| + 0.02, rtol = 0.05), but that is not the pass criterion: two correct
+bf16 implementations of a 32-layer network already differ by ~0.16 in their unpatched metrics
+(the H200 run of 2026-12-01), and an effect is a difference of two such metrics.
+
+The bf16 criterion (5.): the peer runs activation patching once more in f32 on the same bf16
+weights, upcast (exactly representable): the reference. Each bf16 side's error against it is
+measured per cell (max, 99th percentile, RMS); patchsweep passes when its RMS error is at most
+1.25 times the peer's on every grid, i.e. its bf16 numerics are as good as PyTorch's own.
+--no-reference skips it.
 """
 
 import argparse
@@ -531,6 +539,26 @@ class Peer:
 # 4. comparison
 
 
+def ps_tensor(ps_effects, exp, g, like, pair_ids):
+    """patchsweep's effects of grid `g` laid out as the peer's [layer, position|head, pair]
+    tensor `like`; NaN where patchsweep stored none."""
+    import torch
+
+    L, I, _ = like.shape
+    ours = torch.full_like(like, float("nan"))
+    for l in range(L):
+        for i in range(I):
+            for p, pid in enumerate(pair_ids):
+                if g == "head_out":
+                    key = (f"{exp}-{g}", g, l, i, None, pid)
+                else:
+                    key = (f"{exp}-{g}", g, l, None, i, pid)
+                v = ps_effects.get(key)
+                if v is not None:
+                    ours[l, i, p] = v
+    return ours
+
+
 def compare(ps_effects, exp, peer_values, grids, pair_ids, dtype, gap):
     import torch
 
@@ -538,18 +566,7 @@ def compare(ps_effects, exp, peer_values, grids, pair_ids, dtype, gap):
     out = {}
     for g in grids:
         pv = peer_values[g]
-        L, I, P = pv.shape
-        ours = torch.full_like(pv, float("nan"))
-        for l in range(L):
-            for i in range(I):
-                for p, pid in enumerate(pair_ids):
-                    if g == "head_out":
-                        key = (f"{exp}-{g}", g, l, i, None, pid)
-                    else:
-                        key = (f"{exp}-{g}", g, l, None, i, pid)
-                    v = ps_effects.get(key)
-                    if v is not None:
-                        ours[l, i, p] = v
+        ours = ps_tensor(ps_effects, exp, g, pv, pair_ids)
         have = ~torch.isnan(ours)
         diff = (ours - pv).abs()
         ok = (diff <= atol + rtol * pv.abs()) | ~have
@@ -559,6 +576,36 @@ def compare(ps_effects, exp, peer_values, grids, pair_ids, dtype, gap):
                   "max_abs_diff": float(diff[have].max()) if have.any() else None,
                   "max_abs_effect": float(pv.abs().max()), "pearson": corr,
                   "within_tolerance": float(ok.float().mean()), "atol": atol, "rtol": rtol}
+    return out
+
+
+# The bf16 pass criterion: patchsweep's RMS error against the f32 reference at most this many
+# times the peer's (a tie within noise passes; a kernel that loses precision does not).
+RMS_RATIO_LIMIT = 1.25
+
+
+def error_stats(values, reference):
+    import torch
+
+    have = ~torch.isnan(values)
+    d = (values[have].double() - reference[have].double()).abs()
+    if d.numel() == 0:
+        return {"max": None, "p99": None, "rms": None, "cells": 0}
+    return {"max": float(d.max()), "p99": float(torch.quantile(d, 0.99)),
+            "rms": float(d.pow(2).mean().sqrt()), "cells": int(d.numel())}
+
+
+def against_reference(ps_effects, peer_values, ref_values, grids, pair_ids):
+    """Per grid: the error of each bf16 side against the f32 reference, and the verdict."""
+    out = {}
+    for g in grids:
+        ref = ref_values[g]
+        ours = error_stats(ps_tensor(ps_effects, "activation", g, ref, pair_ids), ref)
+        theirs = error_stats(peer_values[g], ref)
+        ratio = (ours["rms"] / theirs["rms"]) if ours["rms"] is not None and theirs["rms"] else None
+        out[g] = {"patchsweep": ours, "peer": theirs, "rms_ratio": ratio,
+                  "max_abs_reference_effect": float(ref.abs().max()),
+                  "pass": ratio is not None and ratio <= RMS_RATIO_LIMIT}
     return out
 
 
@@ -578,6 +625,8 @@ def main():
     ap.add_argument("--skip-patchsweep", action="store_true")
     ap.add_argument("--ps-timeout", type=float, default=360, help="seconds allowed to each patchsweep run")
     ap.add_argument("--no-warmup", action="store_true", help="skip patchsweep's warm-up sweep")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the f32 reference run of the peer (the bf16 pass criterion)")
     args = ap.parse_args()
 
     import torch
@@ -694,6 +743,16 @@ def peer_side(args, folder, tok, pairs, pair_ids, grids, cuda, results, ps_effec
         # attribution estimates: same first-order formula, compared loosely (correlation)
         results["agreement_attribution"] = compare(ps_effects, "attribution", attr_vals, grids, pair_ids,
                                                    args.dtype, gap)
+    if ps_effects is not None and args.dtype != "f32" and not args.no_reference:
+        # The f32 reference on the same weights, after the peer's peak memory was read.
+        del peer
+        if cuda:
+            torch.cuda.empty_cache()
+        ref = Peer(folder, args.device, "f32", tok)
+        t0 = time.perf_counter()
+        ref_vals, _ = ref.activation(clean, corrupt, grids)
+        log(f"f32 reference activation patching: {time.perf_counter() - t0:.1f} s")
+        results["reference_f32"] = against_reference(ps_effects, act_vals, ref_vals, grids, pair_ids)
 
 
 H200_BF16_DATASHEET = 989e12  # dense bf16 FLOP/s (vendor datasheet)
@@ -783,6 +842,18 @@ def summarize(r, path):
                  for a in r["agreement_activation"].values())
         print(f"activation patching agrees within tolerance: {ok}")
         r["agree"] = ok
+    if "reference_f32" in r:
+        print(f"\nbf16 against the f32 reference (the peer in f32 on the same weights): pass when "
+              f"patchsweep's RMS error <= {RMS_RATIO_LIMIT} x the peer's")
+        print("| grid | patchsweep max / p99 / RMS error | peer max / p99 / RMS error | RMS ratio | pass |")
+        print("|---|---|---|---|---|")
+        for g, e in r["reference_f32"].items():
+            a, b = e["patchsweep"], e["peer"]
+            print(f"| {g} | {fmt(a['max'], '.4g')} / {fmt(a['p99'], '.4g')} / {fmt(a['rms'], '.4g')} "
+                  f"| {fmt(b['max'], '.4g')} / {fmt(b['p99'], '.4g')} / {fmt(b['rms'], '.4g')} "
+                  f"| {fmt(e['rms_ratio'], '.3f')} | {e['pass']} |")
+        r["bf16_pass"] = all(e["pass"] for e in r["reference_f32"].values())
+        print(f"bf16 numerics as good as the peer's on every grid: {r['bf16_pass']}")
     r["grid_table"] = grid_table(r)
     print("\n| grid | patches | patchsweep patches/s | peer patches/s | ratio | max abs diff | within tol "
           "| patchsweep TFLOP/s (share of 989 / 790 peak) |")

@@ -3,7 +3,7 @@
 //! worker crate does not depend on the coordinator.
 
 use patchsweep_api::{
-    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+    HeldLease, HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
 };
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::StoreError;
@@ -46,7 +46,7 @@ impl Link for LocalLink {
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         self.coordinator
             .heartbeat(worker_id, status, leases)

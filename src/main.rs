@@ -93,12 +93,16 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // Services log each task by default; one-shot commands only what went wrong.
+    // Services log each task and its steps (downloads, fine-tuning, benchmark scoring) by
+    // default; `run` its long steps; other one-shot commands what went wrong and, off a
+    // terminal, a model download's progress lines.
     let default_filter = match cli.command {
         Command::Coordinator(_) | Command::Worker(_) => {
-            "warn,patchsweep=info,patchsweep_worker=info,patchsweep_coordinator=info"
+            "warn,patchsweep=info,patchsweep_worker=info,patchsweep_coordinator=info,\
+             patchsweep_engine=info,patchsweep_model=info"
         }
-        _ => "warn",
+        Command::Run(_) => "warn,patchsweep_engine=info,patchsweep_model=info",
+        _ => "warn,patchsweep_model=info",
     };
     let filter =
         EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));

@@ -22,10 +22,14 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model, loaded as the options say.
+    /// The model, loaded as the options say (a spinner with the elapsed time meanwhile: a
+    /// 7B model takes a while to read, longer to download).
     pub fn load(&self) -> Result<LoadedModel> {
         let spec: ModelSpec = self.model.parse()?;
         let opts = LoadOptions::parse(&self.device, &self.dtype)?;
-        load(&spec, &opts).with_context(|| format!("loading model {spec}"))
+        crate::progress::spin(&format!("loading model {spec} on {}", self.device), || {
+            load(&spec, &opts)
+        })
+        .with_context(|| format!("loading model {spec}"))
     }
 }

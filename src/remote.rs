@@ -107,6 +107,7 @@ fn json(p: &SweepProgress) -> serde_json::Value {
         "error": p.error, "tasks": {"queued": p.tasks.queued, "leased": p.tasks.leased,
         "done": p.tasks.done, "failed": p.tasks.failed, "cancelled": p.tasks.cancelled},
         "patches_total": p.patches_total, "patches_done": p.patches_done,
+        "patches_in_progress": p.patches_in_progress,
         "effects_stored": p.effects_stored, "patches_per_second": p.patches_per_second(),
         "eta_seconds": p.eta_seconds(), "workers": p.workers, "retries": p.retries,
         "stale_results": p.stale_results, "lease_expirations": p.lease_expirations,
@@ -140,7 +141,7 @@ async fn follow(c: &SweepApi, id: i64, interval: f64) -> Result<SweepProgress> {
     let mut last = None;
     while let Some(p) = stream.next().await? {
         let b = bar.get_or_insert_with(|| Progress::new(&format!("sweep {id}"), 0, "patches"));
-        b.set(p.patches_done as u64, p.patches_total as u64);
+        b.set(p.patches_reached() as u64, p.patches_total as u64);
         tracing::debug!("{}", sweep_view::line(&p));
         last = Some(p);
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::plot::data;
 use crate::plot::debias_bars;
-use crate::plot::number::{sig3, sig3_trimmed};
+use crate::plot::number::{interval_sig3, sig3, sig3_trimmed};
 use crate::plot::svg::escape;
 use crate::plot::{self, Kind, Picture};
 
@@ -442,12 +442,11 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
             ];
             out.push_str(&table(
                 &QueryResult::from_rows(&columns, &rows, |d| {
-                    let size = debias_bars::group_size(&sizes, &d.debias, &d.split, &d.metric);
-                    let ci = |v: f64| {
-                        debias_bars::interval(&d.metric, v, size.as_ref())
-                            .map_or(Value::Null, |(lo, hi)| {
-                                Value::from(format!("[{}, {}]", sig3(lo), sig3(hi)))
-                            })
+                    let size = debias_bars::row_size(d, &sizes, &d.metric);
+                    let ci = |stored: Option<(f64, f64)>, v: f64| {
+                        stored
+                            .or_else(|| debias_bars::interval(&d.metric, v, size.as_ref()))
+                            .map_or(Value::Null, |ci| Value::from(interval_sig3(ci)))
                     };
                     vec![
                         text(&d.debias),
@@ -459,9 +458,9 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
                         size.as_ref()
                             .map_or(Value::Null, |s| Value::from(s.label())),
                         values::float(d.before),
-                        ci(d.before),
+                        ci(d.before_ci, d.before),
                         values::float(d.after),
-                        ci(d.after),
+                        ci(d.after_ci, d.after),
                         values::float(d.after - d.before),
                         values::opt_float(d.control_after),
                         values::opt_float(d.control_p05),
@@ -505,13 +504,14 @@ fn shared_scale_note(limit: f64) -> String {
 }
 
 const DEBIAS_NOTE: &str = "<p class=\"note\">better: which way the metric should move. n: \
-     distinct clean prompts for the means, pairs with a stereotyped side for \
-     <code>stereotype_win_share</code> (an upper bound for <code>total_effect</code>, which \
-     averages the anti-stereotypical swaps among them), counted in the section's split; none \
-     for the neutral text, whose chunks are not stored. 95% intervals: Wilson intervals of the \
-     shares (k = share × n); the means have none, since per-pair values after an intervention \
-     are not stored. control: the same intervention on matched random component sets (their \
-     mean, 5th and 95th percentiles).</p>\n";
+     what the metric averages over, the same before and after: distinct clean prompts for the \
+     means, pairs with a stereotyped side for <code>stereotype_win_share</code>, \
+     anti-stereotypical swaps for <code>total_effect</code>; none for the neutral text. 95% \
+     intervals: Student's t over the per-prompt or per-pair values for the means, Wilson for \
+     the share (sweeps stored before these were kept: the split's n, an upper bound for \
+     <code>total_effect</code>, and intervals on the share only). control: the same \
+     intervention on matched random component sets (their mean, 5th and 95th \
+     percentiles).</p>\n";
 
 /// Rows of the read model as a table, or a note saying why they are not there.
 fn shown<T>(

@@ -3,7 +3,7 @@
 
 use patchsweep_coordinator::store::QueryResult;
 use patchsweep_coordinator::store::Reversal;
-use patchsweep_engine::benchmark::wilson_interval;
+use patchsweep_engine::interval::wilson_interval;
 use serde_json::Value;
 
 /// The columns of [`table`].

@@ -34,6 +34,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::local_link::LocalLink;
+use crate::plot::number::interval_sig3;
 use crate::progress::Progress;
 use crate::sweep_view;
 
@@ -259,7 +260,7 @@ async fn follow(coordinator: &Coordinator, sweep_id: i64) -> Result<SweepProgres
     let mut patched: Option<f64> = None;
     loop {
         let p = coordinator.progress(sweep_id).await?;
-        bar.set(p.patches_done as u64, p.patches_total as u64);
+        bar.set(p.patches_reached() as u64, p.patches_total as u64);
         if patched.is_none() && p.patches_total > 0 && p.patches_done >= p.patches_total {
             patched = Some(started.elapsed().as_secs_f64());
         }
@@ -281,6 +282,11 @@ async fn follow(coordinator: &Coordinator, sweep_id: i64) -> Result<SweepProgres
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A 95% interval as the debias table shows it, or NULL.
+fn ci95(ci: Option<(f64, f64)>) -> Value {
+    ci.map_or(Value::Null, |ci| Value::from(interval_sig3(ci)))
 }
 
 fn report_dataset(p: &Prepared) {
@@ -515,8 +521,11 @@ async fn print_summary(
                 "intervention",
                 "split",
                 "metric",
+                "n",
                 "before",
+                "before_ci95",
                 "after",
+                "after_ci95",
                 "delta",
                 "control_after",
                 "control_p05",
@@ -530,8 +539,11 @@ async fn print_summary(
                     Value::from(d.intervention.as_str()),
                     Value::from(d.split.as_str()),
                     Value::from(d.metric.as_str()),
+                    d.n.map(Value::from).unwrap_or(Value::Null),
                     values::float(d.before),
+                    ci95(d.before_ci),
                     values::float(d.after),
+                    ci95(d.after_ci),
                     values::float(d.delta),
                     values::opt_float(d.control_after),
                     values::opt_float(d.control_p05),

@@ -13,6 +13,7 @@ use patchsweep_engine::benchmark::{
 use serde::Serialize;
 
 use crate::model_args::ModelArgs;
+use crate::progress::Progress;
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -59,13 +60,20 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         ..LoglikOptions::default()
     };
     let started = Instant::now();
+    let mut bar = Progress::new(
+        &format!("scoring {}", args.benchmark),
+        2 * pairs.len() as u64,
+        "sentences",
+    );
     let scores = score_pairs(
         &loaded.model,
         &loaded.tokenizer,
         &pairs,
         args.model.prepend_bos,
         &batching,
+        &mut |n| bar.advance(n),
     )?;
+    bar.finish();
     let out = ScoreOut {
         model: loaded.spec.to_string(),
         benchmark: &args.benchmark,

@@ -11,16 +11,23 @@ fn eta(p: &SweepProgress) -> String {
     }
 }
 
-/// One line: state, done/total patches, rate, ETA, workers, failures.
+/// One line: state, computed/total patches (and how many of them are in running tasks),
+/// rate, ETA, workers, failures.
 pub fn line(p: &SweepProgress) -> String {
     let t = &p.tasks;
+    let running = p.patches_reached() - p.patches_done;
     format!(
-        "sweep {} [{}] {}/{} patches ({:.0}/s, ETA {}), tasks {}/{} done, {} running, {} failed, \
-         {} workers, {} retries, {} stale results refused",
+        "sweep {} [{}] {}/{} patches{} ({:.0}/s, ETA {}), tasks {}/{} done, {} running, \
+         {} failed, {} workers, {} retries, {} stale results refused",
         p.sweep_id,
         p.state,
-        p.patches_done,
+        p.patches_reached(),
         p.patches_total,
+        if running > 0 {
+            format!(" ({running} of them in running tasks)")
+        } else {
+            String::new()
+        },
         p.patches_per_second(),
         eta(p),
         t.done,

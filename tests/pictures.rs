@@ -191,6 +191,9 @@ fn heatmaps_share_one_colour_scale_and_every_title_names_model_and_metric() {
         bias.contains(&format!(">n = {clean_prompts} clean prompts</text>")),
         "{bias}"
     );
+    // The stored intervals of the mean, on its before and after bars.
+    assert!(bias.contains(", 95% [1.10, 1.90]"), "{bias}");
+    assert!(bias.contains(", 95% [0.100, 0.700]"), "{bias}");
     let cost = std::fs::read_to_string(out.join("pictures-test-1_debias_top-heads_perplexity.svg"))
         .unwrap();
     assert!(cost.contains("perplexity (lower is better)"), "{cost}");
@@ -264,7 +267,16 @@ fn report_has_contents_linking_every_part_readable_columns_and_even_numbers() {
     assert!(html.contains("<td>closer to 0 is better</td>"));
     assert!(html.contains("<td>lower is better</td>"));
     assert!(html.contains("clean prompts</td>"));
-    assert!(html.contains("Wilson intervals of the"));
+    assert!(html.contains("Student's t over the per-prompt"));
+    // Every held-out mean carries its interval before and after (stored by the worker).
+    let means: Vec<&str> = html
+        .split("<tr>")
+        .filter(|row| row.contains("<td>mean_logit_diff</td>") && row.contains("<td>heldout</td>"))
+        .collect();
+    assert!(!means.is_empty(), "no held-out mean_logit_diff row");
+    for row in means {
+        assert_eq!(row.matches("<td>[").count(), 2, "{row}");
+    }
 }
 
 #[test]

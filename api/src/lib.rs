@@ -42,7 +42,7 @@ pub use task::{
     spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskKind,
     TaskOutput, TaskState, UnknownName,
 };
-pub use worker::{Registration, WorkerInfo, WorkerStatus};
+pub use worker::{HeldLease, Registration, WorkerInfo, WorkerStatus};
 
 /// An error with its sources, for messages (each source once).
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -38,7 +38,11 @@ pub struct SweepProgress {
     pub error: Option<String>,
     pub tasks: TaskCounts,
     pub patches_total: i64,
+    /// Patches of the tasks that are done.
     pub patches_done: i64,
+    /// Patches of the leased tasks computed so far, as their workers' heartbeats report
+    /// (not stored yet: they join `patches_done` when their task completes).
+    pub patches_in_progress: i64,
     pub effects_stored: i64,
     /// Seconds from the first lease of the sweep to now (or to its last completion).
     pub elapsed_seconds: f64,
@@ -74,6 +78,14 @@ impl SweepProgress {
         )
     }
 
+    /// Patches computed so far: those of done tasks and those of leased tasks by their
+    /// workers' last heartbeat. What a progress bar shows.
+    pub fn patches_reached(&self) -> i64 {
+        let most = self.patches_total.max(self.patches_done);
+        (self.patches_done + self.patches_in_progress.max(0)).min(most)
+    }
+
+    /// Patches of done tasks per second since the first lease.
     pub fn patches_per_second(&self) -> f64 {
         if self.elapsed_seconds > 0.0 {
             self.patches_done as f64 / self.elapsed_seconds
@@ -86,6 +98,6 @@ impl SweepProgress {
     pub fn eta_seconds(&self) -> Option<f64> {
         let rate = self.patches_per_second();
         (rate > 0.0 && !self.is_final())
-            .then(|| (self.patches_total - self.patches_done).max(0) as f64 / rate)
+            .then(|| (self.patches_total - self.patches_reached()).max(0) as f64 / rate)
     }
 }

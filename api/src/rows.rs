@@ -104,6 +104,16 @@ pub struct DebiasRow {
     pub control_p95: Option<f64>,
     #[serde(default)]
     pub control_percentile: Option<f64>,
+    /// What the metric averages over, the same before and after (distinct clean prompts,
+    /// stereotyped pairs, anti-stereotypical swaps); `None` for the neutral text's metrics.
+    #[serde(default)]
+    pub n: Option<i64>,
+    /// 95% intervals of `before` and `after` (Student's t for means, Wilson for shares);
+    /// `None` where there is none.
+    #[serde(default)]
+    pub before_ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub after_ci: Option<(f64, f64)>,
 }
 
 /// One benchmark pair's two sentence log-likelihoods in one model state (`benchmark_scores`).

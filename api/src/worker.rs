@@ -56,3 +56,33 @@ impl WorkerStatus {
         }
     }
 }
+
+/// A lease as its worker heartbeats it: the task, the attempt (the fencing token), and how
+/// far the computation has got.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldLease {
+    pub task_id: i64,
+    pub attempt: i64,
+    /// The share of the task computed so far, 0 to 1 (0 when the worker cannot tell).
+    pub fraction_done: f64,
+}
+
+impl HeldLease {
+    /// The lease of `attempt` of task `task_id`, with nothing computed yet.
+    pub fn new(task_id: i64, attempt: i64) -> Self {
+        Self {
+            task_id,
+            attempt,
+            fraction_done: 0.0,
+        }
+    }
+
+    /// The share done as the store keeps it: within [0, 1], 0 for a NaN.
+    pub fn fraction_clamped(&self) -> f64 {
+        if self.fraction_done.is_nan() {
+            0.0
+        } else {
+            self.fraction_done.clamp(0.0, 1.0)
+        }
+    }
+}

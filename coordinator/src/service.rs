@@ -8,7 +8,8 @@ use patchsweep_api::args::{PrepareTask, TaskArgs};
 use patchsweep_api::spec::{ParsedSpec, SpecError, SweepSpec};
 pub use patchsweep_api::Registration;
 use patchsweep_api::{
-    HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskOutput, WorkerInfo, WorkerStatus,
+    HeldLease, HeldSweep, LeasedTask, NewTask, Settled, SweepProgress, TaskOutput, WorkerInfo,
+    WorkerStatus,
 };
 
 use crate::store::{LeaseScope, QueuePolicy, Store, StoreError};
@@ -131,7 +132,7 @@ impl Coordinator {
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> Result<Vec<(i64, i64)>, CoordinatorError> {
         Ok(self
             .store

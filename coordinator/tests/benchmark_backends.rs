@@ -9,7 +9,7 @@ use patchsweep_coordinator::store::{
     BenchmarkRow, BenchmarkScore, LeasedTask, NewTask, PreparedSweep, QueuePolicy, Settled, Store,
     StoreError, TaskOutput, WorkerInfo,
 };
-use patchsweep_engine::benchmark::wilson_interval;
+use patchsweep_engine::interval::wilson_interval;
 
 #[macro_use]
 #[path = "common/testdb.rs"]

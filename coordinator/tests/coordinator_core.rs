@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use patchsweep_api::{
-    spec_digest, EffectRow, HeldSweep, NewTask, PairRow, PatchTask, PreparedSweep, Settled,
-    TaskArgs, TaskOutput, WorkerInfo, WorkerStatus,
+    spec_digest, EffectRow, HeldLease, HeldSweep, NewTask, PairRow, PatchTask, PreparedSweep,
+    Settled, TaskArgs, TaskOutput, WorkerInfo, WorkerStatus,
 };
 use patchsweep_coordinator::service::{Coordinator, CoordinatorError};
 use patchsweep_coordinator::store::{QueuePolicy, Store};
@@ -273,7 +273,10 @@ async fn a_released_lease_is_leased_again_and_lease_sizes_are_bounded() {
         .heartbeat(
             &w,
             &WorkerStatus::default(),
-            &[(again.task_id, again.attempt), (again.task_id, 99)],
+            &[
+                HeldLease::new(again.task_id, again.attempt),
+                HeldLease::new(again.task_id, 99),
+            ],
         )
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use patchsweep_api::{
-    spec_digest, DebiasTask, DroppedPair, PatchTask, PrepareTask, StoredSplit, TaskArgs,
+    spec_digest, DebiasTask, DroppedPair, HeldLease, PatchTask, PrepareTask, StoredSplit, TaskArgs,
     WorkerStatus,
 };
 use patchsweep_coordinator::store::{
@@ -242,6 +242,9 @@ mod suite {
             control_p05: Some(0.7),
             control_p95: Some(1.1),
             control_percentile: Some(2.5),
+            n: Some(6),
+            before_ci: Some((0.5, 1.5)),
+            after_ci: Some((-0.25, 0.75)),
         }];
         let settled = store
             .complete_task(
@@ -267,6 +270,16 @@ mod suite {
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM debias_v WHERE delta = -0.75").await,
             1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM debias_v WHERE n = 6 AND before_ci_low = 0.5 \
+                 AND before_ci_high = 1.5 AND after_ci_low = -0.25 AND after_ci_high = 0.75"
+            )
+            .await,
+            1,
+            "n and the intervals are stored"
         );
         // The matched control's summary round-trips on both backends.
         let stored = store.debias_rows(sweep).await.unwrap();
@@ -306,7 +319,7 @@ mod suite {
             .heartbeat(
                 &a,
                 &WorkerStatus::default(),
-                &[(first.task_id, first.attempt)],
+                &[HeldLease::new(first.task_id, first.attempt)],
                 &p,
             )
             .await
@@ -345,7 +358,12 @@ mod suite {
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let lost = store
-                .heartbeat(&a, &WorkerStatus::default(), &[(t.task_id, t.attempt)], &p)
+                .heartbeat(
+                    &a,
+                    &WorkerStatus::default(),
+                    &[HeldLease::new(t.task_id, t.attempt)],
+                    &p,
+                )
                 .await
                 .unwrap();
             assert!(lost.is_empty());
@@ -598,7 +616,7 @@ mod suite {
         };
         let t = lease_one(&store, &w, &p).await.unwrap();
         store
-            .heartbeat(&w, &status, &[(t.task_id, t.attempt)], &p)
+            .heartbeat(&w, &status, &[HeldLease::new(t.task_id, t.attempt)], &p)
             .await
             .unwrap();
         assert_eq!(peak(store.clone()).await, 17_179_869_184);
@@ -606,6 +624,89 @@ mod suite {
             "SELECT COUNT(*) FROM workers_v WHERE worker_id = '{w}' AND models = '[\"gguf:m\"]'"
         );
         assert_eq!(count(&store, &with_models).await, 1);
+    }
+
+    /// A heartbeat's share done moves the sweep's progress within a task: only forward
+    /// within an attempt, clamped to [0, 1], from 0 again when the task is leased anew, and
+    /// into `patches_done` (not counted twice) once the task completes.
+    pub async fn a_heartbeat_moves_progress_within_a_task(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        let p = policy(0.4);
+        let sweep = prepared_sweep(&store, &p, 1, false).await;
+        let (a, b) = (worker(&store, "a").await, worker(&store, "b").await);
+        let t = lease_one(&store, &a, &p).await.unwrap();
+        let beat = |store: Store, w: String, attempt: i64, share: f64| async move {
+            let lease = HeldLease {
+                fraction_done: share,
+                ..HeldLease::new(t.task_id, attempt)
+            };
+            store
+                .heartbeat(&w, &WorkerStatus::default(), &[lease], &p)
+                .await
+                .unwrap()
+        };
+        // (done, in progress, reached), less the prepare task's cost (10, done already).
+        let at = |store: Store| async move {
+            let g = store.sweep_progress(sweep, &p).await.unwrap();
+            (
+                g.patches_done - 10,
+                g.patches_in_progress,
+                g.patches_reached() - 10,
+            )
+        };
+        assert_eq!(at(store.clone()).await, (0, 0, 0));
+        assert!(beat(store.clone(), a.clone(), 1, 0.5).await.is_empty());
+        assert_eq!(
+            at(store.clone()).await,
+            (0, 5, 5),
+            "half of a 10-patch task"
+        );
+        beat(store.clone(), a.clone(), 1, 0.2).await;
+        assert_eq!(at(store.clone()).await, (0, 5, 5), "never backwards");
+        beat(store.clone(), a.clone(), 1, 7.0).await;
+        assert_eq!(at(store.clone()).await, (0, 10, 10), "clamped to the task");
+        // The lease expires; the next attempt starts from nothing.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let again = lease_one(&store, &b, &p).await.unwrap();
+        assert_eq!((again.task_id, again.attempt), (t.task_id, 2));
+        assert_eq!(
+            at(store.clone()).await,
+            (0, 0, 0),
+            "a new attempt starts at 0"
+        );
+        let lost = beat(store.clone(), a.clone(), 1, 0.9).await;
+        assert_eq!(lost, [(t.task_id, 1)], "a stale lease moves nothing");
+        assert_eq!(at(store.clone()).await, (0, 0, 0));
+        beat(store.clone(), b.clone(), 2, f64::NAN).await;
+        assert_eq!(
+            at(store.clone()).await,
+            (0, 0, 0),
+            "NaN reads as nothing done"
+        );
+        beat(store.clone(), b.clone(), 2, 0.3).await;
+        assert_eq!(at(store.clone()).await, (0, 3, 3));
+        let out = TaskOutput::Patch(effects("p0", 0..3));
+        store
+            .complete_task(&b, t.task_id, 2, &out, &p)
+            .await
+            .unwrap();
+        assert_eq!(
+            at(store.clone()).await,
+            (10, 0, 10),
+            "counted once, as done"
+        );
+        assert_eq!(
+            count(
+                &store,
+                &format!(
+                    "SELECT CAST(progress AS BIGINT) FROM tasks_v WHERE task_id = {}",
+                    t.task_id
+                )
+            )
+            .await,
+            1,
+            "tasks_v shows a done task as all done"
+        );
     }
 
     pub async fn every_worker_call_marks_the_worker_seen(url: &str) {
@@ -913,6 +1014,7 @@ both_backends!([
     every_worker_call_marks_the_worker_seen,
     a_lease_records_the_workers_models,
     a_heartbeat_records_the_device_memory_peak,
+    a_heartbeat_moves_progress_within_a_task,
     a_task_that_keeps_losing_its_workers_fails_saying_so,
     timestamps_read_the_same_on_both_backends,
     a_leased_debias_task_carries_the_stored_split,

@@ -158,6 +158,9 @@ fn debias_rows() -> Vec<DebiasRow> {
         control_p05: control.map(|c| c - 0.25),
         control_p95: control.map(|c| c + 0.25),
         control_percentile: control.map(|_| 5.0),
+        n: control.map(|_| 4),
+        before_ci: Some((before - 1.0, before + 1.0)),
+        after_ci: None,
     };
     vec![
         row("steering", "heldout", "mean_logit_diff", 1.23456, 0.5, None),

@@ -31,6 +31,7 @@ pub mod error;
 pub mod experiment;
 pub mod generate;
 pub mod grid;
+pub mod interval;
 pub mod lens;
 pub mod memory;
 pub mod metric;

@@ -100,8 +100,17 @@ fn log_likelihoods_equal_transformers_batched_and_alone() {
         pairs.push([rows[0].clone(), rows[0].clone()]);
         let flat: Vec<Vec<u32>> = pairs.iter().flat_map(|p| p.clone()).collect();
         let alone = sentence_log_likelihoods(&loaded.model, &flat, &batched).unwrap();
-        let shared =
-            pair_log_likelihoods(&loaded.model, &pairs, &batched, |_, _| Ok(NoHook)).unwrap();
+        let mut sentences = 0;
+        let shared = pair_log_likelihoods(
+            &loaded.model,
+            &pairs,
+            &batched,
+            |_, _| Ok(NoHook),
+            &mut |n| sentences += n,
+        )
+        .unwrap();
+        // Progress counts every sentence once, those with nothing to score included.
+        assert_eq!(sentences, 2 * pairs.len(), "{name}: sentences counted");
         for (p, (s, a)) in pairs.iter().zip(shared.iter().zip(alone.chunks(2))) {
             for k in 0..2 {
                 assert!(
@@ -133,6 +142,7 @@ fn a_benchmark_scores_on_a_tiny_model_with_intervals_per_subset() {
         &pairs,
         None,
         &LoglikOptions::default(),
+        &mut |_| {},
     )
     .unwrap();
     assert_eq!(scores.len(), pairs.len());
@@ -168,6 +178,7 @@ fn a_one_token_sentence_without_bos_is_refused_by_name() {
         &pairs,
         None,
         &LoglikOptions::default(),
+        &mut |_| {},
     )
     .err()
     .unwrap()
@@ -183,6 +194,7 @@ fn a_one_token_sentence_without_bos_is_refused_by_name() {
         &pairs,
         Some(true),
         &LoglikOptions::default(),
+        &mut |_| {},
     );
     assert!(scores.is_ok(), "{scores:?}");
 }

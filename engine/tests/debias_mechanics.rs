@@ -610,6 +610,20 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             _ => assert!(r.control.as_ref().is_some_and(|c| c.sets == 3), "{r:?}"),
         }
     }
+    // Bias figures carry their n and, from two values on, 95% intervals before and after;
+    // the neutral text's carry neither.
+    for r in &a.rows {
+        if r.split == "neutral" {
+            assert_eq!((r.n, r.before_ci, r.after_ci), (None, None, None), "{r:?}");
+            continue;
+        }
+        let n = r.n.unwrap_or_else(|| panic!("no n: {r:?}"));
+        if n >= 2 || r.metric == "stereotype_win_share" {
+            let (lo, hi) = r.after_ci.unwrap_or_else(|| panic!("no interval: {r:?}"));
+            assert!(lo <= r.after && r.after <= hi, "{r:?}");
+            assert!(r.before_ci.is_some(), "{r:?}");
+        }
+    }
 
     let none = run(&[], &[], "none");
     assert_eq!(none.rows.len(), a.rows.len());
@@ -663,6 +677,25 @@ fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
         twinned.mean_abs_logit_diff,
         before.mean_abs_logit_diff
     ));
+    // n and the intervals count the clean prompts, not the pairs: the twin adds neither.
+    assert_eq!((before.n_clean_prompts, twinned.n_clean_prompts), (3, 3));
+    let (lo, hi) = before
+        .mean_logit_diff_ci
+        .expect("three prompts have a spread");
+    let (tlo, thi) = twinned.mean_logit_diff_ci.unwrap();
+    assert!(same(lo, tlo) && same(hi, thi), "{before:?} {twinned:?}");
+    assert!(lo < before.mean_logit_diff && before.mean_logit_diff < hi);
+    let (alo, ahi) = before.mean_abs_logit_diff_ci.unwrap();
+    assert!(alo <= before.mean_abs_logit_diff && before.mean_abs_logit_diff <= ahi);
+    // The share's interval is Wilson's on the stereotyped pairs; the total effect's a t
+    // interval over its two swaps.
+    let wins = (before.stereotype_win_share.unwrap() * 2.0).round() as usize;
+    assert_eq!(
+        before.stereotype_win_share_ci,
+        Some(patchsweep_engine::interval::wilson_interval(wins, 2))
+    );
+    let (elo, ehi) = before.total_effect_ci.expect("two swaps have a spread");
+    assert!(elo <= before.total_effect.unwrap() && before.total_effect.unwrap() <= ehi);
 
     // A pro-stereotypical swap (a female-stereotyped profession set to "woman") counts for
     // the win share but not for Vig's total effect.

@@ -3,19 +3,20 @@
 //! with each group's n, 95% intervals where the store allows one, and which way is better.
 //!
 //! # n and intervals
-//! `debias_v` keeps each metric's value, not the per-pair values behind it, and no n. The
-//! n comes from the split (`debias_splits` joined with `pairs`, [`DebiasSplitSize`]): distinct
-//! clean prompts for the two means, pairs with a stereotyped side for
-//! `stereotype_win_share` (and an upper bound for `total_effect`, whose anti-stereotypical
-//! swaps are a subset of them), the split's pairs otherwise; the neutral text's chunks are
-//! not stored. A share with its n gives a Wilson 95% interval (k = share × n); a mean needs
-//! the per-pair spread after the intervention, which is not stored, so means have none.
+//! `debias_v` keeps each bias metric's n and the 95% intervals of before and after, as the
+//! worker measured them (Student's t over the per-prompt or per-pair values for the means,
+//! Wilson for the share). Rows stored before those columns existed have none: their n comes
+//! from the split (`debias_splits` joined with `pairs`, [`DebiasSplitSize`]: distinct clean
+//! prompts for the two means, pairs with a stereotyped side for `stereotype_win_share`, and an
+//! upper bound for `total_effect`, whose anti-stereotypical swaps are a subset of them), and
+//! only a share gets an interval (Wilson, k = share × n). The neutral text's metrics have no
+//! n and no interval.
 
 use patchsweep_coordinator::store::{DebiasRow, DebiasSplitSize};
-use patchsweep_engine::benchmark::wilson_interval;
+use patchsweep_engine::interval::wilson_interval;
 
 use super::charts::ticks;
-use super::number::sig3;
+use super::number::{interval_sig3, sig3};
 use super::svg::{short_number, text_width, Anchor, Svg, CATEGORICAL};
 
 const TITLE: f64 = 14.0;
@@ -53,8 +54,18 @@ impl GroupSize {
     }
 }
 
-/// The n of `metric` on `split` of debias section `debias`; `None` for the neutral text
-/// (its chunks are not stored) or a split the store has no sizes for.
+/// What a bias metric averages over.
+fn unit_of(metric: &str) -> &'static str {
+    match metric {
+        "mean_logit_diff" | "mean_abs_logit_diff" => "clean prompts",
+        "stereotype_win_share" => "stereotyped pairs",
+        "total_effect" => "swapped pairs",
+        _ => "pairs",
+    }
+}
+
+/// The n of `metric` on `split` of debias section `debias`, from the split's sizes; `None`
+/// for the neutral text (its chunks are not stored) or a split the store has no sizes for.
 pub fn group_size(
     sizes: &[DebiasSplitSize],
     debias: &str,
@@ -64,16 +75,33 @@ pub fn group_size(
     let s = sizes
         .iter()
         .find(|s| s.debias == debias && s.part == split)?;
-    let (n, unit, at_most) = match metric {
-        "mean_logit_diff" | "mean_abs_logit_diff" => (s.clean_prompts, "clean prompts", false),
-        "stereotype_win_share" => (s.stereotyped, "stereotyped pairs", false),
-        "total_effect" => (s.stereotyped, "swapped pairs", true),
-        _ => (s.pairs, "pairs", false),
+    let (n, at_most) = match metric {
+        "mean_logit_diff" | "mean_abs_logit_diff" => (s.clean_prompts, false),
+        "stereotype_win_share" => (s.stereotyped, false),
+        "total_effect" => (s.stereotyped, true),
+        _ => (s.pairs, false),
     };
-    Some(GroupSize { n, unit, at_most })
+    Some(GroupSize {
+        n,
+        unit: unit_of(metric),
+        at_most,
+    })
 }
 
-/// The Wilson 95% interval of a share measured on `size` (exact n only), else `None`.
+/// The n of one row: as stored with it (exact), else from the split's sizes.
+pub fn row_size(r: &DebiasRow, sizes: &[DebiasSplitSize], metric: &str) -> Option<GroupSize> {
+    match r.n {
+        Some(n) => Some(GroupSize {
+            n,
+            unit: unit_of(metric),
+            at_most: false,
+        }),
+        None => group_size(sizes, &r.debias, &r.split, metric),
+    }
+}
+
+/// The Wilson 95% interval of a share measured on `size` (exact n only), else `None`: for
+/// rows stored without their intervals.
 pub fn interval(metric: &str, value: f64, size: Option<&GroupSize>) -> Option<(f64, f64)> {
     let size = size.filter(|s| !s.at_most && s.n > 0)?;
     if metric != "stereotype_win_share" || !(0.0..=1.0).contains(&value) {
@@ -85,8 +113,8 @@ pub fn interval(metric: &str, value: f64, size: Option<&GroupSize>) -> Option<(f
 
 const NOTE: &str = "bars: the metric before and after intervening on the components found; \
      control: the same on matched random sets (mean, whisker 5-95% of the sets)";
-const NOTE_INTERVALS: &str = "error bars on shares: Wilson 95% intervals from n; means have \
-     none (per-pair values after the intervention are not stored)";
+const NOTE_INTERVALS: &str = "error bars: 95% intervals (Student's t over prompts or pairs for \
+     means, Wilson for shares); none on the neutral text";
 
 /// One (debias section, metric) figure of a sweep of `model`.
 pub fn chart(
@@ -104,10 +132,8 @@ pub fn chart(
     let has_control = rows.iter().any(|r| r.control_after.is_some());
     let bars_per_group = if has_control { 3 } else { 2 };
     let bar_w = 22.0;
-    let group_sizes: Vec<Option<GroupSize>> = rows
-        .iter()
-        .map(|r| group_size(sizes, &r.debias, &r.split, metric))
-        .collect();
+    let group_sizes: Vec<Option<GroupSize>> =
+        rows.iter().map(|r| row_size(r, sizes, metric)).collect();
     let n_labels: Vec<String> = group_sizes
         .iter()
         .zip(rows)
@@ -142,8 +168,9 @@ pub fn chart(
         .zip(&group_sizes)
         .map(|(r, g)| {
             [
-                interval(metric, r.before, g.as_ref()),
-                interval(metric, r.after, g.as_ref()),
+                r.before_ci
+                    .or_else(|| interval(metric, r.before, g.as_ref())),
+                r.after_ci.or_else(|| interval(metric, r.after, g.as_ref())),
             ]
         })
         .collect();
@@ -202,9 +229,7 @@ pub fn chart(
                 .get(k)
                 .copied()
                 .flatten()
-                .map_or(String::new(), |(a, b)| {
-                    format!(", 95% [{}, {}]", sig3(a), sig3(b))
-                });
+                .map_or(String::new(), |ci| format!(", 95% {}", interval_sig3(ci)));
             svg.rect_titled(
                 x,
                 y0,
@@ -294,6 +319,9 @@ mod tests {
             control_p05: Some(after),
             control_p95: Some(after + 0.2),
             control_percentile: Some(5.0),
+            n: None,
+            before_ci: None,
+            after_ci: None,
         }
     }
 
@@ -329,6 +357,23 @@ mod tests {
         assert!(lo < 0.75 && 0.75 < hi);
         let g = group_size(&sizes(), "top", "heldout", "mean_logit_diff");
         assert_eq!(interval("mean_logit_diff", 0.75, g.as_ref()), None);
+    }
+
+    #[test]
+    fn stored_n_and_intervals_come_first() {
+        let mut r = row("heldout", "mean_logit_diff", -1.2, -0.4);
+        r.n = Some(7);
+        r.before_ci = Some((-1.9, -0.5));
+        r.after_ci = Some((-0.8, 0.0));
+        let svg = chart("m", "top", "mean_logit_diff", &[&r], &sizes());
+        assert!(svg.contains(">n = 7 clean prompts</text>"), "{svg}");
+        assert!(svg.contains(", 95% [-1.90, -0.500]"), "{svg}");
+        assert!(svg.contains(", 95% [-0.800, 0]"), "{svg}");
+        // A row stored without them: the split's n, and no interval on a mean.
+        let old = row("heldout", "mean_logit_diff", -1.2, -0.4);
+        let svg = chart("m", "top", "mean_logit_diff", &[&old], &sizes());
+        assert!(svg.contains(">n = 30 clean prompts</text>"), "{svg}");
+        assert!(!svg.contains(", 95% ["), "{svg}");
     }
 
     #[test]

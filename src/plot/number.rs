@@ -43,6 +43,12 @@ fn scientific(v: f64) -> String {
     format!("{v:.2e}")
 }
 
+/// A 95% interval as tables and tooltips show it: `[lo, hi]`, each to three significant
+/// digits.
+pub fn interval_sig3((lo, hi): (f64, f64)) -> String {
+    format!("[{}, {}]", sig3(lo), sig3(hi))
+}
+
 /// `v` as [`sig3`] without trailing zeros (`0.500` → `0.5`, `12.0` → `12`): for axis ticks.
 pub fn sig3_trimmed(v: f64) -> String {
     let s = sig3(v);

@@ -110,14 +110,20 @@ fn add_debias_rows(url: &str) {
     rt.block_on(async {
         use sqlx::Connection;
         let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        for (split, metric, before, after, control) in [
-            ("heldout", "mean_logit_diff", 1.5, 0.4, Some(1.3)),
-            ("neutral", "perplexity", 20.0, 21.5, None),
+        // The mean with its n (the held-out split's distinct clean prompts) and intervals;
+        // the neutral text's perplexity with neither.
+        let mean_ci = Some(((1.1, 1.9), (0.1, 0.7)));
+        for (split, metric, before, after, control, ci) in [
+            ("heldout", "mean_logit_diff", 1.5, 0.4, Some(1.3), mean_ci),
+            ("neutral", "perplexity", 20.0, 21.5, None, None),
         ] {
             sqlx::query(
                 "INSERT INTO debias_results (sweep_id, debias, intervention, components, split, \
-                 metric, before, after, control_after, control_components, task_id) \
-                 VALUES (1, 'top-heads', 'ablation-zero', 'head_out L1H0', ?, ?, ?, ?, ?, ?, 0)",
+                 metric, before, after, control_after, control_components, task_id, n, \
+                 before_ci_low, before_ci_high, after_ci_low, after_ci_high) \
+                 VALUES (1, 'top-heads', 'ablation-zero', 'head_out L1H0', ?, ?, ?, ?, ?, ?, 0, \
+                 CASE WHEN ? THEN (SELECT COUNT(DISTINCT clean_prompt) FROM pairs \
+                 WHERE sweep_id = 1) END, ?, ?, ?, ?)",
             )
             .bind(split)
             .bind(metric)
@@ -125,6 +131,11 @@ fn add_debias_rows(url: &str) {
             .bind(after)
             .bind(control)
             .bind(control.map(|_| "head_out L0H1"))
+            .bind(ci.is_some())
+            .bind(ci.map(|c: ((f64, f64), (f64, f64))| c.0 .0))
+            .bind(ci.map(|c| c.0 .1))
+            .bind(ci.map(|c| c.1 .0))
+            .bind(ci.map(|c| c.1 .1))
             .execute(&mut conn)
             .await
             .unwrap();

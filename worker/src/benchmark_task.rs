@@ -6,13 +6,14 @@ use patchsweep_api::{BenchmarkRow, BenchmarkTask, LeasedTask, TaskOutput, BASE_S
 use patchsweep_engine::benchmark::{score_tokenized, LoglikOptions};
 use patchsweep_model::NoHook;
 
-use crate::executor::TaskError;
+use crate::executor::{TaskError, TaskProgress};
 use crate::model_executor::ModelExecutor;
 
 pub(crate) fn run(
     exec: &mut ModelExecutor,
     task: &LeasedTask,
     args: &BenchmarkTask,
+    progress: &TaskProgress,
 ) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let Some(i) = state
@@ -52,6 +53,7 @@ pub(crate) fn run(
         rows,
         &LoglikOptions::default(),
         |_, _| Ok(NoHook),
+        &mut progress.counter(2 * pairs.len() as u64),
     )
     .map_err(TaskError::transient)?;
     Ok(TaskOutput::Benchmark(

@@ -132,6 +132,9 @@ pub(crate) fn run(
             control_p05: r.control.as_ref().map(|c| c.p05),
             control_p95: r.control.as_ref().map(|c| c.p95),
             control_percentile: r.control.as_ref().map(|c| c.percentile),
+            n: r.n.map(|n| n as i64),
+            before_ci: r.before_ci,
+            after_ci: r.after_ci,
         })
         .collect();
     Ok(TaskOutput::Debias {

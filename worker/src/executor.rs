@@ -3,6 +3,7 @@
 //! coordinator.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use patchsweep_api::{HeldSweep, LeasedTask, TaskOutput};
@@ -33,9 +34,52 @@ impl TaskError {
     }
 }
 
+/// How far the task on the compute thread has got: a share from 0 to 1 that the executor
+/// moves as it computes and the worker loop sends with each heartbeat, so `watch` moves
+/// within a long task. Shared between the two threads without a lock.
+#[derive(Debug, Default)]
+pub struct TaskProgress {
+    /// The share done, as the bits of an `f64`.
+    bits: AtomicU64,
+}
+
+impl TaskProgress {
+    /// The share done so far, 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+
+    /// Sets the share done to `done / total` (0 when `total` is 0; at most 1).
+    pub fn set(&self, done: u64, total: u64) {
+        let share = if total == 0 {
+            0.0
+        } else {
+            (done as f64 / total as f64).min(1.0)
+        };
+        self.bits.store(share.to_bits(), Ordering::Relaxed);
+    }
+
+    /// A callback counting `total` units, each call adding the units it is given and moving
+    /// this progress: the shape of the engine's progress callbacks.
+    pub fn counter(&self, total: u64) -> impl FnMut(usize) + '_ {
+        let mut done = 0u64;
+        self.set(0, total);
+        move |n| {
+            done += n as u64;
+            self.set(done, total);
+        }
+    }
+}
+
 /// Computes tasks. Runs on the compute thread only.
 pub trait Executor: Send + 'static {
-    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError>;
+    /// Computes `task`, moving `progress` as it goes (an executor that cannot tell leaves
+    /// it at 0: the task's patches count when it completes).
+    fn execute(
+        &mut self,
+        task: &LeasedTask,
+        progress: &TaskProgress,
+    ) -> Result<TaskOutput, TaskError>;
     /// The model specs loaded now (the scheduler prefers their tasks).
     fn models(&self) -> Vec<String>;
     /// The sweeps held parsed and prepared now: the worker names them when it leases, and
@@ -67,6 +111,7 @@ impl Holding {
 pub struct ComputeThread {
     jobs: mpsc::Sender<Job>,
     holding: Arc<Mutex<Holding>>,
+    progress: Arc<TaskProgress>,
 }
 
 impl ComputeThread {
@@ -74,20 +119,24 @@ impl ComputeThread {
         let (jobs, rx) = mpsc::channel::<Job>();
         let holding = Arc::new(Mutex::new(Holding::of(executor.as_ref())));
         let shared = holding.clone();
+        let progress = Arc::new(TaskProgress::default());
+        let moved = progress.clone();
         std::thread::Builder::new()
             .name("patchsweep-compute".into())
             .spawn(move || {
                 for (task, reply) in rx {
-                    let out =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| executor.execute(&task)))
-                            .unwrap_or_else(|panic| {
-                                let what = panic
-                                    .downcast_ref::<String>()
-                                    .cloned()
-                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                    .unwrap_or_else(|| "unknown panic".into());
-                                Err(TaskError::transient(format!("the task panicked: {what}")))
-                            });
+                    moved.set(0, 1);
+                    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        executor.execute(&task, &moved)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(TaskError::transient(format!("the task panicked: {what}")))
+                    });
                     if let Ok(mut h) = shared.lock() {
                         *h = Holding::of(executor.as_ref());
                     }
@@ -95,7 +144,16 @@ impl ComputeThread {
                 }
             })
             .expect("spawning the compute thread");
-        Self { jobs, holding }
+        Self {
+            jobs,
+            holding,
+            progress,
+        }
+    }
+
+    /// The share of the running task computed so far, 0 to 1.
+    pub fn task_progress(&self) -> f64 {
+        self.progress.fraction()
     }
 
     /// Computes `task` on the compute thread.

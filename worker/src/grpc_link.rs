@@ -2,7 +2,7 @@
 
 use patchsweep_api::client::{ClientError, Code, Target, WorkerApi};
 use patchsweep_api::{
-    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+    HeldLease, HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
 };
 
 use crate::link::{Link, LinkError};
@@ -64,7 +64,7 @@ impl Link for GrpcLink {
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         self.client
             .heartbeat(worker_id, status, leases)

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use patchsweep_api::{
-    HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
+    HeldLease, HeldSweep, LeasedTask, Registration, Settled, TaskOutput, WorkerInfo, WorkerStatus,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -32,13 +32,13 @@ pub trait Link: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<LeasedTask>, LinkError>> + Send;
 
-    /// Extends the leases `(task_id, attempt)` and reports the worker's `status`; answers
-    /// the leases lost.
+    /// Extends the leases (reporting how far each has got) and the worker's `status`;
+    /// answers the leases lost, `(task_id, attempt)`.
     fn heartbeat(
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> impl Future<Output = Result<Vec<(i64, i64)>, LinkError>> + Send;
 
     fn complete(

@@ -15,7 +15,7 @@ use patchsweep_engine::experiment::{Baseline, Effect, Engine, Experiment, Method
 use patchsweep_model::{device_memory, load, LoadOptions, LoadedModel, ModelSpec};
 
 use crate::counters::WorkerCounters;
-use crate::executor::{Executor, TaskError};
+use crate::executor::{Executor, TaskError, TaskProgress};
 use crate::faults::Faults;
 use crate::memory_budget;
 
@@ -241,7 +241,12 @@ impl ModelExecutor {
         }))
     }
 
-    fn patch(&mut self, task: &LeasedTask, args: &PatchTask) -> Result<TaskOutput, TaskError> {
+    fn patch(
+        &mut self,
+        task: &LeasedTask,
+        args: &PatchTask,
+        progress: &TaskProgress,
+    ) -> Result<TaskOutput, TaskError> {
         self.faults.before_patch(args)?;
         let (model, state) = self.sweep(task)?;
         let exp = state
@@ -273,8 +278,19 @@ impl ModelExecutor {
             self.max_task_memory,
         )?;
         let baselines: Vec<Baseline> = args.baselines();
+        let cells: usize = engine
+            .cells(&narrowed, &pairs)
+            .map_err(TaskError::permanent)?
+            .iter()
+            .map(Vec::len)
+            .sum();
         let effects = engine
-            .run(&narrowed, &pairs, &baselines, &mut |_| {})
+            .run(
+                &narrowed,
+                &pairs,
+                &baselines,
+                &mut progress.counter(cells as u64),
+            )
             .map_err(TaskError::transient)?;
         self.note_device_peak(&model);
         Ok(TaskOutput::Patch(
@@ -329,13 +345,17 @@ impl ModelExecutor {
 }
 
 impl Executor for ModelExecutor {
-    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
+    fn execute(
+        &mut self,
+        task: &LeasedTask,
+        progress: &TaskProgress,
+    ) -> Result<TaskOutput, TaskError> {
         match &task.args {
             TaskArgs::Prepare(_) => self.prepare(task),
-            TaskArgs::Patch(args) => self.patch(task, args),
+            TaskArgs::Patch(args) => self.patch(task, args, progress),
             TaskArgs::Debias(args) => crate::debias_task::run(self, task, args),
             TaskArgs::Generate(args) => crate::generate_task::run(self, task, args),
-            TaskArgs::Benchmark(args) => crate::benchmark_task::run(self, task, args),
+            TaskArgs::Benchmark(args) => crate::benchmark_task::run(self, task, args, progress),
         }
     }
 

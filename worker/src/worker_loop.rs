@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patchsweep_api::{Settled, TaskOutput, WorkerInfo, WorkerStatus};
+use patchsweep_api::{HeldLease, Settled, TaskOutput, WorkerInfo, WorkerStatus};
 use tokio::sync::watch;
 
 use crate::counters::WorkerCounters;
@@ -215,7 +215,11 @@ pub async fn run_worker<L: Link>(
                             models: compute.models(),
                             device_memory_peak_bytes: opts.counters.device_memory_peak(),
                         };
-                        match link.heartbeat(&id, &status, &[(task.task_id, task.attempt)]).await {
+                        let lease = HeldLease {
+                            fraction_done: compute.task_progress(),
+                            ..HeldLease::new(task.task_id, task.attempt)
+                        };
+                        match link.heartbeat(&id, &status, &[lease]).await {
                             Ok(lost) if !lost.is_empty() => tracing::warn!(task = task.task_id, "lease lost while computing; the result may be refused"),
                             Ok(_) => {}
                             Err(e) => tracing::warn!("heartbeat: {e}"),

@@ -8,7 +8,7 @@ use patchsweep_api::{
     spec_digest, DebiasRow, DebiasTask, LeasedTask, PrepareTask, PreparedSweep, StoredSplit,
     TaskArgs, TaskOutput,
 };
-use patchsweep_worker::executor::{Executor, TaskError};
+use patchsweep_worker::executor::{Executor, TaskError, TaskProgress};
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
@@ -67,7 +67,10 @@ fn prepared() -> (ModelExecutor, PreparedSweep, StoredSplit, DebiasTask) {
     let mut exec = ModelExecutor::new(None, Faults::default());
     let text = spec();
     let out = exec
-        .execute(&leased(Some(&text), TaskArgs::Prepare(PrepareTask {})))
+        .execute(
+            &leased(Some(&text), TaskArgs::Prepare(PrepareTask {})),
+            &TaskProgress::default(),
+        )
         .expect("prepare");
     let TaskOutput::Prepare(p) = out else {
         panic!("a prepare task answers a prepared sweep");
@@ -97,7 +100,10 @@ fn run(
         split,
         ..args.clone()
     };
-    match exec.execute(&leased(None, TaskArgs::Debias(args)))? {
+    match exec.execute(
+        &leased(None, TaskArgs::Debias(args)),
+        &TaskProgress::default(),
+    )? {
         TaskOutput::Debias { rows, .. } => Ok(rows),
         other => panic!("a debias task answers debias rows, not {other:?}"),
     }

@@ -4,7 +4,7 @@
 use patchsweep_api::{
     spec_digest, HeldSweep, LeasedTask, PrepareTask, TaskArgs, TaskKind, TaskOutput,
 };
-use patchsweep_worker::executor::Executor;
+use patchsweep_worker::executor::{Executor, TaskProgress};
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
@@ -44,7 +44,10 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     let digest = spec_digest(&text);
     assert!(exec.held_sweeps().is_empty());
     let prepared = exec
-        .execute(&leased(1, Some(&text), &digest, &PREPARE))
+        .execute(
+            &leased(1, Some(&text), &digest, &PREPARE),
+            &TaskProgress::default(),
+        )
         .expect("prepare");
     let TaskOutput::Prepare(prepared) = prepared else {
         panic!("a prepare task answers a prepared sweep");
@@ -62,9 +65,15 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
         .iter()
         .find(|t| t.kind() == TaskKind::Patch && t.stage == 0)
         .expect("a patch task");
+    let progress = TaskProgress::default();
     let out = exec
-        .execute(&leased(1, None, &digest, &patch.args))
+        .execute(&leased(1, None, &digest, &patch.args), &progress)
         .expect("patch task of a held sweep, without spec text");
+    assert_eq!(
+        progress.fraction(),
+        1.0,
+        "a finished patch task moved its progress to the end"
+    );
     let TaskOutput::Patch(effects) = out else {
         panic!("a patch task answers effects");
     };
@@ -72,13 +81,19 @@ fn later_tasks_of_a_held_sweep_come_and_run_without_its_spec() {
     // The same sweep id under another digest (another database's sweep 1) is not reused:
     // its own text is parsed (and refused, permanently, when it is not a spec).
     let err = exec
-        .execute(&leased(1, Some("not a spec"), "other", &patch.args))
+        .execute(
+            &leased(1, Some("not a spec"), "other", &patch.args),
+            &TaskProgress::default(),
+        )
         .unwrap_err();
     assert!(err.permanent, "{err}");
     // A sweep this worker does not hold, sent without its text: a transient error (the
     // next lease, which does not name it, brings the text).
     let err = exec
-        .execute(&leased(2, None, &digest, &patch.args))
+        .execute(
+            &leased(2, None, &digest, &patch.args),
+            &TaskProgress::default(),
+        )
         .unwrap_err();
     assert!(!err.permanent, "{err}");
     assert!(
@@ -98,7 +113,10 @@ fn an_adopted_sweep_is_never_parsed_by_the_executor() {
     exec.adopt(7, spec_digest(&text), parsed, prepared);
     assert_eq!(exec.held_sweeps()[0].sweep_id, 7);
     let out = exec
-        .execute(&leased(7, None, &spec_digest(&text), &PREPARE))
+        .execute(
+            &leased(7, None, &spec_digest(&text), &PREPARE),
+            &TaskProgress::default(),
+        )
         .expect("the adopted sweep's prepare task needs no spec text");
     let TaskOutput::Prepare(prepared) = out else {
         panic!("a prepare task answers a prepared sweep");

@@ -5,7 +5,7 @@
 use patchsweep_api::{LeasedTask, PrepareTask, TaskArgs, TaskKind, TaskOutput};
 use patchsweep_engine::experiment::{Engine, PairInput};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
-use patchsweep_worker::executor::Executor;
+use patchsweep_worker::executor::{Executor, TaskProgress};
 use patchsweep_worker::faults::Faults;
 use patchsweep_worker::model_executor::ModelExecutor;
 
@@ -62,10 +62,10 @@ fn a_prompt_longer_than_the_context_is_refused_with_the_numbers() {
     // The tiny model has 128 positions; 300 words are more tokens than that.
     let mut exec = ModelExecutor::new(None, Faults::default());
     let err = exec
-        .execute(&leased(
-            &spec(&tiny(), 300),
-            &TaskArgs::Prepare(PrepareTask {}),
-        ))
+        .execute(
+            &leased(&spec(&tiny(), 300), &TaskArgs::Prepare(PrepareTask {})),
+            &TaskProgress::default(),
+        )
         .unwrap_err();
     assert!(err.permanent, "{err}");
     let msg = err.message;
@@ -82,10 +82,10 @@ fn a_prompt_longer_than_the_context_is_refused_with_the_numbers() {
         .unwrap_or_else(|| panic!("no token count in: {msg}"));
     assert!(tokens >= 300, "{msg}");
     // The same pairs within the context are accepted.
-    let ok = exec.execute(&leased(
-        &spec(&tiny(), 5),
-        &TaskArgs::Prepare(PrepareTask {}),
-    ));
+    let ok = exec.execute(
+        &leased(&spec(&tiny(), 5), &TaskArgs::Prepare(PrepareTask {})),
+        &TaskProgress::default(),
+    );
     assert!(ok.is_ok(), "{ok:?}");
 }
 
@@ -94,7 +94,10 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
     let text = spec(&tiny(), 5);
     let mut small = ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(4096));
     let err = small
-        .execute(&leased(&text, &TaskArgs::Prepare(PrepareTask {})))
+        .execute(
+            &leased(&text, &TaskArgs::Prepare(PrepareTask {})),
+            &TaskProgress::default(),
+        )
         .unwrap_err();
     assert!(err.permanent, "{err}");
     assert!(
@@ -106,7 +109,10 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
     // Prepared where memory suffices, its patch task is refused where it does not.
     let mut roomy = ModelExecutor::new(None, Faults::default()).with_max_task_memory(Some(1 << 30));
     let TaskOutput::Prepare(prepared) = roomy
-        .execute(&leased(&text, &TaskArgs::Prepare(PrepareTask {})))
+        .execute(
+            &leased(&text, &TaskArgs::Prepare(PrepareTask {})),
+            &TaskProgress::default(),
+        )
         .expect("prepare within the budget")
     else {
         panic!("a prepare task answers a prepared sweep");
@@ -116,13 +122,15 @@ fn tasks_over_the_memory_budget_fail_for_good_with_the_numbers() {
         .iter()
         .find(|t| t.kind() == TaskKind::Patch)
         .expect("a patch task");
-    let err = small.execute(&leased(&text, &patch.args)).unwrap_err();
+    let err = small
+        .execute(&leased(&text, &patch.args), &TaskProgress::default())
+        .unwrap_err();
     assert!(err.permanent, "{err}");
     assert!(
         err.message.contains("experiment `resid`") && err.message.contains("cached runs"),
         "{err}"
     );
-    let done = roomy.execute(&leased(&text, &patch.args));
+    let done = roomy.execute(&leased(&text, &patch.args), &TaskProgress::default());
     assert!(matches!(done, Ok(TaskOutput::Patch(_))), "{done:?}");
 }
 

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use patchsweep_api::{
-    EffectRow, HeldSweep, LeasedTask, PatchTask, Registration, Settled, TaskArgs, TaskOutput,
-    WorkerInfo, WorkerStatus,
+    EffectRow, HeldLease, HeldSweep, LeasedTask, PatchTask, Registration, Settled, TaskArgs,
+    TaskOutput, WorkerInfo, WorkerStatus,
 };
-use patchsweep_worker::executor::{ComputeThread, Executor, TaskError};
+use patchsweep_worker::executor::{ComputeThread, Executor, TaskError, TaskProgress};
 use patchsweep_worker::link::{Link, LinkError};
 use patchsweep_worker::worker_loop::{
     heartbeat_interval, run_worker, Controls, WorkerError, WorkerOptions, WorkerStats,
@@ -33,6 +33,8 @@ struct FakeLink {
     refuse_reports: bool,
     delivery_attempts: AtomicUsize,
     heartbeats: AtomicUsize,
+    /// `(task_id, share done)` of every lease heartbeated, in order.
+    shares: Mutex<Vec<(i64, f64)>>,
     completed: Mutex<Vec<(i64, i64, TaskOutput)>>,
     failed: Mutex<Vec<(i64, String, bool)>>,
     released: Mutex<Vec<(i64, i64)>>,
@@ -84,10 +86,14 @@ impl Link for FakeLink {
         &self,
         _worker_id: &str,
         _status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> Result<Vec<(i64, i64)>, LinkError> {
         assert_eq!(leases.len(), 1, "one lease at a time");
         self.heartbeats.fetch_add(1, Ordering::SeqCst);
+        self.shares
+            .lock()
+            .unwrap()
+            .push((leases[0].task_id, leases[0].fraction_done));
         Ok(Vec::new())
     }
 
@@ -157,16 +163,25 @@ impl Link for FakeLink {
     }
 }
 
-/// Computes a task in `compute` time: one effect per task, or the error its description
-/// names (`fail permanent`, `fail transient`); holds the sweep of every task it computed.
+/// Computes a task in `compute` time, in four steps that move its progress: one effect per
+/// task, or the error its description names (`fail permanent`, `fail transient`); holds
+/// the sweep of every task it computed.
 struct FakeExecutor {
     compute: Duration,
     held: Vec<HeldSweep>,
 }
 
 impl Executor for FakeExecutor {
-    fn execute(&mut self, task: &LeasedTask) -> Result<TaskOutput, TaskError> {
-        std::thread::sleep(self.compute);
+    fn execute(
+        &mut self,
+        task: &LeasedTask,
+        progress: &TaskProgress,
+    ) -> Result<TaskOutput, TaskError> {
+        let mut step = progress.counter(4);
+        for _ in 0..4 {
+            std::thread::sleep(self.compute / 4);
+            step(1);
+        }
         let sweep = HeldSweep {
             sweep_id: task.sweep_id,
             spec_digest: task.spec_digest.clone(),
@@ -198,6 +213,40 @@ impl Executor for FakeExecutor {
 
     fn held_sweeps(&self) -> Vec<HeldSweep> {
         self.held.clone()
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_carry_how_far_the_task_has_got() {
+    let link = Arc::new(FakeLink::with_tasks([task(1, "t1"), task(2, "t2")]));
+    // Four steps of 100 ms, heartbeats every 50 ms: several readings per task.
+    let w = start(link.clone(), Duration::from_millis(400));
+    until("both results", || link.completed() == 2).await;
+    w.drain.send(true).unwrap();
+    w.handle.await.unwrap().unwrap();
+    let shares = link.shares.lock().unwrap().clone();
+    for id in [1, 2] {
+        let of: Vec<f64> = shares
+            .iter()
+            .filter(|(t, _)| *t == id)
+            .map(|&(_, s)| s)
+            .collect();
+        assert!(
+            of.windows(2).all(|w| w[0] <= w[1]),
+            "task {id}: the share only grows: {of:?}"
+        );
+        assert!(
+            of.iter().all(|s| (0.0..=1.0).contains(s)),
+            "task {id}: {of:?}"
+        );
+        assert!(
+            of.iter().any(|&s| s > 0.0 && s < 1.0),
+            "task {id}: some heartbeat falls mid-task: {of:?}"
+        );
+        assert!(
+            of.first().is_some_and(|&s| s < 0.5),
+            "task {id} starts from its own beginning, not where the last ended: {of:?}"
+        );
     }
 }
 

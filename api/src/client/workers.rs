@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 use super::{channel, ClientError, SendToken, Target};
 use crate::task::{HeldSweep, LeasedTask, Settled, TaskOutput};
 use crate::wire::{self, MAX_MESSAGE_BYTES};
-use crate::worker::{Registration, WorkerInfo, WorkerStatus};
+use crate::worker::{HeldLease, Registration, WorkerInfo, WorkerStatus};
 
 type Raw = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
 
@@ -78,19 +78,20 @@ impl WorkerApi {
             })
     }
 
-    /// Extends the leases `(task_id, attempt)`; answers those lost.
+    /// Extends the leases and records how far each has got; answers those lost
+    /// `(task_id, attempt)`.
     pub async fn heartbeat(
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
     ) -> Result<Vec<(i64, i64)>, ClientError> {
         let r = self
             .raw
             .clone()
             .heartbeat(pb::HeartbeatRequest {
                 worker_id: worker_id.to_string(),
-                leases: wire::leases_to_wire(leases),
+                leases: wire::held_leases_to_wire(leases),
                 models: status.models.clone(),
                 device_memory_peak_bytes: status.device_memory_peak_bytes,
             })

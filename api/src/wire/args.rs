@@ -230,6 +230,9 @@ pub(crate) fn debias_rows_from_wire(d: pb::DebiasOutput) -> Result<Vec<DebiasRow
             control_p05: r.control_p05,
             control_p95: r.control_p95,
             control_percentile: r.control_percentile,
+            n: r.n,
+            before_ci: r.before_ci_low.zip(r.before_ci_high),
+            after_ci: r.after_ci_low.zip(r.after_ci_high),
         })
         .collect())
 }
@@ -255,6 +258,11 @@ pub(crate) fn debias_rows_to_wire(rows: &[DebiasRow]) -> pb::DebiasOutput {
                 control_p05: r.control_p05,
                 control_p95: r.control_p95,
                 control_percentile: r.control_percentile,
+                n: r.n,
+                before_ci_low: r.before_ci.map(|c| c.0),
+                before_ci_high: r.before_ci.map(|c| c.1),
+                after_ci_low: r.after_ci.map(|c| c.0),
+                after_ci_high: r.after_ci.map(|c| c.1),
             })
             .collect(),
     }

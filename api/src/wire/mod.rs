@@ -16,7 +16,7 @@ use crate::task::{
     spec_digest, DroppedPair, HeldSweep, LeasedTask, NewTask, PreparedSweep, Settled, TaskOutput,
     UnknownName,
 };
-use crate::worker::{Registration, WorkerInfo};
+use crate::worker::{HeldLease, Registration, WorkerInfo};
 
 /// The largest message either side accepts (a task's effects travel in one message).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -462,12 +462,14 @@ pub fn registration_from_wire(r: pb::RegisterResponse) -> Registration {
 }
 
 /// Leases `(task_id, attempt)` on the wire.
+/// Leases `(task_id, attempt)`, as a heartbeat's answer names those lost.
 pub fn leases_to_wire(leases: &[(i64, i64)]) -> Vec<pb::LeaseRef> {
     leases
         .iter()
         .map(|&(task_id, attempt)| pb::LeaseRef {
             task_id,
             attempt: attempt as i32,
+            fraction_done: 0.0,
         })
         .collect()
 }
@@ -476,6 +478,29 @@ pub fn leases_from_wire(leases: &[pb::LeaseRef]) -> Vec<(i64, i64)> {
     leases
         .iter()
         .map(|l| (l.task_id, l.attempt as i64))
+        .collect()
+}
+
+/// The leases a heartbeat extends, with how far each has got.
+pub fn held_leases_to_wire(leases: &[HeldLease]) -> Vec<pb::LeaseRef> {
+    leases
+        .iter()
+        .map(|l| pb::LeaseRef {
+            task_id: l.task_id,
+            attempt: l.attempt as i32,
+            fraction_done: l.fraction_done,
+        })
+        .collect()
+}
+
+pub fn held_leases_from_wire(leases: &[pb::LeaseRef]) -> Vec<HeldLease> {
+    leases
+        .iter()
+        .map(|l| HeldLease {
+            task_id: l.task_id,
+            attempt: l.attempt as i64,
+            fraction_done: l.fraction_done,
+        })
         .collect()
 }
 
@@ -549,6 +574,7 @@ pub fn progress_to_wire(p: &SweepProgress) -> pb::SweepStatus {
         }),
         patches_total: p.patches_total,
         patches_done: p.patches_done,
+        patches_in_progress: p.patches_in_progress,
         effects_stored: p.effects_stored,
         patches_per_second: p.patches_per_second(),
         eta_seconds: p.eta_seconds().unwrap_or(-1.0),
@@ -604,6 +630,7 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
         },
         patches_total: s.patches_total,
         patches_done: s.patches_done,
+        patches_in_progress: s.patches_in_progress,
         effects_stored: s.effects_stored,
         elapsed_seconds: if s.patches_per_second > 0.0 {
             s.patches_done as f64 / s.patches_per_second
@@ -798,6 +825,9 @@ mod tests {
             control_p05: Some(-1.5),
             control_p95: None,
             control_percentile: Some(97.5),
+            n: Some(6),
+            before_ci: Some((-2.0, -0.5)),
+            after_ci: None,
         };
         let out = TaskOutput::Debias {
             rows: vec![row.clone()],

@@ -2,8 +2,8 @@
 //! under fencing.
 
 use patchsweep_api::wire::{
-    complete_reply, fail_reply, held_from_wire, leases_from_wire, leases_to_wire, output_from_wire,
-    registration_to_wire, task_to_wire, worker_from_wire,
+    complete_reply, fail_reply, held_from_wire, held_leases_from_wire, leases_to_wire,
+    output_from_wire, registration_to_wire, task_to_wire, worker_from_wire,
 };
 use patchsweep_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -66,7 +66,7 @@ impl pb::worker_service_server::WorkerService for WorkerHandler {
                     models: r.models,
                     device_memory_peak_bytes: r.device_memory_peak_bytes,
                 },
-                &leases_from_wire(&r.leases),
+                &held_leases_from_wire(&r.leases),
             )
             .await
             .map_err(status)?;

@@ -2,7 +2,7 @@
 //! the SQL of `queue_sql/` (written once for both) and, for a task's results, the
 //! backend's own bulk inserts (`q::`).
 
-use patchsweep_api::{TaskArgs, WorkerStatus};
+use patchsweep_api::{HeldLease, TaskArgs, WorkerStatus};
 
 use super::queue::{
     LeaseScope, LeasedTask, NewTask, QueuePolicy, Settled, SweepProgress, TaskOutput, WorkerInfo,
@@ -151,7 +151,7 @@ impl Store {
         &self,
         worker_id: &str,
         status: &WorkerStatus,
-        leases: &[(i64, i64)],
+        leases: &[HeldLease],
         policy: &QueuePolicy,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(in_tx!(self, "heartbeat", |tx, url| {

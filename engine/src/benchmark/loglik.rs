@@ -55,7 +55,7 @@ pub fn sentence_log_likelihoods(
     opts: &LoglikOptions,
 ) -> Result<Vec<f64>> {
     let from = vec![0; rows.len()];
-    let scored = target_log_probs(model, rows, &from, opts, |_, _| Ok(NoHook))?;
+    let scored = target_log_probs(model, rows, &from, opts, |_, _| Ok(NoHook), &mut |_| {})?;
     Ok(scored.iter().map(|r| sum(r)).collect())
 }
 
@@ -63,11 +63,13 @@ pub fn sentence_log_likelihoods(
 /// the hook `make_hook(rows, width)` returns. Exact sharing: the targets of `b` inside the
 /// token prefix it shares with `a` have the same log-probabilities as `a`'s (same tokens
 /// before them, a causal model), so they are taken from `a` and not unembedded twice.
+/// `progress` is told how many sentences each batch finished (`2 × pairs.len()` in all).
 pub fn pair_log_likelihoods<H, F>(
     model: &HookedTransformer,
     pairs: &[[Vec<u32>; 2]],
     opts: &LoglikOptions,
     make_hook: F,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<[f64; 2]>>
 where
     H: Hook,
@@ -84,7 +86,7 @@ where
         // `a` must have them too (it is at least `common` long).
         from.push(common.saturating_sub(1));
     }
-    let scored = target_log_probs(model, &rows, &from, opts, make_hook)?;
+    let scored = target_log_probs(model, &rows, &from, opts, make_hook, progress)?;
     Ok(pairs
         .iter()
         .enumerate()
@@ -101,13 +103,15 @@ fn sum(v: &[f32]) -> f64 {
 }
 
 /// Per row `i`, the log-probabilities of targets `from[i] ..` (target `t` is `ids[t + 1]`
-/// given `ids[..= t]`).
+/// given `ids[..= t]`); `progress` is told how many rows each batch finished (rows with
+/// nothing to score count at the end), `rows.len()` in all.
 fn target_log_probs<H, F>(
     model: &HookedTransformer,
     rows: &[Vec<u32>],
     from: &[usize],
     opts: &LoglikOptions,
     mut make_hook: F,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f32>>>
 where
     H: Hook,
@@ -134,6 +138,10 @@ where
             out[i] = values;
         }
         start += batch.len();
+        progress(batch.len());
+    }
+    if order.len() < rows.len() {
+        progress(rows.len() - order.len());
     }
     Ok(out)
 }

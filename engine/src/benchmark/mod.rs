@@ -31,10 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::BenchmarkError;
 pub use loglik::{pair_log_likelihoods, sentence_log_likelihoods, LoglikOptions};
-pub use score::{
-    score_pairs, score_tokenized, summarize, tokenize_pairs, wilson_interval, PairScore,
-    SubsetScore,
-};
+pub use score::{score_pairs, score_tokenized, summarize, tokenize_pairs, PairScore, SubsetScore};
 
 /// The subset name of the score over every pair of a benchmark.
 pub const ALL_SUBSETS: &str = "all";

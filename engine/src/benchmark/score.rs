@@ -7,6 +7,7 @@ use patchsweep_model::{Hook, HookedTransformer, NoHook, Tokenizer};
 
 use super::loglik::{pair_log_likelihoods, LoglikOptions};
 use super::{BenchmarkError, BenchmarkPair, ALL_SUBSETS};
+use crate::interval::wilson_interval;
 
 /// One pair's two log-likelihoods.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -43,16 +44,18 @@ pub struct SubsetScore {
 
 /// Tokenizes both sentences of every pair (`prepend_bos`: `None` follows the tokenizer) and
 /// scores them in batches. A sentence must have at least two tokens (BOS included), or it
-/// has nothing to score: the error names the pair.
+/// has nothing to score: the error names the pair. `progress` is told how many sentences
+/// each batch finished (`2 × pairs.len()` in all).
 pub fn score_pairs(
     model: &HookedTransformer,
     tok: &Tokenizer,
     pairs: &[BenchmarkPair],
     prepend_bos: Option<bool>,
     opts: &LoglikOptions,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<PairScore>, BenchmarkError> {
     let rows = tokenize_pairs(tok, pairs, prepend_bos)?;
-    score_tokenized(model, pairs, &rows, opts, |_, _| Ok(NoHook))
+    score_tokenized(model, pairs, &rows, opts, |_, _| Ok(NoHook), progress)
 }
 
 /// The token ids of each pair's `[stereo, anti]` sentences; a sentence of fewer than two
@@ -90,19 +93,20 @@ pub fn tokenize_pairs(
 
 /// Scores tokenized pairs ([`tokenize_pairs`], aligned with `pairs`), every forward pass
 /// made with the hook `make_hook(rows, width)` returns (an intervention's edits; `NoHook`
-/// for the model as it is).
+/// for the model as it is); `progress` is told how many sentences each batch finished.
 pub fn score_tokenized<H, F>(
     model: &HookedTransformer,
     pairs: &[BenchmarkPair],
     rows: &[[Vec<u32>; 2]],
     opts: &LoglikOptions,
     make_hook: F,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<PairScore>, BenchmarkError>
 where
     H: Hook,
     F: FnMut(usize, usize) -> crate::Result<H>,
 {
-    let logliks = pair_log_likelihoods(model, rows, opts, make_hook)?;
+    let logliks = pair_log_likelihoods(model, rows, opts, make_hook, progress)?;
     Ok(pairs
         .iter()
         .zip(logliks)
@@ -151,55 +155,9 @@ fn subset_score<'a>(name: &str, scores: impl Iterator<Item = &'a PairScore>) -> 
     }
 }
 
-/// The Wilson score interval (95%, z = 1.959964) of `k` successes in `n` trials; `(NaN, NaN)`
-/// when `n = 0`.
-pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    const Z: f64 = 1.959_963_984_540_054;
-    let n_f = n as f64;
-    let p = k as f64 / n_f;
-    let z2 = Z * Z;
-    let denom = 1.0 + z2 / n_f;
-    let center = (p + z2 / (2.0 * n_f)) / denom;
-    let half = Z * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
-    // Clamped to [0, 1] and to contain p (at k = 0 or k = n rounding can leave it out).
-    (
-        (center - half).max(0.0).min(p),
-        (center + half).min(1.0).max(p),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wilson_matches_published_values() {
-        // Reference values: Newcombe (1998), table I: 81/263 → 0.2553–0.3662; 15/148 → 0.0624–0.1605.
-        let (lo, hi) = wilson_interval(81, 263);
-        assert!(
-            (lo - 0.2553).abs() < 1e-4 && (hi - 0.3662).abs() < 1e-4,
-            "{lo} {hi}"
-        );
-        let (lo, hi) = wilson_interval(15, 148);
-        assert!(
-            (lo - 0.0624).abs() < 1e-4 && (hi - 0.1605).abs() < 1e-4,
-            "{lo} {hi}"
-        );
-        let (lo, hi) = wilson_interval(0, 10);
-        assert_eq!(lo, 0.0);
-        assert!((hi - 0.2775).abs() < 1e-4, "{hi}");
-        assert!(wilson_interval(0, 0).0.is_nan());
-        for n in 1..200 {
-            for k in [0, n] {
-                let (lo, hi) = wilson_interval(k, n);
-                let p = k as f64 / n as f64;
-                assert!(lo <= p && p <= hi, "{k}/{n}: [{lo}, {hi}]");
-            }
-        }
-    }
 
     #[test]
     fn summary_counts_strict_preference_per_subset_and_overall() {

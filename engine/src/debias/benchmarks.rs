@@ -57,6 +57,7 @@ pub fn score_benchmarks(
                     EditHook::new(edits, &vec![None; rows], width)
                         .map_err(|e| EngineError::Metric(e.to_string()))
                 },
+                &mut |_| {},
             )
             .map_err(|e| DebiasError::Evaluation(format!("benchmark {}: {e}", s.name)))?;
             Ok(BenchmarkScores {

@@ -21,6 +21,11 @@
 //!   large when the model's prediction moves a lot between "The nurse" and "The man"; a model
 //!   whose clean prompts are already neutral has a smaller one.
 //!
+//! Each bias figure comes with its n (distinct clean prompts for the means, stereotyped
+//! pairs for the share, anti-stereotypical swaps for the total effect) and a 95% interval
+//! ([`crate::interval`]: Student's t over the per-prompt or per-pair values, Wilson for the
+//! share).
+//!
 //! # Capability, on the neutral text
 //! - `perplexity`: `exp(mean next-token negative log-likelihood)` over every position of
 //!   every chunk;
@@ -34,6 +39,7 @@ use super::batch::{by_length, run_edited, Rows};
 use super::edit::Edit;
 use super::error::{DebiasError, Result};
 use super::split::{AnswerSide, DebiasPair};
+use crate::interval::{mean_interval, wilson_interval};
 use crate::metric::Reduce;
 
 /// Bias metrics on a set of pairs.
@@ -44,10 +50,18 @@ pub struct BiasMetrics {
     pub n_stereotyped: usize,
     /// Of those, pairs with an anti-stereotypical swap (`total_effect` averages over these).
     pub n_anti_swaps: usize,
+    /// Distinct clean prompts (the two means average over these).
+    pub n_clean_prompts: usize,
     pub mean_logit_diff: f64,
     pub mean_abs_logit_diff: f64,
     pub stereotype_win_share: Option<f64>,
     pub total_effect: Option<f64>,
+    /// 95% intervals (see [`crate::interval`]): Student's t for the means (`None` below two
+    /// values), Wilson's for the share.
+    pub mean_logit_diff_ci: Option<(f64, f64)>,
+    pub mean_abs_logit_diff_ci: Option<(f64, f64)>,
+    pub stereotype_win_share_ci: Option<(f64, f64)>,
+    pub total_effect_ci: Option<(f64, f64)>,
 }
 
 /// The answer-set readings of one prompt: `ld` and `log p(pos)/p(neg)`.
@@ -129,11 +143,11 @@ fn readings(
     Ok(out)
 }
 
-/// `mean_logit_diff` and `mean_abs_logit_diff` of the clean readings: each distinct clean
-/// prompt (with its answer sets) counts once.
-fn clean_means(pairs: &[&DebiasPair], clean: &[Reading]) -> (f64, f64) {
+/// The clean logit differences the two means average: each distinct clean prompt (with its
+/// answer sets) counts once.
+fn distinct_clean(pairs: &[&DebiasPair], clean: &[Reading]) -> Vec<f64> {
     let mut seen = std::collections::HashSet::new();
-    let distinct: Vec<f64> = pairs
+    pairs
         .iter()
         .zip(clean)
         .filter(|(p, _)| {
@@ -141,12 +155,7 @@ fn clean_means(pairs: &[&DebiasPair], clean: &[Reading]) -> (f64, f64) {
             seen.insert((&p.input.clean_ids, &m.positive, &m.negative))
         })
         .map(|(_, r)| r.logit_diff)
-        .collect();
-    let n = distinct.len() as f64;
-    (
-        distinct.iter().sum::<f64>() / n,
-        distinct.iter().map(|x| x.abs()).sum::<f64>() / n,
-    )
+        .collect()
 }
 
 /// [`BiasMetrics::mean_logit_diff`] alone (only the clean prompts run).
@@ -160,7 +169,8 @@ pub fn mean_logit_diff(
         return Err(DebiasError::Evaluation("no pairs to evaluate on".into()));
     }
     let clean = readings(model, edits, pairs, true, max_batch)?;
-    Ok(clean_means(pairs, &clean).0)
+    let distinct = distinct_clean(pairs, &clean);
+    Ok(distinct.iter().sum::<f64>() / distinct.len() as f64)
 }
 
 /// Bias metrics of `model` with `edits` on `pairs`.
@@ -175,8 +185,12 @@ pub fn bias_metrics(
     }
     let clean = readings(model, edits, pairs, true, max_batch)?;
     let corrupt = readings(model, edits, pairs, false, max_batch)?;
-    let (mean_logit_diff, mean_abs_logit_diff) = clean_means(pairs, &clean);
-    let (mut wins, mut te, mut n_st, mut n_anti) = (0usize, 0f64, 0usize, 0usize);
+    let distinct = distinct_clean(pairs, &clean);
+    let (mean_logit_diff, mean_logit_diff_ci) = mean_interval(&distinct);
+    let abs: Vec<f64> = distinct.iter().map(|x| x.abs()).collect();
+    let (mean_abs_logit_diff, mean_abs_logit_diff_ci) = mean_interval(&abs);
+    let (mut wins, mut n_st) = (0usize, 0usize);
+    let mut effects = Vec::new();
     for ((p, c), k) in pairs.iter().zip(&clean).zip(&corrupt) {
         let Some(side) = p.stereotyped else { continue };
         n_st += 1;
@@ -189,19 +203,24 @@ pub fn bias_metrics(
             wins += 1;
         }
         if p.anti_stereotypical_swap {
-            n_anti += 1;
             // y = p(anti)/p(stereo) = exp(-s * log_odds).
-            te += (-s * (k.log_odds - c.log_odds)).exp() - 1.0;
+            effects.push((-s * (k.log_odds - c.log_odds)).exp() - 1.0);
         }
     }
+    let total = (!effects.is_empty()).then(|| mean_interval(&effects));
     Ok(BiasMetrics {
         n_pairs: pairs.len(),
         n_stereotyped: n_st,
-        n_anti_swaps: n_anti,
+        n_anti_swaps: effects.len(),
+        n_clean_prompts: distinct.len(),
         mean_logit_diff,
         mean_abs_logit_diff,
         stereotype_win_share: (n_st > 0).then(|| wins as f64 / n_st as f64),
-        total_effect: (n_anti > 0).then(|| te / n_anti as f64),
+        total_effect: total.map(|t| t.0),
+        mean_logit_diff_ci,
+        mean_abs_logit_diff_ci,
+        stereotype_win_share_ci: (n_st > 0).then(|| wilson_interval(wins, n_st)),
+        total_effect_ci: total.and_then(|t| t.1),
     })
 }
 

@@ -285,6 +285,8 @@ fn train(
     rng.shuffle(&mut order);
     let mut cursor = 0;
     let mut losses = Vec::with_capacity(cfg.steps);
+    let started = std::time::Instant::now();
+    let every = (cfg.steps / 10).max(1);
     for step in 0..cfg.steps {
         let mut batch = Vec::with_capacity(cfg.batch_size);
         while batch.len() < cfg.batch_size.min(n) {
@@ -315,6 +317,15 @@ fn train(
         }
         losses.push(value);
         opt.backward_step(&loss)?;
+        if (step + 1) % every == 0 || step + 1 == cfg.steps {
+            let per_step = started.elapsed().as_secs_f64() / (step + 1) as f64;
+            tracing::info!(
+                "fine-tuning: step {}/{}, loss {value:.4}, {per_step:.2} s/step, {:.0} s left",
+                step + 1,
+                cfg.steps,
+                per_step * (cfg.steps - step - 1) as f64
+            );
+        }
     }
     tracing::debug!(first = ?losses.first(), last = ?losses.last(), "fine-tuning done");
     Ok(FinetuneOutcome {

@@ -68,6 +68,13 @@ pub struct DebiasMeasurement {
     pub after: f64,
     /// `after - before`.
     pub delta: f64,
+    /// What the bias metric averages over (the same before and after; see
+    /// [`super::evaluate`]); `None` for the neutral text's metrics.
+    pub n: Option<usize>,
+    /// 95% intervals of `before` and `after` (`None` where there is none: the neutral
+    /// text's metrics, a mean of fewer than two values).
+    pub before_ci: Option<(f64, f64)>,
+    pub after_ci: Option<(f64, f64)>,
     /// `after` of the same intervention on each control set, summarised (`None` without
     /// a control).
     pub control: Option<ControlSummary>,
@@ -317,25 +324,77 @@ impl Context<'_> {
     }
 }
 
-/// One figure of a measured model state: split, metric and value (`None`: undefined).
-type Figure = (&'static str, &'static str, Option<f64>);
+/// A measured value with what it averages over and its 95% interval, where it has them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Estimate {
+    value: f64,
+    n: Option<usize>,
+    ci: Option<(f64, f64)>,
+}
 
-fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<f64>)> {
+impl Estimate {
+    fn bare(value: f64) -> Self {
+        Self {
+            value,
+            n: None,
+            ci: None,
+        }
+    }
+}
+
+/// One figure of a measured model state: split, metric and estimate (`None`: undefined).
+type Figure = (&'static str, &'static str, Option<Estimate>);
+
+fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<Estimate>)> {
+    let of = |value: Option<f64>, n: usize, ci: Option<(f64, f64)>| {
+        value.map(|value| Estimate {
+            value,
+            n: Some(n),
+            ci,
+        })
+    };
     vec![
-        ("mean_logit_diff", Some(b.mean_logit_diff)),
-        ("mean_abs_logit_diff", Some(b.mean_abs_logit_diff)),
-        ("stereotype_win_share", b.stereotype_win_share),
-        ("total_effect", b.total_effect),
+        (
+            "mean_logit_diff",
+            of(
+                Some(b.mean_logit_diff),
+                b.n_clean_prompts,
+                b.mean_logit_diff_ci,
+            ),
+        ),
+        (
+            "mean_abs_logit_diff",
+            of(
+                Some(b.mean_abs_logit_diff),
+                b.n_clean_prompts,
+                b.mean_abs_logit_diff_ci,
+            ),
+        ),
+        (
+            "stereotype_win_share",
+            of(
+                b.stereotype_win_share,
+                b.n_stereotyped,
+                b.stereotype_win_share_ci,
+            ),
+        ),
+        (
+            "total_effect",
+            of(b.total_effect, b.n_anti_swaps, b.total_effect_ci),
+        ),
     ]
 }
 
 fn capability_values(
     c: &CapabilityRun,
     base_top1: &[u32],
-) -> Result<Vec<(&'static str, Option<f64>)>> {
+) -> Result<Vec<(&'static str, Option<Estimate>)>> {
     Ok(vec![
-        ("perplexity", Some(c.perplexity)),
-        ("top1_agreement", Some(top1_agreement(&c.top1, base_top1)?)),
+        ("perplexity", Some(Estimate::bare(c.perplexity))),
+        (
+            "top1_agreement",
+            Some(Estimate::bare(top1_agreement(&c.top1, base_top1)?)),
+        ),
     ])
 }
 
@@ -443,17 +502,23 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             let (Some(b), Some(a)) = (b, after[i].2) else {
                 continue;
             };
-            let control_values: Vec<f64> = controls.iter().filter_map(|c| c[i].2).collect();
+            let control_values: Vec<f64> = controls
+                .iter()
+                .filter_map(|c| c[i].2.map(|e| e.value))
+                .collect();
             rows.push(DebiasMeasurement {
                 intervention: name.clone(),
                 components: components.clone(),
                 control_components: control_desc.clone(),
                 split: split.to_string(),
                 metric: metric.to_string(),
-                before: b,
-                after: a,
-                delta: a - b,
-                control: ControlSummary::of(&control_values, a),
+                before: b.value,
+                after: a.value,
+                delta: a.value - b.value,
+                n: b.n,
+                before_ci: b.ci,
+                after_ci: a.ci,
+                control: ControlSummary::of(&control_values, a.value),
             });
         }
     }

@@ -9,8 +9,13 @@ use std::path::PathBuf;
 use hf_hub::api::sync::{Api, ApiBuilder};
 use hf_hub::{Cache, Repo, RepoType};
 
+use super::download_lines::DownloadLines;
 use super::folder::{weight_files, FolderFiles};
 use crate::error::{ModelError, Result};
+
+fn on_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
 
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
@@ -60,8 +65,8 @@ impl Fetcher {
                 snapshot: repo_dir.join("snapshots").join(commit),
             });
         }
-        let mut builder = ApiBuilder::from_env()
-            .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        // On a terminal hf-hub draws its bar; elsewhere `get` logs lines (DownloadLines).
+        let mut builder = ApiBuilder::from_env().with_progress(on_terminal());
         if let Ok(token) = std::env::var("HF_TOKEN") {
             if !token.trim().is_empty() {
                 builder = builder.with_token(Some(token.trim().to_string()));
@@ -89,12 +94,17 @@ impl Fetcher {
                 }
             }
             Self::Online(api, repo) => {
-                api.repo(repo.clone())
-                    .get(file)
-                    .map_err(|e| ModelError::Hub {
-                        repo: repo_id.to_string(),
-                        reason: format!("cannot fetch {file}: {e}"),
-                    })
+                let hub = api.repo(repo.clone());
+                let cached = Cache::from_env().repo(repo.clone()).get(file);
+                match cached {
+                    Some(path) => Ok(path),
+                    None if on_terminal() => hub.download(file),
+                    None => hub.download_with_progress(file, DownloadLines::new()),
+                }
+                .map_err(|e| ModelError::Hub {
+                    repo: repo_id.to_string(),
+                    reason: format!("cannot fetch {file}: {e}"),
+                })
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Loading a model and its tokenizer from one model-spec string.
 
+mod download_lines;
 mod folder;
 mod gguf;
 mod hub;

@@ -107,8 +107,10 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
         n += sql(
             "INSERT INTO debias_results (sweep_id, debias, intervention, components, \
                   split, metric, before, after, control_after, control_components, task_id, \
-                  control_sets, control_p05, control_p95, control_percentile) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                  control_sets, control_p05, control_p95, control_percentile, n, \
+                  before_ci_low, before_ci_high, after_ci_low, after_ci_high) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                  $16, $17, $18, $19, $20) \
                   ON CONFLICT DO NOTHING",
         )
         .bind(sweep_id)
@@ -126,6 +128,11 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
         .bind(r.control_p05)
         .bind(r.control_p95)
         .bind(r.control_percentile)
+        .bind(r.n)
+        .bind(r.before_ci.map(|c| c.0))
+        .bind(r.before_ci.map(|c| c.1))
+        .bind(r.after_ci.map(|c| c.0))
+        .bind(r.after_ci.map(|c| c.1))
         .execute(tx)
         .await
         .map_err(db_error(STEP, url))?;

@@ -112,7 +112,7 @@ pub(crate) async fn lease_in<C: QueueConn>(
     for id in ids {
         let (task_id, attempt, sweep_id, kind, model, payload, description): LeasedRow = sql(
             "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker_id = $1, \
-             lease_expires_at = {now} + $2, started_at = {now} WHERE id = $3 \
+             lease_expires_at = {now} + $2, started_at = {now}, progress = 0 WHERE id = $3 \
              RETURNING id, attempt, sweep_id, kind, model, payload, description",
         )
         .bind(worker_id)

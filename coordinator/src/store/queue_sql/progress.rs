@@ -58,6 +58,8 @@ pub(crate) async fn progress_in<C: QueueConn>(
     let sums: TaskSums = sql(
         "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN cost ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN state = 'leased' THEN cost * progress ELSE 0 END), 0) \
+           AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN state = 'done' AND kind = 'patch' THEN rows_stored ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN attempt > 1 THEN attempt - 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(stale_results), 0) AS BIGINT), \
@@ -97,6 +99,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
         tasks,
         patches_total: sums.patches_total,
         patches_done: sums.patches_done,
+        patches_in_progress: sums.patches_in_progress,
         effects_stored: sums.effects_stored,
         elapsed_seconds: sums.elapsed_seconds,
         workers,
@@ -137,6 +140,8 @@ pub(crate) async fn progress_in<C: QueueConn>(
 struct TaskSums {
     patches_total: i64,
     patches_done: i64,
+    /// Rounded (PostgreSQL) or truncated (SQLite) to whole patches.
+    patches_in_progress: i64,
     effects_stored: i64,
     retries: i64,
     stale_results: i64,
@@ -155,12 +160,13 @@ where
         Ok(TaskSums {
             patches_total: row.try_get(0)?,
             patches_done: row.try_get(1)?,
-            effects_stored: row.try_get(2)?,
-            retries: row.try_get(3)?,
-            stale_results: row.try_get(4)?,
-            lease_expirations: row.try_get(5)?,
+            patches_in_progress: row.try_get(2)?,
+            effects_stored: row.try_get(3)?,
+            retries: row.try_get(4)?,
+            stale_results: row.try_get(5)?,
+            lease_expirations: row.try_get(6)?,
             elapsed_seconds: row
-                .try_get::<Option<f64>, _>(6)
+                .try_get::<Option<f64>, _>(7)
                 .ok()
                 .flatten()
                 .unwrap_or(0.0),

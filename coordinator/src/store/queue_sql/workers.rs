@@ -1,6 +1,6 @@
 //! Workers: registering, and the heartbeat that keeps their leases.
 
-use patchsweep_api::WorkerStatus;
+use patchsweep_api::{HeldLease, WorkerStatus};
 
 use super::backend::{sql, QueueConn};
 use crate::store::error::db_error;
@@ -66,13 +66,14 @@ pub(crate) async fn record_models_in<C: QueueConn>(
     Ok(())
 }
 
-/// Extends the worker's leases `(task_id, attempt)`; answers those it no longer holds.
+/// Extends the worker's leases and records how far each has got (a share that only
+/// grows within an attempt); answers those it no longer holds `(task_id, attempt)`.
 pub(crate) async fn heartbeat_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     worker_id: &str,
     status: &WorkerStatus,
-    leases: &[(i64, i64)],
+    leases: &[HeldLease],
     lease_seconds: f64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     const STEP: &str = "heartbeat";
@@ -87,19 +88,21 @@ pub(crate) async fn heartbeat_in<C: QueueConn>(
     .await
     .map_err(db_error(STEP, url))?;
     let mut lost = Vec::new();
-    for &(task_id, attempt) in leases {
-        let extended = sql("UPDATE tasks SET lease_expires_at = {now} + $1 \
+    for lease in leases {
+        let extended = sql("UPDATE tasks SET lease_expires_at = {now} + $1, \
+                            progress = CASE WHEN progress < $5 THEN $5 ELSE progress END \
                             WHERE id = $2 AND attempt = $3 AND worker_id = $4 \
                             AND state = 'leased'")
         .bind(lease_seconds)
-        .bind(task_id)
-        .bind(attempt)
+        .bind(lease.task_id)
+        .bind(lease.attempt)
         .bind(worker_id)
+        .bind(lease.fraction_clamped())
         .execute(tx)
         .await
         .map_err(db_error(STEP, url))?;
         if extended == 0 {
-            lost.push((task_id, attempt));
+            lost.push((lease.task_id, lease.attempt));
         }
     }
     Ok(lost)

@@ -22,6 +22,10 @@ pub struct RoundedDebiasRow {
     pub control_p95: Option<f64>,
     pub control_percentile: Option<f64>,
     pub control_sets: Option<i64>,
+    /// What the metric averages over, and the 95% intervals of before and after.
+    pub n: Option<i64>,
+    pub before_ci: Option<(f64, f64)>,
+    pub after_ci: Option<(f64, f64)>,
 }
 
 /// The components an intervention of a debias section changed, and its control's.
@@ -82,7 +86,8 @@ impl Store {
             .fetch(
                 "SELECT debias, intervention, components, split, metric, before, after, \
                  control_after, control_components, control_sets, control_p05, control_p95, \
-                 control_percentile FROM debias_v WHERE sweep_id = $1 \
+                 control_percentile, n, before_ci_low, before_ci_high, after_ci_low, \
+                 after_ci_high FROM debias_v WHERE sweep_id = $1 \
                  ORDER BY debias, metric, split, intervention",
                 &[Param::Int(sweep_id)],
             )
@@ -102,6 +107,13 @@ impl Store {
                 control_p05: c.opt_float("control_p05")?,
                 control_p95: c.opt_float("control_p95")?,
                 control_percentile: c.opt_float("control_percentile")?,
+                n: c.opt_int("n")?,
+                before_ci: c
+                    .opt_float("before_ci_low")?
+                    .zip(c.opt_float("before_ci_high")?),
+                after_ci: c
+                    .opt_float("after_ci_low")?
+                    .zip(c.opt_float("after_ci_high")?),
             })
         })
     }
@@ -115,7 +127,7 @@ impl Store {
     ) -> Result<Vec<RoundedDebiasRow>, StoreError> {
         let sql = format!(
             "SELECT debias, intervention, split, metric, {}, {}, {}, {}, {}, {}, {}, \
-             control_sets FROM debias_v WHERE sweep_id = $1 \
+             control_sets, n, {}, {}, {}, {} FROM debias_v WHERE sweep_id = $1 \
              ORDER BY debias, intervention, split, metric",
             rounded("before", rounding),
             rounded("after", rounding),
@@ -124,6 +136,10 @@ impl Store {
             rounded("control_p05", rounding),
             rounded("control_p95", rounding),
             rounded("control_percentile", rounding),
+            rounded("before_ci_low", rounding),
+            rounded("before_ci_high", rounding),
+            rounded("after_ci_low", rounding),
+            rounded("after_ci_high", rounding),
         );
         let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
         decode(&r, |c| {
@@ -140,6 +156,13 @@ impl Store {
                 control_p95: c.opt_float("control_p95")?,
                 control_percentile: c.opt_float("control_percentile")?,
                 control_sets: c.opt_int("control_sets")?,
+                n: c.opt_int("n")?,
+                before_ci: c
+                    .opt_float("before_ci_low")?
+                    .zip(c.opt_float("before_ci_high")?),
+                after_ci: c
+                    .opt_float("after_ci_low")?
+                    .zip(c.opt_float("after_ci_high")?),
             })
         })
     }

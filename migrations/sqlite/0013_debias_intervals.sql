@@ -1,0 +1,37 @@
+-- n and 95% intervals of the debias figures: what each metric averages over (distinct
+-- clean prompts for the two means, stereotyped pairs for stereotype_win_share,
+-- anti-stereotypical swaps for total_effect; the same before and after) and the intervals
+-- of before and after (Student's t for the means, Wilson for the share). NULL for the
+-- neutral text's metrics, a mean of fewer than two values, and rows stored before this.
+
+ALTER TABLE debias_results ADD COLUMN n INTEGER;
+ALTER TABLE debias_results ADD COLUMN before_ci_low REAL;
+ALTER TABLE debias_results ADD COLUMN before_ci_high REAL;
+ALTER TABLE debias_results ADD COLUMN after_ci_low REAL;
+ALTER TABLE debias_results ADD COLUMN after_ci_high REAL;
+
+DROP VIEW debias_v;
+CREATE VIEW debias_v AS
+SELECT s.name            AS sweep_name,
+       d.sweep_id        AS sweep_id,
+       d.debias          AS debias,
+       d.intervention    AS intervention,
+       d.components      AS components,
+       d.split           AS split,
+       d.metric          AS metric,
+       d.n               AS n,
+       d.before          AS before,
+       d.before_ci_low   AS before_ci_low,
+       d.before_ci_high  AS before_ci_high,
+       d.after           AS after,
+       d.after_ci_low    AS after_ci_low,
+       d.after_ci_high   AS after_ci_high,
+       d.after - d.before AS delta,
+       d.control_after   AS control_after,
+       d.control_p05     AS control_p05,
+       d.control_p95     AS control_p95,
+       d.control_percentile AS control_percentile,
+       d.control_sets    AS control_sets,
+       d.control_components AS control_components
+FROM debias_results d
+JOIN sweeps s ON s.id = d.sweep_id;
