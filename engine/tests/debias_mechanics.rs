@@ -706,7 +706,9 @@ fn bias_metrics_count_a_clean_prompt_once_and_total_effect_only_anti_swaps() {
     pro.anti_stereotypical_swap = false;
     with_pro.push(pro);
     let pro = bias_metrics(&model, &[], &refs(&with_pro), 8).unwrap();
-    assert_eq!((pro.n_stereotyped, pro.n_anti_swaps), (3, 2));
+    // The pro pair shares its clean prompt with base[0]: the share counts that prompt once.
+    assert_eq!((pro.n_stereotyped, pro.n_anti_swaps), (2, 2));
+    assert_eq!(pro.stereotype_win_share, before.stereotype_win_share);
     assert!(
         same(pro.total_effect.unwrap(), before.total_effect.unwrap()),
         "{pro:?}"

@@ -58,7 +58,7 @@ impl GroupSize {
 fn unit_of(metric: &str) -> &'static str {
     match metric {
         "mean_logit_diff" | "mean_abs_logit_diff" => "clean prompts",
-        "stereotype_win_share" => "stereotyped pairs",
+        "stereotype_win_share" => "stereotyped prompts",
         "total_effect" => "swapped pairs",
         _ => "pairs",
     }
@@ -81,11 +81,12 @@ pub fn group_size(
         "total_effect" => (s.stereotyped, true),
         _ => (s.pairs, false),
     };
-    Some(GroupSize {
-        n,
-        unit: unit_of(metric),
-        at_most,
-    })
+    // Figures stored before n was kept counted the share over pairs.
+    let unit = match metric {
+        "stereotype_win_share" => "stereotyped pairs",
+        _ => unit_of(metric),
+    };
+    Some(GroupSize { n, unit, at_most })
 }
 
 /// The n of one row: as stored with it (exact), else from the split's sizes.

@@ -461,8 +461,7 @@ pub fn registration_from_wire(r: pb::RegisterResponse) -> Registration {
     }
 }
 
-/// Leases `(task_id, attempt)` on the wire.
-/// Leases `(task_id, attempt)`, as a heartbeat's answer names those lost.
+/// Leases `(task_id, attempt)` on the wire, as a heartbeat's answer names those lost.
 pub fn leases_to_wire(leases: &[(i64, i64)]) -> Vec<pb::LeaseRef> {
     leases
         .iter()
@@ -493,6 +492,7 @@ pub fn held_leases_to_wire(leases: &[HeldLease]) -> Vec<pb::LeaseRef> {
         .collect()
 }
 
+/// The leases a heartbeat names, as the coordinator reads them.
 pub fn held_leases_from_wire(leases: &[pb::LeaseRef]) -> Vec<HeldLease> {
     leases
         .iter()

@@ -8,7 +8,7 @@
 //!   profession's prompt, the clean side of both its "man" and its "woman" pair, counts once);
 //! - `mean_abs_logit_diff`: mean of `|ld(clean)|` over the same prompts, the size of the
 //!   preference whatever its sign;
-//! - `stereotype_win_share`: share of pairs with a stereotyped side (see
+//! - `stereotype_win_share`: share of the distinct clean prompts with a stereotyped side (see
 //!   [`crate::stereotype`]: the answer a `stereotyped_answer` label names, as household pairs
 //!   carry, else professions labelled `male` or `female` with gendered answers) whose clean
 //!   prompt prefers the stereotyped answer (`ld` strictly on that side);
@@ -46,9 +46,11 @@ use crate::metric::Reduce;
 #[derive(Debug, Clone, PartialEq)]
 pub struct BiasMetrics {
     pub n_pairs: usize,
-    /// Pairs with a stereotyped side (`stereotype_win_share` averages over these).
+    /// Distinct clean prompts (with their answer sets) of the pairs with a stereotyped side:
+    /// `stereotype_win_share` averages over these, since a win reads the clean prompt only.
     pub n_stereotyped: usize,
-    /// Of those, pairs with an anti-stereotypical swap (`total_effect` averages over these).
+    /// Pairs with a stereotyped side and an anti-stereotypical swap (`total_effect` averages
+    /// over these: each pair's swap moves the prediction its own way).
     pub n_anti_swaps: usize,
     /// Distinct clean prompts (the two means average over these).
     pub n_clean_prompts: usize,
@@ -190,17 +192,23 @@ pub fn bias_metrics(
     let abs: Vec<f64> = distinct.iter().map(|x| x.abs()).collect();
     let (mean_abs_logit_diff, mean_abs_logit_diff_ci) = mean_interval(&abs);
     let (mut wins, mut n_st) = (0usize, 0usize);
+    // A win reads the clean prompt only: a prompt with its answer sets counts once, however
+    // many counterfactuals it has (its pairs would repeat the same outcome).
+    let mut seen = std::collections::HashSet::new();
     let mut effects = Vec::new();
     for ((p, c), k) in pairs.iter().zip(&clean).zip(&corrupt) {
         let Some(side) = p.stereotyped else { continue };
-        n_st += 1;
         // Sign that turns "toward positive" into "toward the stereotyped answer".
         let s = match side {
             AnswerSide::Positive => 1.0,
             AnswerSide::Negative => -1.0,
         };
-        if s * c.logit_diff > 0.0 {
-            wins += 1;
+        let m = &p.input.metric;
+        if seen.insert((&p.input.clean_ids, &m.positive, &m.negative)) {
+            n_st += 1;
+            if s * c.logit_diff > 0.0 {
+                wins += 1;
+            }
         }
         if p.anti_stereotypical_swap {
             // y = p(anti)/p(stereo) = exp(-s * log_odds).

@@ -59,7 +59,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
         "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN cost ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN state = 'leased' THEN cost * progress ELSE 0 END), 0) \
-           AS BIGINT), \
+           AS DOUBLE PRECISION), \
          CAST(COALESCE(SUM(CASE WHEN state = 'done' AND kind = 'patch' THEN rows_stored ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN attempt > 1 THEN attempt - 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(stale_results), 0) AS BIGINT), \
@@ -140,7 +140,8 @@ pub(crate) async fn progress_in<C: QueueConn>(
 struct TaskSums {
     patches_total: i64,
     patches_done: i64,
-    /// Rounded (PostgreSQL) or truncated (SQLite) to whole patches.
+    /// Truncated to whole patches here (the backends cast reals to integers differently), so
+    /// a running task never reads as finished.
     patches_in_progress: i64,
     effects_stored: i64,
     retries: i64,
@@ -160,7 +161,11 @@ where
         Ok(TaskSums {
             patches_total: row.try_get(0)?,
             patches_done: row.try_get(1)?,
-            patches_in_progress: row.try_get(2)?,
+            patches_in_progress: row
+                .try_get::<Option<f64>, _>(2)
+                .ok()
+                .flatten()
+                .map_or(0, |v| v.max(0.0).floor() as i64),
             effects_stored: row.try_get(3)?,
             retries: row.try_get(4)?,
             stale_results: row.try_get(5)?,
