@@ -121,12 +121,15 @@ pub(crate) async fn lease_in<C: QueueConn>(
         .fetch_one(tx)
         .await
         .map_err(db_error(STEP, url))?;
-        // The digest stored at submit; a sweep stored before it was kept is hashed here.
-        let stored: Option<String> = sql("SELECT spec_digest FROM sweeps WHERE id = $1")
-            .bind(sweep_id)
-            .fetch_scalar(tx)
-            .await
-            .map_err(db_error(STEP, url))?;
+        // The digest stored at submit (a sweep stored before it was kept is hashed here),
+        // and whether the sweep still has to be marked running: one read, and a write only
+        // for the sweep's first lease.
+        let (stored, status): (Option<String>, String) =
+            sql("SELECT spec_digest, status FROM sweeps WHERE id = $1")
+                .bind(sweep_id)
+                .fetch_one(tx)
+                .await
+                .map_err(db_error(STEP, url))?;
         let mut spec = None;
         let digest = match stored {
             Some(d) => d,
@@ -146,11 +149,13 @@ pub(crate) async fn lease_in<C: QueueConn>(
             (false, Some(text)) => Some(text),
             (false, None) => Some(spec_text(tx, url, sweep_id).await?),
         };
-        sql("UPDATE sweeps SET status = 'running' WHERE id = $1 AND status = 'queued'")
-            .bind(sweep_id)
-            .execute(tx)
-            .await
-            .map_err(db_error(STEP, url))?;
+        if status == "queued" {
+            sql("UPDATE sweeps SET status = 'running' WHERE id = $1 AND status = 'queued'")
+                .bind(sweep_id)
+                .execute(tx)
+                .await
+                .map_err(db_error(STEP, url))?;
+        }
         let args = match kind.parse() {
             Ok(kind) => TaskArgs::from_stored(kind, &payload).map_err(|e| e.to_string()),
             Err(e) => Err(format!("the stored task {e}")),
