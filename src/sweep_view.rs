@@ -2,6 +2,8 @@
 
 use patchsweep_api::SweepProgress;
 
+use crate::plot::number::interval_sig3;
+
 fn eta(p: &SweepProgress) -> String {
     match p.eta_seconds() {
         Some(s) if s >= 3600.0 => format!("{:.1}h", s / 3600.0),
@@ -65,12 +67,13 @@ pub fn block(p: &SweepProgress) -> String {
     }
     if !p.debias.is_empty() {
         s.push_str(&format!(
-            "  debiasing (control: the mean of the same intervention on matched random component sets):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10}\n",
-            "debias", "intervention", "split", "metric", "before", "after", "delta", "control"
+            "  debiasing (control: the mean of the same intervention on matched random component sets; 95% intervals):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10} {:>5}  {:<18} {:<18}\n",
+            "debias", "intervention", "split", "metric", "before", "after", "delta", "control", "n",
+            "before 95%", "after 95%"
         ));
         for d in &p.debias {
             s.push_str(&format!(
-                "  {:<12} {:<14} {:<8} {:<21} {:>10.4} {:>10.4} {:>10.4} {:>10}\n",
+                "  {:<12} {:<14} {:<8} {:<21} {:>10.4} {:>10.4} {:>10.4} {:>10} {:>5}  {:<18} {:<18}\n",
                 d.debias,
                 d.intervention,
                 d.split,
@@ -80,9 +83,49 @@ pub fn block(p: &SweepProgress) -> String {
                 d.after - d.before,
                 d.control_after
                     .map(|c| format!("{c:.4}"))
-                    .unwrap_or_else(|| "-".into())
+                    .unwrap_or_else(|| "-".into()),
+                d.n.map_or("-".into(), |n| n.to_string()),
+                d.before_ci.map_or("-".into(), interval_sig3),
+                d.after_ci.map_or("-".into(), interval_sig3),
             ));
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchsweep_api::DebiasFigure;
+
+    #[test]
+    fn the_status_block_shows_each_debias_figure_with_n_and_intervals() {
+        let figure = |split: &str, n, ci| DebiasFigure {
+            debias: "top".into(),
+            intervention: "ablation".into(),
+            split: split.into(),
+            metric: "mean_logit_diff".into(),
+            before: -1.25,
+            after: -0.5,
+            control_after: None,
+            n,
+            before_ci: ci,
+            after_ci: None,
+        };
+        let p = SweepProgress {
+            debias: vec![
+                figure("heldout", Some(10), Some((-2.0, -0.5))),
+                figure("neutral", None, None),
+            ],
+            ..SweepProgress::default()
+        };
+        let text = block(&p);
+        let held = text.lines().find(|l| l.contains("heldout")).unwrap();
+        assert!(held.contains(" 10  [-2.00, -0.500]"), "{text}");
+        let neutral = text.lines().find(|l| l.contains("neutral")).unwrap();
+        assert!(
+            neutral.trim_end().ends_with("-  -                  -"),
+            "{text}"
+        );
+    }
 }

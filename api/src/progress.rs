@@ -67,6 +67,10 @@ pub struct DebiasFigure {
     pub before: f64,
     pub after: f64,
     pub control_after: Option<f64>,
+    /// What the metric averages over, and the 95% intervals of before and after.
+    pub n: Option<i64>,
+    pub before_ci: Option<(f64, f64)>,
+    pub after_ci: Option<(f64, f64)>,
 }
 
 impl SweepProgress {

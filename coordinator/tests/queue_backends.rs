@@ -266,6 +266,12 @@ mod suite {
         assert_eq!((prog.patches_done, prog.patches_total), (40, 40));
         assert_eq!(prog.effects_stored, 10);
         assert_eq!(prog.stale_results, 1);
+        // status/watch carry each figure's n and intervals.
+        let f = &prog.debias[0];
+        assert_eq!(
+            (f.n, f.before_ci, f.after_ci),
+            (Some(6), Some((0.5, 1.5)), Some((-0.25, 0.75)))
+        );
         assert_eq!(count(&store, "SELECT COUNT(*) FROM effects_v").await, 10);
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM debias_v WHERE delta = -0.75").await,

@@ -606,6 +606,11 @@ pub fn progress_to_wire(p: &SweepProgress) -> pb::SweepStatus {
                 before: d.before,
                 after: d.after,
                 control_after: d.control_after,
+                n: d.n,
+                before_ci_low: d.before_ci.map(|c| c.0),
+                before_ci_high: d.before_ci.map(|c| c.1),
+                after_ci_low: d.after_ci.map(|c| c.0),
+                after_ci_high: d.after_ci.map(|c| c.1),
             })
             .collect(),
     }
@@ -664,6 +669,9 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
                 before: d.before,
                 after: d.after,
                 control_after: d.control_after,
+                n: d.n,
+                before_ci: d.before_ci_low.zip(d.before_ci_high),
+                after_ci: d.after_ci_low.zip(d.after_ci_high),
             })
             .collect(),
     }

@@ -18,8 +18,22 @@ type SweepRow = (
     Option<String>,
 );
 
-/// A debias figure: debias, intervention, split, metric, before, after, control_after.
-type FigureRow = (String, String, String, String, f64, f64, Option<f64>);
+/// A debias figure: debias, intervention, split, metric, before, after, control_after, n,
+/// and the low and high bounds of before's and after's intervals.
+type FigureRow = (
+    String,
+    String,
+    String,
+    String,
+    f64,
+    f64,
+    Option<f64>,
+    Option<i64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
 
 /// Where a sweep stands; `None` when it does not exist.
 pub(crate) async fn progress_in<C: QueueConn>(
@@ -82,7 +96,8 @@ pub(crate) async fn progress_in<C: QueueConn>(
     .await
     .map_err(db_error(STEP, url))?;
     let figures: Vec<FigureRow> = sql(
-        "SELECT debias, intervention, split, metric, before, after, control_after \
+        "SELECT debias, intervention, split, metric, before, after, control_after, n, \
+         before_ci_low, before_ci_high, after_ci_low, after_ci_high \
          FROM debias_results WHERE sweep_id = $1 \
          ORDER BY debias, intervention, split, metric",
     )
@@ -120,7 +135,20 @@ pub(crate) async fn progress_in<C: QueueConn>(
         debias: figures
             .into_iter()
             .map(
-                |(debias, intervention, split, metric, before, after, control_after)| {
+                |(
+                    debias,
+                    intervention,
+                    split,
+                    metric,
+                    before,
+                    after,
+                    control_after,
+                    n,
+                    bl,
+                    bh,
+                    al,
+                    ah,
+                )| {
                     DebiasFigure {
                         debias,
                         intervention,
@@ -129,6 +157,9 @@ pub(crate) async fn progress_in<C: QueueConn>(
                         before,
                         after,
                         control_after,
+                        n,
+                        before_ci: bl.zip(bh),
+                        after_ci: al.zip(ah),
                     }
                 },
             )
