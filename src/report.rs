@@ -443,11 +443,9 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
             out.push_str(&table(
                 &QueryResult::from_rows(&columns, &rows, |d| {
                     let size = debias_bars::row_size(d, &sizes, &d.metric);
-                    let ci = |stored: Option<(f64, f64)>, v: f64| {
-                        stored
-                            .or_else(|| debias_bars::interval(&d.metric, v, size.as_ref()))
-                            .map_or(Value::Null, |ci| Value::from(interval_sig3(ci)))
-                    };
+                    let [before_ci, after_ci] =
+                        debias_bars::row_intervals(d, &d.metric, size.as_ref())
+                            .map(|ci| ci.map_or(Value::Null, |ci| Value::from(interval_sig3(ci))));
                     vec![
                         text(&d.debias),
                         text(&d.intervention),
@@ -458,9 +456,9 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
                         size.as_ref()
                             .map_or(Value::Null, |s| Value::from(s.label())),
                         values::float(d.before),
-                        ci(d.before_ci, d.before),
+                        before_ci,
                         values::float(d.after),
-                        ci(d.after_ci, d.after),
+                        after_ci,
                         values::float(d.after - d.before),
                         values::opt_float(d.control_after),
                         values::opt_float(d.control_p05),

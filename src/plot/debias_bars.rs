@@ -112,6 +112,19 @@ pub fn interval(metric: &str, value: f64, size: Option<&GroupSize>) -> Option<(f
     Some(wilson_interval(k, size.n as usize))
 }
 
+/// The 95% intervals of a row's `[before, after]`: as stored with it, else (rows stored
+/// before intervals were kept) what its n alone gives ([`interval`]).
+pub fn row_intervals(
+    r: &DebiasRow,
+    metric: &str,
+    size: Option<&GroupSize>,
+) -> [Option<(f64, f64)>; 2] {
+    [
+        r.before_ci.or_else(|| interval(metric, r.before, size)),
+        r.after_ci.or_else(|| interval(metric, r.after, size)),
+    ]
+}
+
 const NOTE: &str = "bars: the metric before and after intervening on the components found; \
      control: the same on matched random sets (mean, whisker 5-95% of the sets)";
 const NOTE_INTERVALS: &str = "error bars: 95% intervals (Student's t over prompts or pairs for \
@@ -167,13 +180,7 @@ pub fn chart(
     let intervals: Vec<[Option<(f64, f64)>; 2]> = rows
         .iter()
         .zip(&group_sizes)
-        .map(|(r, g)| {
-            [
-                r.before_ci
-                    .or_else(|| interval(metric, r.before, g.as_ref())),
-                r.after_ci.or_else(|| interval(metric, r.after, g.as_ref())),
-            ]
-        })
+        .map(|(r, g)| row_intervals(r, metric, g.as_ref()))
         .collect();
     let values: Vec<f64> = rows
         .iter()

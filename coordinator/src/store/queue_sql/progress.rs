@@ -18,23 +18,6 @@ type SweepRow = (
     Option<String>,
 );
 
-/// A debias figure: debias, intervention, split, metric, before, after, control_after, n,
-/// and the low and high bounds of before's and after's intervals.
-type FigureRow = (
-    String,
-    String,
-    String,
-    String,
-    f64,
-    f64,
-    Option<f64>,
-    Option<i64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
-
 /// Where a sweep stands; `None` when it does not exist.
 pub(crate) async fn progress_in<C: QueueConn>(
     tx: &mut C,
@@ -95,7 +78,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
     .fetch_all(tx)
     .await
     .map_err(db_error(STEP, url))?;
-    let figures: Vec<FigureRow> = sql(
+    let figures: Vec<StoredFigure> = sql(
         "SELECT debias, intervention, split, metric, before, after, control_after, n, \
          before_ci_low, before_ci_high, after_ci_low, after_ci_high \
          FROM debias_results WHERE sweep_id = $1 \
@@ -132,38 +115,7 @@ pub(crate) async fn progress_in<C: QueueConn>(
             .collect(),
         created_at,
         finished_at,
-        debias: figures
-            .into_iter()
-            .map(
-                |(
-                    debias,
-                    intervention,
-                    split,
-                    metric,
-                    before,
-                    after,
-                    control_after,
-                    n,
-                    bl,
-                    bh,
-                    al,
-                    ah,
-                )| {
-                    DebiasFigure {
-                        debias,
-                        intervention,
-                        split,
-                        metric,
-                        before,
-                        after,
-                        control_after,
-                        n,
-                        before_ci: bl.zip(bh),
-                        after_ci: al.zip(ah),
-                    }
-                },
-            )
-            .collect(),
+        debias: figures.into_iter().map(|f| f.0).collect(),
     }))
 }
 
@@ -207,6 +159,39 @@ where
                 .flatten()
                 .unwrap_or(0.0),
         })
+    }
+}
+
+/// A debias figure as the SELECT in [`progress_in`] reads it: debias, intervention, split,
+/// metric, before, after, control_after, n, then the low and high bounds of before's and
+/// after's intervals.
+struct StoredFigure(DebiasFigure);
+
+impl<'r, R: Row> FromRow<'r, R> for StoredFigure
+where
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let interval = |low: usize| -> Result<Option<(f64, f64)>, sqlx::Error> {
+            let low_value: Option<f64> = row.try_get(low)?;
+            Ok(low_value.zip(row.try_get::<Option<f64>, _>(low + 1)?))
+        };
+        Ok(StoredFigure(DebiasFigure {
+            debias: row.try_get(0)?,
+            intervention: row.try_get(1)?,
+            split: row.try_get(2)?,
+            metric: row.try_get(3)?,
+            before: row.try_get(4)?,
+            after: row.try_get(5)?,
+            control_after: row.try_get(6)?,
+            n: row.try_get(7)?,
+            before_ci: interval(8)?,
+            after_ci: interval(10)?,
+        }))
     }
 }
 

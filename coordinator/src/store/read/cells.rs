@@ -39,6 +39,16 @@ impl<'a> Cells<'a> {
         }
     }
 
+    /// A 95% interval stored as two columns, `low` then `high`: `None` unless both are set.
+    pub(crate) fn opt_interval(
+        &mut self,
+        low: &'static str,
+        high: &'static str,
+    ) -> Result<Option<(f64, f64)>, StoreError> {
+        let low = self.opt_float(low)?;
+        Ok(low.zip(self.opt_float(high)?))
+    }
+
     pub(crate) fn int(&mut self, column: &'static str) -> Result<i64, StoreError> {
         self.opt_int(column)?
             .ok_or_else(|| Self::expected(column, "an integer", &Value::Null))

@@ -108,12 +108,8 @@ impl Store {
                 control_p95: c.opt_float("control_p95")?,
                 control_percentile: c.opt_float("control_percentile")?,
                 n: c.opt_int("n")?,
-                before_ci: c
-                    .opt_float("before_ci_low")?
-                    .zip(c.opt_float("before_ci_high")?),
-                after_ci: c
-                    .opt_float("after_ci_low")?
-                    .zip(c.opt_float("after_ci_high")?),
+                before_ci: c.opt_interval("before_ci_low", "before_ci_high")?,
+                after_ci: c.opt_interval("after_ci_low", "after_ci_high")?,
             })
         })
     }
@@ -157,12 +153,8 @@ impl Store {
                 control_percentile: c.opt_float("control_percentile")?,
                 control_sets: c.opt_int("control_sets")?,
                 n: c.opt_int("n")?,
-                before_ci: c
-                    .opt_float("before_ci_low")?
-                    .zip(c.opt_float("before_ci_high")?),
-                after_ci: c
-                    .opt_float("after_ci_low")?
-                    .zip(c.opt_float("after_ci_high")?),
+                before_ci: c.opt_interval("before_ci_low", "before_ci_high")?,
+                after_ci: c.opt_interval("after_ci_low", "after_ci_high")?,
             })
         })
     }
