@@ -4,10 +4,10 @@
 //! its Wilson interval equal to the engine's on both backends (SQLite's square root is
 //! Newton steps, PostgreSQL's is `sqrt`); bad rows refused with nothing stored.
 
-use patchsweep_api::{BenchmarkTask, DebiasTask, PrepareTask, TaskArgs};
+use patchsweep_api::{BenchmarkTask, DebiasTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    BenchmarkRow, BenchmarkScore, LeasedTask, NewTask, PreparedSweep, QueuePolicy, Settled, Store,
-    StoreError, TaskOutput, WorkerInfo,
+    BenchmarkRow, BenchmarkScore, LeasedTask, NewTask, PreparedSweep, Settled, Store, StoreError,
+    TaskOutput,
 };
 use patchsweep_engine::interval::wilson_interval;
 
@@ -15,6 +15,9 @@ use patchsweep_engine::interval::wilson_interval;
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::*;
 
 backend_tests!(
     sqlite,
@@ -32,15 +35,6 @@ backend_tests!(
         bad_rows_store_nothing
     ]
 );
-
-fn policy() -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: 60.0,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
-    }
-}
 
 /// Pair `i` of subset `age` (i < 7) or `gender`: the stereotypical sentence is more likely
 /// for every third pair, and ties (i = 4) count as not preferred.
@@ -71,7 +65,6 @@ async fn leased_tasks(store: &Store) -> (i64, LeasedTask, LeasedTask) {
     let p = policy();
     let task = |kind: &str| NewTask {
         args: match kind {
-            "prepare" => TaskArgs::Prepare(PrepareTask {}),
             "benchmark" => TaskArgs::Benchmark(BenchmarkTask {
                 benchmark: "crows".into(),
                 first: 0,
@@ -87,32 +80,11 @@ async fn leased_tasks(store: &Store) -> (i64, LeasedTask, LeasedTask) {
         cost: 1,
         stage: 0,
     };
-    let id = store
-        .submit_sweep("bench", "spec", "m", 0.0, 0.0, &[task("prepare")], &p)
-        .await
-        .unwrap();
-    store
-        .register_worker(&WorkerInfo {
-            id: "w".into(),
-            ..WorkerInfo::new("w", "cpu")
-        })
-        .await
-        .unwrap();
-    let prep = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
     let prepared = PreparedSweep {
         tasks: vec![task("benchmark"), task("debias")],
         ..PreparedSweep::default()
     };
-    store
-        .complete_task(
-            "w",
-            prep.task_id,
-            prep.attempt,
-            &TaskOutput::Prepare(prepared),
-            &p,
-        )
-        .await
-        .unwrap();
+    let id = submit_and_prepare(store, "bench", 0.0, prepared).await;
     let mut leased = store.lease_tasks("w", "", 2, &p).await.unwrap();
     leased.sort_by_key(|t| t.kind().as_str() != "benchmark");
     let (b, d) = (leased.remove(0), leased.remove(0));

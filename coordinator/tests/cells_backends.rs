@@ -8,14 +8,16 @@ use std::collections::BTreeMap;
 
 use patchsweep_api::{DebiasTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    values, EffectRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Rounding, Store, TaskOutput,
-    WorkerInfo,
+    values, EffectRow, NewTask, PairRow, PreparedSweep, Rounding, Store, TaskOutput,
 };
 
 #[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::*;
 
 backend_tests!(
     sqlite,
@@ -120,42 +122,10 @@ fn task(kind: &str, payload: &str, waits: bool) -> NewTask {
     }
 }
 
-fn policy() -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: 60.0,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
-    }
-}
-
 /// Stores the sweep through the queue (every pair in the debias section's selection split)
 /// and answers its id and the leased debias task's arguments.
 async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
     let p = policy();
-    let id = store
-        .submit_sweep(
-            "cells",
-            "spec",
-            "m",
-            MIN_SPAN,
-            0.0,
-            &[task("prepare", "{}", false)],
-            &p,
-        )
-        .await
-        .unwrap();
-    store
-        .register_worker(&WorkerInfo {
-            id: "w".into(),
-            name: "w".into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
-        })
-        .await
-        .unwrap();
     let lease = || async {
         store
             .lease_tasks("w", "", 1, &p)
@@ -164,7 +134,6 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
             .pop()
             .unwrap()
     };
-    let prep = lease().await;
     let prepared = PreparedSweep {
         pairs: pairs(),
         dropped_pairs: vec![],
@@ -186,11 +155,7 @@ async fn stored_sweep(store: &Store) -> (i64, DebiasTask) {
             .map(|p| ("d".to_string(), p.pair_id.clone(), "selection".to_string()))
             .collect(),
     };
-    let output = TaskOutput::Prepare(prepared);
-    store
-        .complete_task("w", prep.task_id, prep.attempt, &output, &p)
-        .await
-        .unwrap();
+    let id = submit_and_prepare(store, "cells", MIN_SPAN, prepared).await;
     let patch = lease().await;
     let output = TaskOutput::Patch(effects());
     store

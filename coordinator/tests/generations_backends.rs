@@ -5,16 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use patchsweep_api::{GenerateTask, PrepareTask, TaskArgs};
+use patchsweep_api::{GenerateTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    GenerationRow, GenerationSample, LeasedTask, NewTask, PairRow, PreparedSweep, QueuePolicy,
-    Settled, Store, StoreError, TaskOutput, WorkerInfo,
+    GenerationRow, GenerationSample, LeasedTask, NewTask, PairRow, PreparedSweep, Settled, Store,
+    StoreError, TaskOutput,
 };
 
 #[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::*;
 
 backend_tests!(
     sqlite,
@@ -26,15 +29,6 @@ backend_tests!(
     postgres_db,
     [generations_round_trip, bad_generations_are_refused]
 );
-
-fn policy() -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: 60.0,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
-    }
-}
 
 fn pair(i: usize) -> PairRow {
     PairRow {
@@ -68,47 +62,23 @@ fn row(pair: usize, cell: Option<&str>, run: &str) -> GenerationRow {
 /// A prepared sweep of three pairs and one noise experiment, with its generate task leased.
 async fn leased_generate_task(store: &Store) -> (i64, LeasedTask) {
     let p = policy();
-    let task = |kind: &str| NewTask {
-        args: match kind {
-            "prepare" => TaskArgs::Prepare(PrepareTask {}),
-            _ => TaskArgs::Generate(GenerateTask {
-                experiment: "origin".into(),
-                pairs: vec![],
-                tokens: 4,
-            }),
-        },
-        description: kind.into(),
+    let generate = NewTask {
+        args: TaskArgs::Generate(GenerateTask {
+            experiment: "origin".into(),
+            pairs: vec![],
+            tokens: 4,
+        }),
+        description: "generate".into(),
         cost: 1,
         stage: 0,
     };
-    let id = store
-        .submit_sweep("gen", "spec", "m", 0.0, 0.0, &[task("prepare")], &p)
-        .await
-        .unwrap();
-    store
-        .register_worker(&WorkerInfo {
-            id: "w".into(),
-            ..WorkerInfo::new("w", "cpu")
-        })
-        .await
-        .unwrap();
-    let prep = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
     let prepared = PreparedSweep {
         pairs: (0..3).map(pair).collect(),
         experiments: vec![("mlp".into(), "activation".into(), "noise".into())],
-        tasks: vec![task("generate")],
+        tasks: vec![generate],
         ..PreparedSweep::default()
     };
-    store
-        .complete_task(
-            "w",
-            prep.task_id,
-            prep.attempt,
-            &TaskOutput::Prepare(prepared),
-            &p,
-        )
-        .await
-        .unwrap();
+    let id = submit_and_prepare(store, "gen", 0.0, prepared).await;
     let t = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
     assert_eq!(t.kind().as_str(), "generate");
     (id, t)

@@ -5,16 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use patchsweep_api::{PatchTask, PrepareTask, TaskArgs};
+use patchsweep_api::{PatchTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    values, LensRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Settled, Store, StoreError,
-    TaskOutput, WorkerInfo,
+    values, LensRow, NewTask, PairRow, PreparedSweep, Settled, Store, StoreError, TaskOutput,
 };
 
 #[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::*;
 
 backend_tests!(
     sqlite,
@@ -94,25 +96,13 @@ fn rows() -> Vec<LensRow> {
     .collect()
 }
 
-fn policy() -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: 60.0,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
-    }
-}
-
-fn task(kind: &str) -> NewTask {
+fn lens_task() -> NewTask {
     NewTask {
-        args: match kind {
-            "prepare" => TaskArgs::Prepare(PrepareTask {}),
-            _ => TaskArgs::Patch(PatchTask {
-                experiment: "lens".into(),
-                ..Default::default()
-            }),
-        },
-        description: kind.into(),
+        args: TaskArgs::Patch(PatchTask {
+            experiment: "lens".into(),
+            ..Default::default()
+        }),
+        description: "patch".into(),
         cost: 1,
         stage: 0,
     }
@@ -120,40 +110,13 @@ fn task(kind: &str) -> NewTask {
 
 /// A sweep prepared with a `lens` experiment and `tasks` lens tasks; answers its id.
 async fn prepared_sweep(store: &Store, tasks: usize) -> i64 {
-    let p = policy();
-    let id = store
-        .submit_sweep("lens-sweep", "spec", "m", 0.5, 0.0, &[task("prepare")], &p)
-        .await
-        .unwrap();
-    store
-        .register_worker(&WorkerInfo {
-            id: "w".into(),
-            name: "w".into(),
-            device: "cpu".into(),
-            memory_bytes: 0,
-            models: vec![],
-            version: "test".into(),
-        })
-        .await
-        .unwrap();
-    let prep = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
     let prepared = PreparedSweep {
         pairs: pairs(),
         experiments: vec![("lens".into(), "logit_lens".into(), "denoise".into())],
-        tasks: (0..tasks).map(|_| task("patch")).collect(),
+        tasks: (0..tasks).map(|_| lens_task()).collect(),
         ..Default::default()
     };
-    store
-        .complete_task(
-            "w",
-            prep.task_id,
-            prep.attempt,
-            &TaskOutput::Prepare(prepared),
-            &p,
-        )
-        .await
-        .unwrap();
-    id
+    submit_and_prepare(store, "lens-sweep", 0.5, prepared).await
 }
 
 /// Leases the next task and completes it with `rows`.

@@ -51,6 +51,14 @@ impl Default for QueuePolicy {
 }
 
 impl QueuePolicy {
+    /// How stale `workers.last_seen_at` may be before a worker's call writes it again: a
+    /// second, or a tenth of the lease period when that is shorter. A fleet of busy workers
+    /// would otherwise write its rows twice per task (lease and result), and liveness is
+    /// judged over a lease period, not to the millisecond.
+    pub fn seen_resolution(&self) -> f64 {
+        (self.lease_seconds / 10.0).min(1.0)
+    }
+
     /// Seconds before a task that failed on `attempt` (1-based) runs again: the base,
     /// doubled each attempt, capped at the maximum.
     pub fn backoff(&self, attempt: i64) -> f64 {

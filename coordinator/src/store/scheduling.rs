@@ -79,7 +79,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let (touched, leased) = in_tx!(self, "lease tasks", |tx, url| {
-            queue_sql::touch_worker_in(tx, url, worker_id).await?;
+            queue_sql::touch_worker_in(tx, url, worker_id, policy.seen_resolution()).await?;
             if let Some(models) = scope.models {
                 queue_sql::record_models_in(tx, url, worker_id, models).await?;
             }
@@ -179,7 +179,7 @@ impl Store {
             _ => Vec::new(),
         };
         let (settled, sweep) = in_tx!(self, "complete task", |tx, url| {
-            queue_sql::touch_worker_in(tx, url, worker_id).await?;
+            queue_sql::touch_worker_in(tx, url, worker_id, policy.seen_resolution()).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => {
                     queue_sql::record_stale_in(tx, url, task_id).await?;
@@ -266,7 +266,7 @@ impl Store {
         policy: &QueuePolicy,
     ) -> Result<Settled, StoreError> {
         Ok(in_tx!(self, "fail task", |tx, url| {
-            queue_sql::touch_worker_in(tx, url, worker_id).await?;
+            queue_sql::touch_worker_in(tx, url, worker_id, policy.seen_resolution()).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(reason) => Settled::Stale { reason },
                 Ok((sweep_id, _)) => {
@@ -288,7 +288,8 @@ impl Store {
         attempt: i64,
     ) -> Result<bool, StoreError> {
         Ok(in_tx!(self, "release task", |tx, url| {
-            queue_sql::touch_worker_in(tx, url, worker_id).await?;
+            // Rare (a draining worker): always written.
+            queue_sql::touch_worker_in(tx, url, worker_id, 0.0).await?;
             match queue_sql::fence_in(tx, url, task_id, attempt, worker_id).await? {
                 Err(_) => false,
                 Ok(_) => {

@@ -34,14 +34,18 @@ pub(crate) async fn register_worker_in<C: QueueConn>(
 }
 
 /// Marks the worker seen now: every call a worker makes (lease, heartbeat, result, failure,
-/// release) does this, so `workers_v.last_seen_at` says when it last spoke.
+/// release) does this, so `workers_v.last_seen_at` says when it last spoke, to within
+/// `resolution` seconds: a call within that of the last mark writes nothing (see
+/// [`crate::store::QueuePolicy::seen_resolution`]).
 pub(crate) async fn touch_worker_in<C: QueueConn>(
     tx: &mut C,
     url: &str,
     worker_id: &str,
+    resolution: f64,
 ) -> Result<(), StoreError> {
-    sql("UPDATE workers SET last_seen_at = {now} WHERE id = $1")
+    sql("UPDATE workers SET last_seen_at = {now} WHERE id = $1 AND last_seen_at <= {now} - $2")
         .bind(worker_id)
+        .bind(resolution)
         .execute(tx)
         .await
         .map_err(db_error("mark worker seen", url))?;
