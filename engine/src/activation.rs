@@ -6,11 +6,13 @@
 //! carrying its own patch through one mask; only the last position is unembedded.
 //!
 //! A forward of few tokens is bound by reading the weights, not by arithmetic (on a GPU
-//! below a few thousand tokens, on a CPU below some tens): such forwards of one `(length, L)`
-//! are packed together, starting at the earliest position among them, up to
-//! [`Packing::min_tokens`] tokens and [`Packing::max_rows`] rows. A row patched at a later
-//! position then recomputes the unpatched positions before it, which gives the same values
-//! as reading them from the cache.
+//! below a few thousand tokens, on a CPU below some tens): such forwards of one length are
+//! packed together, starting at the earliest position and the lowest start layer among
+//! them, up to [`Packing::min_tokens`] tokens and [`Packing::max_rows`] rows. A row patched
+//! at a later position or a higher layer then recomputes the unpatched positions before it
+//! and the unpatched blocks below it, which gives the same values as reading them from the
+//! cache. Packing across start layers is bounded: a row runs at most a quarter more blocks
+//! than its own ([`EXTRA_BLOCKS_DIVISOR`]), so the compute added stays small.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,6 +48,10 @@ pub struct Packing {
     /// ones of the same length and start layer; 0 never packs.
     pub min_tokens: usize,
 }
+
+/// A row joins a forward that starts below its own start layer only if the blocks it runs
+/// in extra are at most 1/`EXTRA_BLOCKS_DIVISOR` of the blocks it needs (`n_layers - L`).
+pub const EXTRA_BLOCKS_DIVISOR: usize = 4;
 
 /// The metric of the patched run for every cell: `values[job][cell]`.
 pub fn patch_values(
@@ -85,7 +91,7 @@ pub fn patch_values(
     progress(unchanged);
     let mut bases = Stacked::new(jobs.iter().map(|j| j.base).collect());
     let mut sources = Stacked::new(jobs.iter().map(|j| j.source).collect());
-    for forward in pack(groups, packing) {
+    for forward in pack(groups, packing, model.cfg.n_layers) {
         let out = run_chunk(model, jobs, &mut bases, &mut sources, &forward)?;
         for (&(j, c), v) in forward.items.iter().zip(out) {
             values[j][c] = v;
@@ -106,23 +112,30 @@ struct PackedForward {
 }
 
 /// The forwards that run `groups` (keyed `(n, layer, start)`, in key order): each group cut
-/// into chunks of at most `max_rows` rows, then consecutive chunks of one `(n, layer)` packed
-/// while the forward so far has fewer than `min_tokens` tokens and the rows still fit.
+/// into chunks of at most `max_rows` rows, then consecutive chunks of one length `n` packed
+/// while the forward so far has fewer than `min_tokens` tokens, the rows still fit, and the
+/// chunk's start layer is close enough to the forward's (see [`EXTRA_BLOCKS_DIVISOR`]; the
+/// model has `n_layers` blocks). A packed forward starts at its rows' lowest layer and
+/// earliest position.
 fn pack(
     groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>>,
     packing: Packing,
+    n_layers: usize,
 ) -> Vec<PackedForward> {
     let max_rows = packing.max_rows.max(1);
     let mut out: Vec<PackedForward> = Vec::new();
     for ((n, layer, start), items) in groups {
         for chunk in items.chunks(max_rows) {
             if let Some(last) = out.last_mut() {
-                let small = last.items.len() * (n - last.start) < packing.min_tokens;
-                if last.n == n
-                    && last.layer == layer
-                    && small
+                // Key order: a forward of the same length never starts above this chunk.
+                let near = last.n == n
+                    && (layer - last.layer) * EXTRA_BLOCKS_DIVISOR
+                        <= n_layers.saturating_sub(layer);
+                if near
+                    && last.items.len() * (n - last.start) < packing.min_tokens
                     && last.items.len() + chunk.len() <= max_rows
                 {
+                    last.start = last.start.min(start);
                     last.items.extend_from_slice(chunk);
                     continue;
                 }
@@ -322,6 +335,7 @@ mod tests {
                 max_rows: 4,
                 min_tokens: 0,
             },
+            30,
         );
         assert_eq!(
             shape(&packed),
@@ -337,6 +351,7 @@ mod tests {
 
     #[test]
     fn small_forwards_of_one_layer_and_length_pack_from_the_earliest_start() {
+        // Two blocks: a row of layer 1 never joins one of layer 0 (1 extra block > 1/4 of 1).
         // 2 rows × 4 tokens = 8 < 20: the next start's rows join; 4 rows × 4 = 16 < 20: the
         // third joins too; then 6 × 4 = 24, so the fourth starts a forward of its own.
         let g = groups(&[
@@ -353,6 +368,7 @@ mod tests {
                 max_rows: 64,
                 min_tokens: 20,
             },
+            2,
         );
         assert_eq!(
             shape(&packed),
@@ -367,6 +383,51 @@ mod tests {
     }
 
     #[test]
+    fn small_forwards_pack_across_start_layers_within_a_quarter_more_blocks() {
+        // 10 blocks. Layer 0's forward (2 rows × 3 tokens) takes layer 1's chunk (1 extra
+        // block ≤ 9/4) and layer 2's (2 ≤ 8/4) from an earlier position, then not layer 3's
+        // (3 > 7/4): it starts its own, which layer 4's joins (1 ≤ 6/4). Layer 9 runs alone
+        // (5 extra blocks for 1 of its own), and so does the other length.
+        let g = groups(&[
+            ((6, 0, 3), 2),
+            ((6, 1, 3), 2),
+            ((6, 2, 1), 2),
+            ((6, 3, 2), 2),
+            ((6, 4, 2), 2),
+            ((6, 9, 2), 2),
+            ((7, 9, 2), 2),
+        ]);
+        let packed = pack(
+            g,
+            Packing {
+                max_rows: 64,
+                min_tokens: 64,
+            },
+            10,
+        );
+        assert_eq!(
+            shape(&packed),
+            vec![(6, 0, 1, 6), (6, 3, 2, 4), (6, 9, 2, 2), (7, 9, 2, 2)]
+        );
+        let rows: Vec<usize> = packed
+            .iter()
+            .flat_map(|f| f.items.iter().map(|i| i.0))
+            .collect();
+        assert_eq!(
+            rows,
+            (0..14).collect::<Vec<_>>(),
+            "every row once, in order"
+        );
+        // A full forward takes nobody, whatever the layer.
+        let g = groups(&[((6, 0, 0), 20), ((6, 0, 1), 1), ((6, 1, 1), 1)]);
+        let full = Packing {
+            max_rows: 64,
+            min_tokens: 100,
+        };
+        assert_eq!(shape(&pack(g, full, 30)), vec![(6, 0, 0, 20), (6, 0, 1, 2)]);
+    }
+
+    #[test]
     fn packing_never_exceeds_the_row_limit() {
         let g = groups(&[((6, 0, 1), 3), ((6, 0, 2), 3), ((6, 0, 3), 3)]);
         let packed = pack(
@@ -375,6 +436,7 @@ mod tests {
                 max_rows: 4,
                 min_tokens: 1000,
             },
+            30,
         );
         assert!(packed.iter().all(|f| f.items.len() <= 4), "{packed:?}");
         assert_eq!(packed.iter().map(|f| f.items.len()).sum::<usize>(), 9);
