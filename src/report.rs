@@ -434,6 +434,7 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
                 "after_ci95",
                 "delta",
                 "control_after",
+                "control_ci95",
                 "control_p05",
                 "control_p95",
                 "control_percentile",
@@ -461,6 +462,8 @@ async fn sweep_section(store: &Store, sweep: &SweepRow) -> Result<Section> {
                         after_ci,
                         values::float(d.after - d.before),
                         values::opt_float(d.control_after),
+                        d.control_ci
+                            .map_or(Value::Null, |ci| Value::from(interval_sig3(ci))),
                         values::opt_float(d.control_p05),
                         values::opt_float(d.control_p95),
                         values::opt_float(d.control_percentile),
@@ -504,12 +507,15 @@ fn shared_scale_note(limit: f64) -> String {
 const DEBIAS_NOTE: &str = "<p class=\"note\">better: which way the metric should move. n: \
      what the metric averages over, the same before and after: distinct clean prompts for the \
      means, pairs with a stereotyped side for <code>stereotype_win_share</code>, \
-     anti-stereotypical swaps for <code>total_effect</code>; none for the neutral text. 95% \
-     intervals: Student's t over the per-prompt or per-pair values for the means, Wilson for \
-     the share (sweeps stored before these were kept: the split's n, an upper bound for \
+     anti-stereotypical swaps for <code>total_effect</code>, the text's chunks for the \
+     neutral text. 95% intervals: Student's t over the per-prompt or per-pair values for the \
+     means, Wilson for the share, t over the chunks for the neutral text (its perplexity on the \
+     log scale: the chunks' mean log-likelihoods, exponentiated) (sweeps stored before these \
+     were kept: the split's n, an upper bound for \
      <code>total_effect</code>, and intervals on the share only). control: the same \
-     intervention on matched random component sets (their mean, 5th and 95th \
-     percentiles).</p>\n";
+     intervention on matched random component sets: their mean, its 95% interval over prompts \
+     (each prompt's value averaged over the sets, then Student's t; the share's too), and the \
+     sets' 5th and 95th percentiles.</p>\n";
 
 /// Rows of the read model as a table, or a note saying why they are not there.
 fn shown<T>(

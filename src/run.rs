@@ -528,6 +528,7 @@ async fn print_summary(
                 "after_ci95",
                 "delta",
                 "control_after",
+                "control_ci95",
                 "control_p05",
                 "control_p95",
                 "control_percentile",
@@ -546,6 +547,7 @@ async fn print_summary(
                     ci95(d.after_ci),
                     values::float(d.delta),
                     values::opt_float(d.control_after),
+                    ci95(d.control_ci),
                     values::opt_float(d.control_p05),
                     values::opt_float(d.control_p95),
                     values::opt_float(d.control_percentile),
@@ -555,8 +557,8 @@ async fn print_summary(
         let sets = rows.iter().find_map(|d| d.control_sets).unwrap_or(0);
         println!(
             "\ndebiasing, before and after each intervention (control: the same on {sets} random \
-             component sets matched on kind and layer: their mean, 5-95% range, and the located \
-             components' percentile among them):"
+             component sets matched on kind and layer: their mean with its 95% interval over \
+             prompts, the sets' 5-95% range, and the located components' percentile among them):"
         );
         print!("{}", deltas.to_table());
         let rows = store.debias_components(sweep_id).await?;

@@ -67,13 +67,13 @@ pub fn block(p: &SweepProgress) -> String {
     }
     if !p.debias.is_empty() {
         s.push_str(&format!(
-            "  debiasing (control: the mean of the same intervention on matched random component sets; 95% intervals):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10} {:>5}  {:<18} {:<18}\n",
+            "  debiasing (control: the mean of the same intervention on matched random component sets; 95% intervals):\n  {:<12} {:<14} {:<8} {:<21} {:>10} {:>10} {:>10} {:>10} {:>5}  {:<18} {:<18} {:<18}\n",
             "debias", "intervention", "split", "metric", "before", "after", "delta", "control", "n",
-            "before 95%", "after 95%"
+            "before 95%", "after 95%", "control 95%"
         ));
         for d in &p.debias {
             s.push_str(&format!(
-                "  {:<12} {:<14} {:<8} {:<21} {:>10.4} {:>10.4} {:>10.4} {:>10} {:>5}  {:<18} {:<18}\n",
+                "  {:<12} {:<14} {:<8} {:<21} {:>10.4} {:>10.4} {:>10.4} {:>10} {:>5}  {:<18} {:<18} {:<18}\n",
                 d.debias,
                 d.intervention,
                 d.split,
@@ -87,6 +87,7 @@ pub fn block(p: &SweepProgress) -> String {
                 d.n.map_or("-".into(), |n| n.to_string()),
                 d.before_ci.map_or("-".into(), interval_sig3),
                 d.after_ci.map_or("-".into(), interval_sig3),
+                d.control_ci.map_or("-".into(), interval_sig3),
             ));
         }
     }
@@ -100,17 +101,18 @@ mod tests {
 
     #[test]
     fn the_status_block_shows_each_debias_figure_with_n_and_intervals() {
-        let figure = |split: &str, n, ci| DebiasFigure {
+        let figure = |split: &str, n, ci: Option<(f64, f64)>| DebiasFigure {
             debias: "top".into(),
             intervention: "ablation".into(),
             split: split.into(),
             metric: "mean_logit_diff".into(),
             before: -1.25,
             after: -0.5,
-            control_after: None,
+            control_after: ci.map(|_| -1.0),
             n,
             before_ci: ci,
             after_ci: None,
+            control_ci: ci.map(|_| (-1.5, -0.75)),
         };
         let p = SweepProgress {
             debias: vec![
@@ -122,9 +124,12 @@ mod tests {
         let text = block(&p);
         let held = text.lines().find(|l| l.contains("heldout")).unwrap();
         assert!(held.contains(" 10  [-2.00, -0.500]"), "{text}");
+        assert!(held.trim_end().ends_with("[-1.50, -0.750]"), "{text}");
         let neutral = text.lines().find(|l| l.contains("neutral")).unwrap();
         assert!(
-            neutral.trim_end().ends_with("-  -                  -"),
+            neutral
+                .trim_end()
+                .ends_with("-  -                  -                  -"),
             "{text}"
         );
     }

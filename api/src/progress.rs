@@ -71,6 +71,8 @@ pub struct DebiasFigure {
     pub n: Option<i64>,
     pub before_ci: Option<(f64, f64)>,
     pub after_ci: Option<(f64, f64)>,
+    /// The control mean's 95% interval over prompts.
+    pub control_ci: Option<(f64, f64)>,
 }
 
 impl SweepProgress {

@@ -114,6 +114,10 @@ pub struct DebiasRow {
     pub before_ci: Option<(f64, f64)>,
     #[serde(default)]
     pub after_ci: Option<(f64, f64)>,
+    /// A 95% interval of `control_after` over the prompts: each prompt's value averaged over
+    /// the control sets, Student's t over those (see `ControlSummary::prompt_interval`).
+    #[serde(default)]
+    pub control_ci: Option<(f64, f64)>,
 }
 
 /// One benchmark pair's two sentence log-likelihoods in one model state (`benchmark_scores`).

@@ -18,15 +18,9 @@ use patchsweep_coordinator::store::{
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
-
-fn policy(lease: f64) -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: lease,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
-    }
-}
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::policy_with_lease as policy;
 
 /// Arguments of a `kind` task, told apart by `n`.
 fn args(kind: &str, n: usize) -> TaskArgs {
@@ -245,6 +239,7 @@ mod suite {
             n: Some(6),
             before_ci: Some((0.5, 1.5)),
             after_ci: Some((-0.25, 0.75)),
+            control_ci: Some((0.8, 1.0)),
         }];
         let settled = store
             .complete_task(
@@ -269,8 +264,13 @@ mod suite {
         // status/watch carry each figure's n and intervals.
         let f = &prog.debias[0];
         assert_eq!(
-            (f.n, f.before_ci, f.after_ci),
-            (Some(6), Some((0.5, 1.5)), Some((-0.25, 0.75)))
+            (f.n, f.before_ci, f.after_ci, f.control_ci),
+            (
+                Some(6),
+                Some((0.5, 1.5)),
+                Some((-0.25, 0.75)),
+                Some((0.8, 1.0))
+            )
         );
         assert_eq!(count(&store, "SELECT COUNT(*) FROM effects_v").await, 10);
         assert_eq!(
@@ -281,7 +281,8 @@ mod suite {
             count(
                 &store,
                 "SELECT COUNT(*) FROM debias_v WHERE n = 6 AND before_ci_low = 0.5 \
-                 AND before_ci_high = 1.5 AND after_ci_low = -0.25 AND after_ci_high = 0.75"
+                 AND before_ci_high = 1.5 AND after_ci_low = -0.25 AND after_ci_high = 0.75 \
+                 AND control_ci_low = 0.8 AND control_ci_high = 1.0"
             )
             .await,
             1,
@@ -294,9 +295,10 @@ mod suite {
                 stored[0].control_sets,
                 stored[0].control_p05,
                 stored[0].control_p95,
-                stored[0].control_percentile
+                stored[0].control_percentile,
+                stored[0].control_ci
             ),
-            (Some(20), Some(0.7), Some(1.1), Some(2.5))
+            (Some(20), Some(0.7), Some(1.1), Some(2.5), Some((0.8, 1.0)))
         );
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM tasks_v WHERE state = 'done'").await,
@@ -715,10 +717,12 @@ mod suite {
         );
     }
 
+    /// Every call a worker makes marks it seen, to within a second: a call within a second
+    /// of the last mark writes nothing (a busy fleet would write its rows twice per task).
     pub async fn every_worker_call_marks_the_worker_seen(url: &str) {
         let store = Store::connect(url).await.unwrap();
         let p = policy(60.0);
-        let id = prepared_sweep(&store, &p, 1, false).await;
+        prepared_sweep(&store, &p, 1, false).await;
         let w = worker(&store, "w1").await;
         let seen = |store: Store| async move {
             count(
@@ -727,38 +731,54 @@ mod suite {
             )
             .await
         };
-        let mut last = seen(store.clone()).await;
-        let mut moved = |now: i64, what: &str| {
+        // Before each call the mark is set 5 s back: the call must bring it to now.
+        let backdate = || tamper(url, "UPDATE workers SET last_seen_at = last_seen_at - 5");
+        let moved = |before: i64, now: i64, what: &str| {
             assert!(
-                now > last,
-                "{what} did not move last_seen_at ({now} <= {last})"
+                now >= before + 4_000,
+                "{what} did not mark the worker seen ({now} vs {before} before)"
             );
-            last = now;
         };
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        backdate().await;
+        let before = seen(store.clone()).await;
         let t = lease_one(&store, &w, &p).await.expect("a patch task");
-        moved(seen(store.clone()).await, "lease");
+        moved(before, seen(store.clone()).await, "lease");
+        // Within the second a lease (none is left) writes nothing; a release (rare: a
+        // draining worker) always does.
+        let marked = seen(store.clone()).await;
+        assert!(lease_one(&store, &w, &p).await.is_none());
+        assert_eq!(
+            seen(store.clone()).await,
+            marked,
+            "a second mark within 1 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         store.release_task(&w, t.task_id, t.attempt).await.unwrap();
-        moved(seen(store.clone()).await, "release");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(seen(store.clone()).await > marked, "release");
+        backdate().await;
+        let before = seen(store.clone()).await;
         let t = lease_one(&store, &w, &p)
             .await
             .expect("the patch task again");
-        moved(seen(store.clone()).await, "lease");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        moved(before, seen(store.clone()).await, "lease");
+        backdate().await;
+        let before = seen(store.clone()).await;
         store
             .fail_task(&w, t.task_id, t.attempt, "boom", false, &p)
             .await
             .unwrap();
-        moved(seen(store.clone()).await, "fail");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        moved(before, seen(store.clone()).await, "fail");
+        backdate().await;
+        let before = seen(store.clone()).await;
         store
             .complete_task(&w, t.task_id, t.attempt, &TaskOutput::Patch(vec![]), &p)
             .await
             .unwrap();
-        moved(seen(store.clone()).await, "complete (stale)");
-        let _ = id;
+        moved(before, seen(store.clone()).await, "complete (stale)");
+        backdate().await;
+        let before = seen(store.clone()).await;
+        let _ = lease_one(&store, &w, &p).await;
+        moved(before, seen(store.clone()).await, "lease after the retry");
     }
 
     /// A leased debias task's arguments carry its section's split as stored (read back at

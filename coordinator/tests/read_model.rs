@@ -6,14 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use patchsweep_api::{DebiasTask, PatchTask, PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    DebiasRow, EffectRow, NewTask, PairRow, PreparedSweep, QueuePolicy, Rounding, Settled, Store,
-    StoreError, SweepSelection, TaskOutput, WorkerInfo,
+    DebiasRow, EffectRow, NewTask, PairRow, PreparedSweep, Rounding, Settled, Store, StoreError,
+    SweepSelection, TaskOutput, WorkerInfo,
 };
 
 #[macro_use]
 #[path = "common/testdb.rs"]
 mod testdb;
 use testdb::*;
+#[path = "common/prepared.rs"]
+mod prepared;
+use prepared::*;
 
 backend_tests!(
     sqlite,
@@ -161,6 +164,7 @@ fn debias_rows() -> Vec<DebiasRow> {
         n: control.map(|_| 4),
         before_ci: Some((before - 1.0, before + 1.0)),
         after_ci: None,
+        control_ci: control.map(|c| (c - 0.125, c + 0.125)),
     };
     vec![
         row("steering", "heldout", "mean_logit_diff", 1.23456, 0.5, None),
@@ -200,15 +204,6 @@ fn task(kind: &str, n: usize, cost: i64, waits: bool) -> NewTask {
         description: format!("{kind} {n}"),
         cost,
         stage: u32::from(waits),
-    }
-}
-
-fn policy() -> QueuePolicy {
-    QueuePolicy {
-        lease_seconds: 60.0,
-        backoff_base_seconds: 0.05,
-        backoff_max_seconds: 0.1,
-        max_attempts: 2,
     }
 }
 
@@ -759,6 +754,10 @@ mod suite {
             if let (Some(a), Some(b)) = (g.control_after, e.control_after) {
                 assert!(close(a, b), "{g:?}");
             }
+            assert_eq!(
+                g.control_ci, e.control_ci,
+                "the control's interval round-trips"
+            );
         }
         assert!(store.debias_rows(id + 1).await.unwrap().is_empty());
 
@@ -787,6 +786,11 @@ mod suite {
             assert_eq!(g.control_after.is_some(), e.control_after.is_some());
             if let (Some(a), Some(b)) = (g.control_after, e.control_after) {
                 assert!(close(a, round4(b)), "{g:?}");
+            }
+            let rounded = |ci: Option<(f64, f64)>| ci.map(|(l, h)| (round4(l), round4(h)));
+            assert_eq!(g.control_ci.map(|c| c.0).is_some(), e.control_ci.is_some());
+            if let (Some(a), Some(b)) = (g.control_ci, rounded(e.control_ci)) {
+                assert!(close(a.0, b.0) && close(a.1, b.1), "{g:?}");
             }
         }
         let exact = store.debias_deltas(id, Rounding::Exact).await.unwrap();

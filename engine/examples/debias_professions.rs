@@ -219,6 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 max_batch: 64,
                 benchmarks: &[],
             },
+            &mut |_, _| {},
         )?;
         println!(
             "debias {} in {:.1}s: {} held-out pairs ({} with a stereotype); control {}",

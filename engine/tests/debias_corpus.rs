@@ -322,8 +322,8 @@ fn corpus_finetuning_changes_only_the_selected_weights() {
         .iter()
         .map(|l| bits(&l.q_proj))
         .collect();
-    let out = finetune_on_sentences(model, &targets, sentences, f).unwrap();
-    let again = finetune_on_sentences(model, &targets, sentences, f).unwrap();
+    let out = finetune_on_sentences(model, &targets, sentences, f, &mut |_| {}).unwrap();
+    let again = finetune_on_sentences(model, &targets, sentences, f, &mut |_| {}).unwrap();
     assert_eq!(out.losses, again.losses, "seeded: the same losses again");
     assert!(out.losses.iter().all(|l| l.is_finite() && *l > 0.0));
     let after: Vec<Vec<u32>> = model
@@ -367,7 +367,7 @@ fn corpus_finetuning_changes_only_the_selected_weights() {
     }
     // Training lowers the corpus loss.
     f.steps = 12;
-    let longer = finetune_on_sentences(model, &targets, sentences, f).unwrap();
+    let longer = finetune_on_sentences(model, &targets, sentences, f, &mut |_| {}).unwrap();
     let rows: Vec<&[u32]> = sentences.iter().map(Vec::as_slice).collect();
     let loss = |m| sentence_loss(m, &rows).unwrap().to_scalar::<f32>().unwrap();
     let tuned = apply_deltas(model, &longer.deltas).unwrap();
@@ -434,6 +434,7 @@ fn a_debias_run_with_corpus_finetuning_and_calibrated_steering() {
                 deltas_dir: Some(&dir),
                 max_batch: 8,
             },
+            &mut |_, _| {},
         )
     };
     let out = run(&corpora).unwrap();
@@ -588,6 +589,7 @@ fn calibrated_steering_brings_the_selection_mean_logit_difference_to_zero() {
             deltas_dir: None,
             max_batch: 8,
         },
+        &mut |_, _| {},
     )
     .unwrap();
     let row = |split: &str| {

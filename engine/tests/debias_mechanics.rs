@@ -424,14 +424,17 @@ fn finetuning_touches_only_the_selected_weights() {
         max_tokens: 64,
     };
     let base_before: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
+    let mut logged = Vec::new();
     let out = finetune(
         &model,
         &targets(&["head L0H1", "mlp_out L1"]),
         &examples,
         &cfg,
+        &mut |s| logged.push(s.step),
     )
     .unwrap();
     assert_eq!(out.losses.len(), 4);
+    assert_eq!(logged, [1, 2, 3, 4], "a callback after every step");
     let tuned = apply_deltas(&model, &out.deltas).unwrap();
     // The base model is untouched.
     let base_after: Vec<Vec<u32>> = all_tensors(&model).iter().map(bits).collect();
@@ -580,7 +583,14 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             max_batch: 8,
             benchmarks: &[],
         };
-        run_debias(&cfg, &inputs).unwrap()
+        let mut steps = Vec::new();
+        let out = run_debias(&cfg, &inputs, &mut |done, total| steps.push((done, total))).unwrap();
+        // The base state, then each intervention on the selection and on each control set.
+        let total = 1 + cfg.interventions.len() * (1 + controls.len());
+        assert_eq!(steps.first(), Some(&(1, total)), "{steps:?}");
+        assert_eq!(steps.last(), Some(&(total, total)), "{steps:?}");
+        assert!(steps.windows(2).all(|w| w[0].0 <= w[1].0), "{steps:?}");
+        out
     };
     let a = run(&sel, &controls, "a");
     let b = run(&sel, &controls, "b");
@@ -611,10 +621,19 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
         }
     }
     // Bias figures carry their n and, from two values on, 95% intervals before and after;
-    // the neutral text's carry neither.
+    // the neutral text's are over its 6 chunks (the perplexity's exponentiated from the
+    // chunks' mean log-likelihoods, so not centred on it).
     for r in &a.rows {
         if r.split == "neutral" {
-            assert_eq!((r.n, r.before_ci, r.after_ci), (None, None, None), "{r:?}");
+            assert_eq!(r.n, Some(6), "{r:?}");
+            for (v, ci) in [(r.before, r.before_ci), (r.after, r.after_ci)] {
+                let (lo, hi) = ci.unwrap_or_else(|| panic!("no interval: {r:?}"));
+                assert!(lo <= v && v <= hi, "{r:?}");
+            }
+            if let Some(c) = &r.control {
+                let (lo, hi) = c.ci.unwrap_or_else(|| panic!("no control interval: {r:?}"));
+                assert!(lo <= hi, "{r:?}");
+            }
             continue;
         }
         let n = r.n.unwrap_or_else(|| panic!("no n: {r:?}"));
@@ -622,6 +641,16 @@ fn a_debias_run_is_reproducible_and_an_empty_selection_changes_nothing() {
             let (lo, hi) = r.after_ci.unwrap_or_else(|| panic!("no interval: {r:?}"));
             assert!(lo <= r.after && r.after <= hi, "{r:?}");
             assert!(r.before_ci.is_some(), "{r:?}");
+            // The control's interval is over the same prompts (each averaged over the sets),
+            // so it is centred on the mean of the sets' values.
+            if let (Some(c), true) = (&r.control, n >= 2) {
+                let (lo, hi) = c.ci.unwrap_or_else(|| panic!("no control interval: {r:?}"));
+                let centre = (lo + hi) / 2.0;
+                assert!(
+                    (centre - c.mean).abs() < 1e-9 * (1.0 + c.mean.abs()),
+                    "{r:?}"
+                );
+            }
         }
     }
 

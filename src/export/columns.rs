@@ -75,6 +75,8 @@ const REAL_NAMES: &[&str] = &[
     "before_ci_high",
     "after_ci_low",
     "after_ci_high",
+    "control_ci_low",
+    "control_ci_high",
     "progress",
     "seconds",
     "span",

@@ -5,12 +5,13 @@
 //! # n and intervals
 //! `debias_v` keeps each bias metric's n and the 95% intervals of before and after, as the
 //! worker measured them (Student's t over the per-prompt or per-pair values for the means,
-//! Wilson for the share). Rows stored before those columns existed have none: their n comes
+//! Wilson for the share; over the text's chunks for the neutral text's perplexity, on the
+//! log scale, and agreement). Rows stored before those columns existed have none: their n comes
 //! from the split (`debias_splits` joined with `pairs`, [`DebiasSplitSize`]: distinct clean
 //! prompts for the two means, pairs with a stereotyped side for `stereotype_win_share`, and an
 //! upper bound for `total_effect`, whose anti-stereotypical swaps are a subset of them), and
-//! only a share gets an interval (Wilson, k = share × n). The neutral text's metrics have no
-//! n and no interval.
+//! only a share gets an interval (Wilson, k = share × n); the neutral text's metrics of such
+//! rows have no n and no interval.
 
 use patchsweep_coordinator::store::{DebiasRow, DebiasSplitSize};
 use patchsweep_engine::interval::wilson_interval;
@@ -60,6 +61,7 @@ fn unit_of(metric: &str) -> &'static str {
         "mean_logit_diff" | "mean_abs_logit_diff" => "clean prompts",
         "stereotype_win_share" => "stereotyped prompts",
         "total_effect" => "swapped pairs",
+        "perplexity" | "top1_agreement" => "text chunks",
         _ => "pairs",
     }
 }
@@ -128,7 +130,7 @@ pub fn row_intervals(
 const NOTE: &str = "bars: the metric before and after intervening on the components found; \
      control: the same on matched random sets (mean, whisker 5-95% of the sets)";
 const NOTE_INTERVALS: &str = "error bars: 95% intervals (Student's t over prompts or pairs for \
-     means, Wilson for shares); none on the neutral text";
+     means, Wilson for shares, t over chunks for the neutral text)";
 
 /// One (debias section, metric) figure of a sweep of `model`.
 pub fn chart(
@@ -330,6 +332,7 @@ mod tests {
             n: None,
             before_ci: None,
             after_ci: None,
+            control_ci: None,
         }
     }
 

@@ -19,7 +19,7 @@ use patchsweep_engine::debias::{
     NEUTRAL_TEXT,
 };
 
-use crate::executor::TaskError;
+use crate::executor::{TaskError, TaskProgress};
 use crate::model_executor::{ModelExecutor, SweepState};
 
 /// Where tuned deltas are written: `$PATCHSWEEP_DELTAS_DIR` (default `patchsweep-deltas`)
@@ -35,6 +35,7 @@ pub(crate) fn run(
     exec: &mut ModelExecutor,
     task: &LeasedTask,
     args: &DebiasTask,
+    progress: &TaskProgress,
 ) -> Result<TaskOutput, TaskError> {
     let (model, state) = exec.sweep(task)?;
     let spec = &state.parsed.spec;
@@ -110,6 +111,7 @@ pub(crate) fn run(
             max_batch: spec.batch_size(),
             benchmarks: &benchmarks,
         },
+        &mut |done, total| progress.set(done as u64, total as u64),
     )
     .map_err(TaskError::transient)?;
     for a in &outcome.artifacts {
@@ -135,6 +137,7 @@ pub(crate) fn run(
             n: r.n.map(|n| n as i64),
             before_ci: r.before_ci,
             after_ci: r.after_ci,
+            control_ci: r.control.as_ref().and_then(|c| c.ci),
         })
         .collect();
     Ok(TaskOutput::Debias {

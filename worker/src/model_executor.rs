@@ -353,7 +353,7 @@ impl Executor for ModelExecutor {
         match &task.args {
             TaskArgs::Prepare(_) => self.prepare(task),
             TaskArgs::Patch(args) => self.patch(task, args, progress),
-            TaskArgs::Debias(args) => crate::debias_task::run(self, task, args),
+            TaskArgs::Debias(args) => crate::debias_task::run(self, task, args, progress),
             TaskArgs::Generate(args) => crate::generate_task::run(self, task, args),
             TaskArgs::Benchmark(args) => crate::benchmark_task::run(self, task, args, progress),
         }

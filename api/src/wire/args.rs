@@ -233,6 +233,7 @@ pub(crate) fn debias_rows_from_wire(d: pb::DebiasOutput) -> Result<Vec<DebiasRow
             n: r.n,
             before_ci: r.before_ci_low.zip(r.before_ci_high),
             after_ci: r.after_ci_low.zip(r.after_ci_high),
+            control_ci: r.control_ci_low.zip(r.control_ci_high),
         })
         .collect())
 }
@@ -263,6 +264,8 @@ pub(crate) fn debias_rows_to_wire(rows: &[DebiasRow]) -> pb::DebiasOutput {
                 before_ci_high: r.before_ci.map(|c| c.1),
                 after_ci_low: r.after_ci.map(|c| c.0),
                 after_ci_high: r.after_ci.map(|c| c.1),
+                control_ci_low: r.control_ci.map(|c| c.0),
+                control_ci_high: r.control_ci.map(|c| c.1),
             })
             .collect(),
     }

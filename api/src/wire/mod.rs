@@ -611,6 +611,8 @@ pub fn progress_to_wire(p: &SweepProgress) -> pb::SweepStatus {
                 before_ci_high: d.before_ci.map(|c| c.1),
                 after_ci_low: d.after_ci.map(|c| c.0),
                 after_ci_high: d.after_ci.map(|c| c.1),
+                control_ci_low: d.control_ci.map(|c| c.0),
+                control_ci_high: d.control_ci.map(|c| c.1),
             })
             .collect(),
     }
@@ -672,6 +674,7 @@ pub fn progress_from_wire(s: pb::SweepStatus) -> SweepProgress {
                 n: d.n,
                 before_ci: d.before_ci_low.zip(d.before_ci_high),
                 after_ci: d.after_ci_low.zip(d.after_ci_high),
+                control_ci: d.control_ci_low.zip(d.control_ci_high),
             })
             .collect(),
     }
@@ -836,6 +839,7 @@ mod tests {
             n: Some(6),
             before_ci: Some((-2.0, -0.5)),
             after_ci: None,
+            control_ci: Some((-1.25, -0.75)),
         };
         let out = TaskOutput::Debias {
             rows: vec![row.clone()],

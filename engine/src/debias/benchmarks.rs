@@ -47,7 +47,11 @@ pub fn score_benchmarks(
     sets.iter()
         .filter(|s| control.is_none_or(|c| c < s.control_sets))
         .map(|s| {
-            tracing::info!(benchmark = %s.name, intervention, control = ?control, pairs = s.pairs.len(), "scoring benchmark");
+            if control.is_none() {
+                tracing::info!(benchmark = %s.name, intervention, pairs = s.pairs.len(), "scoring benchmark");
+            } else {
+                tracing::debug!(benchmark = %s.name, intervention, control = ?control, pairs = s.pairs.len(), "scoring benchmark");
+            }
             let scores = score_tokenized(
                 model,
                 &s.pairs,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{DebiasError, Result};
 use super::rng::SeededRng;
 use super::target::{Target, TargetKind};
+use crate::interval::mean_interval;
 
 /// The free sites of `kind` at `layer` (every head for heads, the layer itself otherwise).
 fn sites_at(kind: TargetKind, layer: usize, model: &ModelConfig) -> Vec<Option<usize>> {
@@ -135,6 +136,11 @@ pub struct ControlSummary {
     /// it + half the ties) / sets. Near 0: the located set gives a lower value than almost
     /// every random set; near 100: a higher one.
     pub percentile: f64,
+    /// A 95% interval of `mean` over the prompts: each prompt's (or pair's) value averaged
+    /// over the sets, then Student's t over those averages ([`Self::prompt_interval`]), the
+    /// same unit as the located set's `after` interval. `None` below two prompts.
+    #[serde(default)]
+    pub ci: Option<(f64, f64)>,
 }
 
 /// The `q` quantile (0..=1) of sorted values, numpy's default (linear) rule.
@@ -162,13 +168,42 @@ impl ControlSummary {
             p05: quantile(&sorted, 0.05),
             p95: quantile(&sorted, 0.95),
             percentile: 100.0 * (below + ties / 2.0) / n,
+            ci: None,
         })
+    }
+
+    /// The t interval over prompts of the per-prompt values averaged over the sets:
+    /// `per_set[s][u]` is set `s`'s value for prompt (or pair) `u`, every set over the same
+    /// units in the same order. `None` when the sets disagree on the units or have fewer
+    /// than two.
+    pub fn prompt_interval(per_set: &[&[f64]]) -> Option<(f64, f64)> {
+        let units = per_set.first()?.len();
+        if per_set.iter().any(|s| s.len() != units) {
+            return None;
+        }
+        let averaged: Vec<f64> = (0..units)
+            .map(|u| per_set.iter().map(|s| s[u]).sum::<f64>() / per_set.len() as f64)
+            .collect();
+        mean_interval(&averaged).1
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_interval_averages_each_prompt_over_the_sets() {
+        // Two sets over three prompts: the per-prompt means are 1, 2, 3.
+        let (a, b) = ([0.0, 2.0, 2.0], [2.0, 2.0, 4.0]);
+        let ci = ControlSummary::prompt_interval(&[&a, &b]).unwrap();
+        assert_eq!(ci, mean_interval(&[1.0, 2.0, 3.0]).1.unwrap());
+        // mean 2, sd 1, t(2) = 4.3027 (as tabulated): 2 ± 4.3027 / √3.
+        assert!((ci.1 - (2.0 + 4.3027 / 3f64.sqrt())).abs() < 1e-9, "{ci:?}");
+        assert_eq!(ControlSummary::prompt_interval(&[&a, &b[..2]]), None);
+        assert_eq!(ControlSummary::prompt_interval(&[&[1.0]]), None);
+        assert_eq!(ControlSummary::prompt_interval(&[]), None);
+    }
 
     #[test]
     fn quantiles_follow_numpys_linear_rule() {

@@ -31,6 +31,10 @@
 //!   every chunk;
 //! - `top1_agreement`: share of positions whose arg-max next token equals the unmodified
 //!   model's (1 before any intervention).
+//!
+//! Their n is the number of chunks, and their 95% intervals are Student's t over the chunks,
+//! taken as independent blocks of the text: over the chunks' mean negative log-likelihoods,
+//! exponentiated, for the perplexity; over the chunks' shares for the agreement.
 
 use candle_core::{Tensor, D};
 use patchsweep_model::{HookedTransformer, Unembed};
@@ -64,6 +68,13 @@ pub struct BiasMetrics {
     pub mean_abs_logit_diff_ci: Option<(f64, f64)>,
     pub stereotype_win_share_ci: Option<(f64, f64)>,
     pub total_effect_ci: Option<(f64, f64)>,
+    /// The values the figures average, in the pairs' order: `ld(clean)` per distinct clean
+    /// prompt (the two means), 1 or 0 per stereotyped clean prompt (won or not: the share)
+    /// and the total effect per anti-stereotypical swap. Two model states measured on the
+    /// same pairs have them unit for unit (the control's per-prompt interval needs that).
+    pub clean_logit_diffs: Vec<f64>,
+    pub stereotype_wins: Vec<f64>,
+    pub total_effects: Vec<f64>,
 }
 
 /// The answer-set readings of one prompt: `ld` and `log p(pos)/p(neg)`.
@@ -191,7 +202,7 @@ pub fn bias_metrics(
     let (mean_logit_diff, mean_logit_diff_ci) = mean_interval(&distinct);
     let abs: Vec<f64> = distinct.iter().map(|x| x.abs()).collect();
     let (mean_abs_logit_diff, mean_abs_logit_diff_ci) = mean_interval(&abs);
-    let (mut wins, mut n_st) = (0usize, 0usize);
+    let mut won = Vec::new();
     // A win reads the clean prompt only: a prompt with its answer sets counts once, however
     // many counterfactuals it has (its pairs would repeat the same outcome).
     let mut seen = std::collections::HashSet::new();
@@ -205,10 +216,7 @@ pub fn bias_metrics(
         };
         let m = &p.input.metric;
         if seen.insert((&p.input.clean_ids, &m.positive, &m.negative)) {
-            n_st += 1;
-            if s * c.logit_diff > 0.0 {
-                wins += 1;
-            }
+            won.push(if s * c.logit_diff > 0.0 { 1.0 } else { 0.0 });
         }
         if p.anti_stereotypical_swap {
             // y = p(anti)/p(stereo) = exp(-s * log_odds).
@@ -216,6 +224,7 @@ pub fn bias_metrics(
         }
     }
     let total = (!effects.is_empty()).then(|| mean_interval(&effects));
+    let (wins, n_st) = (won.iter().filter(|&&w| w > 0.0).count(), won.len());
     Ok(BiasMetrics {
         n_pairs: pairs.len(),
         n_stereotyped: n_st,
@@ -229,6 +238,9 @@ pub fn bias_metrics(
         mean_abs_logit_diff_ci,
         stereotype_win_share_ci: (n_st > 0).then(|| wilson_interval(wins, n_st)),
         total_effect_ci: total.and_then(|t| t.1),
+        clean_logit_diffs: distinct,
+        stereotype_wins: won,
+        total_effects: effects,
     })
 }
 
@@ -240,6 +252,41 @@ pub struct CapabilityRun {
     pub top1: Vec<u32>,
     /// Next-token predictions scored.
     pub predictions: usize,
+    /// Each chunk's mean next-token negative log-likelihood (chunks of 2 tokens or more):
+    /// the units of the perplexity's interval.
+    pub chunk_nll: Vec<f64>,
+    /// Each chunk's number of positions, in `top1`'s order.
+    pub chunk_positions: Vec<usize>,
+}
+
+impl CapabilityRun {
+    /// A 95% interval of the perplexity: Student's t over the chunks' mean negative
+    /// log-likelihoods, exponentiated. The chunks are consecutive pieces of one text, taken as
+    /// independent blocks (as a block bootstrap would); `None` below two chunks.
+    pub fn perplexity_interval(&self) -> Option<(f64, f64)> {
+        log_scale_interval(&self.chunk_nll)
+    }
+
+    /// The share of each chunk's positions whose arg-max token equals `base`'s there (`base`:
+    /// the unmodified model's run on the same chunks).
+    pub fn top1_agreement_by_chunk(&self, base: &[u32]) -> Result<Vec<f64>> {
+        top1_agreement(&self.top1, base)?;
+        let mut at = 0;
+        Ok(self
+            .chunk_positions
+            .iter()
+            .map(|&n| {
+                let (a, b) = (&self.top1[at..at + n], &base[at..at + n]);
+                at += n;
+                a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n.max(1) as f64
+            })
+            .collect())
+    }
+}
+
+/// The t interval of values on a log scale (e.g. negative log-likelihoods), exponentiated.
+pub fn log_scale_interval(logs: &[f64]) -> Option<(f64, f64)> {
+    mean_interval(logs).1.map(|(lo, hi)| (lo.exp(), hi.exp()))
 }
 
 /// Runs the neutral chunks with `edits` (at every position: chunks carry no labels).
@@ -254,6 +301,7 @@ pub fn capability(
     }
     let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
     let mut top1: Vec<Vec<u32>> = vec![Vec::new(); chunks.len()];
+    let mut chunk_nll: Vec<Option<f64>> = vec![None; chunks.len()];
     let (mut nll, mut count) = (0f64, 0usize);
     for group in by_length(&lens, max_batch) {
         let rows = Rows {
@@ -272,9 +320,13 @@ pub fn capability(
         let lsm = candle_nn::ops::log_softmax(&logits.narrow(1, 0, p - 1)?, D::Minus1)?;
         let targets: Vec<Vec<u32>> = group.iter().map(|&i| chunks[i][1..].to_vec()).collect();
         let targets = Tensor::new(targets, logits.device())?.unsqueeze(2)?;
-        let picked: Vec<f32> = lsm.gather(&targets, 2)?.flatten_all()?.to_vec1()?;
-        nll -= picked.iter().map(|&x| f64::from(x)).sum::<f64>();
-        count += picked.len();
+        let picked: Vec<Vec<f32>> = lsm.gather(&targets, 2)?.squeeze(2)?.to_vec2()?;
+        for (row, &i) in picked.iter().zip(&group) {
+            let sum: f64 = row.iter().map(|&x| f64::from(x)).sum();
+            nll -= sum;
+            count += row.len();
+            chunk_nll[i] = Some(-sum / row.len() as f64);
+        }
     }
     if count == 0 {
         return Err(DebiasError::Evaluation(
@@ -283,8 +335,10 @@ pub fn capability(
     }
     Ok(CapabilityRun {
         perplexity: (nll / count as f64).exp(),
+        chunk_positions: top1.iter().map(Vec::len).collect(),
         top1: top1.concat(),
         predictions: count,
+        chunk_nll: chunk_nll.into_iter().flatten().collect(),
     })
 }
 

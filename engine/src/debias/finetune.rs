@@ -172,25 +172,62 @@ fn batch_loss(
     total.ok_or_else(|| DebiasError::Finetune("an empty batch".into()))
 }
 
-/// Fine-tunes only the parameters `targets` own on `examples` (template prompts).
+/// One training step done, as `on_step` callbacks see it.
+#[derive(Debug, Clone, Copy)]
+pub struct FinetuneStep {
+    /// Steps done (1-based: the step just finished).
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f32,
+    /// Since training started.
+    pub elapsed: std::time::Duration,
+}
+
+impl FinetuneStep {
+    /// Logs a progress line at every tenth of the steps and at the last (the fine-tuning of
+    /// the selected components: a control set's would repeat it once per set).
+    pub fn log_at_tenths(&self) {
+        let every = (self.steps / 10).max(1);
+        if self.step.is_multiple_of(every) || self.step == self.steps {
+            let per_step = self.elapsed.as_secs_f64() / self.step as f64;
+            tracing::info!(
+                "fine-tuning: step {}/{}, loss {:.4}, {per_step:.2} s/step, {:.0} s left",
+                self.step,
+                self.steps,
+                self.loss,
+                per_step * (self.steps - self.step) as f64
+            );
+        }
+    }
+}
+
+/// Fine-tunes only the parameters `targets` own on `examples` (template prompts), calling
+/// `on_step` after each step.
 pub fn finetune(
     model: &HookedTransformer,
     targets: &[Target],
     examples: &[CdaExample],
     cfg: &FinetuneConfig,
+    on_step: &mut dyn FnMut(FinetuneStep),
 ) -> Result<FinetuneOutcome> {
-    train(model, targets, examples.len(), cfg, |tuned, batch| {
-        batch_loss(tuned, examples, batch, cfg.loss)
-    })
+    train(
+        model,
+        targets,
+        examples.len(),
+        cfg,
+        |tuned, batch| batch_loss(tuned, examples, batch, cfg.loss),
+        on_step,
+    )
 }
 
 /// Fine-tunes only the parameters `targets` own on corpus `sentences` (token ids) with the
-/// causal-LM loss (see the module doc).
+/// causal-LM loss (see the module doc), calling `on_step` after each step.
 pub fn finetune_on_sentences(
     model: &HookedTransformer,
     targets: &[Target],
     sentences: &[Vec<u32>],
     cfg: &FinetuneConfig,
+    on_step: &mut dyn FnMut(FinetuneStep),
 ) -> Result<FinetuneOutcome> {
     if let Some(i) = sentences.iter().position(|s| s.len() < 2) {
         return Err(DebiasError::Finetune(format!(
@@ -198,10 +235,17 @@ pub fn finetune_on_sentences(
             sentences[i].len()
         )));
     }
-    train(model, targets, sentences.len(), cfg, |tuned, batch| {
-        let rows: Vec<&[u32]> = batch.iter().map(|&i| sentences[i].as_slice()).collect();
-        sentence_loss(tuned, &rows)
-    })
+    train(
+        model,
+        targets,
+        sentences.len(),
+        cfg,
+        |tuned, batch| {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| sentences[i].as_slice()).collect();
+            sentence_loss(tuned, &rows)
+        },
+        on_step,
+    )
 }
 
 /// Mean causal-LM loss over every predicted token of `rows` (right-padded; differentiable).
@@ -255,6 +299,7 @@ fn train(
     n: usize,
     cfg: &FinetuneConfig,
     loss: impl Fn(&HookedTransformer, &[usize]) -> Result<Tensor>,
+    on_step: &mut dyn FnMut(FinetuneStep),
 ) -> Result<FinetuneOutcome> {
     if n == 0 {
         return Err(DebiasError::Finetune("no training examples".into()));
@@ -286,7 +331,6 @@ fn train(
     let mut cursor = 0;
     let mut losses = Vec::with_capacity(cfg.steps);
     let started = std::time::Instant::now();
-    let every = (cfg.steps / 10).max(1);
     for step in 0..cfg.steps {
         let mut batch = Vec::with_capacity(cfg.batch_size);
         while batch.len() < cfg.batch_size.min(n) {
@@ -317,15 +361,12 @@ fn train(
         }
         losses.push(value);
         opt.backward_step(&loss)?;
-        if (step + 1) % every == 0 || step + 1 == cfg.steps {
-            let per_step = started.elapsed().as_secs_f64() / (step + 1) as f64;
-            tracing::info!(
-                "fine-tuning: step {}/{}, loss {value:.4}, {per_step:.2} s/step, {:.0} s left",
-                step + 1,
-                cfg.steps,
-                per_step * (cfg.steps - step - 1) as f64
-            );
-        }
+        on_step(FinetuneStep {
+            step: step + 1,
+            steps: cfg.steps,
+            loss: value,
+            elapsed: started.elapsed(),
+        });
     }
     tracing::debug!(first = ?losses.first(), last = ?losses.last(), "fine-tuning done");
     Ok(FinetuneOutcome {

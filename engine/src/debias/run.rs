@@ -18,13 +18,14 @@ use super::deltas::{apply_deltas, save_deltas};
 use super::edit::{Edit, EditPositions};
 use super::error::{DebiasError, Result};
 use super::evaluate::{bias_metrics, capability, top1_agreement, BiasMetrics, CapabilityRun};
-use super::finetune::{cda_examples, finetune, finetune_on_sentences};
+use super::finetune::{cda_examples, finetune, finetune_on_sentences, FinetuneStep};
 use super::split::{DebiasPair, Split, SplitPart};
 use super::steering::{
     calibrate_offset, gender_directions, steering_edits, steering_layers, Calibration,
 };
 use super::target::{describe, Target};
 use crate::grid::PositionRef;
+use crate::interval::mean_interval;
 
 /// Everything a debias run reads besides its config.
 pub struct DebiasInputs<'a> {
@@ -69,10 +70,9 @@ pub struct DebiasMeasurement {
     /// `after - before`.
     pub delta: f64,
     /// What the bias metric averages over (the same before and after; see
-    /// [`super::evaluate`]); `None` for the neutral text's metrics.
+    /// [`super::evaluate`]); the neutral text's chunks for its metrics.
     pub n: Option<usize>,
-    /// 95% intervals of `before` and `after` (`None` where there is none: the neutral
-    /// text's metrics, a mean of fewer than two values).
+    /// 95% intervals of `before` and `after` (`None` below two prompts, pairs or chunks).
     pub before_ci: Option<(f64, f64)>,
     pub after_ci: Option<(f64, f64)>,
     /// `after` of the same intervention on each control set, summarised (`None` without
@@ -241,10 +241,14 @@ impl Context<'_> {
                     SteeringStrength::Fixed(x) => (x, 0.0, None),
                     SteeringStrength::Calibrated => {
                         let c = calibrate_offset(m, &dirs, &positions, &self.selection, batch)?;
-                        if c.zero_found {
-                            tracing::info!(intervention = %iv.name(), control = ?control, offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split");
+                        // A control set's calibration is logged at debug: 20 sets would
+                        // flood `run`'s output (`debias_v` keeps their results).
+                        if control.is_some() {
+                            tracing::debug!(intervention = %iv.name(), control = ?control, zero_found = c.zero_found, offset_gaps = c.offset, selection_before = c.before, selection_after = c.after, "steering centres of a control set calibrated");
+                        } else if c.zero_found {
+                            tracing::info!(intervention = %iv.name(), offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split");
                         } else {
-                            tracing::warn!(intervention = %iv.name(), control = ?control, offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split: no offset brings its mean logit difference to 0; the closest is used");
+                            tracing::warn!(intervention = %iv.name(), offset_gaps = c.offset, selection_before = c.before, selection_at_centre = c.at_centre, selection_after = c.after, "steering centres calibrated on the selection split: no offset brings its mean logit difference to 0; the closest is used");
                         }
                         let cal = SteeringCalibration {
                             intervention: iv.name(),
@@ -264,9 +268,16 @@ impl Context<'_> {
                     return Ok(plain(Vec::new()));
                 }
                 let name = iv.name();
+                // The selected components' training logs its steps; a control set's would
+                // repeat those lines once per set.
+                let mut on_step = |s: FinetuneStep| {
+                    if control.is_none() {
+                        s.log_at_tenths();
+                    }
+                };
                 let out = match &f.corpus {
                     CorpusConfig::Templates => {
-                        finetune(m, targets, &cda_examples(&self.selection), f)?
+                        finetune(m, targets, &cda_examples(&self.selection), f, &mut on_step)?
                     }
                     _ => {
                         let sentences = self.inputs.corpora.get(&name).ok_or_else(|| {
@@ -275,7 +286,7 @@ impl Context<'_> {
                                  (load_corpora)"
                             ))
                         })?;
-                        finetune_on_sentences(m, targets, sentences, f)?
+                        finetune_on_sentences(m, targets, sentences, f, &mut on_step)?
                     }
                 };
                 let artifact = match self.inputs.deltas_dir.filter(|_| control.unwrap_or(0) == 0) {
@@ -325,20 +336,27 @@ impl Context<'_> {
 }
 
 /// A measured value with what it averages over and its 95% interval, where it has them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Estimate {
     value: f64,
     n: Option<usize>,
     ci: Option<(f64, f64)>,
+    /// The per-prompt, per-pair or per-chunk values the interval is over: `value` is their
+    /// mean, or for the perplexity the exponential of their mean (`log_units`).
+    units: Vec<f64>,
+    log_units: bool,
 }
 
 impl Estimate {
-    fn bare(value: f64) -> Self {
-        Self {
-            value,
-            n: None,
-            ci: None,
-        }
+    /// The 95% interval of the same figure on control sets whose units are `per_set`: each
+    /// unit averaged over the sets, then Student's t (exponentiated for log units).
+    fn control_interval(&self, per_set: &[&[f64]]) -> Option<(f64, f64)> {
+        let ci = ControlSummary::prompt_interval(per_set)?;
+        Some(if self.log_units {
+            (ci.0.exp(), ci.1.exp())
+        } else {
+            ci
+        })
     }
 }
 
@@ -346,11 +364,13 @@ impl Estimate {
 type Figure = (&'static str, &'static str, Option<Estimate>);
 
 fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<Estimate>)> {
-    let of = |value: Option<f64>, n: usize, ci: Option<(f64, f64)>| {
+    let of = |value: Option<f64>, n: usize, ci: Option<(f64, f64)>, units: Vec<f64>| {
         value.map(|value| Estimate {
             value,
             n: Some(n),
             ci,
+            units,
+            log_units: false,
         })
     };
     vec![
@@ -360,6 +380,7 @@ fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<Estimate>)> {
                 Some(b.mean_logit_diff),
                 b.n_clean_prompts,
                 b.mean_logit_diff_ci,
+                b.clean_logit_diffs.clone(),
             ),
         ),
         (
@@ -368,6 +389,7 @@ fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<Estimate>)> {
                 Some(b.mean_abs_logit_diff),
                 b.n_clean_prompts,
                 b.mean_abs_logit_diff_ci,
+                b.clean_logit_diffs.iter().map(|x| x.abs()).collect(),
             ),
         ),
         (
@@ -376,11 +398,17 @@ fn bias_values(b: &BiasMetrics) -> Vec<(&'static str, Option<Estimate>)> {
                 b.stereotype_win_share,
                 b.n_stereotyped,
                 b.stereotype_win_share_ci,
+                b.stereotype_wins.clone(),
             ),
         ),
         (
             "total_effect",
-            of(b.total_effect, b.n_anti_swaps, b.total_effect_ci),
+            of(
+                b.total_effect,
+                b.n_anti_swaps,
+                b.total_effect_ci,
+                b.total_effects.clone(),
+            ),
         ),
     ]
 }
@@ -389,17 +417,39 @@ fn capability_values(
     c: &CapabilityRun,
     base_top1: &[u32],
 ) -> Result<Vec<(&'static str, Option<Estimate>)>> {
+    let agreement = c.top1_agreement_by_chunk(base_top1)?;
     Ok(vec![
-        ("perplexity", Some(Estimate::bare(c.perplexity))),
+        (
+            "perplexity",
+            Some(Estimate {
+                value: c.perplexity,
+                n: Some(c.chunk_nll.len()),
+                ci: c.perplexity_interval(),
+                units: c.chunk_nll.clone(),
+                log_units: true,
+            }),
+        ),
         (
             "top1_agreement",
-            Some(Estimate::bare(top1_agreement(&c.top1, base_top1)?)),
+            Some(Estimate {
+                value: top1_agreement(&c.top1, base_top1)?,
+                n: Some(agreement.len()),
+                ci: mean_interval(&agreement).1,
+                units: agreement,
+                log_units: false,
+            }),
         ),
     ])
 }
 
-/// Runs every intervention of `cfg` (see the module doc).
-pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOutcome> {
+/// Runs every intervention of `cfg` (see the module doc). `on_progress(done, total)` is
+/// called after each measured model state: the base model, then each intervention on the
+/// selected components and on each control set.
+pub fn run_debias(
+    cfg: &DebiasConfig,
+    inputs: &DebiasInputs,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<DebiasOutcome> {
     cfg.validate()?;
     for t in inputs
         .targets
@@ -427,6 +477,10 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         },
         &parts,
     )?;
+    let sets = inputs.controls.len();
+    let total = 1 + cfg.interventions.len() * (1 + sets);
+    let mut done = 1;
+    on_progress(done, total);
     let base_top1 = base.capability.top1.clone();
     let figures = |m: &Measured| -> Result<Vec<Figure>> {
         let mut out = Vec::new();
@@ -455,7 +509,7 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
     let mut artifacts = Vec::new();
     let mut benchmarks = Vec::new();
     let mut calibrations = Vec::new();
-    for iv in &cfg.interventions {
+    for (ivi, iv) in cfg.interventions.iter().enumerate() {
         let name = iv.name();
         tracing::info!(debias = %cfg.name, intervention = %name, components = %components, "intervening");
         let applied = ctx.apply(iv, inputs.targets, None)?;
@@ -463,6 +517,8 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
         benchmarks.extend(applied.benchmarks(inputs, &name, None)?);
         artifacts.extend(applied.artifact);
         calibrations.extend(applied.calibration);
+        done += 1;
+        on_progress(done, total);
         let mut controls = Vec::with_capacity(inputs.controls.len());
         // Steering edits whole layers, so its control steers at other layers: the first
         // set's layers, or `None` when the model has none left (all its layers selected; the
@@ -497,15 +553,27 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
             benchmarks.extend(applied.benchmarks(inputs, &name, Some(i))?);
             artifacts.extend(applied.artifact);
             calibrations.extend(applied.calibration);
+            done += 1;
+            on_progress(done, total);
+            if (i + 1).is_multiple_of((sets / 4).max(1)) || i + 1 == sets {
+                tracing::info!(
+                    "{}: `{name}` on control set {}/{sets} measured",
+                    cfg.name,
+                    i + 1
+                );
+            }
         }
-        for (i, &(split, metric, b)) in before.iter().enumerate() {
-            let (Some(b), Some(a)) = (b, after[i].2) else {
+        // A steering control with no layers left measures nothing: its units are done.
+        done = done.max(total - (cfg.interventions.len() - 1 - ivi) * (1 + sets));
+        on_progress(done, total);
+        for (i, (split, metric, b)) in before.iter().enumerate() {
+            let (Some(b), Some(a)) = (b, &after[i].2) else {
                 continue;
             };
-            let control_values: Vec<f64> = controls
-                .iter()
-                .filter_map(|c| c[i].2.map(|e| e.value))
-                .collect();
+            let measured: Vec<&Estimate> =
+                controls.iter().filter_map(|c| c[i].2.as_ref()).collect();
+            let control_values: Vec<f64> = measured.iter().map(|e| e.value).collect();
+            let control_units: Vec<&[f64]> = measured.iter().map(|e| e.units.as_slice()).collect();
             rows.push(DebiasMeasurement {
                 intervention: name.clone(),
                 components: components.clone(),
@@ -518,7 +586,10 @@ pub fn run_debias(cfg: &DebiasConfig, inputs: &DebiasInputs) -> Result<DebiasOut
                 n: b.n,
                 before_ci: b.ci,
                 after_ci: a.ci,
-                control: ControlSummary::of(&control_values, a.value),
+                control: ControlSummary::of(&control_values, a.value).map(|s| ControlSummary {
+                    ci: a.control_interval(&control_units),
+                    ..s
+                }),
             });
         }
     }

@@ -108,9 +108,10 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
             "INSERT INTO debias_results (sweep_id, debias, intervention, components, \
                   split, metric, before, after, control_after, control_components, task_id, \
                   control_sets, control_p05, control_p95, control_percentile, n, \
-                  before_ci_low, before_ci_high, after_ci_low, after_ci_high) \
+                  before_ci_low, before_ci_high, after_ci_low, after_ci_high, \
+                  control_ci_low, control_ci_high) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                  $16, $17, $18, $19, $20) \
+                  $16, $17, $18, $19, $20, $21, $22) \
                   ON CONFLICT DO NOTHING",
         )
         .bind(sweep_id)
@@ -133,6 +134,8 @@ pub(crate) async fn insert_debias_in<C: QueueConn>(
         .bind(r.before_ci.map(|c| c.1))
         .bind(r.after_ci.map(|c| c.0))
         .bind(r.after_ci.map(|c| c.1))
+        .bind(r.control_ci.map(|c| c.0))
+        .bind(r.control_ci.map(|c| c.1))
         .execute(tx)
         .await
         .map_err(db_error(STEP, url))?;

@@ -80,8 +80,8 @@ pub(crate) async fn progress_in<C: QueueConn>(
     .map_err(db_error(STEP, url))?;
     let figures: Vec<StoredFigure> = sql(
         "SELECT debias, intervention, split, metric, before, after, control_after, n, \
-         before_ci_low, before_ci_high, after_ci_low, after_ci_high \
-         FROM debias_results WHERE sweep_id = $1 \
+         before_ci_low, before_ci_high, after_ci_low, after_ci_high, control_ci_low, \
+         control_ci_high FROM debias_results WHERE sweep_id = $1 \
          ORDER BY debias, intervention, split, metric",
     )
     .bind(sweep_id)
@@ -163,8 +163,8 @@ where
 }
 
 /// A debias figure as the SELECT in [`progress_in`] reads it: debias, intervention, split,
-/// metric, before, after, control_after, n, then the low and high bounds of before's and
-/// after's intervals.
+/// metric, before, after, control_after, n, then the low and high bounds of before's,
+/// after's and the control's intervals.
 struct StoredFigure(DebiasFigure);
 
 impl<'r, R: Row> FromRow<'r, R> for StoredFigure
@@ -191,6 +191,7 @@ where
             n: row.try_get(7)?,
             before_ci: interval(8)?,
             after_ci: interval(10)?,
+            control_ci: interval(12)?,
         }))
     }
 }

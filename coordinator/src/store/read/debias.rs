@@ -26,6 +26,8 @@ pub struct RoundedDebiasRow {
     pub n: Option<i64>,
     pub before_ci: Option<(f64, f64)>,
     pub after_ci: Option<(f64, f64)>,
+    /// The control mean's 95% interval over prompts.
+    pub control_ci: Option<(f64, f64)>,
 }
 
 /// The components an intervention of a debias section changed, and its control's.
@@ -87,7 +89,8 @@ impl Store {
                 "SELECT debias, intervention, components, split, metric, before, after, \
                  control_after, control_components, control_sets, control_p05, control_p95, \
                  control_percentile, n, before_ci_low, before_ci_high, after_ci_low, \
-                 after_ci_high FROM debias_v WHERE sweep_id = $1 \
+                 after_ci_high, control_ci_low, control_ci_high FROM debias_v \
+                 WHERE sweep_id = $1 \
                  ORDER BY debias, metric, split, intervention",
                 &[Param::Int(sweep_id)],
             )
@@ -110,6 +113,7 @@ impl Store {
                 n: c.opt_int("n")?,
                 before_ci: c.opt_interval("before_ci_low", "before_ci_high")?,
                 after_ci: c.opt_interval("after_ci_low", "after_ci_high")?,
+                control_ci: c.opt_interval("control_ci_low", "control_ci_high")?,
             })
         })
     }
@@ -123,7 +127,7 @@ impl Store {
     ) -> Result<Vec<RoundedDebiasRow>, StoreError> {
         let sql = format!(
             "SELECT debias, intervention, split, metric, {}, {}, {}, {}, {}, {}, {}, \
-             control_sets, n, {}, {}, {}, {} FROM debias_v WHERE sweep_id = $1 \
+             control_sets, n, {}, {}, {}, {}, {}, {} FROM debias_v WHERE sweep_id = $1 \
              ORDER BY debias, intervention, split, metric",
             rounded("before", rounding),
             rounded("after", rounding),
@@ -136,6 +140,8 @@ impl Store {
             rounded("before_ci_high", rounding),
             rounded("after_ci_low", rounding),
             rounded("after_ci_high", rounding),
+            rounded("control_ci_low", rounding),
+            rounded("control_ci_high", rounding),
         );
         let r = self.fetch(&sql, &[Param::Int(sweep_id)]).await?;
         decode(&r, |c| {
@@ -155,6 +161,7 @@ impl Store {
                 n: c.opt_int("n")?,
                 before_ci: c.opt_interval("before_ci_low", "before_ci_high")?,
                 after_ci: c.opt_interval("after_ci_low", "after_ci_high")?,
+                control_ci: c.opt_interval("control_ci_low", "control_ci_high")?,
             })
         })
     }
