@@ -12,7 +12,8 @@
 //! at a later position or a higher layer then recomputes the unpatched positions before it
 //! and the unpatched blocks below it, which gives the same values as reading them from the
 //! cache. Packing across start layers is bounded: a row runs at most a quarter more blocks
-//! than its own ([`EXTRA_BLOCKS_DIVISOR`]), so the compute added stays small.
+//! than its own ([`EXTRA_BLOCKS_DIVISOR`]), and only rows starting at the forward's position
+//! or later join it (an earlier one would make every row run more positions).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,8 +116,8 @@ struct PackedForward {
 /// into chunks of at most `max_rows` rows, then consecutive chunks of one length `n` packed
 /// while the forward so far has fewer than `min_tokens` tokens, the rows still fit, and the
 /// chunk's start layer is close enough to the forward's (see [`EXTRA_BLOCKS_DIVISOR`]; the
-/// model has `n_layers` blocks). A packed forward starts at its rows' lowest layer and
-/// earliest position.
+/// model has `n_layers` blocks) and its position not earlier. A packed forward starts at its
+/// first chunk's layer and position, the lowest and earliest among its rows.
 fn pack(
     groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>>,
     packing: Packing,
@@ -127,15 +128,16 @@ fn pack(
     for ((n, layer, start), items) in groups {
         for chunk in items.chunks(max_rows) {
             if let Some(last) = out.last_mut() {
-                // Key order: a forward of the same length never starts above this chunk.
+                // Key order: a forward of the same length never starts above this chunk (and
+                // within one layer never at a later position).
                 let near = last.n == n
+                    && start >= last.start
                     && (layer - last.layer) * EXTRA_BLOCKS_DIVISOR
                         <= n_layers.saturating_sub(layer);
                 if near
                     && last.items.len() * (n - last.start) < packing.min_tokens
                     && last.items.len() + chunk.len() <= max_rows
                 {
-                    last.start = last.start.min(start);
                     last.items.extend_from_slice(chunk);
                     continue;
                 }
@@ -384,10 +386,11 @@ mod tests {
 
     #[test]
     fn small_forwards_pack_across_start_layers_within_a_quarter_more_blocks() {
-        // 10 blocks. Layer 0's forward (2 rows × 3 tokens) takes layer 1's chunk (1 extra
-        // block ≤ 9/4) and layer 2's (2 ≤ 8/4) from an earlier position, then not layer 3's
-        // (3 > 7/4): it starts its own, which layer 4's joins (1 ≤ 6/4). Layer 9 runs alone
-        // (5 extra blocks for 1 of its own), and so does the other length.
+        // 10 blocks. Layer 0's forward (2 rows × 3 tokens, from position 3) takes layer 1's
+        // chunk (1 extra block ≤ 9/4) but not layer 2's, which starts at an earlier position:
+        // that one starts a forward, which layer 3's joins (1 ≤ 7/4) but not layer 4's
+        // (2 > 6/4). Layer 9 runs alone (5 extra blocks for 1 of its own), and so does the
+        // other length.
         let g = groups(&[
             ((6, 0, 3), 2),
             ((6, 1, 3), 2),
@@ -407,7 +410,13 @@ mod tests {
         );
         assert_eq!(
             shape(&packed),
-            vec![(6, 0, 1, 6), (6, 3, 2, 4), (6, 9, 2, 2), (7, 9, 2, 2)]
+            vec![
+                (6, 0, 3, 4),
+                (6, 2, 1, 4),
+                (6, 4, 2, 2),
+                (6, 9, 2, 2),
+                (7, 9, 2, 2)
+            ]
         );
         let rows: Vec<usize> = packed
             .iter()
