@@ -81,7 +81,11 @@ impl Progress {
 
     /// Moves to `done` of `total` (for progress read from elsewhere, e.g. the database).
     /// The first reading is the base rates count from; the second prints the first rate.
+    /// Readings of a total of 0 (not known yet: a sweep still preparing) are skipped.
     pub fn set(&mut self, done: u64, total: u64) {
+        if total == 0 {
+            return;
+        }
         self.readings += 1;
         if total != self.total {
             self.total = total;
@@ -160,6 +164,17 @@ mod tests {
         // 10 patches in at least 50 ms: at most 200/s (it read 5 * 10^10/s before).
         let rate = p.rate(Instant::now()).expect("a rate after two readings");
         assert!(rate > 0.0 && rate <= 200.0, "{rate}/s");
+    }
+
+    #[test]
+    fn readings_before_the_total_is_known_are_skipped() {
+        // A sweep still preparing reads 0 of 0: no "sweep: 0/0" line, and not the base.
+        let mut p = Progress::new("sweep", 0, "patches");
+        p.set(0, 0);
+        p.set(0, 0);
+        assert_eq!(p.readings, 0);
+        p.set(5, 100);
+        assert_eq!((p.readings, p.done, p.total, p.base.0), (1, 5, 100, 5));
     }
 
     #[test]
