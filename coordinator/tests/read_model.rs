@@ -258,16 +258,7 @@ async fn stored_sweep(store: &Store) -> i64 {
             .map(|(p, part)| ("d".to_string(), p.to_string(), part.to_string()))
             .collect(),
     };
-    store
-        .complete_task(
-            "w",
-            prep.task_id,
-            prep.attempt,
-            &TaskOutput::Prepare(prepared),
-            &p,
-        )
-        .await
-        .unwrap();
+    complete_prepare(store, &prep, prepared).await;
     let all = effects();
     let (first, second) = all.split_at(all.len() / 2);
     for part in [first, second] {

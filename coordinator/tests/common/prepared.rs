@@ -5,7 +5,7 @@
 
 use patchsweep_api::{PrepareTask, TaskArgs};
 use patchsweep_coordinator::store::{
-    NewTask, PreparedSweep, QueuePolicy, Store, TaskOutput, WorkerInfo,
+    LeasedTask, NewTask, PreparedSweep, QueuePolicy, Store, TaskOutput, WorkerInfo,
 };
 
 /// Leases of `lease` seconds, a quick backoff, two attempts.
@@ -56,15 +56,20 @@ pub async fn submit_and_prepare(
         .unwrap();
     let prep = store.lease_tasks("w", "", 1, &p).await.unwrap().remove(0);
     assert_eq!(prep.kind().as_str(), "prepare");
+    complete_prepare(store, &prep, prepared).await;
+    id
+}
+
+/// Worker `w` completes its leased prepare task `prep` with `prepared`.
+pub async fn complete_prepare(store: &Store, prep: &LeasedTask, prepared: PreparedSweep) {
     store
         .complete_task(
             "w",
             prep.task_id,
             prep.attempt,
             &TaskOutput::Prepare(prepared),
-            &p,
+            &policy(),
         )
         .await
         .unwrap();
-    id
 }

@@ -264,13 +264,15 @@ impl CapabilityRun {
     /// log-likelihoods, exponentiated. The chunks are consecutive pieces of one text, taken as
     /// independent blocks (as a block bootstrap would); `None` below two chunks.
     pub fn perplexity_interval(&self) -> Option<(f64, f64)> {
-        log_scale_interval(&self.chunk_nll)
+        mean_interval(&self.chunk_nll)
+            .1
+            .map(|(lo, hi)| (lo.exp(), hi.exp()))
     }
 
     /// The share of each chunk's positions whose arg-max token equals `base`'s there (`base`:
     /// the unmodified model's run on the same chunks).
     pub fn top1_agreement_by_chunk(&self, base: &[u32]) -> Result<Vec<f64>> {
-        top1_agreement(&self.top1, base)?;
+        same_positions(&self.top1, base)?;
         let mut at = 0;
         Ok(self
             .chunk_positions
@@ -282,11 +284,6 @@ impl CapabilityRun {
             })
             .collect())
     }
-}
-
-/// The t interval of values on a log scale (e.g. negative log-likelihoods), exponentiated.
-pub fn log_scale_interval(logs: &[f64]) -> Option<(f64, f64)> {
-    mean_interval(logs).1.map(|(lo, hi)| (lo.exp(), hi.exp()))
 }
 
 /// Runs the neutral chunks with `edits` (at every position: chunks carry no labels).
@@ -344,6 +341,12 @@ pub fn capability(
 
 /// Share of positions where two runs' arg-max tokens agree.
 pub fn top1_agreement(a: &[u32], b: &[u32]) -> Result<f64> {
+    same_positions(a, b)?;
+    Ok(a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64)
+}
+
+/// Two runs' arg-max tokens can be compared: the same positive number of positions.
+fn same_positions(a: &[u32], b: &[u32]) -> Result<()> {
     if a.len() != b.len() || a.is_empty() {
         return Err(DebiasError::Evaluation(format!(
             "top-1 agreement of runs with {} and {} positions",
@@ -351,5 +354,5 @@ pub fn top1_agreement(a: &[u32], b: &[u32]) -> Result<f64> {
             b.len()
         )));
     }
-    Ok(a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64)
+    Ok(())
 }

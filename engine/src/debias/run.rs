@@ -585,8 +585,9 @@ pub fn run_debias(
                 );
             }
         }
-        // A steering control with no layers left measures nothing: its units are done.
-        done = done.max(total - (cfg.interventions.len() - 1 - ivi) * (1 + sets));
+        // This intervention's units are done (a steering control with no layers left
+        // measures nothing).
+        done = 1 + (ivi + 1) * (1 + sets);
         on_progress(done, total);
         for (i, (split, metric, b)) in before.iter().enumerate() {
             let (Some(b), Some(a)) = (b, &after[i].2) else {
