@@ -13,13 +13,32 @@ fn eta(p: &SweepProgress) -> String {
     }
 }
 
+/// The rate and what it is over: while the sweep runs, the rate so far and the time left;
+/// once it has ended, the rate over its whole time, which includes the debias tasks that
+/// run after the patches (so it reads lower than the patching rate `run` reports).
+fn rate(p: &SweepProgress) -> String {
+    if !p.is_final() {
+        return format!("{:.0}/s, ETA {}", p.patches_per_second(), eta(p));
+    }
+    format!(
+        "{:.0}/s over the sweep's {:.1}s{}",
+        p.patches_per_second(),
+        p.elapsed_seconds,
+        if p.debias.is_empty() {
+            ""
+        } else {
+            ", debias tasks included"
+        }
+    )
+}
+
 /// One line: state, computed/total patches (and how many of them are in running tasks),
 /// rate, ETA, workers, failures.
 pub fn line(p: &SweepProgress) -> String {
     let t = &p.tasks;
     let running = p.patches_reached() - p.patches_done;
     format!(
-        "sweep {} [{}] {}/{} patches{} ({:.0}/s, ETA {}), tasks {}/{} done, {} running, \
+        "sweep {} [{}] {}/{} patches{} ({}), tasks {}/{} done, {} running, \
          {} failed, {} workers, {} retries, {} stale results refused",
         p.sweep_id,
         p.state,
@@ -30,8 +49,7 @@ pub fn line(p: &SweepProgress) -> String {
         } else {
             String::new()
         },
-        p.patches_per_second(),
-        eta(p),
+        rate(p),
         t.done,
         t.total(),
         t.leased,
@@ -99,9 +117,8 @@ mod tests {
     use super::*;
     use patchsweep_api::DebiasFigure;
 
-    #[test]
-    fn the_status_block_shows_each_debias_figure_with_n_and_intervals() {
-        let figure = |split: &str, n, ci: Option<(f64, f64)>| DebiasFigure {
+    fn figure(split: &str, n: Option<i64>, ci: Option<(f64, f64)>) -> DebiasFigure {
+        DebiasFigure {
             debias: "top".into(),
             intervention: "ablation".into(),
             split: split.into(),
@@ -113,7 +130,37 @@ mod tests {
             before_ci: ci,
             after_ci: None,
             control_ci: ci.map(|_| (-1.5, -0.75)),
+        }
+    }
+
+    #[test]
+    fn an_ended_sweep_says_what_its_rate_is_over() {
+        let mut p = SweepProgress {
+            state: "running".into(),
+            patches_total: 1000,
+            patches_done: 500,
+            elapsed_seconds: 2.0,
+            ..SweepProgress::default()
         };
+        assert!(line(&p).contains("(250/s, ETA 2s)"), "{}", line(&p));
+        p.state = "done".into();
+        p.patches_done = 1000;
+        p.elapsed_seconds = 20.0;
+        assert!(
+            line(&p).contains("(50/s over the sweep's 20.0s)"),
+            "{}",
+            line(&p)
+        );
+        p.debias.push(figure("heldout", None, None));
+        assert!(
+            line(&p).contains("(50/s over the sweep's 20.0s, debias tasks included)"),
+            "{}",
+            line(&p)
+        );
+    }
+
+    #[test]
+    fn the_status_block_shows_each_debias_figure_with_n_and_intervals() {
         let p = SweepProgress {
             debias: vec![
                 figure("heldout", Some(10), Some((-2.0, -0.5))),

@@ -62,8 +62,9 @@ pub struct SweepSpec {
     pub device: String,
     #[serde(default = "default_dtype")]
     pub dtype: String,
-    /// Rows per batched forward; unset, a GPU worker plans it from its free memory and the
-    /// CPU takes [`DEFAULT_BATCH_SIZE`] (see [`SweepSpec::batch_size`]).
+    /// Rows per batched forward; unset, a GPU worker plans it from its free memory and a CPU
+    /// worker from its longest prompt (`patchsweep_engine::experiment::cpu_rows`: about a
+    /// thousand tokens, at least [`DEFAULT_BATCH_SIZE`] rows; see [`SweepSpec::batch_size`]).
     #[serde(default, rename = "batch_size")]
     pub fixed_batch_size: Option<usize>,
     pub metric: MetricSpec,

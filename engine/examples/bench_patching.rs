@@ -1,7 +1,8 @@
 //! Patching throughput on SmolLM2, for bench/patching_vs_tl.py (prints one JSON line).
 //!
-//! cargo run --release -p patchsweep-engine --example bench_patching -- N_PAIRS [MIN_FORWARD_TOKENS]
-//! (MIN_FORWARD_TOKENS: the engine's packing floor, default the CPU's; 0 never packs).
+//! cargo run --release -p patchsweep-engine --example bench_patching -- N_PAIRS [MIN_FORWARD_TOKENS [MAX_ROWS]]
+//! (MIN_FORWARD_TOKENS: the engine's packing floor, default (or `-`) the CPU's; 0 never packs
+//! across positions. MAX_ROWS: rows per forward, default a CPU worker's for these prompts).
 //! Also prints `matmul_gflops`: candle's best f32 matmul rate here, over square products and
 //! the model's own shapes (the ceiling the patching efficiency is measured against).
 //! Pairs: the professions dataset, template "said_that", in dataset order (the first pair is
@@ -11,7 +12,7 @@
 use std::time::Instant;
 
 use patchsweep_engine::dataset::{professions, tokenize_pairs, ProfessionsOptions};
-use patchsweep_engine::experiment::{Direction, Engine, Experiment, Method, PairInput};
+use patchsweep_engine::experiment::{cpu_rows, Direction, Engine, Experiment, Method, PairInput};
 use patchsweep_engine::grid::{Component, Grid, Positions};
 use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_model::{load, Forward, Input, LoadOptions, ModelSpec, NoHook, Unembed};
@@ -50,9 +51,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let mut engine = Engine::new(&m.model);
-    if let Some(min) = std::env::args().nth(2) {
+    if let Some(min) = std::env::args().nth(2).filter(|a| a != "-") {
         engine.min_forward_tokens = min.parse()?;
     }
+    // Rows per forward as a CPU worker plans them when the spec fixes none.
+    engine.max_batch = match std::env::args().nth(3) {
+        Some(rows) => rows.parse()?,
+        None => cpu_rows(pairs[0].clean_ids.len(), engine.max_batch),
+    };
     let baselines = engine.baselines(&pairs)?;
     let tokens = m
         .model

@@ -1,25 +1,25 @@
 //! Activation patching, fast path. A cell patched at layer `L` and position `p` cannot
-//! change anything below `L` nor any position before `p` (causal attention), so its forward
-//! starts at block `L` from the cached residual, runs only positions `p..`, and reads the
-//! earlier positions' keys and values from the cache. Cells that start at the same
-//! `(length, L, p)` — across pairs and components — share one batched forward, each row
-//! carrying its own patch through one mask; only the last position is unembedded.
+//! change anything below `L` nor any position before `p` (causal attention), so its row
+//! enters the forward at block `L` from the cached residual, runs only positions `p..`, and
+//! reads the earlier positions' keys and values from the cache. Cells of one prompt length
+//! and start position share one batched forward across pairs, components and layers: the
+//! forward starts at the lowest layer among them and the rows of higher layers join it at
+//! their own block ([`Join`]), so every block runs exactly the rows that need it, in one
+//! product per weight. Each row carries its own patch through one mask; only the last
+//! position is unembedded.
 //!
 //! A forward of few tokens is bound by reading the weights, not by arithmetic (on a GPU
 //! below a few thousand tokens, on a CPU below some tens): such forwards of one length are
-//! packed together, starting at the earliest position and the lowest start layer among
-//! them, up to [`Packing::min_tokens`] tokens and [`Packing::max_rows`] rows. A row patched
-//! at a later position or a higher layer then recomputes the unpatched positions before it
-//! and the unpatched blocks below it, which gives the same values as reading them from the
-//! cache. Packing across start layers is bounded: a row runs at most a quarter more blocks
-//! than its own ([`EXTRA_BLOCKS_DIVISOR`]), and only rows starting at the forward's position
-//! or later join it (an earlier one would make every row run more positions).
+//! packed with those of the next start positions, up to [`Packing::min_tokens`] tokens and
+//! [`Packing::max_rows`] rows. A row patched at a later position then recomputes the
+//! unpatched positions before it, which gives the same values as reading them from the
+//! cache.
 
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Tensor};
 use patchsweep_model::{
-    Forward, HookPoint, HookedTransformer, Input, LayerKv, MaskedPatch, Patcher, Unembed,
+    Forward, HookPoint, HookedTransformer, Input, Join, LayerKv, MaskedPatch, Patcher, Unembed,
 };
 
 use crate::error::Result;
@@ -45,14 +45,10 @@ pub struct PairJob<'a> {
 pub struct Packing {
     /// Rows per forward at most.
     pub max_rows: usize,
-    /// Forwards of fewer tokens (rows × positions run) than this are packed with the next
-    /// ones of the same length and start layer; 0 never packs.
+    /// Forwards of fewer tokens (rows × positions run) than this take in the rows of the
+    /// next start positions of the same length; 0 never packs across positions.
     pub min_tokens: usize,
 }
-
-/// A row joins a forward that starts below its own start layer only if the blocks it runs
-/// in extra are at most 1/`EXTRA_BLOCKS_DIVISOR` of the blocks it needs (`n_layers - L`).
-pub const EXTRA_BLOCKS_DIVISOR: usize = 4;
 
 /// The metric of the patched run for every cell: `values[job][cell]`.
 pub fn patch_values(
@@ -84,7 +80,7 @@ pub fn patch_values(
                 continue;
             }
             groups
-                .entry((job.n_tokens, cell.start_layer(), start))
+                .entry((job.n_tokens, start, cell.start_layer()))
                 .or_default()
                 .push((j, c));
         }
@@ -92,101 +88,127 @@ pub fn patch_values(
     progress(unchanged);
     let mut bases = Stacked::new(jobs.iter().map(|j| j.base).collect());
     let mut sources = Stacked::new(jobs.iter().map(|j| j.source).collect());
-    for forward in pack(groups, packing, model.cfg.n_layers) {
-        let out = run_chunk(model, jobs, &mut bases, &mut sources, &forward)?;
-        for (&(j, c), v) in forward.items.iter().zip(out) {
-            values[j][c] = v;
+    for forward in pack(groups, packing) {
+        let out = run_forward(model, jobs, &mut bases, &mut sources, &forward)?;
+        for (row, v) in forward.rows.iter().zip(out) {
+            values[row.job][row.cell] = v;
         }
-        progress(forward.items.len());
+        progress(forward.rows.len());
     }
     Ok(values)
 }
 
-/// One batched forward: rows `(job, cell)` of `n` tokens run from block `layer`, positions
-/// `start..n`.
+/// One row of a batched forward: cell `cell` of job `job`, entering at block `layer`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    job: usize,
+    cell: usize,
+    layer: usize,
+}
+
+/// One batched forward over rows of `n` tokens, positions `start..n`; its rows come by
+/// ascending layer, the first ones starting the forward, the others joining at theirs.
 #[derive(Debug, PartialEq)]
 struct PackedForward {
     n: usize,
-    layer: usize,
     start: usize,
-    items: Vec<(usize, usize)>,
+    rows: Vec<Row>,
 }
 
-/// The forwards that run `groups` (keyed `(n, layer, start)`, in key order): each group cut
-/// into chunks of at most `max_rows` rows, then consecutive chunks of one length `n` packed
-/// while the forward so far has fewer than `min_tokens` tokens, the rows still fit, and the
-/// chunk's start layer is close enough to the forward's (see [`EXTRA_BLOCKS_DIVISOR`]; the
-/// model has `n_layers` blocks) and its position not earlier. A packed forward starts at its
-/// first chunk's layer and position, the lowest and earliest among its rows.
+impl PackedForward {
+    /// The layer the forward starts at.
+    fn layer(&self) -> usize {
+        self.rows[0].layer
+    }
+}
+
+/// The forwards that run `groups` (keyed `(n, start, layer)`, in key order): consecutive
+/// groups of one length and start position fill a forward up to `max_rows` rows (a group
+/// larger than that is cut); a forward of fewer than `min_tokens` tokens also takes in the
+/// next start positions' rows. Each forward starts at the earliest position among its rows.
 fn pack(
     groups: BTreeMap<(usize, usize, usize), Vec<(usize, usize)>>,
     packing: Packing,
-    n_layers: usize,
 ) -> Vec<PackedForward> {
     let max_rows = packing.max_rows.max(1);
     let mut out: Vec<PackedForward> = Vec::new();
-    for ((n, layer, start), items) in groups {
-        for chunk in items.chunks(max_rows) {
-            if let Some(last) = out.last_mut() {
-                // Key order: a forward of the same length never starts above this chunk (and
-                // within one layer never at a later position).
-                let near = last.n == n
-                    && start >= last.start
-                    && (layer - last.layer) * EXTRA_BLOCKS_DIVISOR
-                        <= n_layers.saturating_sub(layer);
-                if near
-                    && last.items.len() * (n - last.start) < packing.min_tokens
-                    && last.items.len() + chunk.len() <= max_rows
-                {
-                    last.items.extend_from_slice(chunk);
-                    continue;
-                }
-            }
-            out.push(PackedForward {
-                n,
-                layer,
-                start,
-                items: chunk.to_vec(),
+    for ((n, start, layer), items) in groups {
+        let mut items = items
+            .iter()
+            .map(|&(job, cell)| Row { job, cell, layer })
+            .peekable();
+        while items.peek().is_some() {
+            let fits = out.last().is_some_and(|last| {
+                last.n == n
+                    && last.rows.len() < max_rows
+                    && (last.start == start
+                        || last.rows.len() * (n - last.start) < packing.min_tokens)
             });
+            if !fits {
+                out.push(PackedForward {
+                    n,
+                    start,
+                    rows: Vec::new(),
+                });
+            }
+            let last = out.last_mut().expect("a forward was just pushed");
+            let room = max_rows - last.rows.len();
+            last.rows.extend(items.by_ref().take(room));
         }
+    }
+    for forward in &mut out {
+        forward.rows.sort_by_key(|r| r.layer);
     }
     out
 }
 
 /// Runs one packed forward; `bases` and `sources` stack the jobs' runs (row `j` is job `j`).
-fn run_chunk(
+fn run_forward(
     model: &HookedTransformer,
     jobs: &[PairJob],
     bases: &mut Stacked,
     sources: &mut Stacked,
     forward: &PackedForward,
 ) -> Result<Vec<f32>> {
-    let PackedForward {
-        n,
-        layer,
-        start,
-        items: ref chunk,
-    } = *forward;
+    let (n, start, layer) = (forward.n, forward.start, forward.layer());
     let len = n - start;
-    let rows = row_index(chunk.iter().map(|&(j, _)| j), model.device())?;
-    let residual = bases
-        .rows(Part::ResidPre(layer), &rows)?
-        .narrow(1, start, len)?;
+    let rows = row_index(forward.rows.iter().map(|r| r.job), model.device())?;
+    // Rows entering at each layer, as (layer, first row, count), by ascending layer.
+    let mut entries: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, row) in forward.rows.iter().enumerate() {
+        match entries.last_mut() {
+            Some(e) if e.0 == row.layer => e.2 += 1,
+            _ => entries.push((row.layer, i, 1)),
+        }
+    }
+    let mut residuals = Vec::with_capacity(entries.len());
+    for &(l, first, count) in &entries {
+        let idx = rows.narrow(0, first, count)?;
+        residuals.push(bases.rows(Part::ResidPre(l), &idx)?.narrow(1, start, len)?);
+    }
+    let joins: Vec<Join> = entries[1..]
+        .iter()
+        .zip(&residuals[1..])
+        .map(|(&(layer, _, _), resid_pre)| Join { layer, resid_pre })
+        .collect();
     let past: Option<Vec<LayerKv>> = if start > 0 {
         Some(
             (0..model.cfg.n_layers)
                 .map(|l| {
-                    if l < layer {
+                    // The rows in the batch at block `l`: those entering at or below it.
+                    let active: usize = entries.iter().filter(|e| e.0 <= l).map(|e| e.2).sum();
+                    if active == 0 {
                         // Blocks below the start are never run; any tensor of the right length will do.
-                        let kv = &jobs[chunk[0].0].base.kv[l];
+                        let kv = &jobs[forward.rows[0].job].base.kv[l];
                         Ok(LayerKv {
                             k: kv.k.narrow(2, 0, start)?,
                             v: kv.v.narrow(2, 0, start)?,
                         })
                     } else {
+                        let idx = rows.narrow(0, 0, active)?;
                         Ok(LayerKv {
-                            k: bases.rows(Part::Keys(l), &rows)?.narrow(2, 0, start)?,
-                            v: bases.rows(Part::Values(l), &rows)?.narrow(2, 0, start)?,
+                            k: bases.rows(Part::Keys(l), &idx)?.narrow(2, 0, start)?,
+                            v: bases.rows(Part::Values(l), &idx)?.narrow(2, 0, start)?,
                         })
                     }
                 })
@@ -195,13 +217,14 @@ fn run_chunk(
     } else {
         None
     };
-    let sites: Vec<&[Site]> = chunk
+    let sites: Vec<&[Site]> = forward
+        .rows
         .iter()
-        .map(|&(j, c)| jobs[j].cells[c].sites.as_slice())
+        .map(|r| jobs[r.job].cells[r.cell].sites.as_slice())
         .collect();
     let patches = masked_patches(sources, &rows, &sites, start, len)?;
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
-    let metrics: Vec<&Metric> = chunk.iter().map(|&(j, _)| jobs[j].metric).collect();
+    let metrics: Vec<&Metric> = forward.rows.iter().map(|r| jobs[r.job].metric).collect();
     // Unembed only the answer tokens when the metrics allow it.
     let subset: Option<Vec<u32>> = (!metrics.iter().any(|m| m.needs_full_vocab())).then(|| {
         let mut ids: Vec<u32> = metrics
@@ -215,12 +238,13 @@ fn run_chunk(
     let out = model.forward(
         Input::Residual {
             layer,
-            resid_pre: &residual,
+            resid_pre: &residuals[0],
         },
         &mut patcher,
         Forward {
             unembed: Unembed::Last,
             past: past.as_deref(),
+            joins: &joins,
             vocab_subset: subset.as_deref(),
             ..Forward::default()
         },
@@ -321,133 +345,80 @@ mod tests {
             .collect()
     }
 
-    fn shape(forwards: &[PackedForward]) -> Vec<(usize, usize, usize, usize)> {
+    /// Per forward: (length, start position, the layer of each row).
+    fn shape(forwards: &[PackedForward]) -> Vec<(usize, usize, Vec<usize>)> {
         forwards
             .iter()
-            .map(|f| (f.n, f.layer, f.start, f.items.len()))
+            .map(|f| (f.n, f.start, f.rows.iter().map(|r| r.layer).collect()))
             .collect()
     }
 
+    fn packing(max_rows: usize, min_tokens: usize) -> Packing {
+        Packing {
+            max_rows,
+            min_tokens,
+        }
+    }
+
     #[test]
-    fn without_a_token_floor_every_group_is_cut_by_rows_alone() {
-        let g = groups(&[((6, 0, 2), 5), ((6, 0, 3), 5), ((6, 1, 2), 3)]);
-        let packed = pack(
-            g,
-            Packing {
-                max_rows: 4,
-                min_tokens: 0,
-            },
-            30,
-        );
+    fn rows_of_one_start_share_forwards_across_layers_up_to_the_row_limit() {
+        let g = groups(&[((6, 2, 0), 5), ((6, 2, 1), 3), ((6, 3, 0), 5)]);
         assert_eq!(
-            shape(&packed),
+            shape(&pack(g, packing(4, 0))),
             vec![
-                (6, 0, 2, 4),
-                (6, 0, 2, 1),
-                (6, 0, 3, 4),
-                (6, 0, 3, 1),
-                (6, 1, 2, 3)
+                (6, 2, vec![0, 0, 0, 0]),
+                (6, 2, vec![0, 1, 1, 1]),
+                (6, 3, vec![0, 0, 0, 0]),
+                (6, 3, vec![0]),
             ]
         );
     }
 
     #[test]
-    fn small_forwards_of_one_layer_and_length_pack_from_the_earliest_start() {
-        // Two blocks: a row of layer 1 never joins one of layer 0 (1 extra block > 1/4 of 1).
-        // 2 rows × 4 tokens = 8 < 20: the next start's rows join; 4 rows × 4 = 16 < 20: the
-        // third joins too; then 6 × 4 = 24, so the fourth starts a forward of its own.
-        let g = groups(&[
-            ((6, 0, 2), 2),
-            ((6, 0, 3), 2),
-            ((6, 0, 4), 2),
-            ((6, 0, 5), 2),
-            ((6, 1, 2), 2),
-            ((7, 1, 2), 2),
-        ]);
-        let packed = pack(
-            g,
-            Packing {
-                max_rows: 64,
-                min_tokens: 20,
-            },
-            2,
-        );
-        assert_eq!(
-            shape(&packed),
-            vec![(6, 0, 2, 6), (6, 0, 5, 2), (6, 1, 2, 2), (7, 1, 2, 2)]
-        );
-        // every row is run exactly once, in order
-        let rows: Vec<usize> = packed
-            .iter()
-            .flat_map(|f| f.items.iter().map(|i| i.0))
-            .collect();
-        assert_eq!(rows, (0..12).collect::<Vec<_>>());
+    fn a_forward_joins_rows_by_ascending_layer_whatever_the_key_order() {
+        // start 2 at layers 0 and 5, then start 3 at layer 1 taken in (1 × 4 tokens < 20)
+        let g = groups(&[((6, 2, 0), 1), ((6, 2, 5), 1), ((6, 3, 1), 1)]);
+        let packed = pack(g, packing(64, 20));
+        assert_eq!(shape(&packed), vec![(6, 2, vec![0, 1, 5])]);
+        let jobs: Vec<usize> = packed[0].rows.iter().map(|r| r.job).collect();
+        assert_eq!(jobs, vec![0, 2, 1], "each row keeps its cell");
     }
 
     #[test]
-    fn small_forwards_pack_across_start_layers_within_a_quarter_more_blocks() {
-        // 10 blocks. Layer 0's forward (2 rows × 3 tokens, from position 3) takes layer 1's
-        // chunk (1 extra block ≤ 9/4) but not layer 2's, which starts at an earlier position:
-        // that one starts a forward, which layer 3's joins (1 ≤ 7/4) but not layer 4's
-        // (2 > 6/4). Layer 9 runs alone (5 extra blocks for 1 of its own), and so does the
-        // other length.
+    fn small_forwards_of_one_length_take_in_the_next_start_positions() {
+        // 2 rows × 4 tokens = 8 < 20: start 3's rows join; 4 rows × 4 = 16 < 20: start 4's
+        // too; then 6 × 4 = 24, so start 5 has a forward of its own, and so has length 7.
         let g = groups(&[
-            ((6, 0, 3), 2),
-            ((6, 1, 3), 2),
-            ((6, 2, 1), 2),
-            ((6, 3, 2), 2),
-            ((6, 4, 2), 2),
-            ((6, 9, 2), 2),
-            ((7, 9, 2), 2),
+            ((6, 2, 0), 2),
+            ((6, 3, 0), 2),
+            ((6, 4, 1), 2),
+            ((6, 5, 0), 2),
+            ((7, 2, 1), 2),
         ]);
-        let packed = pack(
-            g,
-            Packing {
-                max_rows: 64,
-                min_tokens: 64,
-            },
-            10,
-        );
+        let packed = pack(g, packing(64, 20));
         assert_eq!(
             shape(&packed),
             vec![
-                (6, 0, 3, 4),
-                (6, 2, 1, 4),
-                (6, 4, 2, 2),
-                (6, 9, 2, 2),
-                (7, 9, 2, 2)
+                (6, 2, vec![0, 0, 0, 0, 1, 1]),
+                (6, 5, vec![0, 0]),
+                (7, 2, vec![1, 1])
             ]
         );
         let rows: Vec<usize> = packed
             .iter()
-            .flat_map(|f| f.items.iter().map(|i| i.0))
+            .flat_map(|f| f.rows.iter().map(|r| r.job))
             .collect();
-        assert_eq!(
-            rows,
-            (0..14).collect::<Vec<_>>(),
-            "every row once, in order"
-        );
-        // A full forward takes nobody, whatever the layer.
-        let g = groups(&[((6, 0, 0), 20), ((6, 0, 1), 1), ((6, 1, 1), 1)]);
-        let full = Packing {
-            max_rows: 64,
-            min_tokens: 100,
-        };
-        assert_eq!(shape(&pack(g, full, 30)), vec![(6, 0, 0, 20), (6, 0, 1, 2)]);
+        assert_eq!(rows, (0..10).collect::<Vec<_>>(), "every row once");
+        // Without a token floor no start position takes in another's rows.
+        let g = groups(&[((6, 2, 0), 2), ((6, 3, 0), 2)]);
+        assert_eq!(pack(g, packing(64, 0)).len(), 2);
     }
 
     #[test]
     fn packing_never_exceeds_the_row_limit() {
-        let g = groups(&[((6, 0, 1), 3), ((6, 0, 2), 3), ((6, 0, 3), 3)]);
-        let packed = pack(
-            g,
-            Packing {
-                max_rows: 4,
-                min_tokens: 1000,
-            },
-            30,
-        );
-        assert!(packed.iter().all(|f| f.items.len() <= 4), "{packed:?}");
-        assert_eq!(packed.iter().map(|f| f.items.len()).sum::<usize>(), 9);
+        let g = groups(&[((6, 1, 0), 3), ((6, 2, 0), 3), ((6, 3, 0), 3)]);
+        let packed = pack(g, packing(4, 1000));
+        assert!(packed.iter().all(|f| f.rows.len() <= 4), "{packed:?}");
+        assert_eq!(packed.iter().map(|f| f.rows.len()).sum::<usize>(), 9);
     }
 }

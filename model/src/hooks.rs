@@ -250,6 +250,9 @@ pub struct Patch {
 /// A patch given by an explicit mask: entries where `mask` (u8, broadcastable to the hook's
 /// shape) is non-zero take `value`'s. For many different patches in one batch (one per row),
 /// one mask and one stacked value replace the whole set at the cost of a single select.
+/// In a forward whose rows join at later blocks ([`crate::Join`]) a hook may see fewer rows
+/// than the patch holds: row `r` of the patch is row `r` of the batch, and the patch's rows
+/// beyond the batch (rows not yet joined) are left out.
 #[derive(Debug, Clone)]
 pub struct MaskedPatch {
     pub point: HookPoint,
@@ -314,6 +317,15 @@ impl Hook for Patcher<'_> {
 /// `old` with the entries where `mask` is non-zero replaced by `new`'s.
 pub fn apply_mask(point: HookPoint, old: &Tensor, mask: &Tensor, new: &Tensor) -> Result<Tensor> {
     let dims = old.dims();
+    let rows = dims.first().copied().unwrap_or(0);
+    // Rows not yet in the batch (see `MaskedPatch`).
+    let first_rows = |t: &Tensor| -> Result<Tensor> {
+        Ok(match t.dims().first() {
+            Some(&n) if t.rank() == dims.len() && n > rows => t.narrow(0, 0, rows)?,
+            _ => t.clone(),
+        })
+    };
+    let (mask, new) = (&first_rows(mask)?, &first_rows(new)?);
     let fit = |t: &Tensor, what: &str| {
         t.broadcast_as(dims).map_err(|e| ModelError::BadHook {
             hook: point.to_string(),

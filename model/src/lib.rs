@@ -35,5 +35,5 @@ pub use hooks::{
 };
 pub use load::{load, LoadOptions, LoadedModel, ModelSpec};
 pub use tokenizer::Tokenizer;
-pub use transformer::{Forward, ForwardOutput, HookedTransformer, Input, LayerKv, Unembed};
+pub use transformer::{Forward, ForwardOutput, HookedTransformer, Input, Join, LayerKv, Unembed};
 pub use weights::{TensorSource, Weights};

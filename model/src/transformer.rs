@@ -1,6 +1,7 @@
 //! The hooked LLaMA-family transformer: one forward pass that calls a [`Hook`] at every
-//! TransformerLens hook point, can start at a layer from a given residual, stop before a
-//! layer, reuse cached keys/values of earlier positions, and unembed only the last position.
+//! TransformerLens hook point, can start at a layer from a given residual, take in more rows
+//! at later layers, stop before a layer, reuse cached keys/values of earlier positions, and
+//! unembed only the last position.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -28,6 +29,16 @@ pub enum Input<'a> {
     Residual { layer: usize, resid_pre: &'a Tensor },
 }
 
+/// Rows that enter a forward at a later block: before block `layer` runs, `resid_pre`
+/// (`[rows, positions, d_model]`, the residual entering that block) is appended below the
+/// rows already in the batch. Rows that need only the upper blocks thus share those blocks'
+/// products with the rows that started lower, without running the blocks below their own.
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    pub layer: usize,
+    pub resid_pre: &'a Tensor,
+}
+
 /// Which positions go through the final norm and the unembedding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unembed {
@@ -44,9 +55,13 @@ pub struct Forward<'a> {
     pub unembed: Unembed,
     /// Run blocks below this one only and return the residual entering it.
     pub stop_at_layer: Option<usize>,
-    /// Keys/values of earlier positions (one entry per block); the input then holds only the
-    /// new positions, which start at the cached length.
+    /// Keys/values of earlier positions (one entry per block, with one row per row in the
+    /// batch at that block, or one row for all); the input then holds only the new positions,
+    /// which start at the cached length.
     pub past: Option<&'a [LayerKv]>,
+    /// Rows joining at later blocks, by ascending layer (see [`Join`]). Hooks at a block see
+    /// the rows in the batch there: the input's, then the joined ones in order.
+    pub joins: &'a [Join<'a>],
     /// Return the keys/values of all positions (past and new) for later reuse.
     pub record_kv: bool,
     /// Use only ops with a backward (needed for gradients); slower.
@@ -62,6 +77,7 @@ impl Default for Forward<'_> {
             unembed: Unembed::All,
             stop_at_layer: None,
             past: None,
+            joins: &[],
             record_kv: false,
             differentiable: false,
             vocab_subset: None,
@@ -174,8 +190,13 @@ impl HookedTransformer {
             .stop_at_layer
             .unwrap_or(self.cfg.n_layers)
             .min(self.cfg.n_layers);
+        self.check_joins(opts.joins, first_layer, last_layer, new_len)?;
+        let mut joins = opts.joins.iter().peekable();
         let mut kv_out = Vec::new();
         for l in first_layer..last_layer {
+            while let Some(join) = joins.next_if(|j| j.layer == l) {
+                x = Tensor::cat(&[&x, &join.resid_pre.to_dtype(self.dtype)?], 0)?;
+            }
             let ctx = BlockContext {
                 tables: &tables,
                 mask: mask.as_ref(),
@@ -198,6 +219,36 @@ impl HookedTransformer {
             residual: x,
             kv: kv_out,
         })
+    }
+
+    /// Joins must come by ascending layer, between the first block run and the last, with
+    /// the input's positions.
+    fn check_joins(
+        &self,
+        joins: &[Join],
+        first_layer: usize,
+        last_layer: usize,
+        positions: usize,
+    ) -> Result<()> {
+        let mut previous = first_layer;
+        for join in joins {
+            if join.layer < previous || join.layer >= last_layer {
+                return Err(ModelError::BadInput(format!(
+                    "rows joining at layer {} of a forward over blocks {first_layer}..{last_layer} \
+                     (joins must be in that range, by ascending layer)",
+                    join.layer
+                )));
+            }
+            let (_, p, d) = join.resid_pre.dims3()?;
+            if p != positions || d != self.cfg.d_model {
+                return Err(ModelError::BadInput(format!(
+                    "rows joining at layer {} have {p} positions × {d}, the forward {positions} × {}",
+                    join.layer, self.cfg.d_model
+                )));
+            }
+            previous = join.layer;
+        }
+        Ok(())
     }
 
     /// Additive mask `[new, past + new]`: 0 where a query may attend, -inf elsewhere

@@ -5,7 +5,8 @@ mod common;
 use candle_core::{DType, Tensor, D};
 use common::*;
 use patchsweep_model::{
-    ActivationCache, Forward, HookPoint, Input, NoHook, Patch, PatchTarget, Patcher, Unembed,
+    ActivationCache, Forward, HookPoint, Input, Join, MaskedPatch, NoHook, Patch, PatchTarget,
+    Patcher, Unembed,
 };
 
 const PROMPT: &str = "The engineer said that she would come back";
@@ -462,5 +463,103 @@ fn gradients_match_finite_differences() {
             .unwrap();
         let v: f32 = metric(&plain.logits.unwrap()).unwrap().to_scalar().unwrap();
         assert!((v - g.metric).abs() < 1e-4, "{name}: {v} vs {}", g.metric);
+    }
+}
+
+#[test]
+fn rows_joining_at_later_blocks_equal_their_own_runs() {
+    for name in TINY_MODELS {
+        let m = load_tiny(name);
+        let (a, b) = pair(&m);
+        let cached = |ids: &[u32]| {
+            let t = m.model.tokens_tensor(&[ids.to_vec()]).unwrap();
+            let mut cache = ActivationCache::all();
+            let out = m
+                .model
+                .forward(Input::Tokens(&t), &mut cache, Forward::default())
+                .unwrap();
+            (t, cache, out.logits.unwrap())
+        };
+        let (ta, cache_a, logits_a) = cached(&a);
+        let (_, cache_b, logits_b) = cached(&b);
+        let b_at_0 = cache_b.get(HookPoint::ResidPre(0)).unwrap().clone();
+        let b_at_1 = cache_b.get(HookPoint::ResidPre(1)).unwrap().clone();
+        let a_at_1 = cache_a.get(HookPoint::ResidPre(1)).unwrap().clone();
+        // Row 0 starts from the tokens of `a` and takes all of `b`'s residual at block 0
+        // through a masked patch of three rows, of which only one is in the batch there.
+        let mask = Tensor::new(&[1u8, 0, 0], m.model.device())
+            .unwrap()
+            .reshape((3, 1, 1))
+            .unwrap();
+        let value = Tensor::cat(&[&b_at_0, &b_at_0, &b_at_0], 0).unwrap();
+        let patch = [MaskedPatch {
+            point: HookPoint::ResidPre(0),
+            mask,
+            value,
+        }];
+        let mut patcher = Patcher::new(&[]).with_masked(&patch);
+        let joins = [
+            Join {
+                layer: 1,
+                resid_pre: &b_at_1,
+            },
+            Join {
+                layer: 1,
+                resid_pre: &a_at_1,
+            },
+        ];
+        let out = m
+            .model
+            .forward(
+                Input::Tokens(&ta),
+                &mut patcher,
+                Forward {
+                    joins: &joins,
+                    ..Forward::default()
+                },
+            )
+            .unwrap()
+            .logits
+            .unwrap();
+        assert_eq!(out.dim(0).unwrap(), 3, "{name}: the joined rows come out");
+        for (row, expect) in [&logits_b, &logits_b, &logits_a].into_iter().enumerate() {
+            let err = max_abs_diff(&out.narrow(0, row, 1).unwrap(), expect);
+            assert!(err < 1e-5, "{name} row {row}: {err}");
+        }
+        // Joins out of order, below the start, or of another length are refused by name.
+        let short = a_at_1.narrow(1, 0, 2).unwrap();
+        for (bad, why) in [
+            (
+                vec![
+                    joins[0],
+                    Join {
+                        layer: 0,
+                        resid_pre: &a_at_1,
+                    },
+                ],
+                "ascending",
+            ),
+            (
+                vec![Join {
+                    layer: 1,
+                    resid_pre: &short,
+                }],
+                "positions",
+            ),
+        ] {
+            let err = m
+                .model
+                .forward(
+                    Input::Tokens(&ta),
+                    &mut NoHook,
+                    Forward {
+                        joins: &bad,
+                        ..Forward::default()
+                    },
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{name}: {err}");
+        }
     }
 }

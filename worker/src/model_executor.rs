@@ -11,7 +11,9 @@ use patchsweep_api::spec::{ParsedSpec, Prepared, SweepSpec};
 use patchsweep_api::{
     EffectRow, HeldSweep, LeasedTask, PairRow, PatchTask, PreparedSweep, TaskArgs, TaskOutput,
 };
-use patchsweep_engine::experiment::{Baseline, Effect, Engine, Experiment, Method, PairInput};
+use patchsweep_engine::experiment::{
+    cpu_rows, Baseline, Effect, Engine, Experiment, Method, PairInput,
+};
 use patchsweep_model::{device_memory, load, LoadOptions, LoadedModel, ModelSpec};
 
 use crate::counters::WorkerCounters;
@@ -304,7 +306,8 @@ impl ModelExecutor {
 
 impl ModelExecutor {
     /// Rows per forward for a patch task (see [`memory_budget::plan_batch`]): the spec's
-    /// `batch_size`, else the largest that fits the device's free memory now, else the default.
+    /// `batch_size`, else the largest that fits the device's free memory now, else the default
+    /// (on the CPU, enough rows for about a thousand tokens: [`cpu_rows`]).
     fn planned_batch(
         &self,
         model: &LoadedModel,
@@ -314,10 +317,17 @@ impl ModelExecutor {
         pairs: &[PairInput],
     ) -> usize {
         let spec = &state.parsed.spec;
-        let free = device_memory::free_and_total(model.model.device()).map(|(free, _)| free);
+        let device = model.model.device();
+        let free = device_memory::free_and_total(device).map(|(free, _)| free);
+        let default = if device.is_cpu() {
+            let longest = pairs.iter().map(|p| p.clean_ids.len()).max().unwrap_or(1);
+            cpu_rows(longest, spec.batch_size())
+        } else {
+            spec.batch_size()
+        };
         let rows = memory_budget::plan_batch(
             spec.fixed_batch_size,
-            spec.batch_size(),
+            default,
             free,
             self.max_task_memory,
             |rows| {
