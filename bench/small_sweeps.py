@@ -8,8 +8,9 @@ For each number of pairs (professions, template "said_that", 4 tokens, dataset o
 - `patchsweep run` as a user runs it (release binary, embedded SQLite, whole process: model
   load, prepare, tasks, storage), once with the resid_pre grid and once with the
   three-component grid (resid_pre, attn_out, mlp_out × layers × positions);
-- the engine alone (`engine/examples/bench_patching.rs`): the same grids, with the packing of
-  small forwards on (the CPU default) and off, and candle's best f32 matmul rate here;
+- the engine alone (`engine/examples/bench_patching.rs`): the same grids, with small forwards
+  packed across start positions (the CPU default) and not (rows of all layers share forwards
+  either way), and candle's best f32 matmul rate here;
 - TransformerLens (`get_act_patch_resid_pre` & co. over a TransformerBridge, the clean cache
   built inside the timing as patchsweep's tasks do): it runs one forward per cell and pair, so its
   rate does not depend on the number of pairs; it is measured on the first --tl-pairs pairs.
@@ -186,7 +187,7 @@ def main():
     print(json.dumps({"rows": rows, "raw": raw}, indent=1))
     print(f"\ncandle's best f32 matmul here: {rows[0]['matmul_gflops']:.1f} GFLOP/s; TransformerLens measured on "
           f"{tl['resid_pre']['pairs']} pairs")
-    print("| pairs | grid | patches | patchsweep whole process /s | engine /s (unpacked) | TL /s | ratio whole | "
+    print("| pairs | grid | patches | patchsweep whole process /s | engine /s (not packed across positions) | TL /s | ratio whole | "
           "ratio engine | efficiency engine (whole) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -19,6 +19,8 @@ pub struct Progress {
     base: (u64, Instant),
     /// Readings given to `set` so far.
     readings: u64,
+    /// Plain lines printed so far (off a terminal).
+    lines: u64,
 }
 
 impl Progress {
@@ -43,6 +45,7 @@ impl Progress {
             started,
             base: (0, started),
             readings: 0,
+            lines: 0,
         }
     }
 
@@ -65,6 +68,7 @@ impl Progress {
             "{}: {}/{} ({rate}, ETA {eta})",
             self.label, self.done, self.total
         );
+        self.lines += 1;
         self.next_line = self.done + (self.total / 10).max(1);
     }
 
@@ -80,7 +84,8 @@ impl Progress {
     }
 
     /// Moves to `done` of `total` (for progress read from elsewhere, e.g. the database).
-    /// The first reading is the base rates count from; the second prints the first rate.
+    /// The first reading is the base rates count from; the first that moves prints the first
+    /// rate.
     /// Readings of a total of 0 (not known yet: a sweep still preparing) are skipped.
     pub fn set(&mut self, done: u64, total: u64) {
         if total == 0 {
@@ -103,7 +108,10 @@ impl Progress {
                     b.tick();
                     b.reset_eta();
                 }
-                None => eprintln!("{}: {}/{}", self.label, done, total),
+                None => {
+                    eprintln!("{}: {}/{}", self.label, done, total);
+                    self.lines += 1;
+                }
             }
             self.next_line = done + (total / 10).max(1);
             return;
@@ -111,7 +119,8 @@ impl Progress {
         if done > self.done {
             self.advance((done - self.done) as usize);
         }
-        if self.readings == 2 && self.bar.is_none() && self.done < self.next_line {
+        // The first rate as soon as there is one (a line of "0/s" would say nothing).
+        if self.lines == 1 && self.bar.is_none() && self.done > self.base.0 {
             self.print_line();
         }
     }
@@ -164,6 +173,21 @@ mod tests {
         // 10 patches in at least 50 ms: at most 200/s (it read 5 * 10^10/s before).
         let rate = p.rate(Instant::now()).expect("a rate after two readings");
         assert!(rate > 0.0 && rate <= 200.0, "{rate}/s");
+    }
+
+    #[test]
+    fn off_a_terminal_the_first_rate_waits_for_the_count_to_move() {
+        let mut p = Progress::new("sweep", 0, "patches");
+        p.bar = None;
+        p.set(0, 240);
+        p.set(0, 240);
+        assert_eq!(p.lines, 1, "no '0/240 (0/s)' line");
+        p.set(3, 240);
+        assert_eq!(p.lines, 2, "the first rate once something moved");
+        p.set(6, 240);
+        assert_eq!(p.lines, 2, "then every tenth");
+        p.set(30, 240);
+        assert_eq!(p.lines, 3);
     }
 
     #[test]

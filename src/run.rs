@@ -280,7 +280,14 @@ async fn follow(coordinator: &Coordinator, sweep_id: i64) -> Result<SweepProgres
             );
             return Ok(p);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A short sweep is not kept waiting for its last reading; a long one is read less often
+        // (a reading sums over the sweep's tasks).
+        let every = if started.elapsed() < Duration::from_secs(5) {
+            50
+        } else {
+            200
+        };
+        tokio::time::sleep(Duration::from_millis(every)).await;
     }
 }
 

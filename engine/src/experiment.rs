@@ -11,7 +11,7 @@ use crate::attribution::{estimate_values, AttributionJob};
 use crate::error::{EngineError, Result};
 use crate::grid::{Cell, EffectKey, Grid, Site};
 use crate::metric::{normalized, EffectMode, Metric};
-use crate::runs::{cache_runs, RunCache};
+use crate::runs::{cache_runs, cache_source_and_base_runs, run_metrics, RunCache};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,12 +187,13 @@ impl<'m> Engine<'m> {
                 .iter()
                 .map(|&i| pairs[i].corrupt_ids.as_slice())
                 .collect();
-            let c = cache_runs(self.model, &clean, &metrics, &HashSet::new())?;
-            let k = cache_runs(self.model, &corrupt, &metrics, &HashSet::new())?;
+            let prompts: Vec<&[u32]> = clean.iter().chain(&corrupt).copied().collect();
+            let both: Vec<&Metric> = metrics.iter().chain(&metrics).copied().collect();
+            let values = run_metrics(self.model, &prompts, &both)?;
             for (n, &i) in chunk.iter().enumerate() {
                 out[i] = Baseline {
-                    clean: c[n].metric,
-                    corrupt: k[n].metric,
+                    clean: values[n],
+                    corrupt: values[chunk.len() + n],
                 };
             }
         }
@@ -243,10 +244,15 @@ impl<'m> Engine<'m> {
                     ),
                 })
                 .unzip();
-            let sources = cache_runs(self.model, &source_ids, &metrics, &hooks)?;
             let values = match exp.method {
                 Method::Activation => {
-                    let bases = cache_runs(self.model, &base_ids, &metrics, &HashSet::new())?;
+                    let (sources, bases) = cache_source_and_base_runs(
+                        self.model,
+                        &source_ids,
+                        &base_ids,
+                        &metrics,
+                        &hooks,
+                    )?;
                     let jobs: Vec<PairJob> = chunk
                         .iter()
                         .enumerate()
@@ -273,6 +279,7 @@ impl<'m> Engine<'m> {
                     )?
                 }
                 Method::Attribution => {
+                    let sources = cache_runs(self.model, &source_ids, &metrics, &hooks)?;
                     let mut all = Vec::new();
                     for sub in (0..chunk.len()).collect::<Vec<_>>().chunks(8) {
                         let jobs: Vec<AttributionJob> = sub
@@ -339,6 +346,10 @@ mod tests {
         assert_eq!(cpu_rows(4, 64), 256);
         assert_eq!(cpu_rows(10, 64), 102);
         assert_eq!(cpu_rows(100, 64), 64, "long prompts keep the default");
-        assert_eq!(cpu_rows(0, 64), CPU_FORWARD_TOKENS, "no prompt reads as one token");
+        assert_eq!(
+            cpu_rows(0, 64),
+            CPU_FORWARD_TOKENS,
+            "no prompt reads as one token"
+        );
     }
 }

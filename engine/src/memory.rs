@@ -150,16 +150,6 @@ impl Sizer<'_> {
             ("logits", product(&[rows, self.cfg.vocab_size, F32])),
         ]
     }
-
-    /// Caching the runs of `rows` prompts of `tokens` tokens in one batch (`cache_runs`).
-    fn cache_batch(&self, rows: usize, tokens: usize) -> Vec<(&'static str, u64)> {
-        let mut parts = vec![(
-            "cached runs",
-            self.cached_run(tokens, 0).saturating_mul(rows as u64),
-        )];
-        parts.extend(self.forward(rows, tokens));
-        parts
-    }
 }
 
 impl Engine<'_> {
@@ -181,17 +171,15 @@ impl Engine<'_> {
         by_len
     }
 
-    /// The peak of [`Engine::baselines`]: chunks of `max_batch` pairs, the clean runs kept
-    /// while the corrupted ones run.
+    /// The peak of [`Engine::baselines`]: chunks of `max_batch` pairs, the clean and
+    /// corrupted prompts of a chunk in one forward that caches nothing.
     pub fn baselines_memory(&self, pairs: &[PairInput]) -> MemoryEstimate {
         let s = self.sizer();
         Self::lengths(pairs)
             .into_iter()
             .map(|(tokens, n)| {
-                let rows = n.min(self.max_batch.max(1));
-                let mut parts = s.cache_batch(rows, tokens);
-                parts[0].1 = parts[0].1.saturating_mul(2);
-                MemoryEstimate::new(parts, rows, tokens)
+                let rows = 2 * n.min(self.max_batch.max(1));
+                MemoryEstimate::new(s.forward(rows, tokens), rows, tokens)
             })
             .fold(MemoryEstimate::none(), MemoryEstimate::max)
     }

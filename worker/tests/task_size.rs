@@ -167,5 +167,6 @@ fn the_estimate_covers_the_allocation_that_aborted_a_worker() {
     };
     let need = Engine::new(&loaded.model).baselines_memory(&[pair]);
     assert!(need.bytes >= 6_401_280_064, "{need}");
-    assert_eq!((need.rows, need.tokens), (1, tokens), "{need}");
+    // the clean and the corrupted prompt run in one forward
+    assert_eq!((need.rows, need.tokens), (2, tokens), "{need}");
 }

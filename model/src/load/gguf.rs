@@ -11,7 +11,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::{decoders, pre_tokenizers, processors, AddedToken};
 
@@ -27,6 +29,9 @@ pub struct GgufSource {
     arch: String,
     n_heads: usize,
     n_kv_heads: usize,
+    /// On the CPU, every tensor dequantized at the first `load` (in parallel), by GGUF name,
+    /// until `load` takes it.
+    dequantized: Option<HashMap<String, Tensor>>,
 }
 
 fn corrupt(path: &Path, reason: impl std::fmt::Display) -> ModelError {
@@ -97,12 +102,40 @@ impl GgufSource {
             arch,
             n_heads: 0,
             n_kv_heads: 0,
+            dequantized: None,
         };
         src.n_heads = src.meta_usize("attention.head_count")?;
         src.n_kv_heads = src
             .meta_usize("attention.head_count_kv")
             .unwrap_or(src.n_heads);
         Ok(src)
+    }
+
+    fn read(&mut self, gguf: &str, device: &Device) -> Result<QTensor> {
+        self.content
+            .tensor(&mut self.reader, gguf, device)
+            .map_err(|e| corrupt(&self.path, format!("tensor {gguf}: {}", candle_message(&e))))
+    }
+
+    /// Every tensor of the file dequantized, a few at a time read and then dequantized on all
+    /// threads (sequentially, SmolLM2's load spent most of its time dequantizing): the file's
+    /// quantized tensors are never all held at once.
+    fn dequantize_all(&mut self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let names: Vec<String> = self.content.tensor_infos.keys().cloned().collect();
+        let window = 2 * rayon::current_num_threads().max(1);
+        let mut out = HashMap::with_capacity(names.len());
+        for batch in names.chunks(window) {
+            let quantized = batch
+                .iter()
+                .map(|name| Ok((name.clone(), self.read(name, device)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let tensors = quantized
+                .into_par_iter()
+                .map(|(name, q)| Ok((name, q.dequantize(device)?)))
+                .collect::<Result<Vec<_>>>()?;
+            out.extend(tensors);
+        }
+        Ok(out)
     }
 
     fn meta(&self, key: &str) -> Option<&Value> {
@@ -244,11 +277,13 @@ impl TensorSource for GgufSource {
         if !self.content.tensor_infos.contains_key(&gguf) {
             return Ok(None);
         }
-        let q = self
-            .content
-            .tensor(&mut self.reader, &gguf, device)
-            .map_err(|e| corrupt(&self.path, format!("tensor {gguf}: {}", candle_message(&e))))?;
-        let t = q.dequantize(device)?;
+        if device.is_cpu() && self.dequantized.is_none() {
+            self.dequantized = Some(self.dequantize_all(device)?);
+        }
+        let t = match self.dequantized.as_mut().and_then(|d| d.remove(&gguf)) {
+            Some(t) => t,
+            None => self.read(&gguf, device)?.dequantize(device)?,
+        };
         Ok(Some(match heads {
             Some(h) => unpermute(&t, h)?,
             None => t,
