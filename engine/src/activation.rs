@@ -261,9 +261,9 @@ fn run_forward(
 }
 
 /// One masked patch per hook point the rows' sites touch, over positions `start..start +
-/// len`: row `r` takes the values of source run `source_rows[r]` (an index into `sources`)
-/// where its sites `sites[r]` select (a row without sites is left as it is). Every source
-/// must hold the hooks any row's sites name.
+/// len` and the rows from the first to the last that touch it: row `r` takes the values of
+/// source run `source_rows[r]` (an index into `sources`) where its sites `sites[r]` select (a
+/// row without sites is left as it is). Every source must hold the hooks any row's sites name.
 pub(crate) fn masked_patches(
     sources: &mut Stacked,
     source_rows: &Tensor,
@@ -271,7 +271,6 @@ pub(crate) fn masked_patches(
     start: usize,
     len: usize,
 ) -> Result<Vec<MaskedPatch>> {
-    let rows = sites.len();
     let mut by_hook: HashMap<HookPoint, Vec<(usize, &Site)>> = HashMap::new();
     for (r, row_sites) in sites.iter().enumerate() {
         for site in *row_sites {
@@ -280,8 +279,12 @@ pub(crate) fn masked_patches(
     }
     let mut patches = Vec::new();
     for (point, sites) in by_hook {
+        // Only the rows from the first to the last that patch this hook (rows come by layer,
+        // so in a forward over many layers a hook's rows are a small run of them).
+        let first = sites.iter().map(|(r, _)| *r).min().unwrap_or(0);
+        let rows = sites.iter().map(|(r, _)| *r).max().unwrap_or(0) + 1 - first;
         let value = sources
-            .rows(Part::Hook(point), source_rows)?
+            .rows(Part::Hook(point), &source_rows.narrow(0, first, rows)?)?
             .narrow(1, start, len)?;
         let dims = value.dims().to_vec();
         // Mask shape: [rows, len, heads?, ...] with the trailing axis kept only for neurons.
@@ -317,13 +320,18 @@ pub(crate) fn masked_patches(
             for &p in &positions {
                 for &h in &hs {
                     for &f in &fs {
-                        mask[((r * len + p) * heads + h) * feat + f] = 1;
+                        mask[(((r - first) * len + p) * heads + h) * feat + f] = 1;
                     }
                 }
             }
         }
         let mask = Tensor::from_vec(mask, mask_dims, value.device())?.to_dtype(DType::U8)?;
-        patches.push(MaskedPatch { point, mask, value });
+        patches.push(MaskedPatch {
+            point,
+            mask,
+            value,
+            first_row: first,
+        });
     }
     Ok(patches)
 }

@@ -250,14 +250,17 @@ pub struct Patch {
 /// A patch given by an explicit mask: entries where `mask` (u8, broadcastable to the hook's
 /// shape) is non-zero take `value`'s. For many different patches in one batch (one per row),
 /// one mask and one stacked value replace the whole set at the cost of a single select.
-/// In a forward whose rows join at later blocks ([`crate::Join`]) a hook may see fewer rows
-/// than the patch holds: row `r` of the patch is row `r` of the batch, and the patch's rows
-/// beyond the batch (rows not yet joined) are left out.
+/// `mask` and `value` have the hook's rank; the patch covers the batch's rows from
+/// `first_row` on, as many as the larger of their first axes (the other may have one row,
+/// broadcast over them), so a patch holds only the rows it changes. In a forward whose rows
+/// join at later blocks ([`crate::Join`]) a hook may see fewer rows than that: the patch's
+/// rows beyond the batch (rows not yet joined) are left out.
 #[derive(Debug, Clone)]
 pub struct MaskedPatch {
     pub point: HookPoint,
     pub mask: Tensor,
     pub value: Tensor,
+    pub first_row: usize,
 }
 
 /// Applies patches during a forward pass, optionally caching too.
@@ -304,7 +307,7 @@ impl Hook for Patcher<'_> {
         }
         if let Some(list) = self.masked.get(&point) {
             for patch in list {
-                value = apply_mask(point, &value, &patch.mask, &patch.value)?;
+                value = apply_mask(point, &value, patch)?;
             }
         }
         match &mut self.cache {
@@ -314,18 +317,49 @@ impl Hook for Patcher<'_> {
     }
 }
 
-/// `old` with the entries where `mask` is non-zero replaced by `new`'s.
-pub fn apply_mask(point: HookPoint, old: &Tensor, mask: &Tensor, new: &Tensor) -> Result<Tensor> {
-    let dims = old.dims();
-    let rows = dims.first().copied().unwrap_or(0);
-    // Rows not yet in the batch (see `MaskedPatch`).
-    let first_rows = |t: &Tensor| -> Result<Tensor> {
-        Ok(match t.dims().first() {
-            Some(&n) if t.rank() == dims.len() && n > rows => t.narrow(0, 0, rows)?,
-            _ => t.clone(),
+/// `old` with the entries of `patch`'s rows where its mask is non-zero replaced by its
+/// value's.
+pub fn apply_mask(point: HookPoint, old: &Tensor, patch: &MaskedPatch) -> Result<Tensor> {
+    let rows = old.dim(0)?;
+    let first = patch.first_row;
+    if first >= rows {
+        return Ok(old.clone()); // its rows have not joined the batch yet
+    }
+    let n = patch
+        .mask
+        .dim(0)?
+        .max(patch.value.dim(0)?)
+        .min(rows - first);
+    let head = |t: &Tensor| -> Result<Tensor> {
+        Ok(if t.dim(0)? > n {
+            t.narrow(0, 0, n)?
+        } else {
+            t.clone()
         })
     };
-    let (mask, new) = (&first_rows(mask)?, &first_rows(new)?);
+    let patched = select(
+        point,
+        &old.narrow(0, first, n)?,
+        &head(&patch.mask)?,
+        &head(&patch.value)?,
+    )?;
+    if n == rows {
+        return Ok(patched);
+    }
+    let mut pieces = Vec::with_capacity(3);
+    if first > 0 {
+        pieces.push(old.narrow(0, 0, first)?);
+    }
+    pieces.push(patched);
+    if first + n < rows {
+        pieces.push(old.narrow(0, first + n, rows - first - n)?);
+    }
+    Ok(Tensor::cat(&pieces, 0)?)
+}
+
+/// `old` with the entries where `mask` is non-zero replaced by `new`'s (both broadcast).
+fn select(point: HookPoint, old: &Tensor, mask: &Tensor, new: &Tensor) -> Result<Tensor> {
+    let dims = old.dims();
     let fit = |t: &Tensor, what: &str| {
         t.broadcast_as(dims).map_err(|e| ModelError::BadHook {
             hook: point.to_string(),

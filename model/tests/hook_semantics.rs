@@ -492,11 +492,32 @@ fn rows_joining_at_later_blocks_equal_their_own_runs() {
             .reshape((3, 1, 1))
             .unwrap();
         let value = Tensor::cat(&[&b_at_0, &b_at_0, &b_at_0], 0).unwrap();
-        let patch = [MaskedPatch {
-            point: HookPoint::ResidPre(0),
-            mask,
-            value,
-        }];
+        let one = Tensor::new(&[1u8], m.model.device())
+            .unwrap()
+            .reshape((1, 1, 1))
+            .unwrap();
+        let patch = [
+            MaskedPatch {
+                point: HookPoint::ResidPre(0),
+                mask,
+                value,
+                first_row: 0,
+            },
+            // Row 1 alone (joined at block 1) takes `a`'s residual there.
+            MaskedPatch {
+                point: HookPoint::ResidPre(1),
+                mask: one.clone(),
+                value: a_at_1.clone(),
+                first_row: 1,
+            },
+            // Rows that never join are never patched.
+            MaskedPatch {
+                point: HookPoint::ResidPre(1),
+                mask: one,
+                value: b_at_1.clone(),
+                first_row: 3,
+            },
+        ];
         let mut patcher = Patcher::new(&[]).with_masked(&patch);
         let joins = [
             Join {
@@ -522,7 +543,7 @@ fn rows_joining_at_later_blocks_equal_their_own_runs() {
             .logits
             .unwrap();
         assert_eq!(out.dim(0).unwrap(), 3, "{name}: the joined rows come out");
-        for (row, expect) in [&logits_b, &logits_b, &logits_a].into_iter().enumerate() {
+        for (row, expect) in [&logits_b, &logits_a, &logits_a].into_iter().enumerate() {
             let err = max_abs_diff(&out.narrow(0, row, 1).unwrap(), expect);
             assert!(err < 1e-5, "{name} row {row}: {err}");
         }
