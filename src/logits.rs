@@ -1,8 +1,7 @@
 //! `patchsweep logits`: a prompt's token ids and the top-k next-token logits.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use patchsweep_model::{Forward, Input, NoHook, Unembed};
 
 use crate::model_args::ModelArgs;
 use serde::Serialize;
@@ -46,18 +45,9 @@ pub fn run(args: LogitsArgs) -> Result<()> {
     let ids = loaded
         .tokenizer
         .encode(&args.prompt, args.model.prepend_bos)?;
-    let tokens = loaded.model.tokens_tensor(std::slice::from_ref(&ids))?;
-    let out = loaded.model.forward(
-        Input::Tokens(&tokens),
-        &mut NoHook,
-        Forward {
-            unembed: Unembed::Last,
-            ..Forward::default()
-        },
-    )?;
-    let logits: Vec<f32> = out
-        .logits
-        .context("the forward pass returned no logits")?
+    let logits: Vec<f32> = loaded
+        .model
+        .last_logits(std::slice::from_ref(&ids))?
         .flatten_all()?
         .to_vec1()?;
     let mut order: Vec<usize> = (0..logits.len()).collect();

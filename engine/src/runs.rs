@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 use patchsweep_model::{
-    ActivationCache, Forward, HookPoint, HookedTransformer, Input, LayerKv, NoHook, Unembed,
+    ActivationCache, Forward, HookPoint, HookedTransformer, Input, LayerKv, Unembed,
 };
 
 use crate::error::Result;
@@ -59,16 +59,7 @@ pub fn run_metrics(
     metrics: &[&Metric],
 ) -> Result<Vec<f32>> {
     let rows: Vec<Vec<u32>> = prompts.iter().map(|p| p.to_vec()).collect();
-    let tokens = model.tokens_tensor(&rows)?;
-    let out = model.forward(
-        Input::Tokens(&tokens),
-        &mut NoHook,
-        Forward {
-            unembed: Unembed::Last,
-            ..Forward::default()
-        },
-    )?;
-    let logits = out.logits.expect("unembed requested");
+    let logits = model.last_logits(&rows)?;
     Ok(values_per_row(&logits, metrics)?.to_vec1()?)
 }
 

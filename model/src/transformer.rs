@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::hooks::{Hook, HookPoint};
+use crate::hooks::{Hook, HookPoint, NoHook};
 use crate::ops;
 use crate::rope::{self, Rope, RopeTables};
 use crate::weights::{LayerWeights, Weights};
@@ -141,6 +141,22 @@ impl HookedTransformer {
         }
         let flat: Vec<u32> = rows.iter().flatten().copied().collect();
         Ok(Tensor::from_vec(flat, (rows.len(), len), &self.device)?)
+    }
+
+    /// The logits at the last position of each row of token ids (rows of equal length),
+    /// `[rows, 1, vocab]` in f32: a plain forward without hooks.
+    pub fn last_logits(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
+        let tokens = self.tokens_tensor(rows)?;
+        let out = self.forward(
+            Input::Tokens(&tokens),
+            &mut NoHook,
+            Forward {
+                unembed: Unembed::Last,
+                ..Forward::default()
+            },
+        )?;
+        out.logits
+            .ok_or_else(|| ModelError::BadInput("the forward pass returned no logits".into()))
     }
 
     /// The forward pass. `hook` sees (and may replace) every hook point's value.
