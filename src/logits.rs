@@ -47,7 +47,7 @@ pub fn run(args: LogitsArgs) -> Result<()> {
         .encode(&args.prompt, args.model.prepend_bos)?;
     let logits: Vec<f32> = loaded
         .model
-        .last_logits(std::slice::from_ref(&ids))?
+        .last_logits(std::slice::from_ref(&ids), None)?
         .flatten_all()?
         .to_vec1()?;
     let mut order: Vec<usize> = (0..logits.len()).collect();

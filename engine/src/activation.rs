@@ -24,7 +24,7 @@ use patchsweep_model::{
 
 use crate::error::Result;
 use crate::grid::{Cell, Site};
-use crate::metric::{values_per_row, Metric};
+use crate::metric::{answer_ids, values_on_subset, Metric};
 use crate::runs::RunCache;
 use crate::stacked::{row_index, Part, Stacked};
 
@@ -226,15 +226,7 @@ fn run_forward(
     let mut patcher = Patcher::new(&[]).with_masked(&patches);
     let metrics: Vec<&Metric> = forward.rows.iter().map(|r| jobs[r.job].metric).collect();
     // Unembed only the answer tokens when the metrics allow it.
-    let subset: Option<Vec<u32>> = (!metrics.iter().any(|m| m.needs_full_vocab())).then(|| {
-        let mut ids: Vec<u32> = metrics
-            .iter()
-            .flat_map(|m| m.positive.iter().chain(&m.negative).copied())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    });
+    let subset = answer_ids(&metrics);
     let out = model.forward(
         Input::Residual {
             layer,
@@ -250,14 +242,7 @@ fn run_forward(
         },
     )?;
     let logits = out.logits.expect("unembed requested");
-    let values = match &subset {
-        Some(ids) => {
-            let local: Vec<Metric> = metrics.iter().map(|m| m.on_subset(ids)).collect();
-            values_per_row(&logits, &local.iter().collect::<Vec<_>>())?
-        }
-        None => values_per_row(&logits, &metrics)?,
-    };
-    Ok(values.to_vec1()?)
+    Ok(values_on_subset(&logits, &metrics, subset.as_deref())?.to_vec1()?)
 }
 
 /// One masked patch per hook point the rows' sites touch, over positions `start..start +

@@ -242,6 +242,37 @@ pub fn values_per_row(logits: &Tensor, metrics: &[&Metric]) -> Result<Tensor> {
     Ok(Tensor::cat(&rows, 0)?)
 }
 
+/// The vocabulary ids the metrics of a batch read, when none of them needs the whole
+/// vocabulary: a forward then unembeds only these (`Forward::vocab_subset`) and
+/// [`values_on_subset`] reads its logits.
+pub fn answer_ids(metrics: &[&Metric]) -> Option<Vec<u32>> {
+    if metrics.iter().any(|m| m.needs_full_vocab()) {
+        return None;
+    }
+    let mut ids: Vec<u32> = metrics
+        .iter()
+        .flat_map(|m| m.positive.iter().chain(&m.negative).copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Some(ids)
+}
+
+/// [`values_per_row`] of logits over the vocabulary ids `subset` (all of them with `None`).
+pub fn values_on_subset(
+    logits: &Tensor,
+    metrics: &[&Metric],
+    subset: Option<&[u32]>,
+) -> Result<Tensor> {
+    match subset {
+        Some(ids) => {
+            let local: Vec<Metric> = metrics.iter().map(|m| m.on_subset(ids)).collect();
+            values_per_row(logits, &local.iter().collect::<Vec<_>>())
+        }
+        None => values_per_row(logits, metrics),
+    }
+}
+
 /// `(value - corrupt) / (clean - corrupt)`: 1 when the patch restores the clean behaviour
 /// fully, 0 when it does nothing; `None` when clean and corrupt do not differ.
 pub fn normalized(value: f64, clean: f64, corrupt: f64) -> Option<f64> {

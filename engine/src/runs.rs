@@ -11,7 +11,7 @@ use patchsweep_model::{
 };
 
 use crate::error::Result;
-use crate::metric::{values_per_row, Metric};
+use crate::metric::{answer_ids, values_on_subset, Metric};
 
 /// One run of one prompt (batch dimension 1 everywhere).
 #[derive(Debug, Clone)]
@@ -59,8 +59,9 @@ pub fn run_metrics(
     metrics: &[&Metric],
 ) -> Result<Vec<f32>> {
     let rows: Vec<Vec<u32>> = prompts.iter().map(|p| p.to_vec()).collect();
-    let logits = model.last_logits(&rows)?;
-    Ok(values_per_row(&logits, metrics)?.to_vec1()?)
+    let subset = answer_ids(metrics);
+    let logits = model.last_logits(&rows, subset.as_deref())?;
+    Ok(values_on_subset(&logits, metrics, subset.as_deref())?.to_vec1()?)
 }
 
 /// [`cache_runs`], keeping the values of `hooks` for the first `hooked` prompts only.
@@ -77,17 +78,19 @@ fn cache_batch(
     let mut wanted: HashSet<HookPoint> = hooks.clone();
     wanted.extend((0..n_layers).map(HookPoint::ResidPre));
     let mut cache = ActivationCache::only(wanted.iter().copied());
+    let subset = answer_ids(metrics);
     let out = model.forward(
         Input::Tokens(&tokens),
         &mut cache,
         Forward {
             unembed: Unembed::Last,
             record_kv: true,
+            vocab_subset: subset.as_deref(),
             ..Forward::default()
         },
     )?;
     let logits = out.logits.expect("unembed requested");
-    let values: Vec<f32> = values_per_row(&logits, metrics)?.to_vec1()?;
+    let values: Vec<f32> = values_on_subset(&logits, metrics, subset.as_deref())?.to_vec1()?;
     let cached = cache.into_map();
     let mut runs = Vec::with_capacity(rows.len());
     for (r, metric) in values.into_iter().enumerate() {

@@ -144,14 +144,15 @@ impl HookedTransformer {
     }
 
     /// The logits at the last position of each row of token ids (rows of equal length),
-    /// `[rows, 1, vocab]` in f32: a plain forward without hooks.
-    pub fn last_logits(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
+    /// `[rows, 1, vocab]` in f32 (or over `vocab_subset`): a plain forward without hooks.
+    pub fn last_logits(&self, rows: &[Vec<u32>], vocab_subset: Option<&[u32]>) -> Result<Tensor> {
         let tokens = self.tokens_tensor(rows)?;
         let out = self.forward(
             Input::Tokens(&tokens),
             &mut NoHook,
             Forward {
                 unembed: Unembed::Last,
+                vocab_subset,
                 ..Forward::default()
             },
         )?;
