@@ -11,7 +11,7 @@ use crate::attribution::{estimate_values, AttributionJob};
 use crate::error::{EngineError, Result};
 use crate::grid::{Cell, EffectKey, Grid, Site};
 use crate::metric::{normalized, EffectMode, Metric};
-use crate::runs::{cache_runs, cache_source_and_base_runs, run_metrics, RunCache};
+use crate::runs::{cache_runs, cache_source_and_base_runs, pair_metrics, RunCache};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,13 +187,11 @@ impl<'m> Engine<'m> {
                 .iter()
                 .map(|&i| pairs[i].corrupt_ids.as_slice())
                 .collect();
-            let prompts: Vec<&[u32]> = clean.iter().chain(&corrupt).copied().collect();
-            let both: Vec<&Metric> = metrics.iter().chain(&metrics).copied().collect();
-            let values = run_metrics(self.model, &prompts, &both)?;
+            let (c, k) = pair_metrics(self.model, &clean, &corrupt, &metrics)?;
             for (n, &i) in chunk.iter().enumerate() {
                 out[i] = Baseline {
-                    clean: values[n],
-                    corrupt: values[chunk.len() + n],
+                    clean: c[n],
+                    corrupt: k[n],
                 };
             }
         }

@@ -45,23 +45,39 @@ pub fn cache_source_and_base_runs(
     metrics: &[&Metric],
     hooks: &HashSet<HookPoint>,
 ) -> Result<(Vec<RunCache>, Vec<RunCache>)> {
-    let prompts: Vec<&[u32]> = sources.iter().chain(bases).copied().collect();
-    let both: Vec<&Metric> = metrics.iter().chain(metrics).copied().collect();
+    let (prompts, both) = one_batch(sources, bases, metrics);
     let mut runs = cache_batch(model, &prompts, &both, hooks, sources.len())?;
     let bases = runs.split_off(sources.len());
     Ok((runs, bases))
 }
 
-/// The metric of each prompt's run (prompts of equal length, one batch), nothing cached.
-pub fn run_metrics(
+/// The metric of each pair's two prompts (`first[i]` and `second[i]` under `metrics[i]`),
+/// in one batch that caches nothing.
+pub fn pair_metrics(
     model: &HookedTransformer,
-    prompts: &[&[u32]],
+    first: &[&[u32]],
+    second: &[&[u32]],
     metrics: &[&Metric],
-) -> Result<Vec<f32>> {
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (prompts, both) = one_batch(first, second, metrics);
     let rows: Vec<Vec<u32>> = prompts.iter().map(|p| p.to_vec()).collect();
-    let subset = answer_ids(metrics);
+    let subset = answer_ids(&both);
     let logits = model.last_logits(&rows, subset.as_deref())?;
-    Ok(values_on_subset(&logits, metrics, subset.as_deref())?.to_vec1()?)
+    let mut values: Vec<f32> = values_on_subset(&logits, &both, subset.as_deref())?.to_vec1()?;
+    let second_values = values.split_off(first.len());
+    Ok((values, second_values))
+}
+
+/// Two prompt sets stacked into one batch, each row with its pair's metric.
+fn one_batch<'a>(
+    first: &[&'a [u32]],
+    second: &[&'a [u32]],
+    metrics: &[&'a Metric],
+) -> (Vec<&'a [u32]>, Vec<&'a Metric>) {
+    (
+        first.iter().chain(second).copied().collect(),
+        metrics.iter().chain(metrics).copied().collect(),
+    )
 }
 
 /// [`cache_runs`], keeping the values of `hooks` for the first `hooked` prompts only.

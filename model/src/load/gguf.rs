@@ -117,11 +117,12 @@ impl GgufSource {
             .map_err(|e| corrupt(&self.path, format!("tensor {gguf}: {}", candle_message(&e))))
     }
 
-    /// Every tensor of the file dequantized, a few at a time read and then dequantized on all
-    /// threads (sequentially, SmolLM2's load spent most of its time dequantizing): the file's
-    /// quantized tensors are never all held at once.
+    /// Every tensor of the file dequantized, a few at a time read (in file order) and then
+    /// dequantized on all threads (sequentially, SmolLM2's load spent most of its time
+    /// dequantizing): the file's quantized tensors are never all held at once.
     fn dequantize_all(&mut self, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let names: Vec<String> = self.content.tensor_infos.keys().cloned().collect();
+        let mut names: Vec<String> = self.content.tensor_infos.keys().cloned().collect();
+        names.sort_by_key(|n| self.content.tensor_infos[n].offset);
         let window = 2 * rayon::current_num_threads().max(1);
         let mut out = HashMap::with_capacity(names.len());
         for batch in names.chunks(window) {
