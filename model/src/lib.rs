@@ -13,8 +13,10 @@
 //! - [`tokenizer`]: BOS handling on top of `tokenizers`.
 //! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
 //!   for products with few rows (batch-1 forwards), where GEMM is bound by packing.
+//! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`).
 
 pub mod config;
+pub mod cpu_pool;
 pub mod device_memory;
 pub mod error;
 pub mod grad;
