@@ -12,7 +12,8 @@
 //! - [`device_memory`]: free and peak memory of the device a model lives on (CUDA).
 //! - [`tokenizer`]: BOS handling on top of `tokenizers`.
 //! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
-//!   for products with few rows (batch-1 forwards), where GEMM is bound by packing.
+//!   for products with few rows (batch-1 forwards), where GEMM is bound by packing;
+//!   `small_attention`: the CPU attention kernels for short contexts over many rows.
 //! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`).
 
 pub mod config;
@@ -24,6 +25,7 @@ pub mod hooks;
 pub mod load;
 pub mod ops;
 pub mod rope;
+mod small_attention;
 mod small_matmul;
 pub mod tokenizer;
 pub mod transformer;

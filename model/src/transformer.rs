@@ -10,6 +10,7 @@ use crate::error::{ModelError, Result};
 use crate::hooks::{Hook, HookPoint, NoHook};
 use crate::ops;
 use crate::rope::{self, Rope, RopeTables};
+use crate::small_attention::{AttentionMix, AttentionPattern};
 use crate::weights::{LayerWeights, Weights};
 
 /// Post-RoPE keys and values of one block for the positions already computed,
@@ -203,6 +204,12 @@ impl HookedTransformer {
             .rope
             .tables(past_len, new_len, self.dtype, &self.device)?;
         let mask = self.attention_mask(past_len, new_len)?;
+        let small_attention = SmallAttention::for_forward(
+            &self.device,
+            self.dtype,
+            opts.differentiable,
+            mask.as_ref(),
+        )?;
         let last_layer = opts
             .stop_at_layer
             .unwrap_or(self.cfg.n_layers)
@@ -217,6 +224,7 @@ impl HookedTransformer {
             let ctx = BlockContext {
                 tables: &tables,
                 mask: mask.as_ref(),
+                small_attention: small_attention.as_ref(),
                 past: opts.past.map(|p| &p[l]),
                 differentiable: opts.differentiable,
             };
@@ -383,12 +391,26 @@ impl HookedTransformer {
             ),
             None => (k, v),
         };
+        let scale = 1.0 / (dh as f64).sqrt();
+        if let Some(fast) = &ctx.small_attention {
+            let pattern = q.apply_op2_no_bwd(
+                &k,
+                &AttentionPattern {
+                    scale: scale as f32,
+                    mask: fast.mask.as_deref(),
+                },
+            )?;
+            let pattern = hook.on(HookPoint::Pattern(l), pattern)?;
+            let z = pattern.contiguous()?.apply_op2_no_bwd(&v, &AttentionMix)?;
+            let z = hook.on(HookPoint::Z(l), z)?;
+            let attn_out = ops::linear(&z.reshape((b, t, h * dh))?, &w.o_proj, None)?;
+            return Ok((attn_out, LayerKv { k, v }));
+        }
         let total = k.dim(2)?;
         // Grouped-query attention without copying keys: fold the query heads that share a
         // key/value head into the query-position axis.
         let rep = h / g;
         let qg = q.reshape((b, g, rep * t, dh))?;
-        let scale = 1.0 / (dh as f64).sqrt();
         let scores = (qg.matmul(&k.t()?.contiguous()?)? * scale)?.reshape((b, h, t, total))?;
         let scores = match ctx.mask {
             Some(m) => scores.broadcast_add(m)?,
@@ -458,6 +480,32 @@ impl HookedTransformer {
 struct BlockContext<'a> {
     tables: &'a RopeTables,
     mask: Option<&'a Tensor>,
+    /// Set when the attention runs in the CPU kernels of [`crate::small_attention`].
+    small_attention: Option<&'a SmallAttention>,
     past: Option<&'a LayerKv>,
     differentiable: bool,
+}
+
+/// What the CPU attention kernels need beyond the block's tensors: the mask's values.
+struct SmallAttention {
+    mask: Option<Vec<f32>>,
+}
+
+impl SmallAttention {
+    /// For plain f32 forwards on the CPU; others compose candle's ops.
+    fn for_forward(
+        device: &Device,
+        dtype: DType,
+        differentiable: bool,
+        mask: Option<&Tensor>,
+    ) -> Result<Option<Self>> {
+        if differentiable || !device.is_cpu() || dtype != DType::F32 {
+            return Ok(None);
+        }
+        let mask = match mask {
+            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        Ok(Some(Self { mask }))
+    }
 }
