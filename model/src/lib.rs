@@ -13,13 +13,15 @@
 //! - [`tokenizer`]: BOS handling on top of `tokenizers`.
 //! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
 //!   for products with few rows (batch-1 forwards), where GEMM is bound by packing;
-//!   `small_attention`: the CPU attention kernels for short contexts over many rows.
+//!   `small_attention`: the CPU attention kernels for short contexts over many rows;
+//!   `fused_swiglu`: the MLP's `silu(gate) * up` in one CPU pass.
 //! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`).
 
 pub mod config;
 pub mod cpu_pool;
 pub mod device_memory;
 pub mod error;
+mod fused_swiglu;
 pub mod grad;
 pub mod hooks;
 pub mod load;

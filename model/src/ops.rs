@@ -5,6 +5,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::fused_swiglu::FusedSwiglu;
 use crate::small_matmul;
 
 /// `x / sqrt(mean(x^2) + eps)`, without the weight (TransformerLens' `hook_normalized`).
@@ -42,8 +43,19 @@ pub fn softmax_last(x: &Tensor, differentiable: bool) -> Result<Tensor> {
     Ok(out.to_dtype(dtype)?)
 }
 
-/// SiLU gate: `silu(gate) * up`.
+/// SiLU gate: `silu(gate) * up` (one fused pass for plain f32 tensors on the CPU).
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let fused = gate.device().is_cpu()
+        && gate.dtype() == DType::F32
+        && up.dtype() == DType::F32
+        && gate.dims() == up.dims()
+        && !gate.track_op()
+        && !up.track_op();
+    if fused {
+        return Ok(gate
+            .contiguous()?
+            .apply_op2_no_bwd(&up.contiguous()?, &FusedSwiglu)?);
+    }
     Ok((gate.silu()? * up)?)
 }
 
