@@ -65,29 +65,23 @@ impl CustomOp2 for AttentionPattern<'_> {
             candle_core::bail!("small attention: the mask does not cover {t} × {total}");
         }
         let (q, k) = (contiguous(qs, ql, "q")?, contiguous(ks, kl, "k")?);
-        let mut out = vec![0f32; b * h * t * total];
-        if out.is_empty() {
-            return Ok((CpuStorage::F32(out), Shape::from((b, h, t, total))));
-        }
-        out.par_chunks_mut(h * t * total)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                for (hq, head) in dst.chunks_mut(t * total).enumerate() {
-                    let keys = &k[(row * g + hq / rep) * total * d..][..total * d];
-                    for (i, scores) in head.chunks_mut(total).enumerate() {
-                        let query = &q[((row * h + hq) * t + i) * d..][..d];
-                        for (j, s) in scores.iter_mut().enumerate() {
-                            *s = dot(query, &keys[j * d..(j + 1) * d]) * self.scale;
-                        }
-                        if let Some(mask) = self.mask {
-                            for (s, m) in scores.iter_mut().zip(&mask[i * total..]) {
-                                *s += m;
-                            }
-                        }
-                        softmax_in_place(scores);
+        let out = fill_rows(b, h * t * total, |row, dst| {
+            for (hq, head) in dst.chunks_mut(t * total).enumerate() {
+                let keys = &k[(row * g + hq / rep) * total * d..][..total * d];
+                for (i, scores) in head.chunks_mut(total).enumerate() {
+                    let query = &q[((row * h + hq) * t + i) * d..][..d];
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        *s = dot(query, &keys[j * d..(j + 1) * d]) * self.scale;
                     }
+                    if let Some(mask) = self.mask {
+                        for (s, m) in scores.iter_mut().zip(&mask[i * total..]) {
+                            *s += m;
+                        }
+                    }
+                    softmax_in_place(scores);
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((b, h, t, total))))
     }
 }
@@ -111,27 +105,32 @@ impl CustomOp2 for AttentionMix {
         }
         let rep = heads_per_group((b, h, d), (vl.dims()[0], g, d), "values")?;
         let (p, v) = (contiguous(ps, pl, "pattern")?, contiguous(vs, vl, "v")?);
-        let mut out = vec![0f32; b * t * h * d];
-        if out.is_empty() {
-            return Ok((CpuStorage::F32(out), Shape::from((b, t, h, d))));
-        }
-        out.par_chunks_mut(t * h * d)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                for (i, position) in dst.chunks_mut(h * d).enumerate() {
-                    for (hq, z) in position.chunks_mut(d).enumerate() {
-                        let values = &v[(row * g + hq / rep) * total * d..][..total * d];
-                        let weights = &p[((row * h + hq) * t + i) * total..][..total];
-                        for (w, value) in weights.iter().zip(values.chunks_exact(d)) {
-                            for (z, x) in z.iter_mut().zip(value) {
-                                *z += w * x;
-                            }
+        let out = fill_rows(b, t * h * d, |row, dst| {
+            for (i, position) in dst.chunks_mut(h * d).enumerate() {
+                for (hq, z) in position.chunks_mut(d).enumerate() {
+                    let values = &v[(row * g + hq / rep) * total * d..][..total * d];
+                    let weights = &p[((row * h + hq) * t + i) * total..][..total];
+                    for (w, value) in weights.iter().zip(values.chunks_exact(d)) {
+                        for (z, x) in z.iter_mut().zip(value) {
+                            *z += w * x;
                         }
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((b, t, h, d))))
     }
+}
+
+/// `rows × row_len` values, zeros filled by `fill(row, values)` one row per parallel task.
+fn fill_rows(rows: usize, row_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; rows * row_len];
+    if row_len > 0 {
+        out.par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(row, dst)| fill(row, dst));
+    }
+    out
 }
 
 /// `a · b` in eight independent lanes (so the compiler vectorizes it).
@@ -167,20 +166,8 @@ fn softmax_in_place(x: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::tests::max_diff;
     use candle_core::{Device, Tensor, D};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     /// The kernels against candle's ops on grouped heads, with and without a causal mask
     /// over cached positions.
