@@ -43,15 +43,17 @@ pub fn softmax_last(x: &Tensor, differentiable: bool) -> Result<Tensor> {
     Ok(out.to_dtype(dtype)?)
 }
 
+/// Whether the CPU kernels without a backward may take these operands: f32 on the CPU,
+/// and no gradient tracked through them.
+fn plain_cpu_f32(operands: &[&Tensor]) -> bool {
+    operands
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op())
+}
+
 /// SiLU gate: `silu(gate) * up` (one fused pass for plain f32 tensors on the CPU).
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    let fused = gate.device().is_cpu()
-        && gate.dtype() == DType::F32
-        && up.dtype() == DType::F32
-        && gate.dims() == up.dims()
-        && !gate.track_op()
-        && !up.track_op();
-    if fused {
+    if gate.dims() == up.dims() && plain_cpu_f32(&[gate, up]) {
         return Ok(gate
             .contiguous()?
             .apply_op2_no_bwd(&up.contiguous()?, &FusedSwiglu)?);
@@ -65,12 +67,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let (lead, inner) = dims.split_at(dims.len() - 1);
     let rows: usize = lead.iter().product();
     let x2 = x.reshape((rows, inner[0]))?;
-    let small = rows <= small_matmul::MAX_ROWS
-        && x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && !x.track_op()
-        && !w.track_op();
+    let small = rows <= small_matmul::MAX_ROWS && plain_cpu_f32(&[x, w]);
     let y = if small {
         x2.contiguous()?
             .apply_op2_no_bwd(&w.contiguous()?, &small_matmul::SmallMatmul)?

@@ -31,13 +31,10 @@ fn contiguous<'s>(s: &'s CpuStorage, l: &Layout, what: &str) -> candle_core::Res
     }
 }
 
-/// Query heads per key/value head, checking that the two shapes belong together.
-fn heads_per_group(
-    q: (usize, usize, usize),
-    kv: (usize, usize, usize),
-    what: &str,
-) -> candle_core::Result<usize> {
-    let ((b, h, d), (b2, g, d2)) = (q, kv);
+/// Query heads per key/value head, checking that the two shapes belong together: `[b, h,
+/// .., d]` queries (or pattern rows) and `[b2, g, .., d2]` keys or values.
+fn heads_per_group(q: &[usize], kv: &[usize], what: &str) -> candle_core::Result<usize> {
+    let ((b, h, d), (b2, g, d2)) = ((q[0], q[1], q[3]), (kv[0], kv[1], kv[3]));
     if b != b2 || d != d2 || g == 0 || h % g != 0 {
         candle_core::bail!(
             "small attention: {what} of {b2} rows × {g} heads × {d2} do not fit {b} rows × {h} heads × {d}"
@@ -60,7 +57,7 @@ impl CustomOp2 for AttentionPattern<'_> {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, h, t, d) = ql.shape().dims4()?;
         let (_, g, total, _) = kl.shape().dims4()?;
-        let rep = heads_per_group((b, h, d), (kl.dims()[0], g, kl.dims()[3]), "keys")?;
+        let rep = heads_per_group(ql.dims(), kl.dims(), "keys")?;
         if self.mask.is_some_and(|m| m.len() != t * total) {
             candle_core::bail!("small attention: the mask does not cover {t} × {total}");
         }
@@ -103,7 +100,7 @@ impl CustomOp2 for AttentionMix {
         if total != total_v {
             candle_core::bail!("small attention: a pattern over {total} keys, values of {total_v}");
         }
-        let rep = heads_per_group((b, h, d), (vl.dims()[0], g, d), "values")?;
+        let rep = heads_per_group(&[b, h, t, d], vl.dims(), "values")?;
         let (p, v) = (contiguous(ps, pl, "pattern")?, contiguous(vs, vl, "v")?);
         let out = fill_rows(b, t * h * d, |row, dst| {
             for (i, position) in dst.chunks_mut(h * d).enumerate() {

@@ -203,13 +203,7 @@ impl HookedTransformer {
         let tables = self
             .rope
             .tables(past_len, new_len, self.dtype, &self.device)?;
-        let mask = self.attention_mask(past_len, new_len)?;
-        let small_attention = SmallAttention::for_forward(
-            &self.device,
-            self.dtype,
-            opts.differentiable,
-            mask.as_ref(),
-        )?;
+        let mask = self.attention_mask(past_len, new_len, opts.differentiable)?;
         let last_layer = opts
             .stop_at_layer
             .unwrap_or(self.cfg.n_layers)
@@ -223,8 +217,7 @@ impl HookedTransformer {
             }
             let ctx = BlockContext {
                 tables: &tables,
-                mask: mask.as_ref(),
-                small_attention: small_attention.as_ref(),
+                mask: &mask,
                 past: opts.past.map(|p| &p[l]),
                 differentiable: opts.differentiable,
             };
@@ -277,30 +270,46 @@ impl HookedTransformer {
     }
 
     /// Additive mask `[new, past + new]`: 0 where a query may attend, -inf elsewhere
-    /// (future positions, and positions beyond the sliding window).
-    fn attention_mask(&self, past_len: usize, new_len: usize) -> Result<Option<Tensor>> {
+    /// (future positions, and positions beyond the sliding window); in the form the
+    /// forward's attention takes (see [`AttentionMask`]).
+    fn attention_mask(
+        &self,
+        past_len: usize,
+        new_len: usize,
+        differentiable: bool,
+    ) -> Result<AttentionMask> {
+        let kernels = !differentiable && self.device.is_cpu() && self.dtype == DType::F32;
         let total = past_len + new_len;
         let window = self.cfg.sliding_window;
         let allowed = |i: usize, j: usize| {
             let qi = past_len + i;
             j <= qi && window.is_none_or(|w| qi - j < w)
         };
-        if (0..new_len).all(|i| (0..total).all(|j| allowed(i, j))) {
-            return Ok(None);
+        let values: Option<Vec<f32>> = if (0..new_len).all(|i| (0..total).all(|j| allowed(i, j))) {
+            None
+        } else {
+            Some(
+                (0..new_len)
+                    .flat_map(|i| (0..total).map(move |j| (i, j)))
+                    .map(|(i, j)| {
+                        if allowed(i, j) {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                    .collect(),
+            )
+        };
+        if kernels {
+            return Ok(AttentionMask::Kernels(values));
         }
-        let data: Vec<f32> = (0..new_len)
-            .flat_map(|i| (0..total).map(move |j| (i, j)))
-            .map(|(i, j)| {
-                if allowed(i, j) {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-            .collect();
-        Ok(Some(
-            Tensor::from_vec(data, (new_len, total), &self.device)?.to_dtype(self.dtype)?,
-        ))
+        Ok(AttentionMask::Ops(match values {
+            Some(v) => {
+                Some(Tensor::from_vec(v, (new_len, total), &self.device)?.to_dtype(self.dtype)?)
+            }
+            None => None,
+        }))
     }
 
     fn block(
@@ -392,27 +401,30 @@ impl HookedTransformer {
             None => (k, v),
         };
         let scale = 1.0 / (dh as f64).sqrt();
-        if let Some(fast) = &ctx.small_attention {
-            let pattern = q.apply_op2_no_bwd(
-                &k,
-                &AttentionPattern {
-                    scale: scale as f32,
-                    mask: fast.mask.as_deref(),
-                },
-            )?;
-            let pattern = hook.on(HookPoint::Pattern(l), pattern)?;
-            let z = pattern.contiguous()?.apply_op2_no_bwd(&v, &AttentionMix)?;
-            let z = hook.on(HookPoint::Z(l), z)?;
-            let attn_out = ops::linear(&z.reshape((b, t, h * dh))?, &w.o_proj, None)?;
-            return Ok((attn_out, LayerKv { k, v }));
-        }
+        let mask = match ctx.mask {
+            AttentionMask::Kernels(values) => {
+                let pattern = q.apply_op2_no_bwd(
+                    &k,
+                    &AttentionPattern {
+                        scale: scale as f32,
+                        mask: values.as_deref(),
+                    },
+                )?;
+                let pattern = hook.on(HookPoint::Pattern(l), pattern)?;
+                let z = pattern.contiguous()?.apply_op2_no_bwd(&v, &AttentionMix)?;
+                let z = hook.on(HookPoint::Z(l), z)?;
+                let attn_out = ops::linear(&z.reshape((b, t, h * dh))?, &w.o_proj, None)?;
+                return Ok((attn_out, LayerKv { k, v }));
+            }
+            AttentionMask::Ops(mask) => mask.as_ref(),
+        };
         let total = k.dim(2)?;
         // Grouped-query attention without copying keys: fold the query heads that share a
         // key/value head into the query-position axis.
         let rep = h / g;
         let qg = q.reshape((b, g, rep * t, dh))?;
         let scores = (qg.matmul(&k.t()?.contiguous()?)? * scale)?.reshape((b, h, t, total))?;
-        let scores = match ctx.mask {
+        let scores = match mask {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
@@ -479,33 +491,15 @@ impl HookedTransformer {
 
 struct BlockContext<'a> {
     tables: &'a RopeTables,
-    mask: Option<&'a Tensor>,
-    /// Set when the attention runs in the CPU kernels of [`crate::small_attention`].
-    small_attention: Option<&'a SmallAttention>,
+    mask: &'a AttentionMask,
     past: Option<&'a LayerKv>,
     differentiable: bool,
 }
 
-/// What the CPU attention kernels need beyond the block's tensors: the mask's values.
-struct SmallAttention {
-    mask: Option<Vec<f32>>,
-}
-
-impl SmallAttention {
-    /// For plain f32 forwards on the CPU; others compose candle's ops.
-    fn for_forward(
-        device: &Device,
-        dtype: DType,
-        differentiable: bool,
-        mask: Option<&Tensor>,
-    ) -> Result<Option<Self>> {
-        if differentiable || !device.is_cpu() || dtype != DType::F32 {
-            return Ok(None);
-        }
-        let mask = match mask {
-            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?),
-            None => None,
-        };
-        Ok(Some(Self { mask }))
-    }
+/// The attention's additive mask (none when every key is visible), in the form its path
+/// takes: values for the CPU kernels of [`crate::small_attention`] (plain f32 forwards on
+/// the CPU), a tensor for candle's ops (the others).
+enum AttentionMask {
+    Kernels(Option<Vec<f32>>),
+    Ops(Option<Tensor>),
 }

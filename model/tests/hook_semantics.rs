@@ -5,8 +5,8 @@ mod common;
 use candle_core::{DType, Tensor, D};
 use common::*;
 use patchsweep_model::{
-    ActivationCache, Forward, HookPoint, Input, Join, MaskedPatch, NoHook, Patch, PatchTarget,
-    Patcher, Unembed,
+    ActivationCache, Forward, Hook, HookPoint, Input, Join, MaskedPatch, NoHook, Patch,
+    PatchTarget, Patcher, Unembed,
 };
 
 const PROMPT: &str = "The engineer said that she would come back";
@@ -518,6 +518,16 @@ fn rows_joining_at_later_blocks_equal_their_own_runs() {
                 first_row: 3,
             },
         ];
+        let with_joins = |hook: &mut dyn Hook, joins: &[Join]| {
+            m.model.forward(
+                Input::Tokens(&ta),
+                hook,
+                Forward {
+                    joins,
+                    ..Forward::default()
+                },
+            )
+        };
         let mut patcher = Patcher::new(&[]).with_masked(&patch);
         let joins = [
             Join {
@@ -529,19 +539,7 @@ fn rows_joining_at_later_blocks_equal_their_own_runs() {
                 resid_pre: &a_at_1,
             },
         ];
-        let out = m
-            .model
-            .forward(
-                Input::Tokens(&ta),
-                &mut patcher,
-                Forward {
-                    joins: &joins,
-                    ..Forward::default()
-                },
-            )
-            .unwrap()
-            .logits
-            .unwrap();
+        let out = with_joins(&mut patcher, &joins).unwrap().logits.unwrap();
         assert_eq!(out.dim(0).unwrap(), 3, "{name}: the joined rows come out");
         for (row, expect) in [&logits_b, &logits_a, &logits_a].into_iter().enumerate() {
             let err = max_abs_diff(&out.narrow(0, row, 1).unwrap(), expect);
@@ -568,18 +566,7 @@ fn rows_joining_at_later_blocks_equal_their_own_runs() {
                 "positions",
             ),
         ] {
-            let err = m
-                .model
-                .forward(
-                    Input::Tokens(&ta),
-                    &mut NoHook,
-                    Forward {
-                        joins: &bad,
-                        ..Forward::default()
-                    },
-                )
-                .unwrap_err()
-                .to_string();
+            let err = with_joins(&mut NoHook, &bad).unwrap_err().to_string();
             assert!(err.contains(why), "{name}: {err}");
         }
     }
