@@ -29,7 +29,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("patchsweep", 4),
 ];
 
-/// What the model runtime may depend on directly: numerics, tokenizers, the Hub, serde for
+/// What the model runtime may depend on directly: numerics (candle, rayon, and gemm, the product
+/// candle's CPU backend calls), tokenizers, the Hub, serde for
 /// configs, errors and logging.
 const MODEL_DEPENDENCIES: &[&str] = &[
     "candle-core",
@@ -41,6 +42,7 @@ const MODEL_DEPENDENCIES: &[&str] = &[
     "thiserror",
     "tracing",
     "rayon",
+    "gemm",
 ];
 
 /// Packages a crate must not reach, even transitively (normal dependencies only).

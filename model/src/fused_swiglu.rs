@@ -6,7 +6,8 @@
 //! eight-lane exponential (Cephes' `expf` polynomial: within 2e-7 relative). Forward only.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-use rayon::prelude::*;
+
+use crate::par_fill::par_filled;
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -38,10 +39,10 @@ impl CustomOp2 for FusedSwiglu {
         };
         let gate = &gs.as_slice::<f32>()?[g0..g1];
         let up = &us.as_slice::<f32>()?[u0..u1];
-        let mut out = vec![0f32; gate.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
-            .for_each(|(out, (gate, up))| swiglu(gate, up, out));
+        let out = par_filled(gate.len(), CHUNK, |i, out| {
+            let span = i * CHUNK..i * CHUNK + out.len();
+            swiglu(&gate[span.clone()], &up[span], out)
+        });
         Ok((CpuStorage::F32(out), gl.shape().clone()))
     }
 }

@@ -14,18 +14,23 @@
 //! - [`rope`], [`ops`]: numerics shared by the forward pass; `small_matmul`: the CPU kernel
 //!   for products with few rows (batch-1 forwards), where GEMM is bound by packing;
 //!   `small_attention`: the CPU attention kernels for short contexts over many rows;
-//!   `fused_swiglu`: the MLP's `silu(gate) * up` in one CPU pass.
+//!   `fused_swiglu`: the MLP's `silu(gate) * up` in one CPU pass; `fused_rms_norm`: RMSNorm
+//!   rows across threads; `gemm_xwt`: larger products through `gemm` without zeroing the
+//!   output first; `par_fill`: the kernels' outputs, zeroed on the threads that fill them.
 //! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`).
 
 pub mod config;
 pub mod cpu_pool;
 pub mod device_memory;
 pub mod error;
+mod fused_rms_norm;
 mod fused_swiglu;
+mod gemm_xwt;
 pub mod grad;
 pub mod hooks;
 pub mod load;
 pub mod ops;
+mod par_fill;
 pub mod rope;
 mod small_attention;
 mod small_matmul;

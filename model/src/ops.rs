@@ -5,7 +5,9 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::fused_rms_norm::FusedRmsNorm;
 use crate::fused_swiglu::FusedSwiglu;
+use crate::gemm_xwt::GemmXwt;
 use crate::small_matmul;
 
 /// `x / sqrt(mean(x^2) + eps)`, without the weight (TransformerLens' `hook_normalized`).
@@ -19,6 +21,11 @@ pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// RMSNorm with weight: `weight * x / rms(x)`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, differentiable: bool) -> Result<Tensor> {
+    if plain_cpu_f32(&[x, weight]) {
+        return Ok(x
+            .contiguous()?
+            .apply_op2_no_bwd(&weight.contiguous()?, &FusedRmsNorm { eps: eps as f32 })?);
+    }
     if !differentiable && x.dtype() == DType::F32 {
         return Ok(candle_nn::ops::rms_norm(
             &x.contiguous()?,
@@ -67,12 +74,14 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let (lead, inner) = dims.split_at(dims.len() - 1);
     let rows: usize = lead.iter().product();
     let x2 = x.reshape((rows, inner[0]))?;
-    let small = rows <= small_matmul::MAX_ROWS && plain_cpu_f32(&[x, w]);
-    let y = if small {
+    let y = if !plain_cpu_f32(&[x, w]) {
+        x2.matmul(&w.t()?)?
+    } else if rows <= small_matmul::MAX_ROWS {
         x2.contiguous()?
             .apply_op2_no_bwd(&w.contiguous()?, &small_matmul::SmallMatmul)?
     } else {
-        x2.matmul(&w.t()?)?
+        x2.contiguous()?
+            .apply_op2_no_bwd(&w.contiguous()?, &GemmXwt)?
     };
     let y = match b {
         Some(b) => y.broadcast_add(b)?,

@@ -10,7 +10,8 @@
 //! Forward only: the differentiable path composes candle's ops.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-use rayon::prelude::*;
+
+use crate::par_fill::par_filled;
 
 /// `softmax(q · kᵀ · scale + mask)` for `q` `[b, h, t, d]` and `k` `[b, g, total, d]`
 /// (query head `i` reads key head `i / (h / g)`), giving `[b, h, t, total]`.
@@ -62,7 +63,7 @@ impl CustomOp2 for AttentionPattern<'_> {
             candle_core::bail!("small attention: the mask does not cover {t} × {total}");
         }
         let (q, k) = (contiguous(qs, ql, "q")?, contiguous(ks, kl, "k")?);
-        let out = fill_rows(b, h * t * total, |row, dst| {
+        let out = par_filled(b * h * t * total, h * t * total, |row, dst| {
             for (hq, head) in dst.chunks_mut(t * total).enumerate() {
                 let keys = &k[(row * g + hq / rep) * total * d..][..total * d];
                 for (i, scores) in head.chunks_mut(total).enumerate() {
@@ -102,7 +103,7 @@ impl CustomOp2 for AttentionMix {
         }
         let rep = heads_per_group(&[b, h, t, d], vl.dims(), "values")?;
         let (p, v) = (contiguous(ps, pl, "pattern")?, contiguous(vs, vl, "v")?);
-        let out = fill_rows(b, t * h * d, |row, dst| {
+        let out = par_filled(b * t * h * d, t * h * d, |row, dst| {
             for (i, position) in dst.chunks_mut(h * d).enumerate() {
                 for (hq, z) in position.chunks_mut(d).enumerate() {
                     let values = &v[(row * g + hq / rep) * total * d..][..total * d];
@@ -117,17 +118,6 @@ impl CustomOp2 for AttentionMix {
         });
         Ok((CpuStorage::F32(out), Shape::from((b, t, h, d))))
     }
-}
-
-/// `rows × row_len` values, zeros filled by `fill(row, values)` one row per parallel task.
-fn fill_rows(rows: usize, row_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; rows * row_len];
-    if row_len > 0 {
-        out.par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(|(row, dst)| fill(row, dst));
-    }
-    out
 }
 
 /// `a · b` in eight independent lanes (so the compiler vectorizes it).

@@ -6,7 +6,8 @@
 //! threads by rows of `w`. Forward only: the differentiable path uses candle's matmul.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-use rayon::prelude::*;
+
+use crate::par_fill::par_filled;
 
 /// At most this many rows of `x` go through the kernel; more are left to GEMM.
 pub const MAX_ROWS: usize = 16;
@@ -40,16 +41,12 @@ impl CustomOp2 for SmallMatmul {
         let x = &s1.as_slice::<f32>()?[x0..x1];
         let w = &s2.as_slice::<f32>()?[w0..w1];
         // Computed as [n, m] so each task owns a contiguous block, then transposed.
-        let mut out_t = vec![0f32; n * m];
-        out_t
-            .par_chunks_mut(W_ROWS_PER_TASK * m)
-            .enumerate()
-            .for_each(|(task, block)| {
-                for (j, dst) in block.chunks_mut(m).enumerate() {
-                    let row = (task * W_ROWS_PER_TASK + j) * k;
-                    dot_rows(x, m, k, &w[row..row + k], dst);
-                }
-            });
+        let out_t = par_filled(n * m, W_ROWS_PER_TASK * m, |task, block| {
+            for (j, dst) in block.chunks_mut(m).enumerate() {
+                let row = (task * W_ROWS_PER_TASK + j) * k;
+                dot_rows(x, m, k, &w[row..row + k], dst);
+            }
+        });
         let mut out = vec![0f32; m * n];
         for (j, col) in out_t.chunks(m).enumerate() {
             for (i, v) in col.iter().enumerate() {
