@@ -8,6 +8,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 
+use crate::small_matmul::XwtOperands;
+
 pub struct GemmXwt;
 
 impl CustomOp2 for GemmXwt {
@@ -22,17 +24,7 @@ impl CustomOp2 for GemmXwt {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (m, k) = l1.shape().dims2()?;
-        let (n, k2) = l2.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!("gemm x@w^T: inner dimensions {k} and {k2} differ");
-        }
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("gemm x@w^T: operands must be contiguous");
-        };
-        let x = &s1.as_slice::<f32>()?[x0..x1];
-        let w = &s2.as_slice::<f32>()?[w0..w1];
+        let XwtOperands { x, w, m, k, n } = XwtOperands::new(s1, l1, s2, l2, "gemm x@w^T")?;
         let threads = candle_core::utils::get_num_threads();
         let parallelism = if threads > 1 {
             gemm::Parallelism::Rayon(threads)

@@ -29,17 +29,7 @@ impl CustomOp2 for SmallMatmul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (m, k) = l1.shape().dims2()?;
-        let (n, k2) = l2.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!("small matmul: inner dimensions {k} and {k2} differ");
-        }
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("small matmul: operands must be contiguous");
-        };
-        let x = &s1.as_slice::<f32>()?[x0..x1];
-        let w = &s2.as_slice::<f32>()?[w0..w1];
+        let XwtOperands { x, w, m, k, n } = XwtOperands::new(s1, l1, s2, l2, "small matmul")?;
         // Computed as [n, m] so each task owns a contiguous block, then transposed.
         let out_t = par_filled(n * m, W_ROWS_PER_TASK * m, |task, block| {
             for (j, dst) in block.chunks_mut(m).enumerate() {
@@ -54,6 +44,40 @@ impl CustomOp2 for SmallMatmul {
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+}
+
+/// The operands of `x @ w^T`: `x` holds `m` rows of `k` values, `w` `n` rows of `k`.
+pub(crate) struct XwtOperands<'a> {
+    pub x: &'a [f32],
+    pub w: &'a [f32],
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+impl<'a> XwtOperands<'a> {
+    /// Checks that both are contiguous matrices of one inner dimension (`what` names the
+    /// kernel in the error).
+    pub fn new(
+        s1: &'a CpuStorage,
+        l1: &Layout,
+        s2: &'a CpuStorage,
+        l2: &Layout,
+        what: &str,
+    ) -> candle_core::Result<Self> {
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("{what}: inner dimensions {k} and {k2} differ");
+        }
+        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("{what}: operands must be contiguous");
+        };
+        let x = &s1.as_slice::<f32>()?[x0..x1];
+        let w = &s2.as_slice::<f32>()?[w0..w1];
+        Ok(Self { x, w, m, k, n })
     }
 }
 
