@@ -216,8 +216,7 @@ fn sustained_matmul_gflops(d_model: usize, d_mlp: usize, seconds: f64) -> candle
     let x = Tensor::randn(0f32, 1.0, (rows, d_model), &Device::Cpu)?;
     let up = Tensor::randn(0f32, 1.0, (d_model, d_mlp), &Device::Cpu)?;
     let down = Tensor::randn(0f32, 1.0, (d_mlp, d_model), &Device::Cpu)?;
-    let h = x.matmul(&up)?; // warm-up
-    h.matmul(&down)?;
+    x.matmul(&up)?.matmul(&down)?; // warm-up
     let flops_per_step = 2.0 * 2.0 * (rows * d_model * d_mlp) as f64;
     let (t, mut steps) = (Instant::now(), 0usize);
     while t.elapsed().as_secs_f64() < seconds {

@@ -304,12 +304,9 @@ impl HookedTransformer {
         if kernels {
             return Ok(AttentionMask::Kernels(values));
         }
-        Ok(AttentionMask::Ops(match values {
-            Some(v) => {
-                Some(Tensor::from_vec(v, (new_len, total), &self.device)?.to_dtype(self.dtype)?)
-            }
-            None => None,
-        }))
+        let tensor = values
+            .map(|v| Tensor::from_vec(v, (new_len, total), &self.device)?.to_dtype(self.dtype));
+        Ok(AttentionMask::Ops(tensor.transpose()?))
     }
 
     fn block(
