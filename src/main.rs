@@ -92,7 +92,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    patchsweep_model::cpu_pool::short_spin_unless_set();
+    patchsweep_model::cpu_pool::defaults_unless_set();
     let cli = Cli::parse();
     // Services log each task and its steps (downloads, fine-tuning, benchmark scoring) by
     // default; `run` its long steps; other one-shot commands what went wrong and, off a

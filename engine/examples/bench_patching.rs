@@ -21,7 +21,7 @@ use patchsweep_engine::metric::{Metric, MetricKind, Reduce};
 use patchsweep_model::{load, Forward, Input, LoadOptions, ModelSpec, NoHook, Unembed};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    patchsweep_model::cpu_pool::short_spin_unless_set(); // as the patchsweep binary does
+    patchsweep_model::cpu_pool::defaults_unless_set(); // as the patchsweep binary does
     let n_pairs: usize = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "1".into())

@@ -59,7 +59,7 @@ struct Configs {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    patchsweep_model::cpu_pool::short_spin_unless_set(); // as the patchsweep binary does
+    patchsweep_model::cpu_pool::defaults_unless_set(); // as the patchsweep binary does
     let mut args = std::env::args().skip(1);
     let out_dir = PathBuf::from(args.next().unwrap_or_else(|| "debias-out".into()));
     let n_select: usize = args.next().unwrap_or_else(|| "240".into()).parse()?;

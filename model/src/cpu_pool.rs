@@ -1,4 +1,5 @@
-//! How long candle's CPU thread pools wait busily between operations.
+//! How long candle's CPU thread pools wait busily between operations, and how many threads
+//! the matrix products split into.
 //!
 //! candle runs matrix products on a rayon pool and elementwise kernels (adds, products,
 //! activations) on a second pool of its own. After each elementwise kernel, that pool's
@@ -21,4 +22,39 @@ pub fn short_spin_unless_set() {
     if std::env::var_os(SPIN_LIMIT_VAR).is_none() {
         std::env::set_var(SPIN_LIMIT_VAR, ELEMENTWISE_SPIN_ROUNDS.to_string());
     }
+}
+
+/// rayon's variable for its pool's thread count, which candle reads for its own.
+pub const THREADS_VAR: &str = "RAYON_NUM_THREADS";
+
+/// Writes down the thread count rayon and candle would both choose anyway, unless the
+/// environment already sets one. Without the variable, candle counts the physical cores in
+/// `/proc/cpuinfo` on every matrix product (about 30 µs, while the pool's threads wait); with
+/// it, a lookup. Where the two counts differ (SMT: rayon takes every logical CPU, candle the
+/// cores), nothing is set, so no pool changes size. Call it first thing in `main`, like
+/// [`short_spin_unless_set`].
+pub fn pin_thread_count_unless_set() {
+    if std::env::var_os(THREADS_VAR).is_some() {
+        return;
+    }
+    let candle = candle_core::utils::get_num_threads();
+    let rayon = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if candle == rayon {
+        std::env::set_var(THREADS_VAR, candle.to_string());
+    }
+}
+
+/// Both defaults of this module, for `main`.
+pub fn defaults_unless_set() {
+    short_spin_unless_set();
+    pin_thread_count_unless_set();
+}
+
+/// candle's thread count for matrix products (`RAYON_NUM_THREADS`, else the physical cores),
+/// read once, for the model's own kernels: where [`pin_thread_count_unless_set`] could not pin
+/// it, candle reads `/proc/cpuinfo` on every call (in the patching grid of SmolLM2 that had
+/// been a fifth of the main thread's samples).
+pub fn matmul_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }

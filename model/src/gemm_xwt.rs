@@ -25,7 +25,7 @@ impl CustomOp2 for GemmXwt {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let XwtOperands { x, w, m, k, n } = XwtOperands::new(s1, l1, s2, l2, "gemm x@w^T")?;
-        let threads = candle_core::utils::get_num_threads();
+        let threads = crate::cpu_pool::matmul_threads();
         let parallelism = if threads > 1 {
             gemm::Parallelism::Rayon(threads)
         } else {

@@ -17,7 +17,8 @@
 //!   `fused_swiglu`: the MLP's `silu(gate) * up` in one CPU pass; `fused_rms_norm`: RMSNorm
 //!   rows across threads; `gemm_xwt`: larger products through `gemm` without zeroing the
 //!   output first; `par_fill`: the kernels' outputs, zeroed on the threads that fill them.
-//! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`).
+//! - [`cpu_pool`]: how long candle's CPU threads spin between operations (set by `main`), and
+//!   the matrix products' thread count, read once.
 
 pub mod config;
 pub mod cpu_pool;

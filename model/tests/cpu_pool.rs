@@ -1,18 +1,64 @@
-//! The elementwise pool's spin: set short unless the user chose one. One test function,
-//! since it changes the process's environment.
+//! The CPU pools' defaults: candle's elementwise spin set short and the thread count pinned,
+//! each unless the user chose one, and the matrix products' thread count read once. One test
+//! function for all that reads or changes the environment, since tests run on threads of
+//! one process.
 
-use patchsweep_model::cpu_pool::{short_spin_unless_set, ELEMENTWISE_SPIN_ROUNDS, SPIN_LIMIT_VAR};
+use patchsweep_model::cpu_pool::{
+    defaults_unless_set, matmul_threads, ELEMENTWISE_SPIN_ROUNDS, SPIN_LIMIT_VAR, THREADS_VAR,
+};
 
 #[test]
-fn the_spin_is_short_unless_the_environment_chooses_one() {
+fn the_defaults_apply_unless_the_environment_chooses() {
     std::env::remove_var(SPIN_LIMIT_VAR);
-    short_spin_unless_set();
+    std::env::remove_var(THREADS_VAR);
+    let candle_before = candle_core::utils::get_num_threads();
+    let logical = std::thread::available_parallelism().unwrap().get();
+    defaults_unless_set();
     assert_eq!(
         std::env::var(SPIN_LIMIT_VAR).unwrap(),
         ELEMENTWISE_SPIN_ROUNDS.to_string()
     );
+    // pinned only where rayon and candle agree, so neither pool changes size
+    let pinned = std::env::var(THREADS_VAR).ok();
+    if candle_before == logical {
+        assert_eq!(pinned, Some(logical.to_string()));
+    } else {
+        assert_eq!(pinned, None);
+    }
+    assert_eq!(candle_core::utils::get_num_threads(), candle_before);
+    assert_eq!(matmul_threads(), candle_before);
 
     std::env::set_var(SPIN_LIMIT_VAR, "7");
-    short_spin_unless_set();
+    std::env::set_var(THREADS_VAR, "3");
+    defaults_unless_set();
     assert_eq!(std::env::var(SPIN_LIMIT_VAR).unwrap(), "7");
+    assert_eq!(std::env::var(THREADS_VAR).unwrap(), "3");
+}
+
+/// candle's `get_num_threads` may read `/proc/cpuinfo` on every call: the model's kernels ask
+/// `cpu_pool::matmul_threads`, its one caller.
+#[test]
+fn only_cpu_pool_asks_candle_for_the_thread_count() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut callers = Vec::new();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.ends_with("cpu_pool.rs")
+                && std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains("get_num_threads")
+            {
+                callers.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        callers.is_empty(),
+        "ask cpu_pool::matmul_threads instead: {callers:?}"
+    );
 }
