@@ -37,12 +37,11 @@ impl CustomOp2 for SmallMatmul {
                 dot_rows(x, m, k, &w[row..row + k], dst);
             }
         });
-        let mut out = vec![0f32; m * n];
-        for (j, col) in out_t.chunks(m).enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                out[i * n + j] = *v;
-            }
-        }
+        let out = if m == 1 {
+            out_t // [n, 1] is [1, n]
+        } else {
+            (0..m * n).map(|at| out_t[(at % n) * m + at / n]).collect()
+        };
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
