@@ -27,21 +27,32 @@ pub fn short_spin_unless_set() {
 /// rayon's variable for its pool's thread count, which candle reads for its own.
 pub const THREADS_VAR: &str = "RAYON_NUM_THREADS";
 
-/// Writes down the thread count rayon and candle would both choose anyway, unless the
-/// environment already sets one. Without the variable, candle counts the physical cores in
-/// `/proc/cpuinfo` on every matrix product (about 30 µs, while the pool's threads wait); with
-/// it, a lookup. Where the two counts differ (SMT: rayon takes every logical CPU, candle the
-/// cores), nothing is set, so no pool changes size. Call it first thing in `main`, like
-/// [`short_spin_unless_set`].
+/// Writes down the thread count rayon chooses (the CPUs this process may use: its affinity
+/// mask and cgroup quota) for candle too, unless the environment already sets one, wherever
+/// candle would otherwise take at least as many (see [`thread_count_to_pin`]). Without the
+/// variable, candle counts the machine's physical cores in `/proc/cpuinfo`, on every matrix
+/// product (about 30 µs, while the pool's threads wait), and ignores both the mask and the
+/// quota: a worker given 4 CPUs of a 64-core node (Slurm `--cpus-per-task`, Kubernetes
+/// `limits.cpu`) split each product 64 ways and kept 63 spinning elementwise threads. Call
+/// it first thing in `main`, like [`short_spin_unless_set`].
 pub fn pin_thread_count_unless_set() {
     if std::env::var_os(THREADS_VAR).is_some() {
         return;
     }
     let candle = candle_core::utils::get_num_threads();
     let rayon = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if candle == rayon {
-        std::env::set_var(THREADS_VAR, candle.to_string());
+    if let Some(threads) = thread_count_to_pin(candle, rayon) {
+        std::env::set_var(THREADS_VAR, threads.to_string());
     }
+}
+
+/// The count to pin, from candle's own choice (physical cores of the machine) and rayon's (the
+/// CPUs this process may use): rayon's, so its pool never changes size, where candle would take
+/// as many or more (the same count, or a mask or quota smaller than the machine); none where
+/// candle takes fewer (SMT: rayon counts logical CPUs, candle cores, and the products run best
+/// on cores).
+pub fn thread_count_to_pin(candle: usize, rayon: usize) -> Option<usize> {
+    (candle >= rayon).then_some(rayon)
 }
 
 /// Both defaults of this module, for `main`.
@@ -51,7 +62,7 @@ pub fn defaults_unless_set() {
 }
 
 /// candle's thread count for matrix products (`RAYON_NUM_THREADS`, else the physical cores),
-/// read once, for the model's own kernels: where [`pin_thread_count_unless_set`] could not pin
+/// read once, for the model's own kernels: where [`pin_thread_count_unless_set`] did not pin
 /// it, candle reads `/proc/cpuinfo` on every call (in the patching grid of SmolLM2 that had
 /// been a fifth of the main thread's samples).
 pub fn matmul_threads() -> usize {

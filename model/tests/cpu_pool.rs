@@ -4,7 +4,8 @@
 //! one process.
 
 use patchsweep_model::cpu_pool::{
-    defaults_unless_set, matmul_threads, ELEMENTWISE_SPIN_ROUNDS, SPIN_LIMIT_VAR, THREADS_VAR,
+    defaults_unless_set, matmul_threads, thread_count_to_pin, ELEMENTWISE_SPIN_ROUNDS,
+    SPIN_LIMIT_VAR, THREADS_VAR,
 };
 
 #[test]
@@ -18,21 +19,61 @@ fn the_defaults_apply_unless_the_environment_chooses() {
         std::env::var(SPIN_LIMIT_VAR).unwrap(),
         ELEMENTWISE_SPIN_ROUNDS.to_string()
     );
-    // pinned only where rayon and candle agree, so neither pool changes size
+    // rayon's count, pinned wherever candle would take as many or more, so rayon's pool
+    // keeps its size and candle's fits the CPUs this process may use
     let pinned = std::env::var(THREADS_VAR).ok();
-    if candle_before == logical {
+    if candle_before >= logical {
         assert_eq!(pinned, Some(logical.to_string()));
     } else {
         assert_eq!(pinned, None);
     }
-    assert_eq!(candle_core::utils::get_num_threads(), candle_before);
-    assert_eq!(matmul_threads(), candle_before);
+    let candle_after = candle_before.min(logical);
+    assert_eq!(candle_core::utils::get_num_threads(), candle_after);
+    assert_eq!(matmul_threads(), candle_after);
 
     std::env::set_var(SPIN_LIMIT_VAR, "7");
     std::env::set_var(THREADS_VAR, "3");
     defaults_unless_set();
     assert_eq!(std::env::var(SPIN_LIMIT_VAR).unwrap(), "7");
     assert_eq!(std::env::var(THREADS_VAR).unwrap(), "3");
+}
+
+#[test]
+fn the_pinned_count_is_rayons_unless_candle_takes_fewer() {
+    assert_eq!(thread_count_to_pin(2, 2), Some(2));
+    // an affinity mask or a cgroup quota: 4 CPUs of a 64-core node
+    assert_eq!(thread_count_to_pin(64, 4), Some(4));
+    // SMT: 16 logical CPUs on 8 cores; candle's own choice stands
+    assert_eq!(thread_count_to_pin(8, 16), None);
+}
+
+/// A worker confined to fewer CPUs than the machine has (as Slurm's `--cpus-per-task` or a
+/// cpuset does) runs candle's pools on those CPUs: the test above, again, under `taskset` to
+/// one CPU, where candle alone would count every core of the machine.
+#[test]
+fn a_process_confined_to_one_cpu_pins_one_thread() {
+    let cores = candle_core::utils::get_num_threads();
+    let taskset = std::process::Command::new("taskset").arg("-V").output();
+    if cores < 2 || taskset.is_err() {
+        eprintln!("skipped: needs taskset and two cores");
+        return;
+    }
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_defaults_apply_unless_the_environment_chooses",
+        ])
+        .env_remove(THREADS_VAR)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// candle's `get_num_threads` may read `/proc/cpuinfo` on every call: the model's kernels ask
