@@ -16,12 +16,9 @@ pub const ELEMENTWISE_SPIN_ROUNDS: u32 = 100;
 pub const SPIN_LIMIT_VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 
 /// Sets the elementwise pool's spin to [`ELEMENTWISE_SPIN_ROUNDS`] unless the environment
-/// already chooses one. Call it first thing in `main`, while the process has one thread
-/// (it sets an environment variable) and before any tensor operation starts the pool.
-pub fn short_spin_unless_set() {
-    if std::env::var_os(SPIN_LIMIT_VAR).is_none() {
-        std::env::set_var(SPIN_LIMIT_VAR, ELEMENTWISE_SPIN_ROUNDS.to_string());
-    }
+/// already chooses one.
+fn short_spin_unless_set() {
+    set_unless_chosen(SPIN_LIMIT_VAR, || Some(ELEMENTWISE_SPIN_ROUNDS));
 }
 
 /// rayon's variable for its pool's thread count, which candle reads for its own.
@@ -33,16 +30,21 @@ pub const THREADS_VAR: &str = "RAYON_NUM_THREADS";
 /// variable, candle counts the machine's physical cores in `/proc/cpuinfo`, on every matrix
 /// product (about 30 µs, while the pool's threads wait), and ignores both the mask and the
 /// quota: a worker given 4 CPUs of a 64-core node (Slurm `--cpus-per-task`, Kubernetes
-/// `limits.cpu`) split each product 64 ways and kept 63 spinning elementwise threads. Call
-/// it first thing in `main`, like [`short_spin_unless_set`].
-pub fn pin_thread_count_unless_set() {
-    if std::env::var_os(THREADS_VAR).is_some() {
-        return;
-    }
-    let candle = candle_core::utils::get_num_threads();
-    let rayon = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(threads) = thread_count_to_pin(candle, rayon) {
-        std::env::set_var(THREADS_VAR, threads.to_string());
+/// `limits.cpu`) split each product 64 ways and kept 63 spinning elementwise threads.
+fn pin_thread_count_unless_set() {
+    set_unless_chosen(THREADS_VAR, || {
+        let candle = candle_core::utils::get_num_threads();
+        let rayon = std::thread::available_parallelism().map_or(1, |n| n.get());
+        thread_count_to_pin(candle, rayon)
+    });
+}
+
+/// Sets `var` to `value()` unless the environment already has it (or `value` gives none).
+fn set_unless_chosen<T: ToString>(var: &str, value: impl FnOnce() -> Option<T>) {
+    if std::env::var_os(var).is_none() {
+        if let Some(value) = value() {
+            std::env::set_var(var, value.to_string());
+        }
     }
 }
 
@@ -55,14 +57,16 @@ pub fn thread_count_to_pin(candle: usize, rayon: usize) -> Option<usize> {
     (candle >= rayon).then_some(rayon)
 }
 
-/// Both defaults of this module, for `main`.
+/// Both defaults of this module, each unless the environment chooses: the short spin and the
+/// pinned thread count. Call it first thing in `main`, while the process has one thread (it
+/// sets environment variables) and before any tensor operation starts a pool.
 pub fn defaults_unless_set() {
     short_spin_unless_set();
     pin_thread_count_unless_set();
 }
 
 /// candle's thread count for matrix products (`RAYON_NUM_THREADS`, else the physical cores),
-/// read once, for the model's own kernels: where [`pin_thread_count_unless_set`] did not pin
+/// read once, for the model's own kernels: where [`defaults_unless_set`] did not pin
 /// it, candle reads `/proc/cpuinfo` on every call (in the patching grid of SmolLM2 that had
 /// been a fifth of the main thread's samples).
 pub fn matmul_threads() -> usize {

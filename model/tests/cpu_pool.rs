@@ -52,14 +52,14 @@ fn the_pinned_count_is_rayons_unless_candle_takes_fewer() {
 /// one CPU, where candle alone would count every core of the machine.
 #[test]
 fn a_process_confined_to_one_cpu_pins_one_thread() {
-    let cores = candle_core::utils::get_num_threads();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let taskset = std::process::Command::new("taskset").arg("-V").output();
-    if cores < 2 || taskset.is_err() {
-        eprintln!("skipped: needs taskset and two cores");
+    let Some(cpu) = first_allowed_cpu().filter(|_| cpus >= 2 && taskset.is_ok()) else {
+        eprintln!("skipped: needs taskset and two CPUs");
         return;
-    }
+    };
     let out = std::process::Command::new("taskset")
-        .args(["-c", "0"])
+        .args(["-c", &cpu])
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -74,6 +74,17 @@ fn a_process_confined_to_one_cpu_pins_one_thread() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The first CPU this process may run on (`Cpus_allowed_list` in `/proc/self/status`: a CI
+/// container may not have CPU 0).
+fn first_allowed_cpu() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    let first = list.trim().split([',', '-']).next()?;
+    Some(first.to_string())
 }
 
 /// candle's `get_num_threads` may read `/proc/cpuinfo` on every call: the model's kernels ask
